@@ -1,0 +1,146 @@
+"""The originator's handling block: who may receive a report and how it may be used.
+
+It travels inside the signed envelope header, so every hop (broker, receiving node) enforces
+exactly what the originator set; nobody downstream can loosen it without breaking the signature.
+The meaning of each code and what the system does with it is in ``docs/handling-codes.md``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ._types import AgencyId, EpochMillis, ReleaseTarget, Slug
+from ._vocab import Classification, Tlp
+
+__all__ = ["ActionCode", "H3Restriction", "Handling", "NonRefoulementOverride"]
+
+MAX_REL_TO = 256
+MAX_H3 = 16
+
+
+class ActionCode(StrEnum):
+    """Action codes as used in UK 3x5x2 practice."""
+
+    A1 = "A1"
+    """No direct action without the originator's permission."""
+    A2 = "A2"
+    """Covert use only: not as evidence, not to support an arrest."""
+    A3 = "A3"
+    """Overt action as the originator specifies (``action_text``)."""
+
+
+class H3Restriction(BaseModel):
+    """One "other restriction" (SIENA H3): a structured code plus free text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Slug = Field(description="Short machine code, e.g. 'no-contact-with-subject'.")
+    text: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="The restriction in the originator's words."
+    )
+
+
+class NonRefoulementOverride(BaseModel):
+    """The originator's deliberate, recorded decision to send personal data of protected
+    migrants to agencies of those persons' country of nationality. Audited at every hop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agencies: list[AgencyId] = Field(min_length=1, max_length=MAX_REL_TO)
+    justification: Annotated[str, StringConstraints(min_length=20, max_length=2000)] = Field(
+        description="Why the transfer does not expose the person to refoulement (>= 20 chars)."
+    )
+
+    @field_validator("agencies")
+    @classmethod
+    def _canonical(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
+class Handling(BaseModel):
+    """Dissemination, releasability, use restrictions and action codes set by the originator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tlp: Tlp = Field(description="FIRST TLP 2.0 dissemination label.")
+    rel_to: list[ReleaseTarget] = Field(
+        default_factory=list,
+        max_length=MAX_REL_TO,
+        description="Releasable to: agency ids and group:<id>. Every recipient must be inside.",
+    )
+    h0: Literal[True] = Field(
+        default=True,
+        description="SIENA H0: only for preventing and combating crime. Always set.",
+    )
+    judicial_use: bool = Field(
+        default=False,
+        description="True only if the originator permits use in judicial proceedings; "
+        "otherwise H1 applies (intelligence is not evidence: formalise through MLA).",
+    )
+    h2: bool = Field(
+        default=False,
+        description="SIENA H2: not to be disseminated without the provider's permission.",
+    )
+    h3: list[H3Restriction] = Field(
+        default_factory=list, max_length=MAX_H3, description="SIENA H3: other restrictions."
+    )
+    action: ActionCode = Field(default=ActionCode.A1, description="Action code (3x5x2 practice).")
+    action_text: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
+        default=None, description="What overt action is permitted; required with A3."
+    )
+    classification: Classification = Field(default=Classification.UNCLASSIFIED)
+    not_before: EpochMillis | None = Field(default=None, description="Embargo until this time.")
+    expires: EpochMillis | None = Field(
+        default=None, description="After this time the broker stops delivering and nodes purge."
+    )
+    non_refoulement_override: NonRefoulementOverride | None = None
+    protected_released_to: list[AgencyId] = Field(
+        default_factory=list,
+        max_length=MAX_REL_TO,
+        description="Agencies to which witnesses and victims in the report are released by name.",
+    )
+
+    @field_validator("rel_to", "protected_released_to")
+    @classmethod
+    def _sorted_unique(cls, value: list[str]) -> list[str]:
+        # One canonical order, so the signed header and every decision are order-independent.
+        return sorted(set(value))
+
+    @field_validator("h3")
+    @classmethod
+    def _sorted_h3(cls, value: list[H3Restriction]) -> list[H3Restriction]:
+        unique = {(r.code, r.text): r for r in value}
+        return [unique[k] for k in sorted(unique)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.action is ActionCode.A3 and not self.action_text:
+            raise ValueError("action A3 needs action_text saying which overt action is permitted")
+        if self.not_before and self.expires and self.expires <= self.not_before:
+            raise ValueError("expires must be after not_before")
+        return self
+
+    @property
+    def h1(self) -> bool:
+        """SIENA H1: not to be disclosed in judicial proceedings without permission."""
+        return not self.judicial_use
+
+    @property
+    def onward_forbidden(self) -> bool:
+        """Onward dissemination needs the originator's release (H2, AMBER+STRICT, RED)."""
+        return self.h2 or self.tlp in (Tlp.AMBER_STRICT, Tlp.RED)
+
+    def codes(self) -> list[str]:
+        """The codes in force, for banners: e.g. ['TLP:AMBER', 'H0', 'H1', 'A1']."""
+        out = [f"TLP:{self.tlp.value}", "H0"]
+        if self.h1:
+            out.append("H1")
+        if self.h2:
+            out.append("H2")
+        if self.h3:
+            out.append("H3")
+        out.append(self.action.value)
+        return out

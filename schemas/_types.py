@@ -1,0 +1,136 @@
+"""Constrained scalar types shared by the report, the handling block and the envelope header.
+
+Identifiers that become NATS subject tokens (agency ids, routes, categories, kinds) are ASCII
+only, so that a Unicode look-alike ("ІTA-POL" with a Cyrillic І) can never pass for a real
+agency, and so that no token can contain a subject separator or wildcard.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
+
+from ._countries import ISO3166_ALPHA3
+
+__all__ = [
+    "AGENCY_ID_PATTERN",
+    "AgencyId",
+    "CountryCode",
+    "EpochMillis",
+    "KeyId",
+    "ReleaseTarget",
+    "Slug",
+    "UUIDv7",
+    "from_epoch_ms",
+    "to_epoch_ms",
+]
+
+AGENCY_ID_PATTERN: Final[str] = r"^[A-Z][A-Z0-9-]{1,31}$"
+GROUP_PREFIX: Final[str] = "group:"
+_SLUG: Final[str] = r"^[a-z0-9][a-z0-9-]{0,47}$"
+_UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+AgencyId = Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]
+"""An agency id: ASCII upper case, digits and '-', 2 to 32 characters, e.g. ``ITA-GDF``."""
+
+Slug = Annotated[str, StringConstraints(pattern=_SLUG)]
+"""A lower-case ASCII identifier: letters, digits and '-', up to 48 characters."""
+
+KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+"""A key id: the first 8 bytes of SHA-256 over the raw public key, in hex."""
+
+
+def _check_country(value: str) -> str:
+    if value not in ISO3166_ALPHA3:
+        raise ValueError(
+            f"{value!r} is not an ISO 3166-1 alpha-3 country code (e.g. ITA, LBY, AUS)"
+        )
+    return value
+
+
+CountryCode = Annotated[str, AfterValidator(_check_country)]
+"""An ISO 3166-1 alpha-3 code (including territories), validated against the official list."""
+
+
+def _check_release_target(value: str) -> str:
+    if value.startswith(GROUP_PREFIX):
+        if not re.match(_SLUG, value[len(GROUP_PREFIX) :]):
+            raise ValueError(f"{value!r}: a group is written group:<id>, e.g. group:bali-process")
+        return value
+    if not re.match(AGENCY_ID_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is neither an agency id (e.g. ITA-GDF) nor a group (group:bali-process)"
+        )
+    return value
+
+
+ReleaseTarget = Annotated[str, AfterValidator(_check_release_target)]
+"""An entry of ``rel_to``: an agency id or ``group:<id>``."""
+
+
+def _check_uuid7(value: str) -> str:
+    if not _UUID7.match(value):
+        raise ValueError(f"{value!r} is not a lower-case UUIDv7 (RFC 9562)")
+    return value
+
+
+UUIDv7 = Annotated[str, AfterValidator(_check_uuid7)]
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """A timezone-aware datetime as integer milliseconds since the Unix epoch."""
+    return _floor_ms(value)
+
+
+def _floor_ms(value: datetime) -> int:
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a time must be an RFC 3339 string or integer milliseconds")
+    if isinstance(value, int):
+        return from_epoch_ms(value)
+    return value
+
+
+def _aware_ms(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a time must carry a timezone, e.g. 2026-11-22T10:00:00Z")
+    # Millisecond precision is all the wire keeps; truncate so a round-trip is exact.
+    return from_epoch_ms(_floor_ms(value.astimezone(UTC)))
+
+
+EpochMillis = Annotated[
+    datetime,
+    BeforeValidator(_parse_time),
+    AfterValidator(_aware_ms),
+    PlainSerializer(_floor_ms, return_type=int, when_used="always"),
+]
+"""A UTC time kept to the millisecond; accepted as RFC 3339 text or epoch ms, written as epoch ms."""
+
+
+def new_uuid7(now_ms: int | None = None, rand: bytes | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit ms timestamp, version 7, variant 10, 74 random bits."""
+    import os
+    import time
+
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rnd = os.urandom(10) if rand is None else rand
+    if len(rnd) != 10:
+        raise ValueError("a UUIDv7 needs 10 bytes of randomness")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (int.from_bytes(rnd[:2], "big") & 0x0FFF) << 64
+    value |= 0b10 << 62
+    value |= int.from_bytes(rnd[2:], "big") & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))

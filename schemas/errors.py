@@ -1,0 +1,200 @@
+"""Every error Palermo raises, in one hierarchy with one root.
+
+This module imports nothing else of ours, so any layer can raise from it.
+
+    PalermoError                      root: catch this to catch everything of ours
+    ├── InputError                    the caller gave us something we cannot use
+    │   ├── ReportInvalid             a report or header fails the schema (field-level errors)
+    │   └── ConfigError               a configuration file or value is wrong
+    ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
+    ├── EnvelopeError                 an envelope was refused (wire format or authentication)
+    │   ├── EnvelopeTooLarge          bigger than the configured limit, refused before parsing
+    │   ├── UnsupportedVersion        first field is not a version we speak
+    │   ├── UnsupportedSuite          crypto suite id we do not implement
+    │   ├── MalformedEnvelope         not msgpack, wrong shape, wrong types, limits exceeded
+    │   ├── NonCanonicalEncoding      decodes, but is not the one canonical encoding
+    │   ├── HeaderInvalid             the signed header fails the schema
+    │   ├── UnknownSigner             no signing key known for (originator, kid)
+    │   ├── KeyNotValid               signing key expired, not yet valid, or revoked
+    │   ├── Replayed                  this envelope id was already accepted
+    │   ├── NotARecipient             no key stanza for us: we may not read it
+    │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
+    ├── TrustError                    a trust document (certificate, bundle, policy) is refused
+    ├── PolicyError                   the policy engine cannot decide (bad policy input)
+    └── TransportError                talking to NATS failed
+
+Every error carries a stable machine-readable ``code`` (used in dead-letter headers, metrics and
+JSON output) and a human ``reason`` that says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigError",
+    "EnvelopeError",
+    "EnvelopeTooLarge",
+    "HeaderInvalid",
+    "InputError",
+    "KeyFileError",
+    "KeyNotValid",
+    "MalformedEnvelope",
+    "NonCanonicalEncoding",
+    "NotARecipient",
+    "PalermoError",
+    "PolicyError",
+    "Replayed",
+    "ReportInvalid",
+    "TransportError",
+    "TrustError",
+    "UnknownSigner",
+    "UnsupportedSuite",
+    "UnsupportedVersion",
+]
+
+
+class PalermoError(Exception):
+    """Root of every error Palermo raises."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as data, for JSON output and dead-letter headers."""
+        return {"code": self.code, "reason": self.reason}
+
+
+class InputError(PalermoError):
+    code = "input_error"
+
+
+class ReportInvalid(InputError):
+    """A report (or other model) fails validation; ``errors`` lists each field's problem."""
+
+    code = "report_invalid"
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.errors: list[dict[str, Any]] = errors or []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "errors": self.errors}
+
+
+class ConfigError(InputError):
+    code = "config_error"
+
+
+class KeyFileError(PalermoError):
+    code = "key_file_error"
+
+
+class EnvelopeError(PalermoError):
+    code = "envelope_error"
+
+
+class EnvelopeTooLarge(EnvelopeError):
+    code = "too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"envelope is {size} bytes, over the limit of {limit} bytes; "
+            "split the report or move attachments out of band (by hash)"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class UnsupportedVersion(EnvelopeError):
+    code = "unsupported_version"
+
+    def __init__(self, version: object) -> None:
+        super().__init__(
+            f"envelope format version {version!r} is not supported (this build speaks v1); "
+            "upgrade the receiving node or ask the sender to use v1"
+        )
+        self.version = version
+
+
+class UnsupportedSuite(EnvelopeError):
+    code = "unsupported_suite"
+
+    def __init__(self, suite: object) -> None:
+        super().__init__(f"crypto suite {suite!r} is not supported; known suites are 1 and 2")
+        self.suite = suite
+
+
+class MalformedEnvelope(EnvelopeError):
+    code = "malformed"
+
+
+class NonCanonicalEncoding(EnvelopeError):
+    code = "non_canonical"
+
+
+class HeaderInvalid(EnvelopeError):
+    code = "header_invalid"
+
+    def __init__(self, reason: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.errors: list[dict[str, Any]] = errors or []
+
+
+class UnknownSigner(EnvelopeError):
+    code = "unknown_signer"
+
+    def __init__(self, originator: str, kid: str) -> None:
+        super().__init__(
+            f"no signing key {kid!r} is known for agency {originator!r}; "
+            "is the agency admitted and its certificate in the directory?"
+        )
+        self.originator = originator
+        self.kid = kid
+
+
+class KeyNotValid(EnvelopeError):
+    code = "key_not_valid"
+
+
+class Replayed(EnvelopeError):
+    code = "replayed"
+
+    def __init__(self, envelope_id: str) -> None:
+        super().__init__(f"envelope {envelope_id} was already accepted; a replay is refused")
+        self.envelope_id = envelope_id
+
+
+class NotARecipient(EnvelopeError):
+    code = "not_a_recipient"
+
+
+class AuthenticationFailed(EnvelopeError):
+    """Signature, key stanza or ciphertext failed to verify.
+
+    Callers see one error whatever failed, so a tampered envelope teaches an attacker nothing
+    about which check it tripped (Fernet's ``InvalidToken``). ``stage`` says which for tests and
+    for the audit log; it is never shown in the message.
+    """
+
+    code = "auth_failed"
+
+    def __init__(self, stage: str) -> None:
+        super().__init__("envelope failed authentication: it was altered or is not for this key")
+        self.stage = stage
+
+
+class TrustError(PalermoError):
+    code = "trust_error"
+
+
+class PolicyError(PalermoError):
+    code = "policy_error"
+
+
+class TransportError(PalermoError):
+    code = "transport_error"
