@@ -10,7 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ._handling import Handling
 from ._types import AgencyId, CountryCode, EpochMillis, KeyId, Slug, UUIDv7
@@ -28,7 +35,7 @@ __all__ = [
 MAX_RECIPIENTS: Final[int] = 256
 MAX_REFS: Final[int] = 32
 MAX_SECTIONS: Final[int] = 8
-SCHEMA_IIR_V1: Final[str] = "iir/1"
+SCHEMA_IIR_V1: Final = "iir/1"
 
 
 class SectionKind(StrEnum):

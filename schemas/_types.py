@@ -116,7 +116,7 @@ EpochMillis = Annotated[
     AfterValidator(_aware_ms),
     PlainSerializer(_floor_ms, return_type=int, when_used="always"),
 ]
-"""A UTC time kept to the millisecond; accepted as RFC 3339 text or epoch ms, written as epoch ms."""
+"""UTC time to the millisecond; read from RFC 3339 text or epoch ms, written as epoch ms."""
 
 
 def new_uuid7(now_ms: int | None = None, rand: bytes | None = None) -> str:

@@ -17,6 +17,7 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── UnknownSigner             no signing key known for (originator, kid)
     │   ├── KeyNotValid               signing key expired, not yet valid, or revoked
     │   ├── Replayed                  this envelope id was already accepted
+    │   ├── ClockSkew                 created too far in the future for the allowed skew
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
     ├── TrustError                    a trust document (certificate, bundle, policy) is refused
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationFailed",
+    "ClockSkew",
     "ConfigError",
     "EnvelopeError",
     "EnvelopeTooLarge",
@@ -167,6 +169,18 @@ class Replayed(EnvelopeError):
     def __init__(self, envelope_id: str) -> None:
         super().__init__(f"envelope {envelope_id} was already accepted; a replay is refused")
         self.envelope_id = envelope_id
+
+
+class ClockSkew(EnvelopeError):
+    code = "clock_skew"
+
+    def __init__(self, skew_ms: int, tolerance_ms: int) -> None:
+        super().__init__(
+            f"envelope was created {skew_ms} ms in the future; the tolerance is {tolerance_ms} "
+            "ms: check the originator's clock (NTP)"
+        )
+        self.skew_ms = skew_ms
+        self.tolerance_ms = tolerance_ms
 
 
 class NotARecipient(EnvelopeError):

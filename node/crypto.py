@@ -1,0 +1,167 @@
+"""Crypto primitives for envelope v1: no msgpack, no I/O, no knowledge of envelopes.
+
+Suite 1 (the v1 default):
+- signatures: Ed25519 over a domain-separated SHA-256 digest;
+- key wrapping: HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+  AES-256-GCM, single-shot;
+- content: AES-256-GCM under a key derived from a fresh 32-byte content key.
+
+Suite 2 replaces the KEM with the hybrid ML-KEM-768 + X25519 of ``cryptography.hpke``.
+
+HPKE sealing is written here from the RFC so that the ephemeral key can be injected: golden test
+vectors must be rebuilt byte for byte (Fernet's ``_encrypt_from_parts``), and
+``cryptography``'s one-shot ``Suite.encrypt`` draws its ephemeral key internally. Opening uses
+``cryptography``'s HPKE, and the test suite checks both directions against it, so our sealing
+cannot drift from the standard. See docs/decisions/0002-hpke-seal-from-parts.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = [
+    "AEAD_TAG_LEN",
+    "CONTENT_KEY_LEN",
+    "HPKE_X25519_STANZA_LEN",
+    "AuthError",
+    "aead_open",
+    "aead_seal",
+    "derive_part_key",
+    "digest",
+    "hpke_open_x25519",
+    "hpke_seal_x25519",
+    "key_id",
+    "sign",
+    "verify",
+]
+
+CONTENT_KEY_LEN: Final[int] = 32
+AEAD_TAG_LEN: Final[int] = 16
+X25519_LEN: Final[int] = 32
+# enc (32) || AES-256-GCM(content key (32)) with its tag (16)
+HPKE_X25519_STANZA_LEN: Final[int] = X25519_LEN + CONTENT_KEY_LEN + AEAD_TAG_LEN
+
+# RFC 9180 identifiers for suite 1.
+_KEM_ID: Final[bytes] = (0x0020).to_bytes(2, "big")  # DHKEM(X25519, HKDF-SHA256)
+_KDF_ID: Final[bytes] = (0x0001).to_bytes(2, "big")  # HKDF-SHA256
+_AEAD_ID: Final[bytes] = (0x0002).to_bytes(2, "big")  # AES-256-GCM
+_KEM_SUITE: Final[bytes] = b"KEM" + _KEM_ID
+_HPKE_SUITE: Final[bytes] = b"HPKE" + _KEM_ID + _KDF_ID + _AEAD_ID
+_MODE_BASE: Final[bytes] = b"\x00"
+_ZERO_NONCE: Final[bytes] = bytes(12)
+
+_SUITE1: Final = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+class AuthError(Exception):
+    """A signature, tag or key stanza did not verify. Internal: the envelope layer maps it to
+    ``AuthenticationFailed`` so callers see one error whatever failed."""
+
+
+def digest(domain: bytes, data: bytes) -> bytes:
+    """SHA-256 of ``domain || data``; every domain string ends in NUL so none prefixes another."""
+    return hashlib.sha256(domain + data).digest()
+
+
+def key_id(public_raw: bytes) -> str:
+    """A key id: the first 8 bytes of SHA-256 over the raw public key, in hex."""
+    return hashlib.sha256(public_raw).digest()[:8].hex()
+
+
+def sign(key: Ed25519PrivateKey, domain: bytes, data: bytes) -> bytes:
+    return key.sign(digest(domain, data))
+
+
+def verify(key: Ed25519PublicKey, signature: bytes, domain: bytes, data: bytes) -> None:
+    try:
+        key.verify(signature, digest(domain, data))
+    except InvalidSignature as exc:
+        raise AuthError("signature") from exc
+
+
+# --- HKDF and HPKE (RFC 9180, section 4 and 5) ----------------------------------------------
+
+
+def _extract(salt: bytes, ikm: bytes) -> bytes:
+    return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+
+
+def _expand(prk: bytes, info: bytes, length: int) -> bytes:
+    # Every length used here is <= 32, the SHA-256 output: one HMAC block is enough.
+    assert length <= 32
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:length]
+
+
+def _labeled_extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    return _extract(salt, b"HPKE-v1" + suite + label + ikm)
+
+
+def _labeled_expand(suite: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+    return _expand(prk, length.to_bytes(2, "big") + b"HPKE-v1" + suite + label + info, length)
+
+
+def hpke_seal_x25519(
+    recipient: X25519PublicKey, info: bytes, plaintext: bytes, ephemeral: X25519PrivateKey | None
+) -> bytes:
+    """HPKE base-mode single-shot seal (RFC 9180 5.1.1 and 6.1); returns ``enc || ct``.
+
+    ``ephemeral`` is only ever given by the test-vector generator; production passes None.
+    """
+    eph = ephemeral or X25519PrivateKey.generate()
+    enc = eph.public_key().public_bytes_raw()
+    dh = eph.exchange(recipient)
+    kem_context = enc + recipient.public_bytes_raw()
+    eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
+    shared = _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", kem_context, 32)
+    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+    info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
+    context = _MODE_BASE + psk_id_hash + info_hash
+    secret = _labeled_extract(_HPKE_SUITE, shared, b"secret", b"")
+    key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
+    nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
+    return enc + AESGCM(key).encrypt(nonce, plaintext, None)
+
+
+def hpke_open_x25519(identity: X25519PrivateKey, info: bytes, sealed: bytes) -> bytes:
+    """Open ``enc || ct`` with cryptography's RFC 9180 implementation."""
+    # Exact length before any key use: a stanza of another length is not ours to try.
+    if len(sealed) != HPKE_X25519_STANZA_LEN:
+        raise AuthError("stanza length")
+    try:
+        return _SUITE1.decrypt(sealed, identity, info=info)
+    except (InvalidTag, ValueError) as exc:
+        raise AuthError("stanza") from exc
+
+
+# --- Content encryption ---------------------------------------------------------------------
+
+
+def derive_part_key(content_key: bytes, salt: bytes, part: bytes) -> bytes:
+    """The AEAD key of one part (body or section), bound to the envelope id and part name."""
+    return _expand(_extract(salt, content_key), b"palermo/v1/part-key\x00" + part, 32)
+
+
+def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    # Each part key encrypts exactly one message (fresh content key per envelope and part),
+    # so a fixed nonce is safe and saves 12 bytes per part.
+    return AESGCM(key).encrypt(_ZERO_NONCE, plaintext, aad)
+
+
+def aead_open(key: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(_ZERO_NONCE, ciphertext, aad)
+    except InvalidTag as exc:
+        raise AuthError("body") from exc
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)

@@ -1,0 +1,47 @@
+"""Envelope v1: the signed, per-recipient encrypted wire format (docs/envelope-v1.md).
+
+Layered like age: ``_format`` (canonical msgpack, no crypto), ``node.crypto`` (primitives, no
+msgpack), ``_seal`` (the composition) and ``inspect`` helpers for operators.
+"""
+
+from ._format import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    MAX_SECTIONS,
+    MAX_STANZAS,
+    VERSION,
+    Envelope,
+    Section,
+    Stanza,
+    decode,
+    encode,
+)
+from ._seal import (
+    DEFAULT_MAX_CLOCK_SKEW_MS,
+    Opened,
+    SignerResolver,
+    StaticSigners,
+    Verified,
+    open_envelope,
+    seal,
+    verify_envelope,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CLOCK_SKEW_MS",
+    "DEFAULT_MAX_ENVELOPE_BYTES",
+    "MAX_SECTIONS",
+    "MAX_STANZAS",
+    "VERSION",
+    "Envelope",
+    "Opened",
+    "Section",
+    "SignerResolver",
+    "Stanza",
+    "StaticSigners",
+    "Verified",
+    "decode",
+    "encode",
+    "open_envelope",
+    "seal",
+    "verify_envelope",
+]

@@ -1,0 +1,284 @@
+"""Envelope v1 wire format: canonical msgpack encode/decode. No crypto, no I/O.
+
+The normative description, in RFC 2119 words, is docs/envelope-v1.md. In short: a msgpack map
+of exactly seven keys in this order: v, suite, hdr, rcpt, body, sections, sig. Nested maps have
+their keys sorted. Only the one canonical encoding is accepted: a decoded envelope is encoded
+again and must give the same bytes, so two different byte strings can never carry the same
+signed content (no malleability for replay caches or audit hashes to trip over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from schemas.errors import (
+    EnvelopeTooLarge,
+    MalformedEnvelope,
+    NonCanonicalEncoding,
+    UnsupportedSuite,
+    UnsupportedVersion,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ENVELOPE_BYTES",
+    "MAX_SECTIONS",
+    "MAX_STANZAS",
+    "SUITES",
+    "VERSION",
+    "Envelope",
+    "Section",
+    "Stanza",
+    "canonical_packb",
+    "decode",
+    "encode",
+    "signed_bytes",
+    "signed_prefix",
+]
+
+VERSION: Final[int] = 1
+SUITE_X25519: Final[int] = 1
+SUITE_MLKEM768_X25519: Final[int] = 2
+SUITES: Final[frozenset[int]] = frozenset({SUITE_X25519, SUITE_MLKEM768_X25519})
+# Exact stanza lengths per suite: enc || AES-256-GCM(32-byte content key) with tag.
+STANZA_ENC_LEN: Final[dict[int, int]] = {
+    SUITE_X25519: 32 + 48,
+    SUITE_MLKEM768_X25519: 1120 + 48,
+}
+SIGNATURE_LEN: Final[int] = 64
+AEAD_TAG_LEN: Final[int] = 16
+DEFAULT_MAX_ENVELOPE_BYTES: Final[int] = 1024 * 1024
+MAX_STANZAS: Final[int] = 256
+MAX_SECTIONS: Final[int] = 8
+# Limits handed to the msgpack decoder so a hostile length prefix or a deep nest is refused
+# before memory is spent on it. The header is the only free-form part; it is small.
+MAX_ARRAY_LEN: Final[int] = 1024
+MAX_MAP_LEN: Final[int] = 64
+MAX_DEPTH: Final[int] = 8
+_PREFIX: Final[bytes] = b"\x87\xa1v"  # fixmap(7), fixstr "v": the version comes first
+_TOP_KEYS: Final[tuple[str, ...]] = ("v", "suite", "hdr", "rcpt", "body", "sections", "sig")
+_STANZA_KEYS: Final[frozenset[str]] = frozenset({"agency", "kid", "enc"})
+_SECTION_KEYS: Final[frozenset[str]] = frozenset({"id", "rcpt", "body"})
+
+
+@dataclass(frozen=True, slots=True)
+class Stanza:
+    """The content key wrapped for one recipient key."""
+
+    agency: str
+    kid: str
+    enc: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A part of the report sealed under its own key for a subset of the recipients."""
+
+    id: str
+    rcpt: tuple[Stanza, ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    v: int
+    suite: int
+    hdr: dict[str, Any]
+    rcpt: tuple[Stanza, ...]
+    body: bytes
+    sections: tuple[Section, ...]
+    sig: bytes
+
+
+def _canon(obj: Any) -> Any:
+    """Sort map keys recursively; lists keep their order (the header model sorts them)."""
+    if isinstance(obj, dict):
+        return {k: _canon(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list | tuple):
+        return [_canon(x) for x in obj]
+    return obj
+
+
+def canonical_packb(obj: Any) -> bytes:
+    """The canonical msgpack encoding: sorted map keys, str as str, bytes as bin, minimal ints."""
+    return msgpack.packb(_canon(obj), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _stanza_obj(s: Stanza) -> dict[str, Any]:
+    return {"agency": s.agency, "enc": s.enc, "kid": s.kid}
+
+
+def _section_obj(s: Section) -> dict[str, Any]:
+    return {"body": s.body, "id": s.id, "rcpt": [_stanza_obj(x) for x in s.rcpt]}
+
+
+# The signature is the last field: "sig" (fixstr) then bin8 of 64 bytes.
+_SIG_TRAILER_LEN: Final[int] = len(b"\xa3sig") + 2 + SIGNATURE_LEN
+
+
+def signed_bytes(env: Envelope) -> bytes:
+    """What the signature covers: the canonical encoding of every byte before the signature.
+
+    Because the encoding is canonical and the fields come in a fixed order with ``sig`` last,
+    a verifier can take this straight from the received bytes (see :func:`signed_prefix`).
+    """
+    return encode(
+        Envelope(env.v, env.suite, env.hdr, env.rcpt, env.body, env.sections, bytes(SIGNATURE_LEN))
+    )[:-_SIG_TRAILER_LEN]
+
+
+def signed_prefix(data: bytes) -> bytes:
+    """The signed bytes of an envelope that :func:`decode` accepted."""
+    return data[:-_SIG_TRAILER_LEN]
+
+
+def encode(env: Envelope) -> bytes:
+    # The top level is written in its fixed order (not sorted) so that "v" comes first.
+    top = {
+        "v": env.v,
+        "suite": env.suite,
+        "hdr": _canon(env.hdr),
+        "rcpt": [_stanza_obj(s) for s in env.rcpt],
+        "body": env.body,
+        "sections": [_section_obj(s) for s in env.sections],
+        "sig": env.sig,
+    }
+    return msgpack.packb(top, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise MalformedEnvelope(f"msgpack extension type {code} is not allowed in an envelope")
+
+
+def check_prefix(data: bytes, max_size: int) -> None:
+    """Cheap checks before any parsing: size, then the version in the first bytes."""
+    if len(data) > max_size:
+        raise EnvelopeTooLarge(len(data), max_size)
+    if len(data) < 4 or data[1:3] != _PREFIX[1:]:
+        raise MalformedEnvelope(
+            "not a Palermo envelope: it must be a msgpack map whose first key is 'v'"
+        )
+    if data[3] != VERSION:
+        raise UnsupportedVersion(data[3])
+    if data[0] != _PREFIX[0]:
+        raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
+
+
+def _depth(obj: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(obj, dict):
+        return max((_depth(v, level + 1) for v in obj.values()), default=level + 1)
+    if isinstance(obj, list):
+        return max((_depth(v, level + 1) for v in obj), default=level + 1)
+    return level
+
+
+def _bytes(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise MalformedEnvelope(f"{what} must be msgpack bin, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, what: str, max_len: int = 64) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise MalformedEnvelope(f"{what} must be a string of 1 to {max_len} characters")
+    return value
+
+
+def _stanzas(value: Any, suite: int, what: str) -> tuple[Stanza, ...]:
+    if not isinstance(value, list):
+        raise MalformedEnvelope(f"{what} must be an array of stanzas")
+    if len(value) > MAX_STANZAS:
+        raise MalformedEnvelope(f"{what} has {len(value)} stanzas; at most {MAX_STANZAS}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != _STANZA_KEYS:
+            raise MalformedEnvelope(f"{what}[{i}] must be a map of agency, kid and enc")
+        enc = _bytes(item["enc"], f"{what}[{i}].enc")
+        # Exact length before any key is used (age does the same for its stanzas).
+        if len(enc) != STANZA_ENC_LEN[suite]:
+            raise MalformedEnvelope(
+                f"{what}[{i}].enc is {len(enc)} bytes; suite {suite} stanzas are "
+                f"{STANZA_ENC_LEN[suite]}"
+            )
+        out.append(
+            Stanza(
+                _str(item["agency"], f"{what}[{i}].agency"),
+                _str(item["kid"], f"{what}[{i}].kid"),
+                enc,
+            )
+        )
+    return tuple(out)
+
+
+def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
+    """Parse and structurally check an envelope. Verifies nothing cryptographic."""
+    check_prefix(data, max_size)
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            # str/bin limits default to len(data), itself already bounded by max_size.
+            max_array_len=MAX_ARRAY_LEN,
+            max_map_len=MAX_MAP_LEN,
+            ext_hook=_reject_ext,
+        )
+    except MalformedEnvelope:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        msgpack.ExtraData,
+        msgpack.StackError,
+        msgpack.FormatError,
+    ) as exc:
+        # ValueError covers truncated input, declared lengths over the limits and bad UTF-8.
+        raise MalformedEnvelope(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, dict) or tuple(obj) != _TOP_KEYS:
+        raise MalformedEnvelope(f"an envelope is a map with the fields {', '.join(_TOP_KEYS)}")
+    suite = obj["suite"]
+    if not isinstance(suite, int) or isinstance(suite, bool) or suite not in SUITES:
+        raise UnsupportedSuite(suite)
+    hdr = obj["hdr"]
+    if not isinstance(hdr, dict):
+        raise MalformedEnvelope("hdr must be a map")
+    if _depth(hdr) > MAX_DEPTH:
+        raise MalformedEnvelope(f"hdr nests deeper than {MAX_DEPTH} levels")
+    body = _bytes(obj["body"], "body")
+    if len(body) < AEAD_TAG_LEN:
+        raise MalformedEnvelope("body is shorter than an AEAD tag")
+    sig = _bytes(obj["sig"], "sig")
+    if len(sig) != SIGNATURE_LEN:
+        raise MalformedEnvelope(f"sig is {len(sig)} bytes; an Ed25519 signature is 64")
+    sections_raw = obj["sections"]
+    if not isinstance(sections_raw, list) or len(sections_raw) > MAX_SECTIONS:
+        raise MalformedEnvelope(f"sections must be an array of at most {MAX_SECTIONS}")
+    sections = []
+    for i, item in enumerate(sections_raw):
+        if not isinstance(item, dict) or set(item) != _SECTION_KEYS:
+            raise MalformedEnvelope(f"sections[{i}] must be a map of id, rcpt and body")
+        sbody = _bytes(item["body"], f"sections[{i}].body")
+        if len(sbody) < AEAD_TAG_LEN:
+            raise MalformedEnvelope(f"sections[{i}].body is shorter than an AEAD tag")
+        sid = _str(item["id"], f"sections[{i}].id", 48)
+        sections.append(Section(sid, _stanzas(item["rcpt"], suite, f"sections[{i}].rcpt"), sbody))
+    env = Envelope(
+        v=VERSION,
+        suite=suite,
+        hdr=hdr,
+        rcpt=_stanzas(obj["rcpt"], suite, "rcpt"),
+        body=body,
+        sections=tuple(sections),
+        sig=sig,
+    )
+    if encode(env) != data:
+        raise NonCanonicalEncoding(
+            "envelope is not in canonical msgpack form (sorted keys, minimal lengths, "
+            "bin for bytes); re-encode it with a conforming encoder"
+        )
+    return env

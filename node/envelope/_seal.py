@@ -1,0 +1,345 @@
+"""Seal and open envelopes: the wire format composed with the crypto primitives.
+
+Order of checks when opening (each refusal has its own typed error until a key is used):
+size and version prefix, msgpack shape and limits, canonical encoding, header schema, stanza and
+section consistency with the header, clock skew, signer key, signature, replay, our stanza; then
+key unwrapping and decryption, whose failures all surface as ``AuthenticationFailed``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import ValidationError
+
+from schemas import EnvelopeHeader
+from schemas.errors import (
+    AuthenticationFailed,
+    ClockSkew,
+    EnvelopeTooLarge,
+    HeaderInvalid,
+    InputError,
+    MalformedEnvelope,
+    NonCanonicalEncoding,
+    NotARecipient,
+    Replayed,
+    UnknownSigner,
+)
+
+from .. import crypto
+from ..keys import EncryptionKey, PublicEncryptionKey, PublicSigningKey, SigningKey
+from ._format import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    SUITE_X25519,
+    VERSION,
+    Envelope,
+    Section,
+    Stanza,
+    canonical_packb,
+    decode,
+    encode,
+    signed_prefix,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CLOCK_SKEW_MS",
+    "Opened",
+    "SignerResolver",
+    "StaticSigners",
+    "Verified",
+    "open_envelope",
+    "seal",
+    "verify_envelope",
+]
+
+DOMAIN_SIGNATURE: Final[bytes] = b"palermo/v1/envelope-signature\x00"
+DOMAIN_HEADER: Final[bytes] = b"palermo/v1/header\x00"
+INFO_STANZA: Final[bytes] = b"palermo/v1/stanza\x00"
+PART_BODY: Final[bytes] = b"body"
+DEFAULT_MAX_CLOCK_SKEW_MS: Final[int] = 5 * 60 * 1000
+MAX_STANZAS_PER_AGENCY: Final[int] = 4
+_NO_SIG: Final[bytes] = bytes(64)
+
+
+class SignerResolver(Protocol):
+    """Finds an originator's verification key; raises UnknownSigner or KeyNotValid."""
+
+    def signing_key(self, agency: str, kid: str, at: datetime) -> Ed25519PublicKey: ...
+
+
+@dataclass(frozen=True)
+class StaticSigners:
+    """A fixed set of verification keys (tests, the demo, the CLI with explicit key files)."""
+
+    keys: Mapping[tuple[str, str], Ed25519PublicKey]
+
+    @classmethod
+    def of(cls, keys: Iterable[PublicSigningKey]) -> StaticSigners:
+        return cls({(k.agency, k.kid): k.key for k in keys})
+
+    def signing_key(self, agency: str, kid: str, at: datetime) -> Ed25519PublicKey:
+        try:
+            return self.keys[(agency, kid)]
+        except KeyError:
+            raise UnknownSigner(agency, kid) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """An envelope whose structure, header and signature have been checked (the broker's view)."""
+
+    header: EnvelopeHeader
+    envelope: Envelope
+    size: int
+
+    def stanza_agencies(self, section: str | None = None) -> frozenset[str]:
+        """Agencies holding a key stanza for the body, or for the named section."""
+        if section is None:
+            return frozenset(s.agency for s in self.envelope.rcpt)
+        for sec in self.envelope.sections:
+            if sec.id == section:
+                return frozenset(s.agency for s in sec.rcpt)
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a recipient may read: the body and the sections wrapped for it."""
+
+    header: EnvelopeHeader
+    body: bytes = field(repr=False)
+    sections: Mapping[str, bytes] = field(repr=False)
+    withheld: tuple[str, ...]
+
+
+def header_digest(hdr: Mapping[str, object]) -> bytes:
+    return crypto.digest(DOMAIN_HEADER, canonical_packb(dict(hdr)))
+
+
+def _stanza_info(envelope_id: bytes, agency: str, kid: str, part: bytes) -> bytes:
+    # Binds a wrapped key to one envelope, one recipient and one part: a stanza cannot be moved
+    # to another envelope, another recipient's slot or another section.
+    return b"\x00".join([INFO_STANZA + envelope_id, agency.encode(), kid.encode(), part])
+
+
+def _section_part(section_id: str) -> bytes:
+    return b"section:" + section_id.encode()
+
+
+@dataclass
+class _Randomness:
+    """Where sealing draws randomness; the vector generator fixes it, production does not."""
+
+    content_keys: list[bytes] = field(default_factory=list)
+    ephemerals: list[X25519PrivateKey] = field(default_factory=list)
+
+    def content_key(self) -> bytes:
+        return self.content_keys.pop(0) if self.content_keys else crypto.random_bytes(32)
+
+    def ephemeral(self) -> X25519PrivateKey | None:
+        return self.ephemerals.pop(0) if self.ephemerals else None
+
+
+def _wrap(
+    rand: _Randomness,
+    envelope_id: bytes,
+    part: bytes,
+    hdr_hash: bytes,
+    plaintext: bytes,
+    recipients: Sequence[PublicEncryptionKey],
+) -> tuple[tuple[Stanza, ...], bytes]:
+    content_key = rand.content_key()
+    stanzas = tuple(
+        Stanza(
+            r.agency,
+            r.kid,
+            crypto.hpke_seal_x25519(
+                r.key,
+                _stanza_info(envelope_id, r.agency, r.kid, part),
+                content_key,
+                rand.ephemeral(),
+            ),
+        )
+        for r in sorted(recipients, key=lambda r: (r.agency, r.kid))
+    )
+    key = crypto.derive_part_key(content_key, envelope_id, part)
+    return stanzas, crypto.aead_seal(key, plaintext, hdr_hash + b"\x00" + part)
+
+
+def seal(
+    header: EnvelopeHeader,
+    body: bytes,
+    signer: SigningKey,
+    recipients: Sequence[PublicEncryptionKey],
+    sections: Mapping[str, tuple[bytes, Sequence[PublicEncryptionKey]]] | None = None,
+    *,
+    max_size: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    _randomness: _Randomness | None = None,
+) -> bytes:
+    """Sign and encrypt ``body`` (and each section) for the given recipient keys.
+
+    The header must already name exactly these recipients and sections: the envelope is
+    self-consistent or it is not produced at all.
+    """
+    sections = sections or {}
+    if (header.originator, header.kid) != (signer.agency, signer.kid):
+        raise InputError(
+            f"header says originator {header.originator} key {header.kid}, but the signing key "
+            f"is {signer.agency} key {signer.kid}"
+        )
+    if sorted({r.agency for r in recipients}) != header.recipients:
+        raise InputError("recipient keys must cover exactly the header's recipients")
+    if [s.id for s in header.sections] != sorted(sections):
+        raise InputError("sealed sections must match the header's section list")
+    rand = _randomness or _Randomness()
+    envelope_id = uuid.UUID(header.id).bytes
+    hdr = header.to_wire()
+    hdr_hash = header_digest(hdr)
+    rcpt, sealed_body = _wrap(rand, envelope_id, PART_BODY, hdr_hash, body, recipients)
+    sealed_sections = []
+    for sid in sorted(sections):
+        plaintext, readers = sections[sid]
+        if not {r.agency for r in readers} <= set(header.recipients):
+            raise InputError(f"section {sid} names readers that are not recipients")
+        srcpt, sbody = _wrap(rand, envelope_id, _section_part(sid), hdr_hash, plaintext, readers)
+        sealed_sections.append(Section(sid, srcpt, sbody))
+    unsigned = encode(
+        Envelope(VERSION, SUITE_X25519, hdr, rcpt, sealed_body, tuple(sealed_sections), _NO_SIG)
+    )
+    # The signature is the last 64 bytes: sign everything before its field, then fill it in.
+    sig = crypto.sign(signer.private, DOMAIN_SIGNATURE, signed_prefix(unsigned))
+    data = unsigned[: -len(sig)] + sig
+    if len(data) > max_size:
+        raise EnvelopeTooLarge(len(data), max_size)
+    return data
+
+
+def _parse_header(env: Envelope) -> EnvelopeHeader:
+    try:
+        header = EnvelopeHeader.model_validate(env.hdr)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        first = errors[0]
+        raise HeaderInvalid(
+            f"header fails the schema at {first['field']}: {first['message']}", errors
+        ) from exc
+    if header.to_wire() != env.hdr:
+        raise NonCanonicalEncoding("header values are not in canonical form (sorted lists, ms)")
+    return header
+
+
+def _check_consistency(header: EnvelopeHeader, env: Envelope) -> None:
+    recipients = set(header.recipients)
+    counts: dict[str, int] = {}
+    for s in env.rcpt:
+        if s.agency not in recipients:
+            raise MalformedEnvelope(f"stanza for {s.agency}, which is not a listed recipient")
+        counts[s.agency] = counts.get(s.agency, 0) + 1
+    if set(counts) != recipients:
+        missing = ", ".join(sorted(recipients - set(counts)))
+        raise MalformedEnvelope(f"no key stanza for listed recipients: {missing}")
+    if max(counts.values()) > MAX_STANZAS_PER_AGENCY:
+        raise MalformedEnvelope(f"more than {MAX_STANZAS_PER_AGENCY} stanzas for one agency")
+    if [s.id for s in env.sections] != [s.id for s in header.sections]:
+        raise MalformedEnvelope("sealed sections do not match the header's section list")
+    for sec in env.sections:
+        strays = {s.agency for s in sec.rcpt} - recipients
+        if strays:
+            raise MalformedEnvelope(f"section {sec.id} is wrapped for non-recipients: {strays}")
+
+
+def verify_envelope(
+    data: bytes,
+    signers: SignerResolver,
+    *,
+    now: datetime,
+    max_size: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS,
+) -> Verified:
+    """Every check that needs no private key: what the broker does before deciding policy."""
+    env = decode(data, max_size)
+    header = _parse_header(env)
+    _check_consistency(header, env)
+    skew = int((header.created - now).total_seconds() * 1000)
+    if skew > max_clock_skew_ms:
+        raise ClockSkew(skew, max_clock_skew_ms)
+    public = signers.signing_key(header.originator, header.kid, header.created)
+    try:
+        crypto.verify(public, env.sig, DOMAIN_SIGNATURE, signed_prefix(data))
+    except crypto.AuthError as exc:
+        raise AuthenticationFailed("signature") from exc
+    return Verified(header, env, len(data))
+
+
+def _unwrap(
+    env: Envelope,
+    stanzas: Sequence[Stanza],
+    part: bytes,
+    sealed: bytes,
+    identity: Sequence[EncryptionKey],
+    hdr_hash: bytes,
+) -> bytes | None:
+    envelope_id = uuid.UUID(env.hdr["id"]).bytes
+    keys = {(k.agency, k.kid): k for k in identity}
+    mine = [s for s in stanzas if (s.agency, s.kid) in keys]
+    if not mine:
+        return None
+    stanza = mine[0]
+    key = keys[(stanza.agency, stanza.kid)]
+    try:
+        content_key = crypto.hpke_open_x25519(
+            key.private, _stanza_info(envelope_id, stanza.agency, stanza.kid, part), stanza.enc
+        )
+        part_key = crypto.derive_part_key(content_key, envelope_id, part)
+        return crypto.aead_open(part_key, sealed, hdr_hash + b"\x00" + part)
+    except crypto.AuthError as exc:
+        raise AuthenticationFailed(str(exc)) from exc
+
+
+def open_envelope(
+    data: bytes,
+    identity: Sequence[EncryptionKey],
+    signers: SignerResolver,
+    *,
+    now: datetime,
+    seen: Callable[[str], bool] | None = None,
+    max_size: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS,
+) -> Opened:
+    """Verify and decrypt for one agency, trying each of its current decryption keys.
+
+    ``seen`` answers whether an envelope id was already accepted (replay protection); the caller
+    records the id only once it has stored the result.
+    """
+    verified = verify_envelope(
+        data, signers, now=now, max_size=max_size, max_clock_skew_ms=max_clock_skew_ms
+    )
+    header, env = verified.header, verified.envelope
+    if seen is not None and seen(header.id):
+        raise Replayed(header.id)
+    agencies = {k.agency for k in identity}
+    hdr_hash = header_digest(env.hdr)
+    body = _unwrap(env, env.rcpt, PART_BODY, env.body, identity, hdr_hash)
+    if body is None:
+        raise NotARecipient(
+            f"envelope {header.id} holds no key for {', '.join(sorted(agencies))} with the "
+            "current keys; if keys were rotated, keep the previous key until its overlap ends"
+        )
+    opened: dict[str, bytes] = {}
+    withheld = []
+    for sec in env.sections:
+        plain = _unwrap(env, sec.rcpt, _section_part(sec.id), sec.body, identity, hdr_hash)
+        if plain is None:
+            withheld.append(sec.id)
+        else:
+            opened[sec.id] = plain
+    return Opened(header, body, opened, tuple(withheld))

@@ -1,0 +1,171 @@
+"""Agency keys: generate, save (0600, optional passphrase), load, and key ids.
+
+Private keys are standard PKCS#8 PEM files, encrypted with the best available scheme when a
+passphrase is given, so operators can inspect and back them up with ordinary tools. A key file
+readable by group or others is refused: a leaked signing key lets anyone speak for the agency.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from schemas.errors import KeyFileError
+
+from .crypto import key_id
+
+__all__ = [
+    "EncryptionKey",
+    "PublicEncryptionKey",
+    "PublicSigningKey",
+    "SigningKey",
+    "load_private_key",
+    "save_private_key",
+]
+
+KEY_FILE_MODE: Final[int] = 0o600
+MAX_KEY_FILE_BYTES: Final[int] = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PublicSigningKey:
+    """An agency's Ed25519 verification key."""
+
+    agency: str
+    key: Ed25519PublicKey = field(repr=False)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kid", key_id(self.raw))
+
+    @property
+    def raw(self) -> bytes:
+        return self.key.public_bytes_raw()
+
+    @classmethod
+    def from_raw(cls, agency: str, raw: bytes) -> PublicSigningKey:
+        return cls(agency, Ed25519PublicKey.from_public_bytes(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class PublicEncryptionKey:
+    """An agency's X25519 key that senders wrap content keys to."""
+
+    agency: str
+    key: X25519PublicKey = field(repr=False)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kid", key_id(self.raw))
+
+    @property
+    def raw(self) -> bytes:
+        return self.key.public_bytes_raw()
+
+    @classmethod
+    def from_raw(cls, agency: str, raw: bytes) -> PublicEncryptionKey:
+        return cls(agency, X25519PublicKey.from_public_bytes(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """An agency's Ed25519 signing key. Its repr never shows key material."""
+
+    agency: str
+    private: Ed25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls, agency: str) -> SigningKey:
+        return cls(agency, Ed25519PrivateKey.generate())
+
+    @property
+    def public(self) -> PublicSigningKey:
+        return PublicSigningKey(self.agency, self.private.public_key())
+
+    @property
+    def kid(self) -> str:
+        return self.public.kid
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionKey:
+    """An agency's X25519 decryption key. Its repr never shows key material."""
+
+    agency: str
+    private: X25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls, agency: str) -> EncryptionKey:
+        return cls(agency, X25519PrivateKey.generate())
+
+    @property
+    def public(self) -> PublicEncryptionKey:
+        return PublicEncryptionKey(self.agency, self.private.public_key())
+
+    @property
+    def kid(self) -> str:
+        return self.public.kid
+
+
+PrivateKey = Ed25519PrivateKey | X25519PrivateKey
+
+
+def save_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
+    """Write ``key`` as PKCS#8 PEM with mode 0600, refusing to overwrite an existing file."""
+    algorithm: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
+    )
+    try:
+        # O_EXCL: never clobber a key; the mode is set at creation so the key is never readable
+        # by others, not even for the moment between create and chmod.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{path} already exists; move it away before writing a new key") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+
+
+def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
+    """Read a key written by :func:`save_private_key`, checking its permissions first."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file {path} does not exist") from exc
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"key file {path} is accessible by group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
+        )
+    if info.st_size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"key file {path} is {info.st_size} bytes; a key file is a few hundred")
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        hint = (
+            "it is passphrase-protected: give the passphrase"
+            if passphrase is None
+            else ("it is not passphrase-protected: give no passphrase")
+        )
+        raise KeyFileError(f"cannot load {path}: {hint}") from exc
+    except ValueError as exc:
+        raise KeyFileError(
+            f"cannot load {path}: wrong passphrase, or not a PEM private key"
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}; Palermo uses Ed25519 and X25519")
+    return key
