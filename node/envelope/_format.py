@@ -211,6 +211,11 @@ def _stanzas(value: Any, suite: int, what: str) -> tuple[Stanza, ...]:
                 enc,
             )
         )
+    keys = [(s.agency, s.kid) for s in out]
+    # One canonical order (sorted, no duplicates): a reordered list is a different byte string
+    # for the same content, which replay caches and audit hashes must never see.
+    if keys != sorted(set(keys)):
+        raise NonCanonicalEncoding(f"{what} must be sorted by (agency, kid) without duplicates")
     return tuple(out)
 
 

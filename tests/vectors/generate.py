@@ -1,0 +1,224 @@
+"""Generate the envelope v1 golden test vectors (one scenario per file, like age's CCTV).
+
+Run ``python -m tests.vectors.generate`` from the repository root to rewrite them; the test
+suite rebuilds every vector and compares bytes, so a change to the wire format shows up as a
+diff here. Keys, times and randomness are fixed: each key comes from a labelled SHA-256 seed.
+
+File format: ``key: value`` lines, a blank line, then the envelope in base64 (76 columns).
+``expect`` is one of ``success``, ``header failure`` (refused before any private key is used),
+``auth failure`` (a signature, stanza or ciphertext fails) and ``no match`` (not for this
+identity); ``error`` names the error code a conforming decoder reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import msgpack
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from node import crypto
+from node.envelope import _format, _seal
+from node.keys import EncryptionKey, SigningKey
+from schemas import EnvelopeHeader, Handling, SectionInfo
+from schemas._types import from_epoch_ms, new_uuid7
+
+HERE = Path(__file__).parent
+NOW_MS = 1_795_392_000_000  # 2026-11-23T00:00:00Z
+AGENCIES = ("MLT-AFM", "GRC-HCG", "ESP-GC", "AUS-ABF", "IDN-IMI")
+PAYLOAD = msgpack.packb(
+    {
+        "schema": "iir/1",
+        "summary": "Inflatable boat, about 40 persons, departed Zuwara 02:00 UTC heading north",
+        "route": "central-med",
+    }
+)
+PERSONAL = msgpack.packb({"persons": {"p1": {"role": "driver", "nationality": "LBY"}}})
+
+
+def _seed(label: str) -> bytes:
+    return hashlib.sha256(b"palermo test vector " + label.encode()).digest()
+
+
+def signing_key(agency: str) -> SigningKey:
+    return SigningKey(agency, Ed25519PrivateKey.from_private_bytes(_seed("sign " + agency)))
+
+
+def encryption_key(agency: str) -> EncryptionKey:
+    return EncryptionKey(agency, X25519PrivateKey.from_private_bytes(_seed("enc " + agency)))
+
+
+@dataclass
+class Vector:
+    name: str
+    expect: str
+    description: str
+    envelope: bytes
+    identity: str
+    error: str | None = None
+    payload: bytes | None = None
+    sections: dict[str, bytes] = field(default_factory=dict)
+    withheld: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        signer = signing_key("ITA-GDF")
+        ident = encryption_key(self.identity)
+        lines = [
+            f"expect: {self.expect}",
+            f"description: {self.description}",
+            f"now: {NOW_MS}",
+            f"signer: {signer.agency} {signer.kid} {signer.public.raw.hex()}",
+            f"identity: {self.identity} {ident.kid} {ident.private.private_bytes_raw().hex()}",
+        ]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        if self.payload is not None:
+            lines.append(f"payload-sha256: {hashlib.sha256(self.payload).hexdigest()}")
+        for sid, plain in sorted(self.sections.items()):
+            lines.append(f"section-sha256: {sid} {hashlib.sha256(plain).hexdigest()}")
+        if self.withheld:
+            lines.append(f"withheld: {' '.join(self.withheld)}")
+        body = "\n".join(textwrap.wrap(base64.b64encode(self.envelope).decode(), 76))
+        return "\n".join(lines) + "\n\n" + body + "\n"
+
+
+def _header(recipients: tuple[str, ...], *, sections: bool = False, n: int = 0) -> EnvelopeHeader:
+    signer = signing_key("ITA-GDF")
+    return EnvelopeHeader(
+        id=new_uuid7(NOW_MS - 1000 * n, _seed(f"id {n}")[:10]),
+        originator="ITA-GDF",
+        kid=signer.kid,
+        created=from_epoch_ms(NOW_MS - 1000 * n),
+        kind="alert",
+        priority="urgent",
+        route="central-med",
+        category="routes",
+        handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"], h2=True),
+        recipients=list(recipients),
+        sections=(
+            [SectionInfo(id="personal-data", kind="personal-data", protected_nationalities=[])]
+            if sections
+            else []
+        ),
+    )
+
+
+def _randomness(label: str, count: int) -> _seal._Randomness:
+    return _seal._Randomness(
+        content_keys=[_seed(f"{label} ck {i}") for i in range(count)],
+        ephemerals=[
+            X25519PrivateKey.from_private_bytes(_seed(f"{label} eph {i}")) for i in range(count)
+        ],
+    )
+
+
+def sealed(label: str, recipients: tuple[str, ...], *, sections: bool = False, n: int = 0) -> bytes:
+    header = _header(recipients, sections=sections, n=n)
+    section_map = (
+        {"personal-data": (PERSONAL, [encryption_key(recipients[0]).public])} if sections else {}
+    )
+    return _seal.seal(
+        header,
+        PAYLOAD,
+        signing_key("ITA-GDF"),
+        [encryption_key(a).public for a in recipients],
+        section_map,
+        _randomness=_randomness(label, 2 * len(recipients) + 2),
+    )
+
+
+def _resign(env: _format.Envelope, key: SigningKey | None = None) -> bytes:
+    """Encode a modified envelope and sign it properly, to reach checks behind the signature."""
+    signer = key or signing_key("ITA-GDF")
+    sig = crypto.sign(signer.private, _seal.DOMAIN_SIGNATURE, _format.signed_bytes(env))
+    return _format.encode(replace(env, sig=sig))
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+
+
+def build_all() -> list[Vector]:
+    one = sealed("one", ("MLT-AFM",))
+    five = sealed("five", AGENCIES, sections=True, n=1)
+    env = _format.decode(one)
+    body_at = one.index(env.body)
+    hdr_v2 = b"\x87\xa1v\x02" + one[4:]
+    other_suite = one.replace(b"\xa5suite\x01", b"\xa5suite\x07", 1)
+    bad_header = _resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"}))
+    unsorted = dict(reversed(list(env.hdr.items())))
+    non_canonical = msgpack.packb(
+        {
+            "v": 1,
+            "suite": 1,
+            "hdr": unsorted,
+            "rcpt": [{"agency": s.agency, "enc": s.enc, "kid": s.kid} for s in env.rcpt],
+            "body": env.body,
+            "sections": [],
+            "sig": env.sig,
+        },
+        use_bin_type=True,
+    )
+    forged = _resign(env, SigningKey("ITA-GDF", signing_key("LBY-DCIM").private))
+    env5 = _format.decode(five)
+    swapped = _format.encode(replace(env5, rcpt=(env5.rcpt[1], env5.rcpt[0], *env5.rcpt[2:])))
+    return [
+        Vector("success-one-recipient", "success", "one recipient, no sections", one,
+               "MLT-AFM", payload=PAYLOAD),
+        Vector("success-section-opened", "success",
+               "five recipients; the personal-data section is wrapped for MLT-AFM only",
+               five, "MLT-AFM", payload=PAYLOAD, sections={"personal-data": PERSONAL}),
+        Vector("success-section-withheld", "success",
+               "five recipients; this one gets the body but not the personal-data section",
+               five, "GRC-HCG", payload=PAYLOAD, withheld=("personal-data",)),
+        Vector("no-match", "no match", "the identity is not among the recipients", one,
+               "GRC-HCG", error="not_a_recipient"),
+        Vector("body-tampered", "auth failure", "one bit of the body ciphertext flipped",
+               _flip(one, body_at + 5), "MLT-AFM", error="auth_failed"),
+        Vector("signature-tampered", "auth failure", "one bit of the signature flipped",
+               _flip(one, len(one) - 1), "MLT-AFM", error="auth_failed"),
+        Vector("forged-originator", "auth failure",
+               "signed by another agency's key while naming ITA-GDF as originator",
+               forged, "MLT-AFM", error="auth_failed"),
+        Vector("stanzas-reordered", "header failure",
+               "stanzas reordered after signing: not canonical", swapped, "ESP-GC",
+               error="non_canonical"),
+        Vector("version-2", "header failure", "version field 2", hdr_v2, "MLT-AFM",
+               error="unsupported_version"),
+        Vector("unknown-suite", "header failure", "suite id 7", other_suite, "MLT-AFM",
+               error="unsupported_suite"),
+        Vector("non-canonical-header", "header failure", "header map keys not sorted",
+               non_canonical, "MLT-AFM", error="non_canonical"),
+        Vector("header-schema", "header failure",
+               "validly signed header whose originator is not an agency id", bad_header,
+               "MLT-AFM", error="header_invalid"),
+        Vector("truncated", "header failure", "the last 10 bytes are missing", one[:-10],
+               "MLT-AFM", error="malformed"),
+        Vector("trailing-bytes", "header failure", "one extra byte after the envelope",
+               one + b"\x00", "MLT-AFM", error="malformed"),
+    ]  # fmt: skip
+
+
+def parse(text: str) -> tuple[dict[str, list[str]], bytes]:
+    """Read a vector file: its header fields (repeatable) and the envelope bytes."""
+    head, _, body = text.partition("\n\n")
+    fields: dict[str, list[str]] = {}
+    for line in head.splitlines():
+        key, _, value = line.partition(": ")
+        fields.setdefault(key, []).append(value)
+    return fields, base64.b64decode("".join(body.split()))
+
+
+def main(write: Callable[[Path, str], object] = Path.write_text) -> None:
+    for vector in build_all():
+        write(HERE / f"{vector.name}.txt", vector.render())
+
+
+if __name__ == "__main__":
+    main()

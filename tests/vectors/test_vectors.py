@@ -1,0 +1,64 @@
+"""The golden vectors: rebuilt byte for byte, and each opened with the outcome it names."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from node.envelope import StaticSigners, open_envelope
+from node.keys import EncryptionKey
+from schemas._types import from_epoch_ms
+from schemas.errors import AuthenticationFailed, EnvelopeError, NotARecipient
+from tests.vectors import generate
+
+FILES = sorted(Path(generate.__file__).parent.glob("*.txt"))
+HEADER_FAILURES = ("malformed", "non_canonical", "unsupported_version", "unsupported_suite")
+
+
+def test_vectors_exist() -> None:
+    """Every scenario the generator knows has a file, and no file is stale."""
+    assert sorted(v.name for v in generate.build_all()) == [f.stem for f in FILES]
+
+
+@pytest.mark.parametrize("vector", generate.build_all(), ids=lambda v: v.name)
+def test_vector_rebuilds_byte_for_byte(vector: generate.Vector) -> None:
+    """Fixed keys, time and randomness rebuild the stored file exactly."""
+    assert (Path(generate.HERE) / f"{vector.name}.txt").read_text() == vector.render()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_vector_outcome(path: Path) -> None:
+    """Opening the stored envelope gives exactly the outcome the file names."""
+    fields, data = generate.parse(path.read_text())
+    expect = fields["expect"][0]
+    agency, kid, signer_raw = fields["signer"][0].split()
+    signers = StaticSigners(
+        {(agency, kid): Ed25519PublicKey.from_public_bytes(bytes.fromhex(signer_raw))}
+    )
+    ident_agency, _, ident_raw = fields["identity"][0].split()
+    identity = EncryptionKey(
+        ident_agency, X25519PrivateKey.from_private_bytes(bytes.fromhex(ident_raw))
+    )
+    now = from_epoch_ms(int(fields["now"][0]))
+    if expect == "success":
+        opened = open_envelope(data, [identity], signers, now=now)
+        assert fields["payload-sha256"][0] == hashlib.sha256(opened.body).hexdigest()
+        expected_sections = dict(line.split() for line in fields.get("section-sha256", []))
+        actual_sections = {k: hashlib.sha256(v).hexdigest() for k, v in opened.sections.items()}
+        assert expected_sections == actual_sections
+        assert tuple(fields.get("withheld", [""])[0].split()) == opened.withheld
+        return
+    with pytest.raises(EnvelopeError) as info:
+        open_envelope(data, [identity], signers, now=now)
+    assert fields["error"][0] == info.value.code
+    if expect == "auth failure":
+        assert isinstance(info.value, AuthenticationFailed)
+    elif expect == "no match":
+        assert isinstance(info.value, NotARecipient)
+    else:
+        assert expect == "header failure"
+        assert not isinstance(info.value, AuthenticationFailed | NotARecipient)
