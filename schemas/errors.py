@@ -127,7 +127,7 @@ class UnsupportedSuite(EnvelopeError):
     code = "unsupported_suite"
 
     def __init__(self, suite: object) -> None:
-        super().__init__(f"crypto suite {suite!r} is not supported; known suites are 1 and 2")
+        super().__init__(f"crypto suite {suite!r} is not supported; this build implements suite 1")
         self.suite = suite
 
 
