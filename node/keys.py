@@ -7,6 +7,7 @@ readable by group or others is refused: a leaked signing key lets anyone speak f
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .crypto import key_id
 
 __all__ = [
     "EncryptionKey",
+    "KeyCard",
     "PublicEncryptionKey",
     "PublicSigningKey",
     "SigningKey",
@@ -169,3 +171,42 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}; Palermo uses Ed25519 and X25519")
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCard:
+    """An agency's public keys as a small JSON document (``<AGENCY>.pub.json``).
+
+    Until membership certificates and signed key bundles are in the directory, this is how
+    public keys travel between the CLI commands and the demo.
+    """
+
+    signing: PublicSigningKey
+    encryption: PublicEncryptionKey
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "agency": self.signing.agency,
+                "signing": {"kid": self.signing.kid, "ed25519": self.signing.raw.hex()},
+                "encryption": {"kid": self.encryption.kid, "x25519": self.encryption.raw.hex()},
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "key card") -> KeyCard:
+        try:
+            data = json.loads(text)
+            agency = data["agency"]
+            card = cls(
+                PublicSigningKey.from_raw(agency, bytes.fromhex(data["signing"]["ed25519"])),
+                PublicEncryptionKey.from_raw(agency, bytes.fromhex(data["encryption"]["x25519"])),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeyFileError(f"{source} is not a Palermo key card: {exc}") from exc
+        if card.signing.kid != data["signing"].get("kid"):
+            raise KeyFileError(f"{source}: signing kid does not match the key")
+        if card.encryption.kid != data["encryption"].get("kid"):
+            raise KeyFileError(f"{source}: encryption kid does not match the key")
+        return card

@@ -1,0 +1,16 @@
+"""The ``palermo`` command line."""
+
+from __future__ import annotations
+
+from ._app import app
+from ._envelope import envelope_app
+from ._keys import keys_app
+
+app.add_typer(envelope_app, name="envelope")
+app.add_typer(keys_app, name="keys")
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

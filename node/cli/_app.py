@@ -1,0 +1,63 @@
+"""The root ``palermo`` command and the error boundary every subcommand shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from schemas.errors import PalermoError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="palermo",
+    help=(
+        "Palermo: share immigration intelligence under the originator's handling codes.\n\n"
+        "Example: palermo demo"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+EXIT_REFUSED = 2
+
+
+def fail(error: PalermoError, *, as_json: bool = False) -> None:
+    """Print a typed error the way every command does, and exit non-zero."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": error.to_dict()}) + "\n")
+    else:
+        err_console.print(f"[bold red]error[/] {escape(f'[{error.code}]')}: {escape(error.reason)}")
+        details = getattr(error, "errors", None)
+        for item in details or []:
+            err_console.print(f"  - {item.get('field')}: {item.get('message')}", markup=False)
+    raise typer.Exit(EXIT_REFUSED)
+
+
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a PalermoError escaping a command into a clear message and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PalermoError as exc:
+            fail(exc, as_json=bool(kwargs.get("as_json")))
+            raise  # unreachable: fail() always exits
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

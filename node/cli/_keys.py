@@ -1,0 +1,62 @@
+"""``palermo keys``: an agency's key files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schemas.errors import ConfigError
+
+from ..keys import EncryptionKey, KeyCard, SigningKey, save_private_key
+from ._app import handles_errors, out_console
+
+keys_app = typer.Typer(help="Generate and manage an agency's keys.", no_args_is_help=True)
+
+
+def passphrase_from_env(var: str | None) -> bytes | None:
+    """Read a passphrase from the named environment variable (never from argv or logs)."""
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"environment variable {var} is empty or unset; export the passphrase")
+    return value.encode()
+
+
+@keys_app.command("generate")
+@handles_errors
+def generate(
+    agency: Annotated[str, typer.Argument(help="Agency id, e.g. ITA-GDF.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the key files.")] = Path("keys"),
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option(
+            "--passphrase-env", help="Encrypt the private keys with this env var's value."
+        ),
+    ] = None,
+) -> None:
+    """Create an agency's Ed25519 signing key and X25519 encryption key (files 0600).
+
+    Writes AGENCY.sign.pem, AGENCY.enc.pem and the public key card AGENCY.pub.json.
+
+    Example: PALERMO_PASS=... palermo keys generate ITA-GDF --out keys --passphrase-env PALERMO_PASS
+    """
+    import re
+
+    from schemas._types import AGENCY_ID_PATTERN
+
+    if not re.match(AGENCY_ID_PATTERN, agency):
+        raise ConfigError(f"{agency!r} is not an agency id: upper case, digits and '-' (ITA-GDF)")
+    passphrase = passphrase_from_env(passphrase_env)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signing, encryption = SigningKey.generate(agency), EncryptionKey.generate(agency)
+    save_private_key(out / f"{agency}.sign.pem", signing.private, passphrase)
+    save_private_key(out / f"{agency}.enc.pem", encryption.private, passphrase)
+    card = KeyCard(signing.public, encryption.public)
+    (out / f"{agency}.pub.json").write_text(card.to_json() + "\n")
+    out_console.print(
+        f"{agency}: signing key {signing.kid}, encryption key {encryption.kid} written to {out}/"
+    )

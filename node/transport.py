@@ -1,0 +1,97 @@
+"""The NATS boundary: subjects, and mapping every nats-py exception to our TransportError.
+
+Nothing outside this module should catch nats-py exceptions (httpx's ``map_httpcore_exceptions``):
+callers see ``TransportError`` subclasses whose reason says what to check at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Final
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+
+from schemas import EnvelopeHeader
+from schemas.errors import TransportError
+
+__all__ = [
+    "NatsUnavailable",
+    "PublishRejected",
+    "connect",
+    "deliver_subject",
+    "map_nats_errors",
+    "publish_subject",
+]
+
+SUBJECT_PREFIX_PUB: Final[str] = "plm.pub"
+SUBJECT_PREFIX_DLV: Final[str] = "plm.dlv"
+
+
+class NatsUnavailable(TransportError):
+    code = "nats_unavailable"
+
+
+class PublishRejected(TransportError):
+    code = "publish_rejected"
+
+
+def publish_subject(header: EnvelopeHeader) -> str:
+    """plm.pub.<originator>.<kind>.<route>.<category>"""
+    return ".".join((SUBJECT_PREFIX_PUB, *header.subject_tokens()))
+
+
+def deliver_subject(recipient: str, header: EnvelopeHeader) -> str:
+    """plm.dlv.<recipient>.<originator>.<kind>.<route>.<category>"""
+    return ".".join((SUBJECT_PREFIX_DLV, recipient, *header.subject_tokens()))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def map_nats_errors(action: str) -> Iterator[None]:
+    """Turn any nats-py (or socket) failure during ``action`` into a TransportError."""
+    try:
+        yield
+    except (nats.errors.NoServersError, ConnectionRefusedError, OSError) as exc:
+        raise NatsUnavailable(
+            f"{action}: cannot reach NATS ({_reason(exc)}); is nats-server running at the URL "
+            "given with --nats?"
+        ) from exc
+    except (nats.errors.MaxPayloadError, nats.js.errors.BadRequestError) as exc:
+        raise PublishRejected(f"{action}: the server refused it ({_reason(exc)})") from exc
+    except nats.js.errors.NoStreamResponseError as exc:
+        raise PublishRejected(
+            f"{action}: no JetStream stream answered; are the Palermo streams created?"
+        ) from exc
+    except (TimeoutError, nats.errors.TimeoutError) as exc:
+        raise TransportError(f"{action}: timed out waiting for NATS") from exc
+    except nats.errors.Error as exc:
+        raise TransportError(f"{action}: {_reason(exc)}") from exc
+
+
+@asynccontextmanager
+async def connect(url: str | list[str], name: str, **options: Any) -> AsyncIterator[Client]:
+    """Connect with bounded retries, and always close (drain) on exit."""
+    servers = [url] if isinstance(url, str) else url
+    with map_nats_errors(f"connect to {', '.join(servers)}"):
+        nc = await nats.connect(
+            servers=servers,
+            name=name,
+            connect_timeout=options.pop("connect_timeout", 5),
+            max_reconnect_attempts=options.pop("max_reconnect_attempts", 60),
+            allow_reconnect=True,
+            **options,
+        )
+    try:
+        yield nc
+    finally:
+        if not nc.is_closed:
+            with map_nats_errors("drain the connection"):
+                await nc.drain()
