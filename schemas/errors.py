@@ -21,6 +21,10 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
     ├── TrustError                    a trust document (certificate, bundle, policy) is refused
+    │   ├── UnknownIssuer             signed by a key that is not the one expected (wrong root)
+    │   ├── SignatureInvalid          the document was altered after signing
+    │   ├── NotValidNow               expired, or not yet valid
+    │   └── Revoked                   on the root's revocation list
     ├── PolicyError                   the policy engine cannot decide (bad policy input)
     └── TransportError                talking to NATS failed
 
@@ -45,12 +49,16 @@ __all__ = [
     "MalformedEnvelope",
     "NonCanonicalEncoding",
     "NotARecipient",
+    "NotValidNow",
     "PalermoError",
     "PolicyError",
     "Replayed",
     "ReportInvalid",
+    "Revoked",
+    "SignatureInvalid",
     "TransportError",
     "TrustError",
+    "UnknownIssuer",
     "UnknownSigner",
     "UnsupportedSuite",
     "UnsupportedVersion",
@@ -204,6 +212,22 @@ class AuthenticationFailed(EnvelopeError):
 
 class TrustError(PalermoError):
     code = "trust_error"
+
+
+class UnknownIssuer(TrustError):
+    code = "unknown_issuer"
+
+
+class SignatureInvalid(TrustError):
+    code = "signature_invalid"
+
+
+class NotValidNow(TrustError):
+    code = "not_valid_now"
+
+
+class Revoked(TrustError):
+    code = "revoked"
 
 
 class PolicyError(PalermoError):

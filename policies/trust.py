@@ -1,0 +1,322 @@
+"""Federation trust documents: pure data and signatures, no I/O.
+
+    federation root key ──signs──► membership certificate (agency, country, groups,
+                         │                                 accreditation, signing key, validity)
+                         ├─signs──► revocation list
+                         └─signs──► federation policy
+    agency signing key ──signs──► key bundle (encryption keys with validity periods)
+                         └─signs──► the agency's standing policy, membership request
+
+A signed document is ``{"document": {...}, "signature": {"signer", "kid", "ed25519"}}``. The
+signature covers a domain string for the document's kind and the canonical JSON of the validated
+document (sorted keys, no whitespace), so reformatting a file never breaks a signature and any
+change of meaning always does. :class:`TrustStore` holds what has been verified against the
+pinned root and answers key look-ups for envelopes (it is a ``SignerResolver``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from node import crypto
+from node.keys import PublicEncryptionKey, PublicSigningKey, SigningKey
+from schemas import AgencyId, Classification, CountryCode, EpochMillis, KeyId
+from schemas._types import Slug
+from schemas.errors import (
+    KeyNotValid,
+    NotValidNow,
+    Revoked,
+    SignatureInvalid,
+    TrustError,
+    UnknownIssuer,
+    UnknownSigner,
+)
+
+__all__ = [
+    "ROOT",
+    "EncryptionKeyEntry",
+    "KeyBundle",
+    "MembershipCertificate",
+    "MembershipRequest",
+    "RevocationEntry",
+    "RevocationList",
+    "TrustStore",
+    "canonical_json",
+    "sign_document",
+    "verify_document",
+]
+
+ROOT: Final[str] = "federation-root"
+_DOMAIN: Final[str] = "palermo/v1/trust/{kind}\x00"
+Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+MAX_BUNDLE_KEYS: Final[int] = 8
+MAX_REVOCATIONS: Final[int] = 10_000
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MembershipRequest(_Doc):
+    """What an agency sends the federation operator to be admitted (self-signed)."""
+
+    kind: Literal["membership-request"] = "membership-request"
+    agency: AgencyId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    country: CountryCode
+    signing_key: Hex32
+    encryption_key: Hex32
+
+
+class MembershipCertificate(_Doc):
+    """The root's statement that an agency is a member, with its signing key."""
+
+    kind: Literal["membership-certificate"] = "membership-certificate"
+    serial: int = Field(ge=1)
+    agency: AgencyId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    country: CountryCode
+    groups: list[Slug] = Field(default_factory=list, max_length=64)
+    accreditation: Classification = Classification.RESTRICTED
+    signing_key: Hex32
+    not_before: EpochMillis
+    not_after: EpochMillis
+
+    @property
+    def public_signing_key(self) -> PublicSigningKey:
+        return PublicSigningKey.from_raw(self.agency, bytes.fromhex(self.signing_key))
+
+
+class EncryptionKeyEntry(_Doc):
+    kid: KeyId
+    x25519: Hex32
+    not_before: EpochMillis
+    not_after: EpochMillis
+
+    @property
+    def public(self) -> PublicEncryptionKey:
+        return PublicEncryptionKey.from_raw("", bytes.fromhex(self.x25519))
+
+
+class KeyBundle(_Doc):
+    """An agency's encryption keys, signed by its signing key; ``seq`` only ever grows."""
+
+    kind: Literal["key-bundle"] = "key-bundle"
+    agency: AgencyId
+    seq: int = Field(ge=1)
+    issued: EpochMillis
+    keys: list[EncryptionKeyEntry] = Field(min_length=1, max_length=MAX_BUNDLE_KEYS)
+
+
+class RevocationEntry(_Doc):
+    agency: AgencyId
+    kid: KeyId | None = Field(default=None, description="One key; absent revokes the agency.")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    revoked_at: EpochMillis
+
+
+class RevocationList(_Doc):
+    kind: Literal["revocation-list"] = "revocation-list"
+    seq: int = Field(ge=1)
+    issued: EpochMillis
+    entries: list[RevocationEntry] = Field(default_factory=list, max_length=MAX_REVOCATIONS)
+
+
+Doc = TypeVar("Doc", bound=BaseModel)
+
+
+def _kind(doc: BaseModel) -> str:
+    kind = getattr(doc, "kind", None)
+    if not isinstance(kind, str):
+        raise TrustError(f"{type(doc).__name__} has no 'kind' and cannot be signed")
+    return kind
+
+
+def _domain(kind: str) -> bytes:
+    return _DOMAIN.format(kind=kind).encode()
+
+
+def sign_document(doc: BaseModel, key: SigningKey, signer: str) -> dict[str, Any]:
+    """Sign a validated document; ``signer`` is ``ROOT`` or the agency id."""
+    body = doc.model_dump(mode="json", exclude_none=True)
+    sig = crypto.sign(key.private, _domain(_kind(doc)), canonical_json(body))
+    return {"document": body, "signature": {"signer": signer, "kid": key.kid, "ed25519": sig.hex()}}
+
+
+def verify_document(
+    data: Mapping[str, Any], model: type[Doc], expected: PublicSigningKey, signer: str
+) -> Doc:
+    """Check the signature against the one key that may have made it, then the schema."""
+    try:
+        body, sig = data["document"], data["signature"]
+        sig_signer, kid, raw = sig["signer"], sig["kid"], bytes.fromhex(sig["ed25519"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrustError(
+            "not a signed Palermo document: it needs 'document' and 'signature' "
+            "{signer, kid, ed25519}; was it signed with 'palermo policy sign'?"
+        ) from exc
+    if sig_signer != signer or kid != expected.kid:
+        raise UnknownIssuer(
+            f"signed by {sig_signer} key {kid}, but only {signer} key {expected.kid} may sign "
+            f"this document; check that you pinned the right federation root"
+        )
+    kind = body.get("kind") if isinstance(body, dict) else None
+    if not isinstance(kind, str):
+        raise TrustError("signed document has no 'kind'")
+    try:
+        crypto.verify(expected.key, raw, _domain(kind), canonical_json(body))
+    except crypto.AuthError as exc:
+        raise SignatureInvalid(
+            f"the {kind} was altered after it was signed (signature by {signer} does not verify)"
+        ) from exc
+    try:
+        doc = model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TrustError(f"signed {kind} fails its schema at {where}: {first['msg']}") from exc
+    # Refuse a body that only verifies because validation dropped or changed something.
+    if canonical_json(doc.model_dump(mode="json", exclude_none=True)) != canonical_json(body):
+        raise TrustError(f"signed {kind} is not in canonical form")
+    return doc
+
+
+class TrustStore:
+    """What has been verified against the pinned root: members, keys, revocations.
+
+    Pure: the directory (JetStream key-value) or files feed it signed documents; it verifies each
+    before use and answers look-ups for envelope verification and sealing.
+    """
+
+    def __init__(self, root: PublicSigningKey) -> None:
+        self.root = root
+        self._certs: dict[str, MembershipCertificate] = {}
+        self._bundles: dict[str, KeyBundle] = {}
+        self._revocations = RevocationList(seq=1, issued=0, entries=[])
+        self._revocation_seq = 0
+
+    @property
+    def members(self) -> Mapping[str, MembershipCertificate]:
+        return self._certs
+
+    @property
+    def revocations(self) -> RevocationList:
+        return self._revocations
+
+    def add_certificate(self, signed: Mapping[str, Any]) -> MembershipCertificate:
+        cert = verify_document(signed, MembershipCertificate, self.root, ROOT)
+        current = self._certs.get(cert.agency)
+        if current is not None and current.serial > cert.serial:
+            raise TrustError(
+                f"certificate serial {cert.serial} for {cert.agency} is older than the one held "
+                f"({current.serial}); a rollback is refused"
+            )
+        self._certs[cert.agency] = cert
+        return cert
+
+    def add_bundle(self, signed: Mapping[str, Any]) -> KeyBundle:
+        agency = signed.get("document", {}).get("agency") if isinstance(signed, Mapping) else None
+        cert = self._certs.get(agency) if isinstance(agency, str) else None
+        if cert is None:
+            raise UnknownIssuer(f"key bundle for {agency!r}, which has no membership certificate")
+        bundle = verify_document(signed, KeyBundle, cert.public_signing_key, cert.agency)
+        current = self._bundles.get(bundle.agency)
+        if current is not None and current.seq >= bundle.seq:
+            if current == bundle:
+                return current
+            raise TrustError(
+                f"key bundle seq {bundle.seq} for {bundle.agency} is not newer than {current.seq}"
+            )
+        for entry in bundle.keys:
+            if crypto.key_id(bytes.fromhex(entry.x25519)) != entry.kid:
+                raise TrustError(f"key bundle for {bundle.agency}: kid {entry.kid} does not match")
+        self._bundles[bundle.agency] = bundle
+        return bundle
+
+    def set_revocations(self, signed: Mapping[str, Any]) -> RevocationList:
+        rl = verify_document(signed, RevocationList, self.root, ROOT)
+        if rl.seq < self._revocation_seq:
+            raise TrustError(f"revocation list seq {rl.seq} is older than {self._revocation_seq}")
+        self._revocations, self._revocation_seq = rl, rl.seq
+        return rl
+
+    def revoked(self, agency: str, kid: str | None, at: datetime) -> RevocationEntry | None:
+        for entry in self._revocations.entries:
+            if entry.agency == agency and entry.kid in (None, kid) and entry.revoked_at <= at:
+                return entry
+        return None
+
+    def certificate(self, agency: str, at: datetime) -> MembershipCertificate:
+        """A member's certificate, valid and not revoked at ``at``."""
+        cert = self._certs.get(agency)
+        if cert is None:
+            raise UnknownIssuer(f"{agency} is not a member of this federation (no certificate)")
+        if not cert.not_before <= at < cert.not_after:
+            raise NotValidNow(
+                f"{agency}'s membership certificate is valid {cert.not_before:%Y-%m-%d} to "
+                f"{cert.not_after:%Y-%m-%d}; ask the federation operator to renew it"
+            )
+        entry = self.revoked(agency, None, at)
+        if entry is not None:
+            raise Revoked(
+                f"{agency} was revoked at {entry.revoked_at:%Y-%m-%dT%H:%MZ}: {entry.reason}"
+            )
+        return cert
+
+    # --- the envelope layer's SignerResolver -------------------------------------------------
+
+    def signing_key(self, agency: str, kid: str, at: datetime) -> Ed25519PublicKey:
+        cert = self._certs.get(agency)
+        if cert is None or cert.public_signing_key.kid != kid:
+            raise UnknownSigner(agency, kid)
+        try:
+            self.certificate(agency, at)
+        except TrustError as exc:
+            raise KeyNotValid(f"signing key {kid} of {agency} is not valid: {exc.reason}") from exc
+        if self.revoked(agency, kid, at) is not None:
+            raise KeyNotValid(f"signing key {kid} of {agency} is revoked")
+        return cert.public_signing_key.key
+
+    def encryption_keys(self, agency: str, at: datetime) -> list[PublicEncryptionKey]:
+        """Keys to wrap for at ``at``, newest first; empty if the agency cannot receive."""
+        self.certificate(agency, at)
+        bundle = self._bundles.get(agency)
+        if bundle is None:
+            return []
+        valid = [
+            e
+            for e in bundle.keys
+            if e.not_before <= at < e.not_after and self.revoked(agency, e.kid, at) is None
+        ]
+        valid.sort(key=lambda e: e.not_before, reverse=True)
+        return [PublicEncryptionKey.from_raw(agency, bytes.fromhex(e.x25519)) for e in valid]
+
+    def load(self, documents: Iterable[Mapping[str, Any]]) -> None:
+        """Add certificates, then revocations, then bundles, whatever order they come in."""
+        docs = list(documents)
+        order = {"membership-certificate": 0, "revocation-list": 1, "key-bundle": 2}
+
+        def rank(d: Mapping[str, Any]) -> int:
+            kind = d.get("document", {}).get("kind") if isinstance(d, Mapping) else None
+            return order.get(kind, 3) if isinstance(kind, str) else 3
+
+        for doc in sorted(docs, key=rank):
+            kind = doc.get("document", {}).get("kind")
+            if kind == "membership-certificate":
+                self.add_certificate(doc)
+            elif kind == "revocation-list":
+                self.set_revocations(doc)
+            elif kind == "key-bundle":
+                self.add_bundle(doc)
+            else:
+                raise TrustError(f"unknown trust document kind {kind!r}")
