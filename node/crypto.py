@@ -40,6 +40,7 @@ __all__ = [
     "hpke_open_x25519",
     "hpke_seal_x25519",
     "key_id",
+    "random_bytes",
     "sign",
     "verify",
 ]
