@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from ._app import app
 from ._envelope import envelope_app
+from ._federation import agency_app, federation_app
 from ._keys import keys_app
 
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(keys_app, name="keys")
+app.add_typer(federation_app, name="federation")
+app.add_typer(agency_app, name="agency")
 
 __all__ = ["app", "main"]
 

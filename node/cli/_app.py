@@ -9,9 +9,11 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from schemas._validation import invalid
 from schemas.errors import PalermoError
 
 P = ParamSpec("P")
@@ -55,6 +57,9 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         except PalermoError as exc:
             fail(exc, as_json=bool(kwargs.get("as_json")))
             raise  # unreachable: fail() always exits
+        except ValidationError as exc:
+            fail(invalid(exc, "invalid input"), as_json=bool(kwargs.get("as_json")))
+            raise
 
     return wrapper
 

@@ -1,0 +1,216 @@
+"""``palermo federation`` (the operator's root) and ``palermo agency`` (joining it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from policies.trust import (
+    ROOT,
+    EncryptionKeyEntry,
+    KeyBundle,
+    MembershipCertificate,
+    MembershipRequest,
+    RevocationEntry,
+    RevocationList,
+    sign_document,
+    verify_document,
+)
+from schemas import Classification
+from schemas.errors import ConfigError, TrustError
+
+from ..keys import (
+    EncryptionKey,
+    PublicSigningKey,
+    SigningKey,
+    load_private_key,
+    save_private_key,
+)
+from ._app import handles_errors, out_console
+from ._keys import passphrase_from_env
+
+federation_app = typer.Typer(help="Run a federation's root of trust.", no_args_is_help=True)
+agency_app = typer.Typer(
+    help="Create an agency and ask to join a federation.", no_args_is_help=True
+)
+
+ROOT_KEY = "root.sign.pem"
+ROOT_PUB = "root.pub.json"
+REVOCATIONS = "revocations.json"
+PassphraseEnv = Annotated[
+    str | None,
+    typer.Option("--passphrase-env", help="Name of the env var holding the key passphrase."),
+]
+FedDir = Annotated[Path, typer.Option("--dir", help="The federation operator's directory.")]
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_root_public(path: Path) -> PublicSigningKey:
+    """The pinned federation root: ``root.pub.json`` written by ``federation init``."""
+    data = read_json(path)
+    try:
+        key = PublicSigningKey.from_raw(ROOT, bytes.fromhex(data["ed25519"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a federation root key file") from exc
+    if key.kid != data.get("kid"):
+        raise ConfigError(f"{path}: kid does not match the key")
+    return key
+
+
+def _load_signing(path: Path, agency: str, passphrase_env: str | None) -> SigningKey:
+    key = load_private_key(path, passphrase_from_env(passphrase_env))
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} holds an encryption key; a signing (Ed25519) key is needed")
+    return SigningKey(agency, key)
+
+
+@federation_app.command("init")
+@handles_errors
+def init(dir: FedDir = Path("federation"), passphrase_env: PassphraseEnv = None) -> None:
+    """Create the federation root key, the pinned root file and an empty revocation list.
+
+    Example: palermo federation init --dir federation
+    """
+    dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (dir / "members").mkdir(exist_ok=True)
+    root = SigningKey.generate(ROOT)
+    save_private_key(dir / ROOT_KEY, root.private, passphrase_from_env(passphrase_env))
+    write_json(dir / ROOT_PUB, {"kid": root.kid, "ed25519": root.public.raw.hex()})
+    now = datetime.now(UTC)
+    write_json(dir / REVOCATIONS, sign_document(RevocationList(seq=1, issued=now), root, ROOT))
+    out_console.print(
+        f"federation root {root.kid} created in {dir}/. Pin {dir}/{ROOT_PUB} on every node and "
+        f"broker; keep {dir}/{ROOT_KEY} offline."
+    )
+
+
+@federation_app.command("admit")
+@handles_errors
+def admit(
+    request: Annotated[Path, typer.Argument(help="AGENCY.request.json from 'agency init'.")],
+    dir: FedDir = Path("federation"),
+    groups: Annotated[list[str] | None, typer.Option("--group", help="Group (repeat).")] = None,
+    accreditation: Annotated[Classification, typer.Option()] = Classification.RESTRICTED,
+    valid_days: Annotated[int, typer.Option(min=1, max=3650)] = 365,
+    passphrase_env: PassphraseEnv = None,
+) -> None:
+    """Verify a membership request and sign the agency's membership certificate.
+
+    Example: palermo federation admit MLT-AFM.request.json --group med-coastal --dir federation
+    """
+    signed = read_json(request)
+    doc = signed.get("document", {}) if isinstance(signed, dict) else {}
+    try:
+        claimed = PublicSigningKey.from_raw(doc["agency"], bytes.fromhex(doc["signing_key"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrustError(f"{request} is not a membership request") from exc
+    # Proof of possession: the request is signed by the key it asks to have certified.
+    req = verify_document(signed, MembershipRequest, claimed, claimed.agency)
+    root = _load_signing(dir / ROOT_KEY, ROOT, passphrase_env)
+    members = dir / "members"
+    members.mkdir(exist_ok=True)
+    target = members / f"{req.agency}.cert.json"
+    serial = read_json(target)["document"]["serial"] + 1 if target.exists() else 1
+    now = datetime.now(UTC)
+    cert = MembershipCertificate(
+        serial=serial,
+        agency=req.agency,
+        name=req.name,
+        country=req.country,
+        groups=sorted(set(groups or [])),
+        accreditation=accreditation,
+        signing_key=req.signing_key,
+        not_before=now - timedelta(minutes=5),
+        not_after=now + timedelta(days=valid_days),
+    )
+    write_json(target, sign_document(cert, root, ROOT))
+    out_console.print(f"{req.agency} admitted: certificate serial {serial} written to {target}")
+
+
+@federation_app.command("revoke")
+@handles_errors
+def revoke(
+    agency: Annotated[str, typer.Argument(help="Agency id to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why (shown to every member).")],
+    kid: Annotated[str | None, typer.Option(help="Revoke one key only.")] = None,
+    dir: FedDir = Path("federation"),
+    passphrase_env: PassphraseEnv = None,
+) -> None:
+    """Add an agency (or one of its keys) to the signed revocation list.
+
+    Example: palermo federation revoke LBY-DCIM --reason "key compromised" --dir federation
+    """
+    root = _load_signing(dir / ROOT_KEY, ROOT, passphrase_env)
+    pinned = load_root_public(dir / ROOT_PUB)
+    current = verify_document(read_json(dir / REVOCATIONS), RevocationList, pinned, ROOT)
+    now = datetime.now(UTC)
+    entry = RevocationEntry(agency=agency, kid=kid, reason=reason, revoked_at=now)
+    updated = RevocationList(seq=current.seq + 1, issued=now, entries=[*current.entries, entry])
+    write_json(dir / REVOCATIONS, sign_document(updated, root, ROOT))
+    out_console.print(f"{agency} revoked (list seq {updated.seq}); publish {dir}/{REVOCATIONS}")
+
+
+@agency_app.command("init")
+@handles_errors
+def agency_init(
+    agency: Annotated[str, typer.Argument(help="Agency id, e.g. MLT-AFM.")],
+    name: Annotated[str, typer.Option(help="The agency's name.")],
+    country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-3, e.g. MLT.")],
+    dir: Annotated[Path, typer.Option("--dir", help="Where to keep the agency's keys.")] = Path(
+        "agency"
+    ),
+    key_days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
+    passphrase_env: PassphraseEnv = None,
+) -> None:
+    """Create an agency's keys, its signed membership request and its first key bundle.
+
+    Example: palermo agency init MLT-AFM --name "Armed Forces of Malta" --country MLT
+    """
+    passphrase = passphrase_from_env(passphrase_env)
+    signing, enc = SigningKey.generate(agency), EncryptionKey.generate(agency)
+    request = MembershipRequest(
+        agency=agency,
+        name=name,
+        country=country,
+        signing_key=signing.public.raw.hex(),
+        encryption_key=enc.public.raw.hex(),
+    )
+    now = datetime.now(UTC)
+    bundle = KeyBundle(
+        agency=agency,
+        seq=1,
+        issued=now,
+        keys=[
+            EncryptionKeyEntry(
+                kid=enc.kid,
+                x25519=enc.public.raw.hex(),
+                not_before=now - timedelta(minutes=5),
+                not_after=now + timedelta(days=key_days),
+            )
+        ],
+    )
+    dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # only once every input is valid
+    save_private_key(dir / f"{agency}.sign.pem", signing.private, passphrase)
+    save_private_key(dir / f"{agency}.enc.{enc.kid}.pem", enc.private, passphrase)
+    write_json(dir / f"{agency}.request.json", sign_document(request, signing, agency))
+    write_json(dir / f"{agency}.bundle.json", sign_document(bundle, signing, agency))
+    out_console.print(
+        f"{agency}: keys in {dir}/. Send {dir}/{agency}.request.json to the federation operator."
+    )
