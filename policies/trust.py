@@ -26,7 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from node import crypto
 from node.keys import PublicEncryptionKey, PublicSigningKey, SigningKey
-from schemas import AgencyId, Classification, CountryCode, EpochMillis, KeyId
+from schemas import (
+    AgencyId,
+    Category,
+    Classification,
+    CountryCode,
+    EpochMillis,
+    KeyId,
+    Kind,
+    Route,
+)
 from schemas._types import Slug
 from schemas.errors import (
     KeyNotValid,
@@ -46,6 +55,8 @@ __all__ = [
     "MembershipRequest",
     "RevocationEntry",
     "RevocationList",
+    "Subscriptions",
+    "TopicFilter",
     "TrustStore",
     "canonical_json",
     "sign_document",
@@ -132,6 +143,34 @@ class RevocationList(_Doc):
     entries: list[RevocationEntry] = Field(default_factory=list, max_length=MAX_REVOCATIONS)
 
 
+class TopicFilter(_Doc):
+    """One registered interest: a route topic, optionally narrowed to categories and kinds."""
+
+    route: Route | Literal["*"]
+    categories: list[Category] = Field(default_factory=list, max_length=8)
+    kinds: list[Kind] = Field(default_factory=list, max_length=16)
+
+    def matches(self, route: Route, category: Category, kind: Kind) -> bool:
+        return (
+            (self.route == "*" or self.route == route)
+            and (not self.categories or category in self.categories)
+            and (not self.kinds or kind in self.kinds)
+        )
+
+
+class Subscriptions(_Doc):
+    """A partner's registered interest (its route topics), signed by the partner."""
+
+    kind: Literal["subscriptions"] = "subscriptions"
+    agency: AgencyId
+    seq: int = Field(ge=1)
+    issued: EpochMillis
+    filters: list[TopicFilter] = Field(default_factory=list, max_length=64)
+
+    def matches(self, route: Route, category: Category, kind: Kind) -> bool:
+        return any(f.matches(route, category, kind) for f in self.filters)
+
+
 Doc = TypeVar("Doc", bound=BaseModel)
 
 
@@ -204,6 +243,7 @@ class TrustStore:
         self._bundles: dict[str, KeyBundle] = {}
         self._revocations = RevocationList(seq=1, issued=0, entries=[])
         self._revocation_seq = 0
+        self._subscriptions: dict[str, Subscriptions] = {}
 
     @property
     def members(self) -> Mapping[str, MembershipCertificate]:
@@ -225,10 +265,7 @@ class TrustStore:
         return cert
 
     def add_bundle(self, signed: Mapping[str, Any]) -> KeyBundle:
-        agency = signed.get("document", {}).get("agency") if isinstance(signed, Mapping) else None
-        cert = self._certs.get(agency) if isinstance(agency, str) else None
-        if cert is None:
-            raise UnknownIssuer(f"key bundle for {agency!r}, which has no membership certificate")
+        cert = self._member_signed(signed, "key bundle")
         bundle = verify_document(signed, KeyBundle, cert.public_signing_key, cert.agency)
         current = self._bundles.get(bundle.agency)
         if current is not None and current.seq >= bundle.seq:
@@ -242,6 +279,27 @@ class TrustStore:
                 raise TrustError(f"key bundle for {bundle.agency}: kid {entry.kid} does not match")
         self._bundles[bundle.agency] = bundle
         return bundle
+
+    def _member_signed(self, signed: Mapping[str, Any], what: str) -> MembershipCertificate:
+        document = signed.get("document") if isinstance(signed, Mapping) else None
+        agency = document.get("agency") if isinstance(document, Mapping) else None
+        cert = self._certs.get(agency) if isinstance(agency, str) else None
+        if cert is None:
+            raise UnknownIssuer(f"{what} for {agency!r}, which has no membership certificate")
+        return cert
+
+    def set_subscriptions(self, signed: Mapping[str, Any]) -> Subscriptions:
+        cert = self._member_signed(signed, "subscriptions")
+        subs = verify_document(signed, Subscriptions, cert.public_signing_key, cert.agency)
+        current = self._subscriptions.get(subs.agency)
+        if current is not None and current.seq > subs.seq:
+            raise TrustError(f"subscriptions seq {subs.seq} for {subs.agency} is older than held")
+        self._subscriptions[subs.agency] = subs
+        return subs
+
+    @property
+    def subscriptions(self) -> Mapping[str, Subscriptions]:
+        return self._subscriptions
 
     def set_revocations(self, signed: Mapping[str, Any]) -> RevocationList:
         rl = verify_document(signed, RevocationList, self.root, ROOT)
@@ -301,22 +359,29 @@ class TrustStore:
         valid.sort(key=lambda e: e.not_before, reverse=True)
         return [PublicEncryptionKey.from_raw(agency, bytes.fromhex(e.x25519)) for e in valid]
 
+    def add(self, signed: Mapping[str, Any]) -> BaseModel:
+        """Verify and hold any trust document, by its kind."""
+        document = signed.get("document") if isinstance(signed, Mapping) else None
+        kind = document.get("kind") if isinstance(document, Mapping) else None
+        handlers = {
+            "membership-certificate": self.add_certificate,
+            "revocation-list": self.set_revocations,
+            "key-bundle": self.add_bundle,
+            "subscriptions": self.set_subscriptions,
+        }
+        handler = handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            raise TrustError(f"unknown trust document kind {kind!r}")
+        return handler(signed)
+
     def load(self, documents: Iterable[Mapping[str, Any]]) -> None:
-        """Add certificates, then revocations, then bundles, whatever order they come in."""
-        docs = list(documents)
-        order = {"membership-certificate": 0, "revocation-list": 1, "key-bundle": 2}
+        """Add certificates first, then revocations, then the rest, whatever order they come in."""
+        order = {"membership-certificate": 0, "revocation-list": 1}
 
         def rank(d: Mapping[str, Any]) -> int:
-            kind = d.get("document", {}).get("kind") if isinstance(d, Mapping) else None
-            return order.get(kind, 3) if isinstance(kind, str) else 3
+            document = d.get("document") if isinstance(d, Mapping) else None
+            kind = document.get("kind") if isinstance(document, Mapping) else None
+            return order.get(kind, 2) if isinstance(kind, str) else 2
 
-        for doc in sorted(docs, key=rank):
-            kind = doc.get("document", {}).get("kind")
-            if kind == "membership-certificate":
-                self.add_certificate(doc)
-            elif kind == "revocation-list":
-                self.set_revocations(doc)
-            elif kind == "key-bundle":
-                self.add_bundle(doc)
-            else:
-                raise TrustError(f"unknown trust document kind {kind!r}")
+        for doc in sorted(documents, key=rank):
+            self.add(doc)
