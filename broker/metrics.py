@@ -1,0 +1,40 @@
+"""Prometheus metrics of one broker process (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["BrokerMetrics"]
+
+
+@dataclass
+class BrokerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.verified = Counter(
+            "palermo_envelopes_verified",
+            "Envelopes whose format and signature verified",
+            registry=r,
+        )
+        self.delivered = Counter(
+            "palermo_deliveries", "Copies delivered to allowed recipients", registry=r
+        )
+        self.denied = Counter(
+            "palermo_denied",
+            "Refusals (a recipient denied or an envelope invalid)",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "palermo_dead_lettered", "Messages written to PLM_DEAD", registry=r
+        )
+        self.latency = Histogram(
+            "palermo_processing_seconds",
+            "From taking an envelope to acking it",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )

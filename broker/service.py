@@ -1,0 +1,412 @@
+"""The federation broker: verify, enforce, route, dead-letter, audit. It never sees plaintext.
+
+One loop per process takes batches from the shared durable pull consumer on PLM_PUB (any number
+of replicas share it), and for each batch:
+
+1. checks every envelope without I/O: size, format, signature and key validity against the
+   verified directory, subject/originator match, age, then ``policy.decide`` per recipient;
+2. marks each verified envelope id in PLM_SEEN (atomically refused if another envelope already
+   carried that id: a replay), pipelined for the whole batch;
+3. publishes, pipelined, one copy per allowed recipient to PLM_DLV (``Nats-Msg-Id`` =
+   ``<id>.<recipient>``, so a redelivery never duplicates), dead letters with reason headers,
+   a signed notice to the originator for every refusal, and one audit entry per envelope;
+4. acks each envelope only once every one of its publications is stored; anything that failed
+   is nak'ed and comes back (bounded by ``max_deliver``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from node.envelope import Verified, verify_envelope
+from node.keys import SigningKey
+from node.transport import deliver_subject, map_nats_errors
+from policies.trust import TrustStore, canonical_json
+from schemas import EnvelopeHeader
+from schemas.errors import EnvelopeError, PalermoError, Replayed
+
+from .audit import AuditChain
+from .metrics import BrokerMetrics
+
+__all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView", "RecipientDecision"]
+
+CONSUMER: Final[str] = "palermo-broker"
+_log = structlog.get_logger("palermo.broker")
+_WRONG_LAST_SEQUENCE: Final[int] = 10071
+
+
+class RecipientDecision(Protocol):
+    """What the broker needs from a policy decision (``policies.Decision``)."""
+
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def withheld_sections(self) -> tuple[str, ...]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class PolicyView(Protocol):
+    """The broker's view of the signed federation policy and standing policies."""
+
+    def decide(
+        self, header: EnvelopeHeader, recipient: str, now: datetime
+    ) -> RecipientDecision: ...
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    broker_id: str = "BROKER"
+    max_envelope_bytes: int = 1024 * 1024
+    max_age: timedelta = timedelta(days=7)
+    batch: int = 256
+    max_inflight: int = 1024
+    max_deliver: int = 10
+    ack_wait_s: float = 30.0
+    nak_delay_s: float = 1.0
+    checkpoint_every: int = 1000
+    checkpoint_ms: int = 1000
+    fetch_timeout_s: float = 0.5
+
+
+@dataclass
+class Outcome:
+    """Everything the broker will publish for one envelope before acking it."""
+
+    msg: Msg
+    envelope_id: str | None
+    originator: str | None
+    header: EnvelopeHeader | None = None
+    error: PalermoError | None = None
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allowed: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _refusal(code: str, message: str) -> dict[str, Any]:
+    return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
+
+
+def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
+    """A reason to refuse if a section policy withholds is wrapped for this recipient anyway."""
+    for section in withheld:
+        if recipient in verified.stanza_agencies(section):
+            return (
+                f"section {section} is wrapped for {recipient}, but policy withholds it; the "
+                "originator's node must not wrap it (upgrade or fix the originator's node)"
+            )
+    return None
+
+
+class Broker:
+    def __init__(
+        self,
+        nc: Client,
+        trust: TrustStore,
+        policy: PolicyView,
+        key: SigningKey,
+        options: BrokerOptions | None = None,
+        metrics: BrokerMetrics | None = None,
+    ) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=20_000)
+        self.trust = trust
+        self.policy = policy
+        self.key = key
+        self.options = options or BrokerOptions()
+        self.metrics = metrics or BrokerMetrics()
+        self.chain = self._new_chain()
+        self._last_checkpoint = time.monotonic()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.processed = 0
+
+    def _new_chain(self) -> AuditChain:
+        return AuditChain(f"{self.options.broker_id}.{uuid.uuid4().hex[:12]}", self.key)
+
+    # --- pure checks -------------------------------------------------------------------------
+
+    def assess(self, msg: Msg, now: datetime) -> Outcome:
+        """Everything but I/O: verification and a decision for each listed recipient."""
+        tokens = msg.subject.split(".")
+        claimed = tokens[2] if len(tokens) == 6 else None
+        outcome = Outcome(msg, None, claimed)
+        try:
+            verified = verify_envelope(
+                msg.data, self.trust, now=now, max_size=self.options.max_envelope_bytes
+            )
+            header = verified.header
+            outcome.envelope_id, outcome.header = header.id, header
+            if claimed != header.originator or tokens[3:] != list(header.subject_tokens()[1:]):
+                raise EnvelopeError(
+                    f"published on {msg.subject} but the signed header says originator "
+                    f"{header.originator}, {header.kind}/{header.route}/{header.category}"
+                )
+            if now - header.created > self.options.max_age:
+                raise EnvelopeError(
+                    f"envelope created {header.created:%Y-%m-%dT%H:%MZ} is older than the "
+                    f"replay window ({self.options.max_age}); re-seal it"
+                )
+        except PalermoError as exc:
+            outcome.error = exc
+            return outcome
+        for recipient in header.recipients:
+            decision = self.policy.decide(header, recipient, now)
+            record = decision.to_dict()
+            if decision.allowed:
+                problem = check_sections(verified, recipient, decision.withheld_sections)
+                if problem is not None:
+                    record = _refusal("section_wrapped_against_policy", problem)
+            outcome.decisions[recipient] = record
+            if record["decision"] == "allow":
+                outcome.allowed.append(recipient)
+        self.metrics.verified.inc()
+        return outcome
+
+    # --- I/O ---------------------------------------------------------------------------------
+
+    async def _mark_seen(self, outcome: Outcome) -> None:
+        """Record the id; a different envelope already holding it is a replay."""
+        assert outcome.header is not None
+        seq = str(outcome.msg.metadata.sequence.stream).encode()
+        subject = f"plm.seen.{outcome.header.id}"
+        try:
+            await self.js.publish(
+                subject, seq, headers={"Nats-Expected-Last-Subject-Sequence": "0"}
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
+            previous = await self.js.get_last_msg("PLM_SEEN", subject)
+            # Our own earlier attempt at this very stream message (a redelivery after a crash)
+            # is not a replay; anything else is.
+            if previous.data != seq:
+                outcome.error = Replayed(outcome.header.id)
+                outcome.decisions.clear()
+                outcome.allowed.clear()
+
+    def _publications(
+        self, outcome: Outcome, now: datetime
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        out: list[tuple[str, bytes, dict[str, str]]] = []
+        data = outcome.msg.data
+        header = outcome.header
+        refused: list[dict[str, Any]] = []
+        if outcome.error is not None or header is None:
+            error = outcome.error or EnvelopeError("unparseable")
+            ident = outcome.envelope_id or f"seq{outcome.msg.metadata.sequence.stream}"
+            out.append(
+                (
+                    f"plm.dead.{outcome.originator or 'unknown'}.{error.code}",
+                    data,
+                    {
+                        "Nats-Msg-Id": f"dead.{ident}",
+                        "Palermo-Reason-Code": error.code,
+                        "Palermo-Reason": error.reason[:1000],
+                        "Palermo-Subject": outcome.msg.subject,
+                    },
+                )
+            )
+            refused.append({"recipient": "*", "reasons": [error.to_dict()]})
+        else:
+            for recipient, record in outcome.decisions.items():
+                if record["decision"] == "allow":
+                    out.append(
+                        (
+                            deliver_subject(recipient, header),
+                            data,
+                            {"Nats-Msg-Id": f"{header.id}.{recipient}"},
+                        )
+                    )
+                    continue
+                codes = ",".join(r["code"] for r in record["reasons"])
+                out.append(
+                    (
+                        f"plm.dead.{header.originator}.policy",
+                        data,
+                        {
+                            "Nats-Msg-Id": f"dead.{header.id}.{recipient}",
+                            "Palermo-Reason-Code": codes,
+                            "Palermo-Reason": "; ".join(r["message"] for r in record["reasons"])[
+                                :1000
+                            ],
+                            "Palermo-Recipient": recipient,
+                            "Palermo-Envelope-Id": header.id,
+                        },
+                    )
+                )
+                refused.append({"recipient": recipient, "reasons": record["reasons"]})
+        if refused and outcome.originator is not None:
+            out.append(self._notice(outcome, refused, now))
+        return out
+
+    def _notice(
+        self, outcome: Outcome, refused: list[dict[str, Any]], now: datetime
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """A broker-signed notice to the originator naming who was refused and why."""
+        from node import crypto
+
+        body = {
+            "kind": "broker-notice",
+            "broker": self.options.broker_id,
+            "kid": self.key.kid,
+            "envelope": outcome.envelope_id,
+            "originator": outcome.originator,
+            "refused": refused,
+            "time": int(now.timestamp() * 1000),
+        }
+        sig = crypto.sign(self.key.private, b"palermo/v1/broker-notice\x00", canonical_json(body))
+        signature = {"signer": self.options.broker_id, "kid": self.key.kid, "ed25519": sig.hex()}
+        doc = {"document": body, "signature": signature}
+        ident = outcome.envelope_id or f"seq{outcome.msg.metadata.sequence.stream}"
+        return (
+            f"plm.rcpt.{outcome.originator}.notice",
+            canonical_json(doc),
+            {"Nats-Msg-Id": f"notice.{ident}"},
+        )
+
+    def _audit_record(self, outcome: Outcome) -> dict[str, Any]:
+        header = outcome.header
+        record: dict[str, Any] = {
+            "type": "decision",
+            "envelope": outcome.envelope_id,
+            "originator": outcome.originator,
+            "subject": outcome.msg.subject,
+            "delivery": outcome.msg.metadata.num_delivered,
+        }
+        if header is not None:
+            record |= {"kind": header.kind.value, "route": header.route.value,
+                       "category": header.category.value, "tlp": header.handling.tlp.value,
+                       "personal_data": header.contains_personal_data}  # fmt: skip
+            if header.handling.non_refoulement_override is not None:
+                record["non_refoulement_override"] = (
+                    header.handling.non_refoulement_override.model_dump()
+                )
+        if outcome.error is not None:
+            record["error"] = outcome.error.to_dict()
+        else:
+            record["decisions"] = [
+                {"recipient": r, **d} for r, d in sorted(outcome.decisions.items())
+            ]
+        return record
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
+        now = datetime.now(UTC)
+        outcomes = [self.assess(m, now) for m in msgs]
+        # Phase 1: replay markers (must be known before anything is delivered).
+        marks = [o for o in outcomes if o.error is None and o.header is not None]
+        results = await asyncio.gather(*(self._mark_seen(o) for o in marks), return_exceptions=True)
+        failed: set[int] = {
+            id(o) for o, r in zip(marks, results, strict=True) if isinstance(r, BaseException)
+        }
+        for o, r in zip(marks, results, strict=True):
+            if isinstance(r, BaseException):
+                _log.warning("replay marker failed", envelope=o.envelope_id, error=repr(r))
+        # Phase 2: deliveries, dead letters, notices and audit entries, pipelined.
+        pending: list[tuple[Outcome, list[Awaitable[Any]]]] = []
+        for o in outcomes:
+            if id(o) in failed:
+                continue
+            futures: list[Awaitable[Any]] = []
+            for subject, payload, headers in self._publications(o, now):
+                futures.append(await self.js.publish_async(subject, payload, headers=headers))
+            entry = self.chain.append(self._audit_record(o), now)
+            futures.append(
+                await self.js.publish_async(f"plm.audit.{self.chain.chain}", canonical_json(entry))
+            )
+            pending.append((o, futures))
+        if self.chain.since_checkpoint >= self.options.checkpoint_every or (
+            self.chain.since_checkpoint
+            and (time.monotonic() - self._last_checkpoint) * 1000 >= self.options.checkpoint_ms
+        ):
+            await self._checkpoint(now)
+        # Phase 3: ack what is durably stored, nak the rest.
+        for o, futures in pending:
+            done = await asyncio.gather(*futures, return_exceptions=True)
+            errors = [d for d in done if isinstance(d, BaseException)]
+            if errors:
+                _log.warning("publication failed; will retry", envelope=o.envelope_id,
+                             error=repr(errors[0]))  # fmt: skip
+                failed.add(id(o))
+                continue
+            await o.msg.ack()
+            self._count(o)
+        for o in outcomes:
+            if id(o) in failed:
+                await o.msg.nak(delay=self.options.nak_delay_s)
+        if any(id(o) in failed for o, _ in pending):
+            # An audit entry may be missing from the chain: start a new one rather than fork.
+            self.chain = self._new_chain()
+
+    def _count(self, o: Outcome) -> None:
+        self.processed += 1
+        self.metrics.latency.observe(time.perf_counter() - o.started)
+        if o.error is not None:
+            self.metrics.dead_lettered.inc()
+            self.metrics.denied.labels(reason=o.error.code).inc()
+            return
+        self.metrics.delivered.inc(len(o.allowed))
+        for record in o.decisions.values():
+            if record["decision"] != "allow":
+                self.metrics.dead_lettered.inc()
+                for reason in record["reasons"]:
+                    self.metrics.denied.labels(reason=reason["code"]).inc()
+
+    async def _checkpoint(self, now: datetime) -> None:
+        entry = self.chain.checkpoint(now)
+        self._last_checkpoint = time.monotonic()
+        await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; then finish the batch in hand and write a checkpoint."""
+        o = self.options
+        with map_nats_errors("subscribe to PLM_PUB"):
+            sub = await self.js.pull_subscribe(
+                "plm.pub.>",
+                durable=CONSUMER,
+                stream="PLM_PUB",
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT,
+                    max_deliver=o.max_deliver,
+                    ack_wait=o.ack_wait_s,
+                    max_ack_pending=o.max_inflight * 4,
+                ),
+            )
+        _log.info("broker consuming", chain=self.chain.chain)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
+                except nats.errors.TimeoutError:
+                    if self.chain.since_checkpoint:
+                        await self._checkpoint(datetime.now(UTC))
+                    continue
+                await self.handle_batch(msgs)
+        finally:
+            if self.chain.since_checkpoint and not self.nc.is_closed:
+                await self._checkpoint(datetime.now(UTC))
+            await sub.unsubscribe()
+            self._stopped.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def decode_entries(raw: Sequence[bytes]) -> list[Mapping[str, Any]]:
+    return [json.loads(r) for r in raw]

@@ -1,0 +1,150 @@
+"""The federation directory: signed trust documents in a JetStream key-value bucket.
+
+Keys: ``cert.<AGENCY>``, ``bundle.<AGENCY>``, ``subs.<AGENCY>``, ``revocations``,
+``policy.federation``, ``policy.agency.<AGENCY>``. Every value is a signed document; nothing is
+used before the :class:`~policies.trust.TrustStore` has verified it against the pinned root, so
+a writer to the bucket can at worst withhold documents, never forge them. Both the broker and
+the nodes keep a live view with :meth:`Directory.watch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import nats.js.errors
+import structlog
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from policies.trust import TrustStore
+from schemas.errors import PalermoError, TrustError
+
+from .transport import map_nats_errors
+
+__all__ = ["BUCKET", "Directory", "directory_key"]
+
+BUCKET: Final[str] = "PLM_DIR"
+MAX_DOCUMENT_BYTES: Final[int] = 256 * 1024
+_log = structlog.get_logger("palermo.directory")
+
+
+def directory_key(signed: Mapping[str, Any]) -> str:
+    """Where a signed document lives in the bucket, from its kind and agency."""
+    document = signed.get("document")
+    if not isinstance(document, Mapping):
+        raise TrustError("not a signed document: no 'document'")
+    kind, agency = document.get("kind"), document.get("agency")
+    if kind == "revocation-list":
+        return "revocations"
+    if kind == "federation-policy":
+        return "policy.federation"
+    prefixes = {
+        "membership-certificate": "cert",
+        "key-bundle": "bundle",
+        "subscriptions": "subs",
+        "agency-policy": "policy.agency",
+    }
+    if kind in prefixes and isinstance(agency, str):
+        return f"{prefixes[kind]}.{agency}"
+    raise TrustError(f"cannot store a document of kind {kind!r} in the directory")
+
+
+class Directory:
+    """A verified, live view of the directory bucket."""
+
+    def __init__(self, js: JetStreamContext, store: TrustStore, *, replicas: int = 1) -> None:
+        self.js = js
+        self.store = store
+        self.replicas = replicas
+        self.raw: dict[str, dict[str, Any]] = {}
+        self.rejected: dict[str, str] = {}
+        self._kv: KeyValue | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    async def open(self, *, create: bool = True) -> KeyValue:
+        if self._kv is None:
+            with map_nats_errors(f"open the directory bucket {BUCKET}"):
+                try:
+                    self._kv = await self.js.key_value(BUCKET)
+                except nats.js.errors.BucketNotFoundError:
+                    if not create:
+                        raise
+                    self._kv = await self.js.create_key_value(
+                        bucket=BUCKET, history=5, replicas=self.replicas
+                    )
+        return self._kv
+
+    async def publish(self, signed: dict[str, Any]) -> str:
+        """Verify a document against what we hold, then store it. Returns its key."""
+        key = directory_key(signed)
+        if key.startswith("policy."):
+            pass  # policies are verified by the policy layer that loads them
+        else:
+            self.store.add(signed)
+        data = json.dumps(signed, sort_keys=True).encode()
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise TrustError(f"{key} is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+        kv = await self.open()
+        with map_nats_errors(f"store {key} in the directory"):
+            await kv.put(key, data)
+        self.raw[key] = signed
+        return key
+
+    def on_change(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``listener(key, document)`` after each verified update (e.g. a revocation)."""
+        self._listeners.append(listener)
+
+    def _apply(self, key: str, value: bytes) -> None:
+        try:
+            signed = json.loads(value)
+            if not key.startswith("policy."):
+                self.store.add(signed)
+        except (json.JSONDecodeError, PalermoError) as exc:
+            reason = exc.reason if isinstance(exc, PalermoError) else f"not JSON: {exc}"
+            # A bad entry is logged and ignored; the last good state stays in force.
+            self.rejected[key] = reason
+            _log.warning("directory entry refused", key=key, reason=reason)
+            return
+        self.rejected.pop(key, None)
+        self.raw[key] = signed
+        for listener in self._listeners:
+            listener(key, signed)
+
+    async def load(self) -> None:
+        """Read every entry once: certificates first, so bundles can be checked against them."""
+        kv = await self.open()
+        with map_nats_errors("read the directory"):
+            try:
+                keys = await kv.keys()
+            except nats.js.errors.NoKeysError:
+                return
+            entries = {k: (await kv.get(k)).value or b"" for k in keys}
+        order = {"cert": 0, "revocations": 1}
+        for key in sorted(entries, key=lambda k: (order.get(k.split(".")[0], 2), k)):
+            self._apply(key, entries[key])
+
+    async def watch(self) -> None:
+        """Start applying updates as they arrive (revocations take effect within a second)."""
+        kv = await self.open()
+        with map_nats_errors("watch the directory"):
+            watcher = await kv.watchall()
+
+        async def run() -> None:
+            async for entry in watcher:
+                if entry is None or entry.value is None or entry.operation is not None:
+                    continue
+                self._apply(entry.key, entry.value)
+
+        self._task = asyncio.create_task(run(), name="directory-watch")
+        self._watcher = watcher
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            await self._watcher.stop()  # type: ignore[no-untyped-call]
+            self._task = None
