@@ -3,7 +3,7 @@ block and the envelope header. Pure data: no I/O, no crypto."""
 
 from ._handling import ActionCode, H3Restriction, Handling, NonRefoulementOverride
 from ._header import EnvelopeHeader, SectionInfo, SectionKind
-from ._types import AgencyId, CountryCode, EpochMillis, KeyId, new_uuid7
+from ._types import AgencyId, CountryCode, EpochMillis, KeyId, from_epoch_ms, new_uuid7, to_epoch_ms
 from ._vocab import Category, Classification, Kind, Priority, Route, Tlp
 
 __all__ = [
@@ -24,5 +24,7 @@ __all__ = [
     "SectionInfo",
     "SectionKind",
     "Tlp",
+    "from_epoch_ms",
     "new_uuid7",
+    "to_epoch_ms",
 ]
