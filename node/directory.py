@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from policies.trust import TrustStore
+from policies.view import AGENCY_PREFIX, FEDERATION_KEY, PolicyStore
 from schemas.errors import PalermoError, TrustError
 
 from .transport import map_nats_errors
@@ -55,9 +56,17 @@ def directory_key(signed: Mapping[str, Any]) -> str:
 class Directory:
     """A verified, live view of the directory bucket."""
 
-    def __init__(self, js: JetStreamContext, store: TrustStore, *, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: TrustStore,
+        policy: PolicyStore | None = None,
+        *,
+        replicas: int = 1,
+    ) -> None:
         self.js = js
         self.store = store
+        self.policy = policy or PolicyStore(store.root, store)
         self.replicas = replicas
         self.raw: dict[str, dict[str, Any]] = {}
         self.rejected: dict[str, str] = {}
@@ -81,10 +90,7 @@ class Directory:
     async def publish(self, signed: dict[str, Any]) -> str:
         """Verify a document against what we hold, then store it. Returns its key."""
         key = directory_key(signed)
-        if key.startswith("policy."):
-            pass  # policies are verified by the policy layer that loads them
-        else:
-            self.store.add(signed)
+        self._verify(key, signed)
         data = json.dumps(signed, sort_keys=True).encode()
         if len(data) > MAX_DOCUMENT_BYTES:
             raise TrustError(f"{key} is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
@@ -94,6 +100,15 @@ class Directory:
         self.raw[key] = signed
         return key
 
+    def _verify(self, key: str, signed: Mapping[str, Any]) -> None:
+        """Verify and take a document; raises (and changes nothing) if it does not verify."""
+        if key == FEDERATION_KEY:
+            self.policy.set_federation(signed)
+        elif key.startswith(AGENCY_PREFIX):
+            self.policy.set_agency_policy(signed)
+        else:
+            self.store.add(signed)
+
     def on_change(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``listener(key, document)`` after each verified update (e.g. a revocation)."""
         self._listeners.append(listener)
@@ -101,8 +116,7 @@ class Directory:
     def _apply(self, key: str, value: bytes) -> None:
         try:
             signed = json.loads(value)
-            if not key.startswith("policy."):
-                self.store.add(signed)
+            self._verify(key, signed)
         except (json.JSONDecodeError, PalermoError) as exc:
             reason = exc.reason if isinstance(exc, PalermoError) else f"not JSON: {exc}"
             # A bad entry is logged and ignored; the last good state stays in force.
@@ -123,8 +137,10 @@ class Directory:
             except nats.js.errors.NoKeysError:
                 return
             entries = {k: (await kv.get(k)).value or b"" for k in keys}
-        order = {"cert": 0, "revocations": 1}
-        for key in sorted(entries, key=lambda k: (order.get(k.split(".")[0], 2), k)):
+        # Certificates first (bundles and standing policies are checked against them), then
+        # revocations, then the federation policy, then the rest.
+        order = {"cert": 0, "revocations": 1, "policy": 2}
+        for key in sorted(entries, key=lambda k: (order.get(k.split(".")[0], 3), k)):
             self._apply(key, entries[key])
 
     async def watch(self) -> None:

@@ -1,0 +1,71 @@
+"""Broker configuration: a TOML file, overridden by ``PALERMO_BROKER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas._validation import invalid
+from schemas.errors import ConfigError
+
+__all__ = ["BrokerSettings"]
+
+
+class BrokerSettings(BaseSettings):
+    """Everything ``palermo broker run`` reads. Secrets never appear in a repr."""
+
+    model_config = SettingsConfigDict(env_prefix="PALERMO_BROKER_", extra="forbid")
+    toml_path: ClassVar[Path | None] = None
+
+    broker_id: str = Field(default="BROKER-1", pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
+    nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    nats_credentials: Path | None = Field(default=None, description="NATS .creds file")
+    root_key: Path = Field(description="The pinned federation root (root.pub.json).")
+    signing_key: Path = Field(description="The broker's Ed25519 key (audit checkpoints, notices).")
+    signing_key_passphrase: SecretStr | None = None
+    replicas: int = Field(default=1, ge=1, le=5)
+    max_envelope_bytes: int = Field(default=1024 * 1024, ge=4096, le=8 * 1024 * 1024)
+    batch: int = Field(default=256, ge=1, le=4096)
+    max_inflight: int = Field(default=1024, ge=1)
+    max_deliver: int = Field(default=10, ge=1)
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    checkpoint_every: int = Field(default=1000, ge=1)
+    checkpoint_ms: int = Field(default=1000, ge=10)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8480, ge=0, le=65535)
+    dev: bool = Field(default=False, description="Allow insecure settings (no TLS) for local use.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> BrokerSettings:
+        """Read ``path`` (TOML) with environment overrides; errors name the field to fix."""
+        if path is not None and not path.is_file():
+            raise ConfigError(f"broker config {path} does not exist")
+        cls.toml_path = path
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(invalid(exc, f"broker config {path}").reason) from exc
+        finally:
+            cls.toml_path = None

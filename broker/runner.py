@@ -1,0 +1,108 @@
+"""Run the broker as a service: connect, create streams, follow the directory, consume, stop.
+
+On SIGTERM or SIGINT the broker stops fetching, finishes the batch in hand (or naks it), writes
+a final signed audit checkpoint, drains its NATS connection and logs one summary line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from contextlib import AsyncExitStack
+from typing import Final
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from node.directory import Directory
+from node.keys import SigningKey, load_private_key
+from node.ops import OpsServer
+from node.transport import connect
+from policies.trust import TrustStore
+from policies.view import PolicyStore
+from schemas.errors import ConfigError
+
+from .config import BrokerSettings
+from .metrics import BrokerMetrics
+from .service import Broker, BrokerOptions
+from .streams import StreamLimits, ensure_streams
+
+__all__ = ["load_broker_key", "run_broker"]
+
+GRACE_S: Final[float] = 20.0
+_log = structlog.get_logger("palermo.broker")
+
+
+def load_broker_key(settings: BrokerSettings) -> SigningKey:
+    secret = settings.signing_key_passphrase
+    key = load_private_key(
+        settings.signing_key, secret.get_secret_value().encode() if secret else None
+    )
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{settings.signing_key} is not an Ed25519 signing key")
+    return SigningKey(settings.broker_id, key)
+
+
+async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = None) -> int:
+    """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
+    from node.cli._federation import load_root_public  # the pinned root file format
+
+    root = load_root_public(settings.root_key)
+    key = load_broker_key(settings)
+    started = time.monotonic()
+    async with AsyncExitStack() as stack:
+        options = (
+            {"user_credentials": str(settings.nats_credentials)}
+            if settings.nats_credentials
+            else {}
+        )
+        nc = await stack.enter_async_context(
+            connect(settings.nats_url, f"palermo-broker-{settings.broker_id}", **options)
+        )
+        js = nc.jetstream()
+        await ensure_streams(js, StreamLimits(replicas=settings.replicas,
+                                              max_payload=settings.max_envelope_bytes))  # fmt: skip
+        trust = TrustStore(root)
+        policy = PolicyStore(root, trust)
+        directory = Directory(js, trust, policy, replicas=settings.replicas)
+        await directory.load()
+        await directory.watch()
+        stack.push_async_callback(directory.close)
+        metrics = BrokerMetrics()
+        broker = Broker(
+            nc,
+            trust,
+            policy,
+            key,
+            BrokerOptions(
+                broker_id=settings.broker_id,
+                max_envelope_bytes=settings.max_envelope_bytes,
+                batch=settings.batch,
+                max_inflight=settings.max_inflight,
+                max_deliver=settings.max_deliver,
+                ack_wait_s=settings.ack_wait_s,
+                checkpoint_every=settings.checkpoint_every,
+                checkpoint_ms=settings.checkpoint_ms,
+            ),
+            metrics,
+        )
+        ops = OpsServer(nc, metrics.registry, lambda: policy.ready, settings.http_host,
+                        settings.http_port)  # fmt: skip
+        port = await ops.start()
+        stack.push_async_callback(ops.stop)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, broker.stop)
+        _log.info("broker started", broker=settings.broker_id, http_port=port,
+                  members=len(trust.members), chain=broker.chain.chain)  # fmt: skip
+        if ready is not None:
+            ready.set()
+        task = asyncio.create_task(broker.run())
+        await asyncio.wait({task})
+        task.result()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    _log.info("broker stopped", broker=settings.broker_id, processed=broker.processed,
+              seconds=round(time.monotonic() - started, 1))  # fmt: skip
+    return broker.processed
