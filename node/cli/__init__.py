@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._app import app
+from ._broker import audit_app, broker_app, directory_app
 from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
 from ._keys import keys_app
@@ -11,6 +12,9 @@ app.add_typer(envelope_app, name="envelope")
 app.add_typer(keys_app, name="keys")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
+app.add_typer(broker_app, name="broker")
+app.add_typer(audit_app, name="audit")
+app.add_typer(directory_app, name="directory")
 
 __all__ = ["app", "main"]
 

@@ -1,0 +1,219 @@
+"""``palermo broker``, ``palermo audit`` and ``palermo directory``.
+
+The broker package is imported inside each command, so the node's commands never load it
+(docs/decisions/0001-errors-and-layering.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._app import handles_errors, out_console, print_json
+from ._federation import load_root_public, read_json
+
+broker_app = typer.Typer(help="Run the federation broker.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and query the audit log.", no_args_is_help=True)
+directory_app = typer.Typer(help="Publish and show the federation directory.", no_args_is_help=True)
+
+NatsOption = Annotated[
+    list[str], typer.Option("--nats", help="NATS server URL (repeat for a cluster).")
+]
+DEFAULT_NATS = ["nats://127.0.0.1:4222"]
+
+
+@broker_app.command("run")
+@handles_errors
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="broker.toml")],
+    log_format: Annotated[str, typer.Option(help="json or console")] = "json",
+) -> None:
+    """Run the broker until SIGTERM: verify, enforce policy, route, dead-letter, audit.
+
+    Example: palermo broker run --config /etc/palermo/broker.toml
+    """
+    from broker.config import BrokerSettings
+    from broker.runner import run_broker
+
+    from ..logs import configure_logging
+
+    configure_logging(json_output=log_format == "json")
+    settings = BrokerSettings.load(config)
+    asyncio.run(run_broker(settings))
+
+
+async def _read_stream(urls: list[str], subject: str, stream: str) -> list[dict[str, Any]]:
+    from ..transport import connect, map_nats_errors
+
+    async with connect(urls, "palermo-audit") as nc:
+        js = nc.jetstream()
+        out: list[dict[str, Any]] = []
+        with map_nats_errors(f"read {stream}"):
+            info = await js.stream_info(stream)
+            last = info.state.last_seq
+            seq = info.state.first_seq
+            while 0 < seq <= last:
+                try:
+                    msg = await js.get_msg(stream, seq)
+                except Exception:
+                    seq += 1
+                    continue
+                if msg.subject and msg.subject.startswith(subject.rstrip(">")):
+                    out.append(json.loads(msg.data or b"{}"))
+                seq += 1
+        return out
+
+
+@audit_app.command("verify")
+@handles_errors
+def verify(
+    broker_key: Annotated[
+        list[Path], typer.Option("--broker-key", help="Broker public key card(s) (*.pub.json).")
+    ],
+    nats_url: NatsOption = DEFAULT_NATS,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check every audit chain: links, hashes, order and signed checkpoints.
+
+    Exits 1 and names the first broken entry if any chain was modified, cut or reordered.
+
+    Example: palermo audit verify --broker-key keys/BROKER-1.pub.json --nats nats://hub:4222
+    """
+    from broker.audit import verify_entries
+
+    from ..keys import KeyCard
+
+    keys = {}
+    for path in broker_key:
+        card = KeyCard.from_json(path.read_text(), str(path))
+        keys[card.signing.kid] = card.signing.key
+    entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT"))
+    reports = verify_entries(entries, keys)
+    if as_json:
+        print_json({"ok": all(r.ok for r in reports), "chains": [r.to_dict() for r in reports]})
+    else:
+        for r in reports:
+            state = "ok" if r.ok else f"BROKEN at entry {r.broken_seq}: {r.broken}"
+            out_console.print(
+                f"{r.chain}: {r.entries} entries, {r.checkpoints} checkpoints, "
+                f"{r.unsigned_tail} after the last checkpoint: {state}"
+            )
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@audit_app.command("trail")
+@handles_errors
+def trail(
+    report_id: Annotated[str, typer.Argument(help="Envelope / report id.")],
+    nats_url: NatsOption = DEFAULT_NATS,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Everyone who received a report, when, under which obligations, and every denial.
+
+    Example: palermo audit trail 0193f0a2-...
+    """
+    from broker.audit import trail as audit_trail
+
+    rows = audit_trail(asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT")), report_id)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        reasons = "; ".join(
+            r.get("code", "") for r in row.get("reasons", []) if isinstance(r, dict)
+        )
+        obligations = ", ".join(o["code"] for o in row.get("obligations", []))
+        out_console.print(
+            f"{row['time']}  {row.get('recipient') or '*':<12} {row['decision']:<8} "
+            f"{obligations or reasons}"
+        )
+
+
+@directory_app.command("publish")
+@handles_errors
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="Signed documents (*.json).")],
+    root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
+    nats_url: NatsOption = DEFAULT_NATS,
+) -> None:
+    """Verify signed trust and policy documents, then store them in the directory.
+
+    Example: palermo directory publish federation/members/*.cert.json --root root.pub.json
+    """
+    from policies.trust import TrustStore
+
+    from ..directory import Directory
+    from ..transport import connect
+
+    docs = [read_json(f) for f in files]
+
+    async def go() -> list[str]:
+        async with connect(nats_url, "palermo-directory") as nc:
+            directory = Directory(nc.jetstream(), TrustStore(load_root_public(root)))
+            await directory.load()
+            order = {"membership-certificate": 0, "revocation-list": 1, "federation-policy": 2}
+            ranked = sorted(docs, key=lambda d: order.get(d.get("document", {}).get("kind"), 3))
+            return [await directory.publish(d) for d in ranked]
+
+    for key in asyncio.run(go()):
+        out_console.print(f"published {key}")
+
+
+@directory_app.command("show")
+@handles_errors
+def show(
+    root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
+    nats_url: NatsOption = DEFAULT_NATS,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show the verified directory: members, keys, subscriptions, revocations, refusals.
+
+    Example: palermo directory show --root root.pub.json --json
+    """
+    from policies.trust import TrustStore
+
+    from ..directory import Directory
+    from ..transport import connect
+
+    async def go() -> dict[str, Any]:
+        async with connect(nats_url, "palermo-directory") as nc:
+            store = TrustStore(load_root_public(root))
+            directory = Directory(nc.jetstream(), store)
+            await directory.load()
+            return {
+                "members": {
+                    a: {
+                        "name": c.name,
+                        "country": c.country,
+                        "groups": c.groups,
+                        "accreditation": c.accreditation.value,
+                        "serial": c.serial,
+                    }
+                    for a, c in sorted(store.members.items())
+                },
+                "revoked": [e.model_dump(mode="json") for e in store.revocations.entries],
+                "subscriptions": {
+                    a: [f.model_dump(mode="json") for f in s.filters]
+                    for a, s in sorted(store.subscriptions.items())
+                },
+                "federation_policy": directory.policy.federation.version
+                if directory.policy.federation
+                else None,
+                "refused": directory.rejected,
+            }
+
+    data = asyncio.run(go())
+    if as_json:
+        print_json(data)
+        return
+    for agency, info in data["members"].items():
+        out_console.print(f"{agency:<12} {info['country']} {','.join(info['groups'])}")
+    for entry in data["revoked"]:
+        out_console.print(f"revoked: {entry['agency']} {entry.get('kid') or ''} {entry['reason']}")
+    for key, reason in data["refused"].items():
+        out_console.print(f"refused {key}: {reason}")
