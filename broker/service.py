@@ -393,7 +393,7 @@ class Broker:
             while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
                     if self.chain.since_checkpoint:
                         await self._checkpoint(datetime.now(UTC))
                     continue

@@ -1,0 +1,77 @@
+"""Palermo policies: the handling-code catalogue, the federation policy and agencies' standing
+policies (signed TOML documents), and the policy engine — a pure function from
+(header, recipient, federation, standing policy, now) to a decision with reasons, obligations
+and the sections to withhold. No I/O.
+
+Trust documents (certificates, key bundles, revocations, signatures) are in
+:mod:`policies.trust`, which is not imported here so that the engine stays free of crypto.
+"""
+
+from ._agency_policy import (
+    AgencyPolicy,
+    DenyRule,
+    MaxClassificationRule,
+    MaxTlpRule,
+    NoPersonalDataRule,
+    RedOnlyToRule,
+    Rule,
+)
+from ._catalogue import (
+    CATALOGUE,
+    OBLIGATIONS,
+    TLP_RANK,
+    AuditFlag,
+    CodeInfo,
+    ObligationCode,
+    ReasonCode,
+    Source,
+)
+from ._decision import Decision, Obligation, Reason, obligations_for
+from ._engine import allowed_recipients, decide, may_forward
+from ._federation import (
+    Agreement,
+    Federation,
+    FederationRules,
+    Group,
+    Member,
+    MemberStatus,
+    PolicyDocument,
+    canonical_json,
+)
+from ._index import FederationIndex, MemberInfo, compile_federation
+
+__all__ = [
+    "CATALOGUE",
+    "OBLIGATIONS",
+    "TLP_RANK",
+    "AgencyPolicy",
+    "Agreement",
+    "AuditFlag",
+    "CodeInfo",
+    "Decision",
+    "DenyRule",
+    "Federation",
+    "FederationIndex",
+    "FederationRules",
+    "Group",
+    "MaxClassificationRule",
+    "MaxTlpRule",
+    "Member",
+    "MemberInfo",
+    "MemberStatus",
+    "NoPersonalDataRule",
+    "Obligation",
+    "ObligationCode",
+    "PolicyDocument",
+    "Reason",
+    "ReasonCode",
+    "RedOnlyToRule",
+    "Rule",
+    "Source",
+    "allowed_recipients",
+    "canonical_json",
+    "compile_federation",
+    "decide",
+    "may_forward",
+    "obligations_for",
+]

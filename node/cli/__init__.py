@@ -7,11 +7,13 @@ from ._broker import audit_app, broker_app, directory_app
 from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
 from ._keys import keys_app
+from ._policy import policy_app
 
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(keys_app, name="keys")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
+app.add_typer(policy_app, name="policy")
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
