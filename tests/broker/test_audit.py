@@ -1,0 +1,143 @@
+"""The audit chain: verifies when intact, names the first broken entry when not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from broker.audit import AuditChain, trail, verify_entries
+from node.keys import SigningKey
+
+KEY = SigningKey.generate("BROKER-1")
+KEYS = {KEY.kid: KEY.public.key}
+T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def _chain(n: int = 10, every: int = 4) -> list[dict[str, Any]]:
+    chain = AuditChain("BROKER-1.test", KEY)
+    out = []
+    for i in range(n):
+        now = T0 + timedelta(seconds=i)
+        out.append(
+            chain.append(
+                {
+                    "type": "decision",
+                    "envelope": f"env-{i}",
+                    "decisions": [
+                        {
+                            "recipient": "MLT-AFM",
+                            "decision": "allow",
+                            "reasons": [],
+                            "obligations": [{"code": "no-judicial-disclosure"}],
+                        },
+                        {
+                            "recipient": "AUS-ABF",
+                            "decision": "deny",
+                            "reasons": [{"code": "not-in-rel-to"}],
+                            "obligations": [],
+                        },
+                    ],
+                },
+                now,
+            )
+        )
+        if chain.since_checkpoint >= every:
+            out.append(chain.checkpoint(now))
+    out.append(chain.checkpoint(T0 + timedelta(seconds=n)))
+    return out
+
+
+def test_intact_chain_verifies() -> None:
+    """An untouched chain verifies with every entry covered by a checkpoint."""
+    [report] = verify_entries(_chain(), KEYS)
+    assert (True, 0) == (report.ok, report.unsigned_tail)
+    assert 3 == report.checkpoints
+
+
+def test_modified_entry_is_named() -> None:
+    """Changing a decision's content breaks that very entry."""
+    entries = _chain()
+    entries[3]["decisions"][1]["decision"] = "allow"
+    [report] = verify_entries(entries, KEYS)
+    assert (False, 4) == (report.ok, report.broken_seq)
+    assert "modified" in str(report.broken)
+
+
+def test_modified_entry_with_recomputed_hash_is_caught_by_the_next_link() -> None:
+    """Recomputing the altered entry's hash breaks the link from the next entry."""
+    from broker.audit import entry_hash
+
+    entries = _chain()
+    entries[3]["envelope"] = "forged"
+    entries[3]["hash"] = entry_hash(entries[3])
+    [report] = verify_entries(entries, KEYS)
+    assert (False, 5) == (report.ok, report.broken_seq)
+
+
+def test_removed_entry_is_named() -> None:
+    """Deleting an entry is reported at the entry after the gap."""
+    entries = _chain()
+    del entries[2]
+    [report] = verify_entries(entries, KEYS)
+    assert (False, 4) == (report.ok, report.broken_seq)
+    assert "removed" in str(report.broken)
+
+
+def test_reordered_entries_are_named() -> None:
+    """Swapping two entries is reported at the first one out of place."""
+    entries = _chain()
+    entries[1], entries[2] = entries[2], entries[1]
+    [report] = verify_entries(entries, KEYS)
+    assert (False, 3) == (report.ok, report.broken_seq)
+
+
+def test_forged_checkpoint_signature_is_refused() -> None:
+    """A checkpoint signed with another key is refused even with a consistent hash."""
+    from broker.audit import entry_hash
+
+    entries = _chain()
+    other = SigningKey.generate("BROKER-1")
+    idx = next(i for i, e in enumerate(entries) if e.get("type") == "checkpoint")
+    entries[idx]["kid"] = other.kid
+    entries[idx]["hash"] = entry_hash(entries[idx])
+    [report] = verify_entries(entries, {**KEYS, other.kid: other.public.key})
+    assert False is report.ok
+    assert "invalid signature" in str(report.broken)
+
+
+def test_unknown_broker_key_is_refused() -> None:
+    """Without the broker's public key the checkpoints cannot be trusted."""
+    [report] = verify_entries(_chain(), {})
+    assert "unknown broker key" in str(report.broken)
+
+
+def test_truncated_tail_shows_as_unsigned() -> None:
+    """Entries after the last checkpoint are counted, so a cut tail is visible."""
+    entries = _chain()[:-1]
+    [report] = verify_entries(entries, KEYS)
+    assert (True, 2) == (report.ok, report.unsigned_tail)
+
+
+@pytest.mark.parametrize("chains", [2, 3])
+def test_interleaved_chains_verify_independently(chains: int) -> None:
+    """Several brokers' chains interleaved in one stream each verify on their own."""
+    entries = []
+    for c in range(chains):
+        chain = AuditChain(f"B{c}", KEY)
+        for i in range(5):
+            entries.append(chain.append({"type": "decision", "envelope": f"{c}-{i}"}, T0))
+        entries.append(chain.checkpoint(T0))
+    interleaved = sorted(entries, key=lambda e: (e["seq"], e["chain"]))
+    reports = verify_entries(interleaved, KEYS)
+    assert [True] * chains == [r.ok for r in reports]
+
+
+def test_trail_lists_receivers_and_denials() -> None:
+    """The trail of one report names who received it, under which obligations, and who not."""
+    rows = trail(_chain(), "env-2")
+    assert [("MLT-AFM", "allow"), ("AUS-ABF", "deny")] == [
+        (r["recipient"], r["decision"]) for r in rows
+    ]
+    assert "no-judicial-disclosure" == rows[0]["obligations"][0]["code"]
