@@ -1,7 +1,9 @@
 """The tamper-evident audit log: hash-chained entries with signed checkpoints. No I/O.
 
 Each broker process writes its own chain (``chain`` = broker id + a per-start suffix), so
-replicas never contend for one head. Every entry carries ``seq`` (1, 2, ...) and ``prev`` (the
+replicas never contend for one head. An entry of type ``decisions`` holds the records of one
+batch (each envelope, and each recipient's decision with reasons and obligations).
+Every entry carries ``seq`` (1, 2, ...) and ``prev`` (the
 previous entry's hash); its ``hash`` is SHA-256 over a domain string and the canonical JSON of
 the entry without ``hash``. Every N entries or T milliseconds, and on shutdown, the broker
 appends a checkpoint entry whose Ed25519 signature covers (chain, seq, head): like a
@@ -198,11 +200,13 @@ def trail(entries: Iterable[Mapping[str, Any]], envelope_id: str) -> list[dict[s
     """Every decision about one report: who received it, when, under which obligations."""
     rows: list[dict[str, Any]] = []
     for entry in entries:
-        if entry.get("type") != "decision" or entry.get("envelope") != envelope_id:
-            continue
-        for decision in entry.get("decisions", []):
-            rows.append({"time": entry["time"], "chain": entry["chain"], **decision})
-        if entry.get("error"):
-            rows.append({"time": entry["time"], "chain": entry["chain"], "decision": "invalid",
-                         "recipient": None, "reasons": [entry["error"]]})  # fmt: skip
+        for record in entry.get("records", []) if entry.get("type") == "decisions" else []:
+            if record.get("envelope") != envelope_id:
+                continue
+            where = {"time": entry["time"], "chain": entry["chain"], "seq": entry["seq"]}
+            for decision in record.get("decisions", []):
+                rows.append({**where, **decision})
+            if record.get("error"):
+                rows.append({**where, "decision": "invalid", "recipient": None,
+                             "reasons": [record["error"]]})  # fmt: skip
     return rows

@@ -181,25 +181,46 @@ class Broker:
 
     # --- I/O ---------------------------------------------------------------------------------
 
-    async def _mark_seen(self, outcome: Outcome) -> None:
-        """Record the id; a different envelope already holding it is a replay."""
-        assert outcome.header is not None
-        seq = str(outcome.msg.metadata.sequence.stream).encode()
-        subject = f"plm.seen.{outcome.header.id}"
-        try:
-            await self.js.publish(
-                subject, seq, headers={"Nats-Expected-Last-Subject-Sequence": "0"}
-            )
-        except nats.js.errors.APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
-                raise
-            previous = await self.js.get_last_msg("PLM_SEEN", subject)
+    async def _mark_seen(self, outcomes: Sequence[Outcome]) -> set[int]:
+        """Record each envelope id in PLM_SEEN, pipelined; an id already held is a replay.
+
+        Returns the ``id()`` of outcomes whose marker could not be written (to be retried).
+        """
+        # Concurrent requests rather than publish_async: nats-py 2.16's async-publish reply
+        # handler raises JetStream API errors instead of setting them on the future, so a
+        # refused marker would never resolve.
+        results = await asyncio.gather(
+            *(
+                self.js.publish(
+                    f"plm.seen.{o.header.id}",
+                    str(o.msg.metadata.sequence.stream).encode(),
+                    headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+                )
+                for o in outcomes
+                if o.header is not None
+            ),
+            return_exceptions=True,
+        )
+        failed: set[int] = set()
+        for o, result in zip(outcomes, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            if not (
+                isinstance(result, nats.js.errors.APIError)
+                and result.err_code == _WRONG_LAST_SEQUENCE
+            ):
+                _log.warning("replay marker failed", envelope=o.envelope_id, error=repr(result))
+                failed.add(id(o))
+                continue
+            assert o.header is not None
+            previous = await self.js.get_last_msg("PLM_SEEN", f"plm.seen.{o.header.id}")
             # Our own earlier attempt at this very stream message (a redelivery after a crash)
             # is not a replay; anything else is.
-            if previous.data != seq:
-                outcome.error = Replayed(outcome.header.id)
-                outcome.decisions.clear()
-                outcome.allowed.clear()
+            if previous.data != str(o.msg.metadata.sequence.stream).encode():
+                o.error = Replayed(o.header.id)
+                o.decisions.clear()
+                o.allowed.clear()
+        return failed
 
     def _publications(
         self, outcome: Outcome, now: datetime
@@ -309,34 +330,19 @@ class Broker:
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
         now = datetime.now(UTC)
         outcomes = [self.assess(m, now) for m in msgs]
-        # Phase 1: replay markers (must be known before anything is delivered).
-        marks = [o for o in outcomes if o.error is None and o.header is not None]
-        results = await asyncio.gather(*(self._mark_seen(o) for o in marks), return_exceptions=True)
-        failed: set[int] = {
-            id(o) for o, r in zip(marks, results, strict=True) if isinstance(r, BaseException)
-        }
-        for o, r in zip(marks, results, strict=True):
-            if isinstance(r, BaseException):
-                _log.warning("replay marker failed", envelope=o.envelope_id, error=repr(r))
-        # Phase 2: deliveries, dead letters, notices and audit entries, pipelined.
+        # Phase 1: replay markers, which must be known before anything is delivered.
+        failed = await self._mark_seen([o for o in outcomes if o.error is None])
+        # Phase 2: deliveries, dead letters and notices, pipelined.
         pending: list[tuple[Outcome, list[Awaitable[Any]]]] = []
         for o in outcomes:
             if id(o) in failed:
                 continue
-            futures: list[Awaitable[Any]] = []
-            for subject, payload, headers in self._publications(o, now):
-                futures.append(await self.js.publish_async(subject, payload, headers=headers))
-            entry = self.chain.append(self._audit_record(o), now)
-            futures.append(
-                await self.js.publish_async(f"plm.audit.{self.chain.chain}", canonical_json(entry))
-            )
+            futures: list[Awaitable[Any]] = [
+                await self.js.publish_async(subject, payload, headers=headers)
+                for subject, payload, headers in self._publications(o, now)
+            ]
             pending.append((o, futures))
-        if self.chain.since_checkpoint >= self.options.checkpoint_every or (
-            self.chain.since_checkpoint
-            and (time.monotonic() - self._last_checkpoint) * 1000 >= self.options.checkpoint_ms
-        ):
-            await self._checkpoint(now)
-        # Phase 3: ack what is durably stored, nak the rest.
+        stored: list[Outcome] = []
         for o, futures in pending:
             done = await asyncio.gather(*futures, return_exceptions=True)
             errors = [d for d in done if isinstance(d, BaseException)]
@@ -344,15 +350,32 @@ class Broker:
                 _log.warning("publication failed; will retry", envelope=o.envelope_id,
                              error=repr(errors[0]))  # fmt: skip
                 failed.add(id(o))
-                continue
+            else:
+                stored.append(o)
+        # Phase 3: one hash-chained audit entry for the batch's outcomes, stored before any ack.
+        if stored:
+            entry = self.chain.append(
+                {"type": "decisions", "records": [self._audit_record(o) for o in stored]}, now
+            )
+            try:
+                await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
+            except (nats.errors.Error, TimeoutError) as exc:
+                # The chain may now have a gap: start a new one rather than fork it.
+                _log.warning("audit entry failed; will retry", error=repr(exc))
+                self.chain = self._new_chain()
+                failed.update(id(o) for o in stored)
+                stored = []
+        for o in stored:
             await o.msg.ack()
             self._count(o)
         for o in outcomes:
             if id(o) in failed:
                 await o.msg.nak(delay=self.options.nak_delay_s)
-        if any(id(o) in failed for o, _ in pending):
-            # An audit entry may be missing from the chain: start a new one rather than fork.
-            self.chain = self._new_chain()
+        if self.chain.since_checkpoint >= self.options.checkpoint_every or (
+            self.chain.since_checkpoint
+            and (time.monotonic() - self._last_checkpoint) * 1000 >= self.options.checkpoint_ms
+        ):
+            await self._checkpoint(now)
 
     def _count(self, o: Outcome) -> None:
         self.processed += 1

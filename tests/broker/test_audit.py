@@ -23,22 +23,8 @@ def _chain(n: int = 10, every: int = 4) -> list[dict[str, Any]]:
         out.append(
             chain.append(
                 {
-                    "type": "decision",
-                    "envelope": f"env-{i}",
-                    "decisions": [
-                        {
-                            "recipient": "MLT-AFM",
-                            "decision": "allow",
-                            "reasons": [],
-                            "obligations": [{"code": "no-judicial-disclosure"}],
-                        },
-                        {
-                            "recipient": "AUS-ABF",
-                            "decision": "deny",
-                            "reasons": [{"code": "not-in-rel-to"}],
-                            "obligations": [],
-                        },
-                    ],
+                    "type": "decisions",
+                    "records": [_record(i)],
                 },
                 now,
             )
@@ -47,6 +33,26 @@ def _chain(n: int = 10, every: int = 4) -> list[dict[str, Any]]:
             out.append(chain.checkpoint(now))
     out.append(chain.checkpoint(T0 + timedelta(seconds=n)))
     return out
+
+
+def _record(i: int) -> dict[str, Any]:
+    return {
+        "envelope": f"env-{i}",
+        "decisions": [
+            {
+                "recipient": "MLT-AFM",
+                "decision": "allow",
+                "reasons": [],
+                "obligations": [{"code": "no-judicial-disclosure"}],
+            },
+            {
+                "recipient": "AUS-ABF",
+                "decision": "deny",
+                "reasons": [{"code": "not-in-rel-to"}],
+                "obligations": [],
+            },
+        ],
+    }
 
 
 def test_intact_chain_verifies() -> None:
@@ -59,7 +65,7 @@ def test_intact_chain_verifies() -> None:
 def test_modified_entry_is_named() -> None:
     """Changing a decision's content breaks that very entry."""
     entries = _chain()
-    entries[3]["decisions"][1]["decision"] = "allow"
+    entries[3]["records"][0]["decisions"][1]["decision"] = "allow"
     [report] = verify_entries(entries, KEYS)
     assert (False, 4) == (report.ok, report.broken_seq)
     assert "modified" in str(report.broken)
@@ -70,7 +76,7 @@ def test_modified_entry_with_recomputed_hash_is_caught_by_the_next_link() -> Non
     from broker.audit import entry_hash
 
     entries = _chain()
-    entries[3]["envelope"] = "forged"
+    entries[3]["records"][0]["envelope"] = "forged"
     entries[3]["hash"] = entry_hash(entries[3])
     [report] = verify_entries(entries, KEYS)
     assert (False, 5) == (report.ok, report.broken_seq)
@@ -127,7 +133,7 @@ def test_interleaved_chains_verify_independently(chains: int) -> None:
     for c in range(chains):
         chain = AuditChain(f"B{c}", KEY)
         for i in range(5):
-            entries.append(chain.append({"type": "decision", "envelope": f"{c}-{i}"}, T0))
+            entries.append(chain.append({"type": "decisions", "records": [_record(i)]}, T0))
         entries.append(chain.checkpoint(T0))
     interleaved = sorted(entries, key=lambda e: (e["seq"], e["chain"]))
     reports = verify_entries(interleaved, KEYS)

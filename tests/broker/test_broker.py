@@ -193,7 +193,7 @@ async def test_audit_chain_records_every_decision_and_verifies(
     await stop_broker(broker, task, directory)
     entries = [json.loads(m.data) for m in await stream_messages(nc, "PLM_AUDIT")]
     reports = verify_entries(entries, {fed.broker_key.kid: fed.broker_key.public.key})
-    decisions = [e for e in entries if e["type"] == "decision"]
+    decisions = [r for e in entries if e["type"] == "decisions" for r in e["records"]]
     assert [True] == [r.ok for r in reports]
     assert 0 == reports[0].unsigned_tail
     assert {h.id for h, _ in items} == {e["envelope"] for e in decisions}
