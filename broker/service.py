@@ -17,6 +17,7 @@ of replicas share it), and for each batch:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -420,11 +421,23 @@ class Broker:
                     if self.chain.since_checkpoint:
                         await self._checkpoint(datetime.now(UTC))
                     continue
-                await self.handle_batch(msgs)
+                except nats.errors.Error as exc:
+                    # Server restarting, leader election, reconnect: wait and try again; the
+                    # durable consumer keeps every unacknowledged envelope for us.
+                    _log.warning("fetch failed; retrying", error=repr(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                try:
+                    await self.handle_batch(msgs)
+                except (nats.errors.Error, TimeoutError) as exc:
+                    # Nothing of this batch was acked: it comes back after ack_wait.
+                    _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
+                    self.chain = self._new_chain()
         finally:
-            if self.chain.since_checkpoint and not self.nc.is_closed:
-                await self._checkpoint(datetime.now(UTC))
-            await sub.unsubscribe()
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                if self.chain.since_checkpoint and not self.nc.is_closed:
+                    await self._checkpoint(datetime.now(UTC))
+                await sub.unsubscribe()
             self._stopped.set()
 
     def stop(self) -> None:

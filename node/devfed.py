@@ -39,7 +39,12 @@ EXAMPLES: Final[Path] = Path(__file__).resolve().parent.parent / "policies" / "e
 _MED: Final[list[Route | str]] = [Route.CENTRAL_MED, Route.EASTERN_MED, Route.WESTERN_MED]
 DEFAULT_SUBSCRIPTIONS: Final[Mapping[str, list[Route | str]]] = {
     "med-coastal": _MED,
-    "eu-frontex-community": [*_MED, Route.WESTERN_BALKANS, Route.AIR],
+    "eu-frontex-community": [
+        *_MED,
+        Route.WESTERN_BALKANS,
+        Route.WESTERN_AFRICAN_ATLANTIC,
+        Route.AIR,
+    ],
     "western-balkans": [Route.WESTERN_BALKANS, Route.EASTERN_MED],
     "bali-process": [Route.SOUTHEAST_ASIA_PACIFIC, Route.BAY_OF_BENGAL, Route.AIR],
 }

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -66,3 +66,28 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@app.command("demo")
+@handles_errors
+def demo(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object instead of text.")
+    ] = False,
+) -> None:
+    """Run the whole path on an embedded nats-server and print the delivery matrix.
+
+    Example: palermo demo --json
+    """
+    import asyncio
+    import logging
+
+    from ..demo import render, run_demo
+    from ..logs import configure_logging
+
+    configure_logging(json_output=False, level=logging.WARNING)
+    result = asyncio.run(run_demo())
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        out_console.print(render(result), markup=False)
