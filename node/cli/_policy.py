@@ -106,3 +106,70 @@ def verify(
         print_json(result)
     else:
         out_console.print(f"{signed}: valid {doc.what} signed by {result['signer']}")
+
+
+@policy_app.command("check")
+@handles_errors
+def check(
+    report: Annotated[Path, typer.Argument(help="A report (IIR v1 JSON) with its handling block.")],
+    to: Annotated[list[str], typer.Option("--to", help="Recipient agency id (repeat).")],
+    federation: Annotated[
+        Path, typer.Option("--federation", help="federation.toml (draft) or signed JSON.")
+    ],
+    agency_policy: Annotated[
+        Path | None, typer.Option("--agency-policy", help="The originator's standing policy.")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="root.pub.json, to verify.")] = None,
+    agency_key: Annotated[Path | None, typer.Option("--agency-key")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Would this report go to these agencies? Prints the decision, reasons and obligations.
+
+    Exit code 0 if every recipient is allowed, 1 if any is denied, 2 on bad input.
+
+    Example: palermo policy check report.json --to MLT-AFM --federation federation.toml
+    """
+    from datetime import UTC, datetime
+
+    from policies import decide
+    from schemas import EnvelopeHeader, new_uuid7, partition
+    from schemas.export import parse_report
+
+    try:
+        parsed = parse_report(report.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
+    fed = load_federation(federation, root)
+    standing = load_agency_policy(agency_policy, agency_key) if agency_policy else None
+    now = datetime.now(UTC)
+    header = EnvelopeHeader(
+        id=new_uuid7(),
+        originator=parsed.originator,
+        kid="0" * 16,
+        created=now,
+        kind=parsed.kind,
+        priority=parsed.priority,
+        route=parsed.route,
+        category=parsed.category,
+        handling=parsed.handling,
+        recipients=sorted(set(to) - {parsed.originator}) or ["NOBODY"],
+        sections=partition(parsed).sections(),
+    )
+    decisions = [decide(header, agency, fed, standing, now) for agency in to]
+    if as_json:
+        if len(decisions) == 1:
+            print_json(decisions[0].to_dict())
+        else:
+            print_json([decision.to_dict() for decision in decisions])
+    else:
+        for d in decisions:
+            colour = "green" if d.allowed else "red"
+            out_console.print(f"[bold {colour}]{d.decision.upper()}[/] {d.recipient}", markup=True)
+            for reason in d.reasons:
+                out_console.print(f"  reason {reason.code}: {reason.message}", markup=False)
+            for ob in d.obligations:
+                out_console.print(f"  obligation {ob.code}: {ob.message}", markup=False)
+            for section in d.withheld_sections:
+                out_console.print(f"  withheld section: {section}", markup=False)
+    if not all(d.allowed for d in decisions):
+        raise typer.Exit(1)
