@@ -104,6 +104,30 @@ def _refusal(code: str, message: str) -> dict[str, Any]:
     return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
 
 
+def _record(decision: RecipientDecision) -> dict[str, Any]:
+    """What the audit log keeps of a decision: codes (and the reasons' words for denials).
+
+    The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
+    entry would only make the log larger and the broker slower.
+    """
+    full = decision.to_dict()
+    record: dict[str, Any] = {
+        "decision": full["decision"],
+        "obligations": [
+            {"code": o["code"], **({"value": o["value"]} if "value" in o else {})}
+            for o in full.get("obligations", [])
+        ],
+    }
+    if full["decision"] == "allow":
+        record["reasons"] = [{"code": r["code"]} for r in full.get("reasons", [])]
+    else:
+        record["reasons"] = full.get("reasons", [])
+    for key in ("withheld_sections", "audit_flags", "agreements"):
+        if full.get(key):
+            record[key] = full[key]
+    return record
+
+
 def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
     """A reason to refuse if a section policy withholds is wrapped for this recipient anyway."""
     for section in withheld:
@@ -169,7 +193,7 @@ class Broker:
             return outcome
         for recipient in header.recipients:
             decision = self.policy.decide(header, recipient, now)
-            record = decision.to_dict()
+            record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
                 if problem is not None:

@@ -168,14 +168,21 @@ def check_prefix(data: bytes, max_size: int) -> None:
         raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
 
 
-def _depth(obj: Any, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(obj, dict):
-        return max((_depth(v, level + 1) for v in obj.values()), default=level + 1)
-    if isinstance(obj, list):
-        return max((_depth(v, level + 1) for v in obj), default=level + 1)
-    return level
+def _max_depth(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """True if ``obj`` nests no deeper than ``limit``; stops at the first branch that does."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level >= limit:
+            return False
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return True
 
 
 def _bytes(value: Any, what: str) -> bytes:
@@ -254,7 +261,7 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
     hdr = obj["hdr"]
     if not isinstance(hdr, dict):
         raise MalformedEnvelope("hdr must be a map")
-    if _depth(hdr) > MAX_DEPTH:
+    if not _max_depth(hdr):
         raise MalformedEnvelope(f"hdr nests deeper than {MAX_DEPTH} levels")
     body = _bytes(obj["body"], "body")
     if len(body) < AEAD_TAG_LEN:
