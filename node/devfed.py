@@ -170,6 +170,10 @@ class DevFederation:
             json.dumps({"kid": self.root.kid, "ed25519": self.root.public.raw.hex()}) + "\n"
         )
         save_private_key(directory / "broker.sign.pem", self.broker_key.private)
+        (directory / "broker.pub.json").write_text(
+            json.dumps({"kid": self.broker_key.kid, "ed25519": self.broker_key.public.raw.hex()})
+            + "\n"
+        )
         docs = directory / "documents"
         docs.mkdir(exist_ok=True)
         for i, doc in enumerate(self.documents()):

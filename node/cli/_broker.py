@@ -26,6 +26,28 @@ NatsOption = Annotated[
 DEFAULT_NATS = ["nats://127.0.0.1:4222"]
 
 
+@broker_app.command("keygen")
+@handles_errors
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the key files.")] = Path("."),
+    passphrase_env: Annotated[str | None, typer.Option("--passphrase-env")] = None,
+) -> None:
+    """Create the broker's Ed25519 key (audit checkpoints, notices): broker.sign.pem (0600)
+    and broker.pub.json, which auditors use with 'palermo audit verify --broker-key'.
+
+    Example: palermo broker keygen --out /etc/palermo
+    """
+    from ..keys import SigningKey, save_private_key
+    from ._federation import write_public_key_file
+    from ._keys import passphrase_from_env
+
+    key = SigningKey.generate("broker")
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_private_key(out / "broker.sign.pem", key.private, passphrase_from_env(passphrase_env))
+    write_public_key_file(out / "broker.pub.json", key.public)
+    out_console.print(f"broker key {key.kid}: {out}/broker.sign.pem, {out}/broker.pub.json")
+
+
 @broker_app.command("run")
 @handles_errors
 def run(
@@ -72,7 +94,7 @@ async def _read_stream(urls: list[str], subject: str, stream: str) -> list[dict[
 @handles_errors
 def verify(
     broker_key: Annotated[
-        list[Path], typer.Option("--broker-key", help="Broker public key card(s) (*.pub.json).")
+        list[Path], typer.Option("--broker-key", help="Broker public key file(s) (*.pub.json).")
     ],
     nats_url: NatsOption = DEFAULT_NATS,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -81,16 +103,16 @@ def verify(
 
     Exits 1 and names the first broken entry if any chain was modified, cut or reordered.
 
-    Example: palermo audit verify --broker-key keys/BROKER-1.pub.json --nats nats://hub:4222
+    Example: palermo audit verify --broker-key broker.pub.json --nats nats://hub:4222
     """
     from broker.audit import verify_entries
 
-    from ..keys import KeyCard
+    from ._federation import load_public_key_file
 
     keys = {}
     for path in broker_key:
-        card = KeyCard.from_json(path.read_text(), str(path))
-        keys[card.signing.kid] = card.signing.key
+        public = load_public_key_file(path, "broker")
+        keys[public.kid] = public.key
     entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT"))
     reports = verify_entries(entries, keys)
     if as_json:

@@ -62,16 +62,25 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_root_public(path: Path) -> PublicSigningKey:
-    """The pinned federation root: ``root.pub.json`` written by ``federation init``."""
+def load_public_key_file(path: Path, owner: str) -> PublicSigningKey:
+    """A ``{"kid", "ed25519"}`` public key file (the pinned root, a broker's key)."""
     data = read_json(path)
     try:
-        key = PublicSigningKey.from_raw(ROOT, bytes.fromhex(data["ed25519"]))
+        key = PublicSigningKey.from_raw(owner, bytes.fromhex(data["ed25519"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a federation root key file") from exc
+        raise ConfigError(f"{path} is not a public key file ({{kid, ed25519}})") from exc
     if key.kid != data.get("kid"):
         raise ConfigError(f"{path}: kid does not match the key")
     return key
+
+
+def write_public_key_file(path: Path, key: PublicSigningKey) -> None:
+    write_json(path, {"kid": key.kid, "ed25519": key.raw.hex()})
+
+
+def load_root_public(path: Path) -> PublicSigningKey:
+    """The pinned federation root: ``root.pub.json`` written by ``federation init``."""
+    return load_public_key_file(path, ROOT)
 
 
 def _load_signing(path: Path, agency: str, passphrase_env: str | None) -> SigningKey:
@@ -92,7 +101,7 @@ def init(dir: FedDir = Path("federation"), passphrase_env: PassphraseEnv = None)
     (dir / "members").mkdir(exist_ok=True)
     root = SigningKey.generate(ROOT)
     save_private_key(dir / ROOT_KEY, root.private, passphrase_from_env(passphrase_env))
-    write_json(dir / ROOT_PUB, {"kid": root.kid, "ed25519": root.public.raw.hex()})
+    write_public_key_file(dir / ROOT_PUB, root.public)
     now = datetime.now(UTC)
     write_json(dir / REVOCATIONS, sign_document(RevocationList(seq=1, issued=now), root, ROOT))
     out_console.print(
