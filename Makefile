@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := schemas policies node broker
 
-.PHONY: demo test lint typecheck pytest bench bench-quick fuzz clean
+.PHONY: demo test lint typecheck pytest bench bench-quick install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,14 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+BENCHES := envelope policy broker
+
+# Each benchmark measures its peer or raw floor in the same run; figures go to docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/envelope.py
+	@for b in $(BENCHES); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/envelope.py --quick
+	@for b in $(BENCHES); do echo "== benchmarks/$$b.py --quick"; $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
