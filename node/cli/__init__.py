@@ -8,9 +8,11 @@ from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
 from ._keys import keys_app
 from ._policy import policy_app
+from ._schema import schema_app
 
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schema_app, name="schema")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
 app.add_typer(policy_app, name="policy")

@@ -39,6 +39,7 @@ agency_app = typer.Typer(
     help="Create an agency and ask to join a federation.", no_args_is_help=True
 )
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
 ROOT_KEY = "root.sign.pem"
 ROOT_PUB = "root.pub.json"
 REVOCATIONS = "revocations.json"
@@ -104,9 +105,13 @@ def init(dir: FedDir = Path("federation"), passphrase_env: PassphraseEnv = None)
     write_public_key_file(dir / ROOT_PUB, root.public)
     now = datetime.now(UTC)
     write_json(dir / REVOCATIONS, sign_document(RevocationList(seq=1, issued=now), root, ROOT))
+    draft = dir / "federation.toml"
+    if not draft.exists():
+        draft.write_text((EXAMPLES / "federation.toml").read_text())
     out_console.print(
         f"federation root {root.kid} created in {dir}/. Pin {dir}/{ROOT_PUB} on every node and "
-        f"broker; keep {dir}/{ROOT_KEY} offline."
+        f"broker; keep {dir}/{ROOT_KEY} offline. Edit {draft} (an example federation), then: "
+        f"palermo policy sign {draft} --key {dir}/{ROOT_KEY} --out {dir}/federation.signed.json"
     )
 
 
