@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
@@ -81,18 +81,23 @@ def _check_uuid7(value: str) -> str:
 UUIDv7 = Annotated[str, AfterValidator(_check_uuid7)]
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_epoch_ms(value: datetime) -> int:
     """A timezone-aware datetime as integer milliseconds since the Unix epoch."""
     return _floor_ms(value)
 
 
 def _floor_ms(value: datetime) -> int:
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = value - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def from_epoch_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    # Integer arithmetic: fromtimestamp(value / 1000) goes through a float and can land a
+    # microsecond short, which would change the millisecond on the way back.
+    return _EPOCH + timedelta(milliseconds=value)
 
 
 def _parse_time(value: Any) -> Any:
