@@ -21,7 +21,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -35,8 +35,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from node.envelope import Verified, verify_envelope
+from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from node.keys import SigningKey
-from node.transport import deliver_subject, map_nats_errors
+from node.transport import PublishRejected, deliver_subject, map_nats_errors
 from policies.trust import TrustStore, canonical_json
 from schemas import EnvelopeHeader
 from schemas.errors import EnvelopeError, PalermoError, Replayed
@@ -48,7 +49,6 @@ __all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView", "RecipientDecisio
 
 CONSUMER: Final[str] = "palermo-broker"
 _log = structlog.get_logger("palermo.broker")
-_WRONG_LAST_SEQUENCE: Final[int] = 10071
 
 
 class RecipientDecision(Protocol):
@@ -150,7 +150,8 @@ class Broker:
         metrics: BrokerMetrics | None = None,
     ) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=20_000)
+        self.js: JetStreamContext = nc.jetstream()
+        self.publisher = PipelinedPublisher(nc)
         self.trust = trust
         self.policy = policy
         self.key = key
@@ -211,38 +212,29 @@ class Broker:
 
         Returns the ``id()`` of outcomes whose marker could not be written (to be retried).
         """
-        # Concurrent requests rather than publish_async: nats-py 2.16's async-publish reply
-        # handler raises JetStream API errors instead of setting them on the future, so a
-        # refused marker would never resolve.
-        results = await asyncio.gather(
-            *(
-                self.js.publish(
-                    f"plm.seen.{o.header.id}",
-                    str(o.msg.metadata.sequence.stream).encode(),
-                    headers={"Nats-Expected-Last-Subject-Sequence": "0"},
-                )
-                for o in outcomes
-                if o.header is not None
-            ),
-            return_exceptions=True,
-        )
+        futures = [
+            await self.publisher.publish(
+                f"plm.seen.{o.envelope_id}",
+                str(o.msg.metadata.sequence.stream).encode(),
+                # Refused by the server if any message already has this subject: atomic across
+                # broker replicas and restarts.
+                {"Nats-Expected-Last-Subject-Sequence": "0"},
+            )
+            for o in outcomes
+        ]
         failed: set[int] = set()
-        for o, result in zip(outcomes, results, strict=True):
+        for o, result in zip(outcomes, await self.publisher.settle(futures), strict=True):
             if not isinstance(result, BaseException):
                 continue
-            if not (
-                isinstance(result, nats.js.errors.APIError)
-                and result.err_code == _WRONG_LAST_SEQUENCE
-            ):
+            if not (isinstance(result, PublishRejected) and result.err_code == WRONG_LAST_SEQUENCE):
                 _log.warning("replay marker failed", envelope=o.envelope_id, error=repr(result))
                 failed.add(id(o))
                 continue
-            assert o.header is not None
-            previous = await self.js.get_last_msg("PLM_SEEN", f"plm.seen.{o.header.id}")
+            previous = await self.js.get_last_msg("PLM_SEEN", f"plm.seen.{o.envelope_id}")
             # Our own earlier attempt at this very stream message (a redelivery after a crash)
             # is not a replay; anything else is.
             if previous.data != str(o.msg.metadata.sequence.stream).encode():
-                o.error = Replayed(o.header.id)
+                o.error = Replayed(str(o.envelope_id))
                 o.decisions.clear()
                 o.allowed.clear()
         return failed
@@ -357,36 +349,36 @@ class Broker:
         outcomes = [self.assess(m, now) for m in msgs]
         # Phase 1: replay markers, which must be known before anything is delivered.
         failed = await self._mark_seen([o for o in outcomes if o.error is None])
-        # Phase 2: deliveries, dead letters and notices, pipelined.
-        pending: list[tuple[Outcome, list[Awaitable[Any]]]] = []
+        # Phase 2: deliveries, dead letters and notices, pipelined, then all awaited together.
+        owners: list[Outcome] = []
+        futures = []
         for o in outcomes:
             if id(o) in failed:
                 continue
-            futures: list[Awaitable[Any]] = [
-                await self.js.publish_async(subject, payload, headers=headers)
-                for subject, payload, headers in self._publications(o, now)
-            ]
-            pending.append((o, futures))
-        stored: list[Outcome] = []
-        for o, futures in pending:
-            done = await asyncio.gather(*futures, return_exceptions=True)
-            errors = [d for d in done if isinstance(d, BaseException)]
-            if errors:
+            for subject, payload, headers in self._publications(o, now):
+                futures.append(await self.publisher.publish(subject, payload, headers))
+                owners.append(o)
+        for o, result in zip(owners, await self.publisher.settle(futures), strict=True):
+            if isinstance(result, BaseException) and id(o) not in failed:
                 _log.warning("publication failed; will retry", envelope=o.envelope_id,
-                             error=repr(errors[0]))  # fmt: skip
+                             error=repr(result))  # fmt: skip
                 failed.add(id(o))
-            else:
-                stored.append(o)
+        stored = [o for o in outcomes if id(o) not in failed]
         # Phase 3: one hash-chained audit entry for the batch's outcomes, stored before any ack.
         if stored:
             entry = self.chain.append(
                 {"type": "decisions", "records": [self._audit_record(o) for o in stored]}, now
             )
-            try:
-                await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
-            except (nats.errors.Error, TimeoutError) as exc:
+            [result] = await self.publisher.settle(
+                [
+                    await self.publisher.publish(
+                        f"plm.audit.{self.chain.chain}", canonical_json(entry)
+                    )
+                ]
+            )
+            if isinstance(result, BaseException):
                 # The chain may now have a gap: start a new one rather than fork it.
-                _log.warning("audit entry failed; will retry", error=repr(exc))
+                _log.warning("audit entry failed; will retry", error=repr(result))
                 self.chain = self._new_chain()
                 failed.update(id(o) for o in stored)
                 stored = []

@@ -36,7 +36,13 @@ class NatsUnavailable(TransportError):
 
 
 class PublishRejected(TransportError):
+    """The server refused a publish; ``err_code`` is JetStream's (e.g. 10071 wrong sequence)."""
+
     code = "publish_rejected"
+
+    def __init__(self, reason: str, err_code: int = 0) -> None:
+        super().__init__(reason)
+        self.err_code = err_code
 
 
 def publish_subject(header: EnvelopeHeader) -> str:
