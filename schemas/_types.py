@@ -82,6 +82,7 @@ UUIDv7 = Annotated[str, AfterValidator(_check_uuid7)]
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EPOCH_MS: Final[int] = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def to_epoch_ms(value: datetime) -> int:
@@ -104,6 +105,10 @@ def _parse_time(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a time must be an RFC 3339 string or integer milliseconds")
     if isinstance(value, int):
+        # An out-of-range integer must be a validation error, not an OverflowError escaping the
+        # validator (a flipped bit in a header's time would otherwise crash the decoder).
+        if not 0 <= value <= MAX_EPOCH_MS:
+            raise ValueError(f"time {value} ms is outside 1970-01-01 to 9999-12-31")
         return from_epoch_ms(value)
     return value
 
