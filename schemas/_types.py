@@ -117,7 +117,10 @@ def _aware_ms(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("a time must carry a timezone, e.g. 2026-11-22T10:00:00Z")
     # Millisecond precision is all the wire keeps; truncate so a round-trip is exact.
-    return from_epoch_ms(_floor_ms(value.astimezone(UTC)))
+    try:
+        return from_epoch_ms(_floor_ms(value.astimezone(UTC)))
+    except OverflowError as exc:
+        raise ValueError("time is outside the representable range") from exc
 
 
 EpochMillis = Annotated[
