@@ -106,8 +106,15 @@ async def test_cluster_r3_stream_survives_losing_a_server(nats_cluster: NatsClus
     try:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name="R", subjects=["r.>"], num_replicas=3))
-        await js.publish("r.1", b"one")
-        leader = (await js.stream_info("R")).cluster.leader  # type: ignore[union-attr]
+        # The stream's own leader is elected after add_stream returns; on a loaded machine that
+        # takes a moment, and until then a publish finds no responders.
+        leader = None
+        deadline = asyncio.get_running_loop().time() + 20
+        while not leader and asyncio.get_running_loop().time() < deadline:
+            leader = (await js.stream_info("R")).cluster.leader  # type: ignore[union-attr]
+            if not leader:
+                await asyncio.sleep(0.1)
+        await js.publish("r.1", b"one", timeout=10)
         # A follower the client is not using: killing the leader would add an election (~5 s).
         victim = next(
             s
