@@ -82,18 +82,18 @@ class SigningKey:
 
     agency: str
     private: Ed25519PrivateKey = field(repr=False)
+    public: PublicSigningKey = field(init=False, repr=False, compare=False)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: key ids are looked up for every envelope opened or sealed.
+        public = PublicSigningKey(self.agency, self.private.public_key())
+        object.__setattr__(self, "public", public)
+        object.__setattr__(self, "kid", public.kid)
 
     @classmethod
     def generate(cls, agency: str) -> SigningKey:
         return cls(agency, Ed25519PrivateKey.generate())
-
-    @property
-    def public(self) -> PublicSigningKey:
-        return PublicSigningKey(self.agency, self.private.public_key())
-
-    @property
-    def kid(self) -> str:
-        return self.public.kid
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +102,18 @@ class EncryptionKey:
 
     agency: str
     private: X25519PrivateKey = field(repr=False)
+    public: PublicEncryptionKey = field(init=False, repr=False, compare=False)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: key ids are looked up for every envelope opened or sealed.
+        public = PublicEncryptionKey(self.agency, self.private.public_key())
+        object.__setattr__(self, "public", public)
+        object.__setattr__(self, "kid", public.kid)
 
     @classmethod
     def generate(cls, agency: str) -> EncryptionKey:
         return cls(agency, X25519PrivateKey.generate())
-
-    @property
-    def public(self) -> PublicEncryptionKey:
-        return PublicEncryptionKey(self.agency, self.private.public_key())
-
-    @property
-    def kid(self) -> str:
-        return self.public.kid
 
 
 PrivateKey = Ed25519PrivateKey | X25519PrivateKey

@@ -136,12 +136,13 @@ def signed_prefix(data: bytes) -> bytes:
     return data[:-_SIG_TRAILER_LEN]
 
 
-def encode(env: Envelope) -> bytes:
+def encode(env: Envelope, *, hdr_sorted: bool = False) -> bytes:
+    """Encode canonically; ``hdr_sorted`` skips re-sorting a header already in canonical order."""
     # The top level is written in its fixed order (not sorted) so that "v" comes first.
     top = {
         "v": env.v,
         "suite": env.suite,
-        "hdr": _canon(env.hdr),
+        "hdr": env.hdr if hdr_sorted else _canon(env.hdr),
         "rcpt": [_stanza_obj(s) for s in env.rcpt],
         "body": env.body,
         "sections": [_section_obj(s) for s in env.sections],
@@ -168,21 +169,27 @@ def check_prefix(data: bytes, max_size: int) -> None:
         raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
 
 
-def _max_depth(obj: Any, limit: int = MAX_DEPTH) -> bool:
-    """True if ``obj`` nests no deeper than ``limit``; stops at the first branch that does."""
-    stack: list[tuple[Any, int]] = [(obj, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if level >= limit:
-            return False
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return True
+def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
+    """(nests no deeper than MAX_DEPTH, every map's keys are sorted), in one walk.
+
+    The walk stops at the first map or list too deep, so a hostile nest costs nothing more.
+    """
+    if level >= MAX_DEPTH:
+        return False, True
+    ordered = True
+    if isinstance(obj, dict):
+        keys = list(obj)
+        ordered = keys == sorted(keys)
+        children: Any = obj.values()
+    else:
+        children = obj
+    for child in children:
+        if isinstance(child, dict | list):
+            shallow, child_ordered = _shape_ok(child, level + 1)
+            if not shallow:
+                return False, ordered
+            ordered = ordered and child_ordered
+    return True, ordered
 
 
 def _bytes(value: Any, what: str) -> bytes:
@@ -261,8 +268,11 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
     hdr = obj["hdr"]
     if not isinstance(hdr, dict):
         raise MalformedEnvelope("hdr must be a map")
-    if not _max_depth(hdr):
+    shallow, ordered = _shape_ok(hdr)
+    if not shallow:
         raise MalformedEnvelope(f"hdr nests deeper than {MAX_DEPTH} levels")
+    if not ordered:
+        raise NonCanonicalEncoding("hdr map keys are not sorted; re-encode with sorted keys")
     body = _bytes(obj["body"], "body")
     if len(body) < AEAD_TAG_LEN:
         raise MalformedEnvelope("body is shorter than an AEAD tag")
@@ -290,7 +300,9 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
         sections=tuple(sections),
         sig=sig,
     )
-    if encode(env) != data:
+    # With the header's key order checked above, encoding the decoded values as they are must
+    # give back the input byte for byte (shortest forms, bin for bytes, no duplicate keys).
+    if encode(env, hdr_sorted=True) != data:
         raise NonCanonicalEncoding(
             "envelope is not in canonical msgpack form (sorted keys, minimal lengths, "
             "bin for bytes); re-encode it with a conforming encoder"

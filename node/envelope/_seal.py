@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
 
+import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
@@ -41,6 +42,7 @@ from ._format import (
     Envelope,
     Section,
     Stanza,
+    _canon,
     canonical_packb,
     decode,
     encode,
@@ -118,8 +120,9 @@ class Opened:
     withheld: tuple[str, ...]
 
 
-def header_digest(hdr: Mapping[str, object]) -> bytes:
-    return crypto.digest(DOMAIN_HEADER, canonical_packb(dict(hdr)))
+def header_digest(hdr: Mapping[str, object], *, hdr_sorted: bool = False) -> bytes:
+    packed = msgpack.packb(hdr, use_bin_type=True) if hdr_sorted else canonical_packb(dict(hdr))
+    return crypto.digest(DOMAIN_HEADER, packed)
 
 
 def _stanza_info(envelope_id: bytes, agency: str, kid: str, part: bytes) -> bytes:
@@ -199,8 +202,8 @@ def seal(
         raise InputError("sealed sections must match the header's section list")
     rand = _randomness or _Randomness()
     envelope_id = uuid.UUID(header.id).bytes
-    hdr = header.to_wire()
-    hdr_hash = header_digest(hdr)
+    hdr = _canon(header.to_wire())
+    hdr_hash = header_digest(hdr, hdr_sorted=True)
     rcpt, sealed_body = _wrap(rand, envelope_id, PART_BODY, hdr_hash, body, recipients)
     sealed_sections = []
     for sid in sorted(sections):
@@ -210,7 +213,8 @@ def seal(
         srcpt, sbody = _wrap(rand, envelope_id, _section_part(sid), hdr_hash, plaintext, readers)
         sealed_sections.append(Section(sid, srcpt, sbody))
     unsigned = encode(
-        Envelope(VERSION, SUITE_X25519, hdr, rcpt, sealed_body, tuple(sealed_sections), _NO_SIG)
+        Envelope(VERSION, SUITE_X25519, hdr, rcpt, sealed_body, tuple(sealed_sections), _NO_SIG),
+        hdr_sorted=True,
     )
     # The signature is the last 64 bytes: sign everything before its field, then fill it in.
     sig = crypto.sign(signer.private, DOMAIN_SIGNATURE, signed_prefix(unsigned))
@@ -327,7 +331,7 @@ def open_envelope(
     if seen is not None and seen(header.id):
         raise Replayed(header.id)
     agencies = {k.agency for k in identity}
-    hdr_hash = header_digest(env.hdr)
+    hdr_hash = header_digest(env.hdr, hdr_sorted=True)  # decode() checked its key order
     body = _unwrap(env, env.rcpt, PART_BODY, env.body, identity, hdr_hash)
     if body is None:
         raise NotARecipient(
