@@ -1,0 +1,57 @@
+"""The directory CLI against a real server, and the log redaction processor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from node.devfed import DevFederation
+from node.logs import REDACTED, redact
+from node.natsserver import NatsServer
+
+PALERMO = str(Path(sys.executable).parent / "palermo")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PALERMO, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_directory_publish_then_show(nats_server: NatsServer, tmp_path: Path) -> None:
+    """Published documents are verified, stored and shown; a forged one is refused with exit 2."""
+    fed = DevFederation.build(datetime.now(UTC))
+    fed.write(tmp_path / "fed")
+    docs = sorted((tmp_path / "fed" / "documents").glob("*.json"))
+    root = str(tmp_path / "fed" / "root.pub.json")
+    url = nats_server.client_url
+    done = _run("directory", "publish", *map(str, docs), "--root", root, "--nats", url)
+    assert 0 == done.returncode, done.stderr
+    shown = _run("directory", "show", "--root", root, "--nats", url, "--json")
+    data = json.loads(shown.stdout)
+    assert sorted(fed.agencies) == sorted(data["members"])
+    assert 4 == data["federation_policy"]
+    forged = json.loads(docs[0].read_text())
+    forged["document"]["accreditation"] = (
+        "secret" if forged["document"]["accreditation"] != "secret" else "restricted"
+    )
+    bad = tmp_path / "forged.json"
+    bad.write_text(json.dumps(forged))
+    refused = _run("directory", "publish", str(bad), "--root", root, "--nats", url)
+    assert 2 == refused.returncode
+    assert "altered" in refused.stderr
+
+
+def test_redaction_runs_before_rendering() -> None:
+    """Keys, passphrases, bodies and persons never reach a rendered log line; key ids do."""
+    event = {"event": "x", "signing_key": "pem", "passphrase": "p", "body": b"report",
+             "persons": ["n"], "kid": "0123456789abcdef", "envelope": "id"}  # fmt: skip
+    out = redact(None, "info", dict(event))
+    assert [REDACTED] * 4 == [out["signing_key"], out["passphrase"], out["body"], out["persons"]]
+    assert ("0123456789abcdef", "id") == (out["kid"], out["envelope"])
+    with structlog.testing.capture_logs() as logs:
+        structlog.get_logger().info("hello", envelope="e1")
+    assert "e1" == logs[0]["envelope"]
