@@ -22,6 +22,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -34,10 +35,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from node.envelope import Verified, verify_envelope
+from node.envelope import Unverified, Verified, check_signature, inspect_envelope
 from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from node.keys import SigningKey
 from node.transport import PublishRejected, deliver_subject, map_nats_errors
+from policies import Decision
 from policies.trust import TrustStore, canonical_json
 from schemas import EnvelopeHeader
 from schemas.errors import EnvelopeError, PalermoError, Replayed
@@ -45,30 +47,16 @@ from schemas.errors import EnvelopeError, PalermoError, Replayed
 from .audit import AuditChain
 from .metrics import BrokerMetrics
 
-__all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView", "RecipientDecision"]
+__all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView"]
 
 CONSUMER: Final[str] = "palermo-broker"
 _log = structlog.get_logger("palermo.broker")
 
 
-class RecipientDecision(Protocol):
-    """What the broker needs from a policy decision (``policies.Decision``)."""
-
-    @property
-    def allowed(self) -> bool: ...
-
-    @property
-    def withheld_sections(self) -> tuple[str, ...]: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
 class PolicyView(Protocol):
     """The broker's view of the signed federation policy and standing policies."""
 
-    def decide(
-        self, header: EnvelopeHeader, recipient: str, now: datetime
-    ) -> RecipientDecision: ...
+    def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -98,34 +86,49 @@ class Outcome:
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
     allowed: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    unverified: Unverified | None = None
 
 
 def _refusal(code: str, message: str) -> dict[str, Any]:
     return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
 
 
-def _record(decision: RecipientDecision) -> dict[str, Any]:
+def _record(decision: Decision) -> dict[str, Any]:
     """What the audit log keeps of a decision: codes (and the reasons' words for denials).
 
     The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
     entry would only make the log larger and the broker slower.
     """
-    full = decision.to_dict()
     record: dict[str, Any] = {
-        "decision": full["decision"],
+        "decision": "allow" if decision.allowed else "deny",
         "obligations": [
-            {"code": o["code"], **({"value": o["value"]} if "value" in o else {})}
-            for o in full.get("obligations", [])
+            {"code": o.code, "value": o.value} if o.value is not None else {"code": o.code}
+            for o in decision.obligations
+        ],
+        "reasons": [
+            {"code": r.code} if decision.allowed else {"code": r.code, "message": r.message}
+            for r in decision.reasons
         ],
     }
-    if full["decision"] == "allow":
-        record["reasons"] = [{"code": r["code"]} for r in full.get("reasons", [])]
-    else:
-        record["reasons"] = full.get("reasons", [])
-    for key in ("withheld_sections", "audit_flags", "agreements"):
-        if full.get(key):
-            record[key] = full[key]
+    if decision.withheld_sections:
+        record["withheld_sections"] = list(decision.withheld_sections)
+    if decision.audit_flags:
+        record["audit_flags"] = [str(f) for f in decision.audit_flags]
+    if decision.agreements:
+        record["agreements"] = list(decision.agreements)
     return record
+
+
+def _check_all(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, PalermoError]]:
+    """Run on a worker thread: each envelope's signature; returns the failures."""
+    failures: list[tuple[Outcome, PalermoError]] = []
+    for o in outcomes:
+        assert o.unverified is not None
+        try:
+            check_signature(o.unverified)
+        except PalermoError as exc:
+            failures.append((o, exc))
+    return failures
 
 
 def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
@@ -159,6 +162,8 @@ class Broker:
         self.metrics = metrics or BrokerMetrics()
         self.chain = self._new_chain()
         self._last_checkpoint = time.monotonic()
+        # Two threads for signature checks: Ed25519 verification releases the GIL.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plm-verify")
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self.processed = 0
@@ -168,16 +173,16 @@ class Broker:
 
     # --- pure checks -------------------------------------------------------------------------
 
-    def assess(self, msg: Msg, now: datetime) -> Outcome:
-        """Everything but I/O: verification and a decision for each listed recipient."""
+    def inspect(self, msg: Msg, now: datetime) -> Outcome:
+        """Every check but the signature: format, header, keys, subject, age. No I/O."""
         tokens = msg.subject.split(".")
         claimed = tokens[2] if len(tokens) == 6 else None
         outcome = Outcome(msg, None, claimed)
         try:
-            verified = verify_envelope(
+            item = inspect_envelope(
                 msg.data, self.trust, now=now, max_size=self.options.max_envelope_bytes
             )
-            header = verified.header
+            header = item.verified.header
             outcome.envelope_id, outcome.header = header.id, header
             if claimed != header.originator or tokens[3:] != list(header.subject_tokens()[1:]):
                 raise EnvelopeError(
@@ -192,8 +197,16 @@ class Broker:
         except PalermoError as exc:
             outcome.error = exc
             return outcome
-        for recipient in header.recipients:
-            decision = self.policy.decide(header, recipient, now)
+        outcome.unverified = item
+        return outcome
+
+    def decide(self, outcome: Outcome, now: datetime) -> None:
+        """A decision for each listed recipient of an inspected envelope. No I/O."""
+        if outcome.unverified is None:
+            return
+        verified = outcome.unverified.verified
+        for recipient in verified.header.recipients:
+            decision = self.policy.decide(verified.header, recipient, now)
             record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
@@ -202,8 +215,32 @@ class Broker:
             outcome.decisions[recipient] = record
             if record["decision"] == "allow":
                 outcome.allowed.append(recipient)
-        self.metrics.verified.inc()
-        return outcome
+
+    async def assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
+        """Inspect, verify signatures and decide for a batch.
+
+        Signatures are checked on worker threads while this thread computes the decisions:
+        Ed25519 verification releases the GIL. A decision taken for an envelope whose signature
+        then fails is discarded, never used.
+        """
+        outcomes = [self.inspect(m, now) for m in msgs]
+        pending = [o for o in outcomes if o.unverified is not None]
+        loop = asyncio.get_running_loop()
+        half = (len(pending) + 1) // 2
+        chunks = [pending[:half], pending[half:]]
+        checks = [loop.run_in_executor(self._pool, _check_all, c) for c in chunks if c]
+        for o in pending:
+            self.decide(o, now)
+        for failures in await asyncio.gather(*checks):
+            for o, error in failures:
+                o.error = error
+                o.decisions.clear()
+                o.allowed.clear()
+        for o in pending:
+            o.unverified = None
+            if o.error is None:
+                self.metrics.verified.inc()
+        return outcomes
 
     # --- I/O ---------------------------------------------------------------------------------
 
@@ -346,7 +383,7 @@ class Broker:
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
         now = datetime.now(UTC)
-        outcomes = [self.assess(m, now) for m in msgs]
+        outcomes = await self.assess(msgs, now)
         # Phase 1: replay markers, which must be known before anything is delivered.
         failed = await self._mark_seen([o for o in outcomes if o.error is None])
         # Phase 2: deliveries, dead letters and notices, pipelined, then all awaited together.
@@ -454,6 +491,7 @@ class Broker:
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
                 await sub.unsubscribe()
+            self._pool.shutdown(wait=True)
             self._stopped.set()
 
     def stop(self) -> None:
