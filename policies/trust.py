@@ -244,6 +244,8 @@ class TrustStore:
         self._revocations = RevocationList(seq=1, issued=0, entries=[])
         self._revocation_seq = 0
         self._subscriptions: dict[str, Subscriptions] = {}
+        # Parsed once per certificate: every envelope verified looks its signer up here.
+        self._signing_keys: dict[str, PublicSigningKey] = {}
 
     @property
     def members(self) -> Mapping[str, MembershipCertificate]:
@@ -262,6 +264,7 @@ class TrustStore:
                 f"({current.serial}); a rollback is refused"
             )
         self._certs[cert.agency] = cert
+        self._signing_keys[cert.agency] = cert.public_signing_key
         return cert
 
     def add_bundle(self, signed: Mapping[str, Any]) -> KeyBundle:
@@ -334,8 +337,8 @@ class TrustStore:
     # --- the envelope layer's SignerResolver -------------------------------------------------
 
     def signing_key(self, agency: str, kid: str, at: datetime) -> Ed25519PublicKey:
-        cert = self._certs.get(agency)
-        if cert is None or cert.public_signing_key.kid != kid:
+        public = self._signing_keys.get(agency)
+        if public is None or public.kid != kid:
             raise UnknownSigner(agency, kid)
         try:
             self.certificate(agency, at)
@@ -343,7 +346,7 @@ class TrustStore:
             raise KeyNotValid(f"signing key {kid} of {agency} is not valid: {exc.reason}") from exc
         if self.revoked(agency, kid, at) is not None:
             raise KeyNotValid(f"signing key {kid} of {agency} is revoked")
-        return cert.public_signing_key.key
+        return public.key
 
     def encryption_keys(self, agency: str, at: datetime) -> list[PublicEncryptionKey]:
         """Keys to wrap for at ``at``, newest first; empty if the agency cannot receive."""
