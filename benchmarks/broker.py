@@ -142,21 +142,6 @@ async def paced_latency(
     return latencies
 
 
-def _broker_config(tmp: Path, fed: DevFederation, url: str) -> Path:
-    fed.write(tmp / "fed")
-    lines = {
-        "broker_id": "BROKER-1",
-        "nats_url": [url],
-        "root_key": str(tmp / "fed" / "root.pub.json"),
-        "signing_key": str(tmp / "fed" / "broker.sign.pem"),
-        "http_port": 0,
-        "dev": True,
-    }
-    path = tmp / "broker.toml"
-    path.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in lines.items()) + "\n")
-    return path
-
-
 async def run(n: int, rate: float, latency_n: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="plm-bench-"))
     async with NatsServer(tmp / "nats") as server:
@@ -176,7 +161,7 @@ async def run(n: int, rate: float, latency_n: int) -> dict[str, Any]:
             for h, d in backlog
         ]
         await asyncio.gather(*futures)
-        config = _broker_config(tmp, fed, url)
+        config = fed.broker_config(tmp, url)
         palermo = Path(sys.executable).parent / "palermo"
         log = (tmp / "broker.log").open("wb")
         proc = subprocess.Popen(

@@ -19,13 +19,12 @@ from typing import Any, Final
 from policies import AgencyPolicy, Federation
 from policies.trust import (
     ROOT,
-    EncryptionKeyEntry,
-    KeyBundle,
     MembershipCertificate,
     RevocationList,
     Subscriptions,
     TopicFilter,
     TrustStore,
+    bundle_for,
     sign_document,
 )
 from policies.view import PolicyStore
@@ -106,19 +105,7 @@ class DevFederation:
                 not_before=now - timedelta(days=1),
                 not_after=now + timedelta(days=365),
             )
-            bundle = KeyBundle(
-                agency=member.id,
-                seq=1,
-                issued=now,
-                keys=[
-                    EncryptionKeyEntry(
-                        kid=enc.kid,
-                        x25519=enc.public.raw.hex(),
-                        not_before=now - timedelta(days=1),
-                        not_after=now + timedelta(days=90),
-                    )
-                ],
-            )
+            bundle = bundle_for(member.id, [enc.public], now=now, days=90)
             filters = (
                 list(subscriptions[member.id])
                 if subscriptions is not None and member.id in subscriptions
@@ -161,6 +148,22 @@ class DevFederation:
             if a.policy is not None:
                 view.set_agency_policy(a.policy)
         return view
+
+    def broker_config(self, directory: Path, nats_url: str, **overrides: Any) -> Path:
+        """Write keys and documents under ``directory`` and a ``broker.toml`` using them."""
+        self.write(directory / "fed")
+        settings = {
+            "broker_id": "BROKER-1",
+            "nats_url": [nats_url],
+            "root_key": str(directory / "fed" / "root.pub.json"),
+            "signing_key": str(directory / "fed" / "broker.sign.pem"),
+            "http_port": 0,
+            "dev": True,
+            **overrides,
+        }
+        path = directory / "broker.toml"
+        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+        return path
 
     def write(self, directory: Path) -> None:
         """Keys (0600) and signed documents on disk, laid out as the CLI expects."""

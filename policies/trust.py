@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -58,6 +58,7 @@ __all__ = [
     "Subscriptions",
     "TopicFilter",
     "TrustStore",
+    "bundle_for",
     "canonical_json",
     "sign_document",
     "verify_document",
@@ -127,6 +128,20 @@ class KeyBundle(_Doc):
     seq: int = Field(ge=1)
     issued: EpochMillis
     keys: list[EncryptionKeyEntry] = Field(min_length=1, max_length=MAX_BUNDLE_KEYS)
+
+
+def bundle_for(
+    agency: str, keys: list[PublicEncryptionKey], *, now: datetime, days: int, seq: int = 1
+) -> KeyBundle:
+    """A key bundle listing ``keys``, valid from a few minutes ago (clock skew) for ``days``."""
+    start = now - timedelta(minutes=5)
+    entries = [
+        EncryptionKeyEntry(
+            kid=k.kid, x25519=k.raw.hex(), not_before=start, not_after=now + timedelta(days=days)
+        )
+        for k in keys
+    ]
+    return KeyBundle(agency=agency, seq=seq, issued=now, keys=entries)
 
 
 class RevocationEntry(_Doc):

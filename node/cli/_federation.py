@@ -12,12 +12,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from policies.trust import (
     ROOT,
-    EncryptionKeyEntry,
-    KeyBundle,
     MembershipCertificate,
     MembershipRequest,
     RevocationEntry,
     RevocationList,
+    bundle_for,
     sign_document,
     verify_document,
 )
@@ -207,19 +206,7 @@ def agency_init(
         encryption_key=enc.public.raw.hex(),
     )
     now = datetime.now(UTC)
-    bundle = KeyBundle(
-        agency=agency,
-        seq=1,
-        issued=now,
-        keys=[
-            EncryptionKeyEntry(
-                kid=enc.kid,
-                x25519=enc.public.raw.hex(),
-                not_before=now - timedelta(minutes=5),
-                not_after=now + timedelta(days=key_days),
-            )
-        ],
-    )
+    bundle = bundle_for(agency, [enc.public], now=now, days=key_days)
     dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # only once every input is valid
     save_private_key(dir / f"{agency}.sign.pem", signing.private, passphrase)
     save_private_key(dir / f"{agency}.enc.{enc.kid}.pem", enc.private, passphrase)

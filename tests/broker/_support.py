@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -103,20 +102,7 @@ async def stream_count(nc: Client, stream: str) -> int:
 
 def write_broker_config(tmp: Path, fed: DevFederation, url: str, **overrides: Any) -> Path:
     """Keys on disk and a broker.toml pointing at them, for a broker subprocess."""
-    fed.write(tmp / "fed")
-    settings = {
-        "broker_id": "BROKER-1",
-        "nats_url": [url],
-        "root_key": str(tmp / "fed" / "root.pub.json"),
-        "signing_key": str(tmp / "fed" / "broker.sign.pem"),
-        "http_port": 0,
-        "dev": True,
-        **overrides,
-    }
-    lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
-    path = tmp / "broker.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return fed.broker_config(tmp, url, **overrides)
 
 
 def start_broker_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
