@@ -12,7 +12,12 @@ MODULES = [
     "node.envelope",
     "node.keys",
     "node.crypto",
+    "node.transport",
+    "node.jspublish",
+    "policies",
     "policies.trust",
+    "policies.view",
+    "broker.audit",
 ]
 
 
