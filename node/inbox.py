@@ -1,0 +1,270 @@
+"""The node's local inbox: SQLite (no server), report bodies encrypted at rest.
+
+Each report is stored in one transaction: its verified header (cleartext, so the inbox can be
+listed without the key), the obligations the policy attached, and the opened report encrypted
+with AES-256-GCM under the node's storage key (a 32-byte key file, 0600), bound to the report
+id. Purging (at expiry, or on a retraction) deletes the ciphertext and keeps a tombstone, so the
+node can still answer "did you receive it, and did you purge it?" without holding the content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schemas import EnvelopeHeader, Report, to_epoch_ms
+from schemas.errors import InputError, KeyFileError, PalermoError
+
+__all__ = ["Inbox", "InboxEntry", "InboxError", "StorageKey"]
+
+KEY_LEN: Final[int] = 32
+NONCE_LEN: Final[int] = 12
+_SCHEMA: Final[str] = """
+CREATE TABLE IF NOT EXISTS reports (
+    id TEXT PRIMARY KEY,
+    originator TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    route TEXT NOT NULL,
+    category TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    header TEXT NOT NULL,
+    obligations TEXT NOT NULL,
+    withheld TEXT NOT NULL,
+    body BLOB,
+    purged_ms INTEGER,
+    purge_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS reports_route ON reports (route, received_ms);
+CREATE INDEX IF NOT EXISTS reports_expiry ON reports (expires_ms) WHERE body IS NOT NULL;
+"""
+
+
+class InboxError(PalermoError):
+    code = "inbox_error"
+
+
+class StorageKey:
+    """The node's at-rest key: a 32-byte file with mode 0600, created on first use."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_LEN:
+            raise KeyFileError(f"a storage key is {KEY_LEN} bytes, this one is {len(key)}")
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "StorageKey(<hidden>)"
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> StorageKey:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise KeyFileError(
+                    f"storage key {path} is readable by others (mode {mode:04o}); "
+                    f"run: chmod 600 {path}"
+                ) from None
+            return cls(path.read_bytes())
+        key = os.urandom(KEY_LEN)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        return cls(key)
+
+    def seal(self, report_id: str, plaintext: bytes) -> bytes:
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + self._aead.encrypt(nonce, plaintext, report_id.encode())
+
+    def open(self, report_id: str, sealed: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:NONCE_LEN], sealed[NONCE_LEN:], report_id.encode())
+        except InvalidTag as exc:
+            raise InboxError(
+                f"stored report {report_id} does not decrypt: wrong storage key or a "
+                "tampered database"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    id: str
+    originator: str
+    kind: str
+    route: str
+    category: str
+    priority: str
+    received_ms: int
+    expires_ms: int | None
+    header: dict[str, Any]
+    obligations: list[dict[str, Any]]
+    withheld: list[str]
+    purged_ms: int | None
+    purge_reason: str | None
+
+    @property
+    def codes(self) -> list[str]:
+        """Handling codes for a banner (TLP, H-codes, action), from the signed header."""
+        handling = EnvelopeHeader.model_validate(self.header).handling
+        return handling.codes()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "originator": self.originator,
+            "kind": self.kind,
+            "route": self.route,
+            "category": self.category,
+            "priority": self.priority,
+            "received_ms": self.received_ms,
+            "expires_ms": self.expires_ms,
+            "codes": self.codes,
+            "obligations": self.obligations,
+            "withheld_sections": self.withheld,
+            "purged_ms": self.purged_ms,
+            "purge_reason": self.purge_reason,
+        }
+
+
+class Inbox:
+    """One agency's received reports."""
+
+    def __init__(self, path: Path, key: StorageKey) -> None:
+        self.path = path
+        self.key = key
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a stored report survives a power cut
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def seen(self, report_id: str) -> bool:
+        """Whether this id was ever stored (replay protection for the node)."""
+        row = self._db.execute("SELECT 1 FROM reports WHERE id = ?", (report_id,)).fetchone()
+        return row is not None
+
+    def store(
+        self,
+        header: EnvelopeHeader,
+        report: Report,
+        obligations: Sequence[dict[str, Any]],
+        withheld: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Keep a report, all or nothing; a second copy of the same id is refused."""
+        if self.seen(header.id):
+            raise InputError(f"report {header.id} is already in the inbox")
+        plaintext = json.dumps(report.to_wire(), sort_keys=True).encode()
+        expires = header.handling.expires
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO reports (id, originator, kind, route, category, priority, "
+                "received_ms, expires_ms, header, obligations, withheld, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    header.id,
+                    header.originator,
+                    header.kind.value,
+                    header.route.value,
+                    header.category.value,
+                    header.priority.value,
+                    to_epoch_ms(now),
+                    to_epoch_ms(expires) if expires is not None else None,
+                    json.dumps(header.to_wire(), sort_keys=True),
+                    json.dumps(list(obligations), sort_keys=True),
+                    json.dumps(list(withheld)),
+                    self.key.seal(header.id, plaintext),
+                ),
+            )
+
+    def _entry(self, row: tuple[Any, ...]) -> InboxEntry:
+        (rid, originator, kind, route, category, priority, received, expires, header,
+         obligations, withheld, purged, reason) = row  # fmt: skip
+        return InboxEntry(
+            rid, originator, kind, route, category, priority, received, expires,
+            json.loads(header), json.loads(obligations), json.loads(withheld), purged, reason,
+        )  # fmt: skip
+
+    _COLUMNS: Final = (
+        "id, originator, kind, route, category, priority, received_ms, expires_ms, header, "
+        "obligations, withheld, purged_ms, purge_reason"
+    )
+
+    def entries(
+        self, *, route: str | None = None, since: datetime | None = None
+    ) -> list[InboxEntry]:
+        """Newest first; urgent before routine among reports received at the same time."""
+        query = f"SELECT {self._COLUMNS} FROM reports WHERE 1 = 1"  # noqa: S608 - fixed columns
+        params: list[Any] = []
+        if route is not None:
+            query += " AND route = ?"
+            params.append(route)
+        if since is not None:
+            query += " AND received_ms >= ?"
+            params.append(to_epoch_ms(since))
+        query += " ORDER BY received_ms DESC, priority = 'urgent' DESC, id"
+        return [self._entry(r) for r in self._db.execute(query, params)]
+
+    def show(self, report_id: str) -> tuple[InboxEntry, Report | None]:
+        """The entry and its report, or None for the report if it was purged."""
+        row = self._db.execute(
+            f"SELECT {self._COLUMNS}, body FROM reports WHERE id = ?",  # noqa: S608
+            (report_id,),
+        ).fetchone()
+        if row is None:
+            raise InputError(f"no report {report_id} in the inbox; see 'palermo inbox list'")
+        entry, body = self._entry(row[:-1]), row[-1]
+        if body is None:
+            return entry, None
+        return entry, Report.from_wire(json.loads(self.key.open(report_id, body)))
+
+    def purge(self, report_id: str, reason: str, now: datetime) -> bool:
+        """Delete the plaintext (ciphertext) of one report; keep a tombstone. True if purged."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE reports SET body = NULL, purged_ms = ?, purge_reason = ? "
+                "WHERE id = ? AND body IS NOT NULL",
+                (to_epoch_ms(now), reason, report_id),
+            )
+        return cursor.rowcount == 1
+
+    def purge_expired(self, now: datetime) -> list[str]:
+        """Obligation "purge at T": every report past its expiry loses its content."""
+        ms = to_epoch_ms(now)
+        with self._transaction() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM reports WHERE body IS NOT NULL AND expires_ms <= ?", (ms,)
+                )
+            ]
+            db.execute(
+                "UPDATE reports SET body = NULL, purged_ms = ?, purge_reason = 'expired' "
+                "WHERE body IS NOT NULL AND expires_ms <= ?",
+                (ms, ms),
+            )
+        return ids
