@@ -1,0 +1,239 @@
+"""The agency node: publish reports, receive deliveries into the inbox, send receipts.
+
+This is the third enforcement point (DESIGN.md "Data flow"): every delivery is verified against
+the pinned root, opened with the agency's own keys, checked again against the signed policy
+(a broker cannot talk a node into keeping what the originator's handling forbids), stored with
+its obligations in the encrypted inbox, and acknowledged to the originator with a signed receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import nats.errors
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from policies.trust import TrustStore, canonical_json, sign_document
+from policies.view import PolicyStore
+from schemas import Report
+from schemas.errors import AuthenticationFailed, EnvelopeError, InputError, PalermoError
+
+from .directory import Directory
+from .envelope import open_envelope
+from .inbox import Inbox, StorageKey
+from .keys import EncryptionKey, PublicSigningKey, SigningKey
+from .receipts import Receipt
+from .reports import SealedReport, open_report, seal_report
+from .transport import connect, map_nats_errors, publish_subject
+
+__all__ = ["Node", "NodeIdentity"]
+
+_log = structlog.get_logger("palermo.node")
+FETCH_BATCH: Final[int] = 64
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who this node is: its signing key and its current (and previous) decryption keys."""
+
+    signing: SigningKey
+    encryption: Sequence[EncryptionKey]
+
+    @property
+    def agency(self) -> str:
+        return self.signing.agency
+
+
+class Node:
+    """One agency's node on a NATS connection. Use :meth:`connect`."""
+
+    def __init__(
+        self,
+        nc: Client,
+        identity: NodeIdentity,
+        root: PublicSigningKey,
+        inbox: Inbox,
+        directory: Directory,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.identity = identity
+        self.root = root
+        self.inbox = inbox
+        self.directory = directory
+        self.trust: TrustStore = directory.store
+        self.policy: PolicyStore = directory.policy
+        self.received = 0
+        self.refused = 0
+        self._stopping = asyncio.Event()
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        nats_url: str | list[str],
+        identity: NodeIdentity,
+        root: PublicSigningKey,
+        state_dir: Path,
+    ) -> AsyncIterator[Node]:
+        """Connect, load and follow the directory, open the inbox; close everything on exit."""
+        # Local files only, once at start-up: not worth a thread.
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
+        inbox = Inbox(state_dir / "inbox.db", StorageKey.load_or_create(state_dir / "storage.key"))
+        try:
+            async with connect(nats_url, f"palermo-node-{identity.agency}") as nc:
+                trust = TrustStore(root)
+                directory = Directory(nc.jetstream(), trust, PolicyStore(root, trust))
+                await directory.load()
+                await directory.watch()
+                try:
+                    yield cls(nc, identity, root, inbox, directory)
+                finally:
+                    await directory.close()
+        finally:
+            inbox.close()
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def interested(self, report: Report) -> list[str]:
+        """Partners whose signed subscriptions match the report's topic."""
+        return sorted(
+            agency
+            for agency, subs in self.trust.subscriptions.items()
+            if agency != self.identity.agency
+            and subs.matches(report.route, report.category, report.kind)
+        )
+
+    async def publish(self, report: Report, *, to: Sequence[str] | None = None) -> SealedReport:
+        """Seal for the interested partners the policy allows and publish; returns what was sent.
+
+        Nothing is published if no partner may receive it (a typed error says why).
+        """
+        if report.originator != self.identity.agency:
+            raise InputError(
+                f"this node is {self.identity.agency}; the report names {report.originator}"
+            )
+        now = datetime.now(UTC)
+        candidates = list(to) if to is not None else self.interested(report)
+        sealed = seal_report(
+            report, self.identity.signing, candidates, self.trust, self.policy, now
+        )
+        with map_nats_errors(f"publish report {sealed.header.id}"):
+            await self.js.publish(
+                publish_subject(sealed.header),
+                sealed.data,
+                headers={"Nats-Msg-Id": sealed.header.id},
+            )
+        return sealed
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    async def _receipt(
+        self, originator: str, envelope_id: str, status: str, reason: str = ""
+    ) -> None:
+        receipt = Receipt(
+            envelope=envelope_id,
+            originator=originator,
+            recipient=self.identity.agency,
+            status=status,
+            reason=reason or None,
+            time=datetime.now(UTC),
+        )
+        signed = sign_document(receipt, self.identity.signing, self.identity.agency)
+        with map_nats_errors("send a receipt"):
+            await self.js.publish(
+                f"plm.rcpt.{originator}.receipt.{self.identity.agency}",
+                canonical_json(signed),
+                headers={"Nats-Msg-Id": f"rcpt.{envelope_id}.{self.identity.agency}.{status}"},
+            )
+
+    async def handle(self, msg: Msg) -> str:
+        """Verify, open, re-check, store, receipt; returns the outcome (for tests and logs)."""
+        now = datetime.now(UTC)
+        try:
+            opened = open_envelope(
+                msg.data, self.identity.encryption, self.trust, now=now, seen=self.inbox.seen
+            )
+        except EnvelopeError as exc:
+            if exc.code == "replayed":
+                await msg.ack()  # already stored: a redelivery after a crash
+                return "duplicate"
+            # Not for us, forged or altered: never retried, logged for the operator.
+            stage = exc.stage if isinstance(exc, AuthenticationFailed) else None
+            _log.warning(
+                "delivery refused",
+                subject=msg.subject,
+                code=exc.code,
+                reason=exc.reason,
+                stage=stage,
+            )
+            await msg.term()
+            self.refused += 1
+            return exc.code
+        header = opened.header
+        decision = self.policy.decide(header, self.identity.agency, now)
+        if not decision.allowed:
+            # The broker let it through, but our verified view of the policy says no: we keep
+            # nothing and tell the originator why.
+            reason = "; ".join(r.message for r in decision.reasons)
+            _log.warning("delivery refused by local policy", envelope=header.id, reason=reason)
+            await self._receipt(header.originator, header.id, "refused", reason)
+            await msg.term()
+            self.refused += 1
+            return "refused"
+        report = open_report(opened)
+        obligations = [o.to_dict() for o in decision.obligations]
+        self.inbox.store(header, report, obligations, opened.withheld, now)
+        await msg.ack()
+        await self._receipt(header.originator, header.id, "delivered")
+        self.received += 1
+        return "stored"
+
+    async def run(self) -> None:
+        """Consume this agency's deliveries until :meth:`stop`."""
+        me = self.identity.agency
+        with map_nats_errors("subscribe to deliveries"):
+            sub = await self.js.pull_subscribe(
+                f"plm.dlv.{me}.>",
+                durable=f"node-{me}",
+                stream="PLM_DLV",
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=10, ack_wait=30),
+            )
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    self.inbox.purge_expired(datetime.now(UTC))
+                    continue
+                except nats.errors.Error as exc:
+                    _log.warning("fetch failed; retrying", error=repr(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    try:
+                        await self.handle(msg)
+                    except PalermoError as exc:
+                        _log.warning("delivery not stored; will retry", code=exc.code,
+                                     reason=exc.reason)  # fmt: skip
+                        with contextlib.suppress(nats.errors.Error):
+                            await msg.nak(delay=1)
+        finally:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await sub.unsubscribe()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def status(self) -> dict[str, Any]:
+        return {"agency": self.identity.agency, "received": self.received, "refused": self.refused}

@@ -1,0 +1,112 @@
+"""Nodes and broker end to end on a real nats-server: publish, deliver, open, store, receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+
+from broker.service import Broker, BrokerOptions
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from node.service import Node, NodeIdentity
+from schemas import Report
+from schemas.errors import InputError
+from schemas.export import parse_report
+from tests.broker._support import read_all, setup_federation, wait_for
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+
+
+class Federation:
+    """A broker and one node per agency, all in this process."""
+
+    def __init__(self, fed: DevFederation, nodes: dict[str, Node], broker: Broker) -> None:
+        self.fed, self.nodes, self.broker = fed, nodes, broker
+
+
+@pytest.fixture
+async def running(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Federation]:
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    async with AsyncExitStack() as stack:
+        nodes = {}
+        tasks = []
+        for agency in ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG"):
+            a = fed.agencies[agency]
+            node = await stack.enter_async_context(
+                Node.connect(
+                    nats_server.client_url,
+                    NodeIdentity(a.signing, [a.encryption]),
+                    fed.root.public,
+                    tmp_path / agency,
+                )
+            )
+            nodes[agency] = node
+            tasks.append(asyncio.create_task(node.run()))
+        nc = await nats.connect(nats_server.client_url)
+        broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
+                        BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
+        tasks.append(asyncio.create_task(broker.run()))
+        try:
+            yield Federation(fed, nodes, broker)
+        finally:
+            broker.stop()
+            for node in nodes.values():
+                node.stop()
+            await asyncio.gather(*tasks)
+            await nc.close()
+
+
+def _example(name: str) -> Report:
+    return parse_report(next(EXAMPLES.glob(f"{name}*.json")).read_text())
+
+
+async def test_publish_reaches_exactly_the_allowed_interested_partners(running: Federation) -> None:
+    """An AMBER route alert reaches the coastal partners' inboxes, each with a receipt."""
+    ita = running.nodes["ITA-GDF"]
+    sealed = await ita.publish(_example("01"))
+
+    async def stored() -> bool:
+        return sum(n.received for n in running.nodes.values()) >= len(sealed.recipients)
+
+    await wait_for(stored, within=20)
+    holders = sorted(a for a, n in running.nodes.items() if n.inbox.seen(sealed.header.id))
+    assert sealed.recipients == holders
+    assert {"ESP-GC", "GRC-HCG", "LBY-DCIM", "MLT-AFM", "TUR-CG"} == set(holders)
+    entry, report = running.nodes["MLT-AFM"].inbox.show(sealed.header.id)
+    assert _example("01") == report
+    assert "TLP:AMBER" in entry.codes
+    receipts = [
+        json.loads(m.data)["document"]
+        for m in await read_all(ita.nc, "PLM_RCPT", "plm.rcpt.ITA-GDF.receipt.>")
+    ]
+    assert {(r["recipient"], r["status"]) for r in receipts} == {(a, "delivered") for a in holders}
+
+
+async def test_personal_data_report_skips_partners_without_data_protection(
+    running: Federation,
+) -> None:
+    """The interview report (persons) goes to EU partners only; LBY-DCIM is refused by policy."""
+    sealed = await running.nodes["ITA-GDF"].publish(_example("07"))
+    assert "LBY-DCIM" not in sealed.recipients
+    assert not sealed.decisions["LBY-DCIM"].allowed
+
+    async def stored() -> bool:
+        return all(running.nodes[a].inbox.seen(sealed.header.id) for a in sealed.recipients)
+
+    await wait_for(stored, within=20)
+    _, report = running.nodes["ESP-GC"].inbox.show(sealed.header.id)
+    assert {"ERI", "SDN"} <= {p.nationality for p in report.persons}
+
+
+async def test_a_node_cannot_publish_for_another_agency(running: Federation) -> None:
+    """MLT-AFM's node refuses to send a report that names ITA-GDF as originator."""
+    with pytest.raises(InputError, match="this node is MLT-AFM"):
+        await running.nodes["MLT-AFM"].publish(_example("01"))
