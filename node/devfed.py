@@ -165,6 +165,23 @@ class DevFederation:
         path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
         return path
 
+    def node_config(self, directory: Path, agency: str, nats_url: str) -> Path:
+        """A ``<AGENCY>.node.toml`` using the keys :meth:`write` put under ``directory``."""
+        keys = directory / "agencies" / agency
+        enc = self.agencies[agency].encryption
+        settings = {
+            "agency": agency,
+            "nats_url": [nats_url],
+            "root_key": str(directory / "root.pub.json"),
+            "signing_key": str(keys / f"{agency}.sign.pem"),
+            "encryption_keys": [str(keys / f"{agency}.enc.{enc.kid}.pem")],
+            "state_dir": str(directory / "state" / agency),
+            "dev": True,
+        }
+        path = directory / f"{agency}.node.toml"
+        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+        return path
+
     def write(self, directory: Path) -> None:
         """Keys (0600) and signed documents on disk, laid out as the CLI expects."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ._app import app
+from ._app import app, handles_errors
 from ._broker import audit_app, broker_app, directory_app
 from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
 from ._keys import keys_app
+from ._node import inbox_app, node_app, publish
 from ._policy import policy_app
 from ._schema import schema_app
 
@@ -16,6 +17,9 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(federation_app, name="federation")
 app.add_typer(agency_app, name="agency")
 app.add_typer(policy_app, name="policy")
+app.add_typer(node_app, name="node")
+app.add_typer(inbox_app, name="inbox")
+app.command("publish")(handles_errors(publish))
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")

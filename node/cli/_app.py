@@ -29,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never break an error message
 out_console = Console(highlight=False, soft_wrap=True)
 
 EXIT_REFUSED = 2

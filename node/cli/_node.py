@@ -1,0 +1,159 @@
+"""``palermo node run``, ``palermo publish`` and ``palermo inbox``: what agencies touch."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from schemas.errors import ConfigError
+
+from ._app import handles_errors, out_console, print_json
+
+node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
+inbox_app = typer.Typer(help="Read the reports this agency received.", no_args_is_help=True)
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")]
+
+
+@asynccontextmanager
+async def _node(config: Path) -> Any:
+    from ..config import NodeSettings
+    from ..service import Node, NodeIdentity
+    from ._federation import load_root_public
+
+    settings = NodeSettings.load(config)
+    signing, decryption = settings.keys()
+    root = load_root_public(settings.root_key)
+    async with Node.connect(
+        settings.nats_url, NodeIdentity(signing, decryption), root, settings.state_dir
+    ) as node:
+        yield node
+
+
+@node_app.command("run")
+@handles_errors
+def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json") -> None:
+    """Receive deliveries until SIGTERM: verify, open, re-check policy, store, send receipts.
+
+    Example: palermo node run --config /etc/palermo/node.toml
+    """
+    from ..logs import configure_logging
+
+    configure_logging(json_output=log_format == "json")
+
+    async def go() -> None:
+        async with _node(config) as node:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, node.stop)
+            await node.run()
+            out_console.print(f"node stopped: {node.status()}")
+
+    asyncio.run(go())
+
+
+def publish(
+    report: Annotated[Path, typer.Argument(help="The report (IIR v1 JSON) with its handling.")],
+    config: ConfigOption,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Only these partners (default: interested).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Seal a report for the partners that subscribed and that policy allows, and publish it.
+
+    Prints the report id, who it was sealed for, and why anyone else was refused.
+
+    Example: palermo publish alert.json --config ita.node.toml
+    """
+    from schemas.export import parse_report
+
+    try:
+        parsed = parse_report(report.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.publish(parsed, to=to)
+
+    sealed = asyncio.run(go())
+    refused = {
+        a: [r.to_dict() for r in d.reasons] for a, d in sealed.decisions.items() if not d.allowed
+    }
+    if as_json:
+        print_json({"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused})
+        return
+    out_console.print(f"published {sealed.header.id} to {', '.join(sealed.recipients)}")
+    for agency, reasons in refused.items():
+        out_console.print(f"  not sent to {agency}: {reasons[0]['message']}", markup=False)
+
+
+@inbox_app.command("list")
+@handles_errors
+def inbox_list(
+    config: ConfigOption,
+    route: Annotated[str | None, typer.Option(help="Only this route topic.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Received at or after (UTC).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The reports received, newest first, each with its handling codes.
+
+    Example: palermo inbox list --config mlt.node.toml --route central-med
+    """
+    from ..config import NodeSettings
+    from ..inbox import Inbox, StorageKey
+
+    settings = NodeSettings.load(config)
+    inbox = Inbox(
+        settings.state_dir / "inbox.db",
+        StorageKey.load_or_create(settings.state_dir / "storage.key"),
+    )
+    try:
+        entries = inbox.entries(route=route, since=since.astimezone() if since else None)
+    finally:
+        inbox.close()
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        state = "purged" if e.purged_ms else " ".join(e.codes)
+        out_console.print(f"{e.id}  {e.originator:<10} {e.route:<14} {e.priority:<8} {state}")
+
+
+@inbox_app.command("show")
+@handles_errors
+def inbox_show(
+    report_id: Annotated[str, typer.Argument(help="Report id from 'palermo inbox list'.")],
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One report with its handling banner and obligations (H1/H2 always shown).
+
+    Example: palermo inbox show 01a2... --config mlt.node.toml
+    """
+    from ..config import NodeSettings
+    from ..inbox import Inbox, StorageKey
+
+    settings = NodeSettings.load(config)
+    inbox = Inbox(
+        settings.state_dir / "inbox.db",
+        StorageKey.load_or_create(settings.state_dir / "storage.key"),
+    )
+    try:
+        entry, report = inbox.show(report_id)
+    finally:
+        inbox.close()
+    data = {**entry.to_dict(), "report": report.to_wire() if report else None}
+    if as_json:
+        print_json(data)
+        return
+    out_console.print(f"[bold]{' '.join(entry.codes)}[/]  from {entry.originator}", markup=True)
+    for ob in entry.obligations:
+        out_console.print(f"  {ob['code']}: {ob.get('message', '')}", markup=False)
+    print_json(data["report"])

@@ -1,0 +1,81 @@
+"""Node configuration: a TOML file, overridden by ``PALERMO_NODE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas._validation import invalid
+from schemas.errors import ConfigError
+
+from .keys import EncryptionKey, SigningKey, load_private_key
+
+__all__ = ["NodeSettings"]
+
+
+class NodeSettings(BaseSettings):
+    """Everything a node needs. Secrets never appear in a repr."""
+
+    model_config = SettingsConfigDict(env_prefix="PALERMO_NODE_", extra="forbid")
+    toml_path: ClassVar[Path | None] = None
+
+    agency: str = Field(pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
+    nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    nats_credentials: Path | None = None
+    root_key: Path = Field(description="The pinned federation root (root.pub.json).")
+    signing_key: Path
+    encryption_keys: list[Path] = Field(min_length=1, description="Newest first; old ones kept.")
+    key_passphrase: SecretStr | None = None
+    state_dir: Path = Field(description="Inbox database and storage key.")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535)
+    dev: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> NodeSettings:
+        if path is not None and not path.is_file():
+            raise ConfigError(f"node config {path} does not exist")
+        cls.toml_path = path
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(invalid(exc, f"node config {path}").reason) from exc
+        finally:
+            cls.toml_path = None
+
+    def keys(self) -> tuple[SigningKey, list[EncryptionKey]]:
+        secret = self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None
+        signing = load_private_key(self.signing_key, secret)
+        if not isinstance(signing, Ed25519PrivateKey):
+            raise ConfigError(f"{self.signing_key} is not an Ed25519 signing key")
+        decryption = []
+        for path in self.encryption_keys:
+            key = load_private_key(path, secret)
+            if not isinstance(key, X25519PrivateKey):
+                raise ConfigError(f"{path} is not an X25519 encryption key")
+            decryption.append(EncryptionKey(self.agency, key))
+        return SigningKey(self.agency, signing), decryption

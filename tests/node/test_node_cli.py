@@ -1,0 +1,78 @@
+"""The agency's commands as real processes: node run, publish, inbox list / show."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from tests.broker._support import setup_federation, start_broker_process, stop_process
+
+PALERMO = str(Path(sys.executable).parent / "palermo")
+EXAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "schemas"
+    / "examples"
+    / "01-routes-central-med-departure.json"
+)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PALERMO, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Path) -> None:
+    """ITA-GDF publishes; MLT-AFM's node stores it; its inbox shows it with the codes."""
+    fed = DevFederation.build(datetime.now(UTC))
+    url = nats_server.client_url
+    await setup_federation(url, fed)
+    broker = start_broker_process(fed.broker_config(tmp_path, url), tmp_path / "broker.log")
+    ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
+    mlt = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
+    with (tmp_path / "node.log").open("ab") as log:
+        node = subprocess.Popen(
+            [PALERMO, "node", "run", "--config", str(mlt)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        published = _run("publish", str(EXAMPLE), "--config", str(ita), "--json")
+        assert 0 == published.returncode, published.stderr
+        sent = json.loads(published.stdout)
+        assert "MLT-AFM" in sent["recipients"]
+        listed: list[dict[str, object]] = []
+        for _ in range(200):
+            done = _run("inbox", "list", "--config", str(mlt), "--json")
+            listed = json.loads(done.stdout) if done.returncode == 0 else []
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [sent["id"]] == [e["id"] for e in listed]
+        shown = _run("inbox", "show", sent["id"], "--config", str(mlt), "--json")
+        data = json.loads(shown.stdout)
+        assert "TLP:AMBER" in data["codes"]
+        assert "no-judicial-disclosure" in [o["code"] for o in data["obligations"]]
+        assert json.loads(EXAMPLE.read_text())["title"] == data["report"]["title"]
+    finally:
+        assert 0 == stop_process(node, signal.SIGTERM)
+        assert 0 == stop_process(broker, signal.SIGTERM)
+
+
+def test_publish_with_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
+    """A missing config file is named; an invalid one names the field."""
+    missing = _run("publish", str(EXAMPLE), "--config", str(tmp_path / "none.toml"))
+    assert 2 == missing.returncode
+    assert "does not exist" in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('agency = "ita"\n')
+    invalid = _run("inbox", "list", "--config", str(bad))
+    assert 2 == invalid.returncode
+    assert "agency" in invalid.stderr
