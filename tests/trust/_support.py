@@ -39,7 +39,9 @@ def signing_key(agency: str, label: str = "") -> SigningKey:
 
 def encryption_key(agency: str, label: str = "") -> EncryptionKey:
     """A fixed X25519 key for ``agency`` (``label`` picks another one for the same agency)."""
-    return EncryptionKey(agency, X25519PrivateKey.from_private_bytes(_seed(f"enc {agency} {label}")))
+    return EncryptionKey(
+        agency, X25519PrivateKey.from_private_bytes(_seed(f"enc {agency} {label}"))
+    )
 
 
 ROOT_KEY = signing_key(ROOT)
@@ -89,7 +91,9 @@ def signed_cert(key: SigningKey = ITA, **over: Any) -> dict[str, Any]:
     return sign_document(cert(key, **over), ROOT_KEY, ROOT)
 
 
-def signed_bundle(key: SigningKey = ITA, seq: int = 1, *entries: EncryptionKeyEntry) -> dict[str, Any]:
+def signed_bundle(
+    key: SigningKey = ITA, seq: int = 1, *entries: EncryptionKeyEntry
+) -> dict[str, Any]:
     return sign_document(bundle(key.agency, seq, *entries), key, key.agency)
 
 
