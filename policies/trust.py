@@ -278,6 +278,12 @@ class TrustStore:
                 f"certificate serial {cert.serial} for {cert.agency} is older than the one held "
                 f"({current.serial}); a rollback is refused"
             )
+        if current is not None and current.serial == cert.serial and current != cert:
+            # Two different certificates under one serial: only a new serial may change one.
+            raise TrustError(
+                f"a different certificate with serial {cert.serial} for {cert.agency} is held; "
+                "issue the change with a new serial"
+            )
         self._certs[cert.agency] = cert
         self._signing_keys[cert.agency] = cert.public_signing_key
         return cert
@@ -323,6 +329,13 @@ class TrustStore:
         rl = verify_document(signed, RevocationList, self.root, ROOT)
         if rl.seq < self._revocation_seq:
             raise TrustError(f"revocation list seq {rl.seq} is older than {self._revocation_seq}")
+        if rl.seq == self._revocation_seq and rl != self._revocations:
+            # A second list under the same seq must never un-revoke anyone (two operators
+            # revoking at once): the later one has to take the next seq.
+            raise TrustError(
+                f"a different revocation list with seq {rl.seq} is held; publish it as seq "
+                f"{rl.seq + 1}"
+            )
         self._revocations, self._revocation_seq = rl, rl.seq
         return rl
 
@@ -396,10 +409,18 @@ class TrustStore:
         """Add certificates first, then revocations, then the rest, whatever order they come in."""
         order = {"membership-certificate": 0, "revocation-list": 1}
 
-        def rank(d: Mapping[str, Any]) -> int:
+        def rank(d: Mapping[str, Any]) -> tuple[int, int]:
+            # Kinds in dependency order; within a kind, older versions first, so a source
+            # holding several versions ends with the newest instead of refusing a rollback.
             document = d.get("document") if isinstance(d, Mapping) else None
-            kind = document.get("kind") if isinstance(document, Mapping) else None
-            return order.get(kind, 2) if isinstance(kind, str) else 2
+            if not isinstance(document, Mapping):
+                return (2, 0)
+            kind = document.get("kind")
+            version = document.get("serial", document.get("seq", 0))
+            return (
+                order.get(kind, 2) if isinstance(kind, str) else 2,
+                version if isinstance(version, int) else 0,
+            )
 
         for doc in sorted(documents, key=rank):
             self.add(doc)

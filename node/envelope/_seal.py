@@ -292,7 +292,9 @@ def inspect_envelope(
     skew = int((header.created - now).total_seconds() * 1000)
     if skew > max_clock_skew_ms:
         raise ClockSkew(skew, max_clock_skew_ms)
-    public = signers.signing_key(header.originator, header.kid, header.created)
+    # Key validity and revocation are judged at verification time, not at the header's
+    # "created": a stolen key must not be able to sign past its revocation by backdating.
+    public = signers.signing_key(header.originator, header.kid, now)
     return Unverified(Verified(header, env, len(data)), public, signed_prefix(data))
 
 

@@ -219,3 +219,53 @@ def test_trust_store_resolves_and_revokes_envelope_signers() -> None:
     store.set_revocations(sign_document(revoked, fed.root, ROOT))
     with pytest.raises(KeyNotValid):
         verify_envelope(data, store, now=NOW)
+
+
+def test_a_revoked_key_cannot_sign_by_backdating() -> None:
+    """An envelope dated before the revocation but verified after it is refused."""
+    from node.devfed import DevFederation
+    from node.envelope import seal
+    from schemas import EnvelopeHeader, Handling, new_uuid7
+
+    fed = DevFederation.build(NOW)
+    store = fed.trust_store()
+    ita = fed.agencies["ITA-GDF"]
+    entry = RevocationEntry(agency="ITA-GDF", reason="stolen", revoked_at=NOW - timedelta(hours=1))
+    store.set_revocations(
+        sign_document(RevocationList(seq=2, issued=NOW, entries=[entry]), fed.root, ROOT)
+    )
+    backdated = EnvelopeHeader(
+        id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid,
+        created=NOW - timedelta(days=2), kind="report", route="central-med", category="routes",
+        handling=Handling(tlp="GREEN"), recipients=["MLT-AFM"],
+    )  # fmt: skip
+    data = seal(backdated, b"x", ita.signing, [fed.agencies["MLT-AFM"].encryption.public])
+    with pytest.raises(KeyNotValid):
+        verify_envelope(data, store, now=NOW)
+
+
+def test_same_version_different_content_is_refused() -> None:
+    """A second revocation list or certificate under the same number cannot replace the first."""
+    store = _store()
+    entry = RevocationEntry(agency="ITA-GDF", reason="compromised", revoked_at=NOW)
+    store.set_revocations(
+        sign_document(RevocationList(seq=2, issued=NOW, entries=[entry]), ROOT_KEY, ROOT)
+    )
+    with pytest.raises(TrustError, match="seq 3"):
+        store.set_revocations(sign_document(RevocationList(seq=2, issued=NOW), ROOT_KEY, ROOT))
+    assert store.revoked("ITA-GDF", None, NOW) is not None
+    with pytest.raises(TrustError, match="new serial"):
+        store.add_certificate(sign_document(_cert(country="MLT"), ROOT_KEY, ROOT))
+    store.add_certificate(sign_document(_cert(), ROOT_KEY, ROOT))  # the same one again is fine
+
+
+def test_load_keeps_the_newest_of_several_versions() -> None:
+    """Given serials 2 then 1 in one batch, load ends with serial 2 instead of failing."""
+    store = TrustStore(ROOT_KEY.public)
+    store.load(
+        [
+            sign_document(_cert(serial=2), ROOT_KEY, ROOT),
+            sign_document(_cert(serial=1), ROOT_KEY, ROOT),
+        ]
+    )
+    assert 2 == store.members["ITA-GDF"].serial
