@@ -91,3 +91,32 @@ def demo(
         print_json(result.to_dict())
     else:
         out_console.print(render(result), markup=False)
+
+
+dev_app = typer.Typer(help="A local federation for trying Palermo out.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+
+
+@dev_app.command("up")
+@handles_errors
+def dev_up(
+    state_dir: Annotated[
+        str, typer.Option("--state-dir", help="Where server state and keys go.")
+    ] = ".palermo/dev",
+) -> None:
+    """Run the example federation (embedded nats-server, directory, broker) until Ctrl-C.
+
+    Example: palermo dev up
+    then, elsewhere: palermo node run --config .palermo/dev/fed/MLT-AFM.node.toml
+    """
+    import asyncio
+    import contextlib
+    import logging
+    from pathlib import Path
+
+    from ..demo import run_dev
+    from ..logs import configure_logging
+
+    configure_logging(json_output=False, level=logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_dev(Path(state_dir), announce=out_console.print))
