@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,10 +24,16 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from policies.trust import TrustStore, canonical_json, sign_document
+from policies.trust import TrustStore, canonical_json, sign_document, verify_document
 from policies.view import PolicyStore
 from schemas import Report
-from schemas.errors import AuthenticationFailed, EnvelopeError, InputError, PalermoError
+from schemas.errors import (
+    AuthenticationFailed,
+    EnvelopeError,
+    InputError,
+    PalermoError,
+    TrustError,
+)
 
 from .directory import Directory
 from .envelope import open_envelope
@@ -231,6 +238,65 @@ class Node:
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
+
+    async def delivery_status(self, report_id: str) -> dict[str, dict[str, Any]]:
+        """Per recipient, what came back for one of our reports: receipts and broker refusals.
+
+        Receipts are verified against the recipient's certificate; a receipt that does not
+        verify is reported as such, never trusted.
+        """
+        me = self.identity.agency
+        sub = await self.js.pull_subscribe(
+            f"plm.rcpt.{me}.>", stream="PLM_RCPT", config=ConsumerConfig(ack_policy=AckPolicy.NONE)
+        )
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(256, timeout=0.3)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    break
+                for msg in msgs:
+                    self._status_from(msg, report_id, out)
+        finally:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await sub.unsubscribe()
+        return dict(sorted(out.items()))
+
+    def _status_from(self, msg: Msg, report_id: str, out: dict[str, dict[str, Any]]) -> None:
+        try:
+            signed = json.loads(msg.data)
+            document = signed["document"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if document.get("envelope") != report_id:
+            return
+        if document.get("kind") == "broker-notice":
+            for refusal in document.get("refused", []):
+                out[refusal["recipient"]] = {
+                    "status": "denied by broker",
+                    "reasons": refusal.get("reasons", []),
+                    "by": document.get("broker"),
+                }
+            return
+        recipient = document.get("recipient")
+        cert = self.trust.members.get(recipient) if isinstance(recipient, str) else None
+        try:
+            if cert is None:
+                raise TrustError(f"no certificate for {recipient!r}")
+            receipt = verify_document(signed, Receipt, cert.public_signing_key, cert.agency)
+        except PalermoError as exc:
+            out[str(recipient)] = {"status": "unverifiable receipt", "reasons": [exc.to_dict()]}
+            return
+        current = out.get(receipt.recipient, {})
+        # The most advanced state wins: purged after delivered, delivered after nothing.
+        rank = {"delivered": 1, "opened": 2, "refused": 3, "purged": 4}
+        if rank.get(receipt.status, 0) >= rank.get(str(current.get("status")), 0):
+            out[receipt.recipient] = {
+                "status": receipt.status,
+                "time": receipt.time.isoformat(),
+                "reasons": [{"message": receipt.reason}] if receipt.reason else [],
+            }
 
     def stop(self) -> None:
         self._stopping.set()

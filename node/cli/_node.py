@@ -157,3 +157,29 @@ def inbox_show(
     for ob in entry.obligations:
         out_console.print(f"  {ob['code']}: {ob.get('message', '')}", markup=False)
     print_json(data["report"])
+
+
+def status(
+    report_id: Annotated[str, typer.Argument(help="The id 'palermo publish' printed.")],
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per recipient: delivered, refused (and why), purged — from signed receipts and notices.
+
+    Example: palermo status 01a2... --config ita.node.toml
+    """
+
+    async def go() -> dict[str, dict[str, Any]]:
+        async with _node(config) as node:
+            result: dict[str, dict[str, Any]] = await node.delivery_status(report_id)
+            return result
+
+    rows = asyncio.run(go())
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out_console.print(f"nothing has come back for {report_id} yet")
+    for agency, row in rows.items():
+        reasons = "; ".join(str(r.get("message", r.get("code", ""))) for r in row["reasons"])
+        out_console.print(f"{agency:<12} {row['status']:<18} {reasons}", markup=False)

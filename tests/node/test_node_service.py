@@ -110,3 +110,17 @@ async def test_a_node_cannot_publish_for_another_agency(running: Federation) -> 
     """MLT-AFM's node refuses to send a report that names ITA-GDF as originator."""
     with pytest.raises(InputError, match="this node is MLT-AFM"):
         await running.nodes["MLT-AFM"].publish(_example("01"))
+
+
+async def test_status_shows_every_recipients_signed_receipt(running: Federation) -> None:
+    """After delivery, the originator's status lists each recipient as delivered."""
+    ita = running.nodes["ITA-GDF"]
+    sealed = await ita.publish(_example("01"))
+
+    async def receipted() -> bool:
+        rows = await ita.delivery_status(sealed.header.id)
+        return set(rows) == set(sealed.recipients)
+
+    await wait_for(receipted, within=20)
+    rows = await ita.delivery_status(sealed.header.id)
+    assert {a: "delivered" for a in sealed.recipients} == {a: r["status"] for a, r in rows.items()}
