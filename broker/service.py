@@ -42,7 +42,7 @@ from node.transport import PublishRejected, deliver_subject, map_nats_errors
 from policies import Decision
 from policies.trust import TrustStore, canonical_json
 from schemas import EnvelopeHeader
-from schemas.errors import EnvelopeError, PalermoError, Replayed
+from schemas.errors import EnvelopeError, MalformedEnvelope, PalermoError, Replayed
 
 from .audit import AuditChain
 from .metrics import BrokerMetrics
@@ -196,6 +196,10 @@ class Broker:
                 )
         except PalermoError as exc:
             outcome.error = exc
+            return outcome
+        except Exception as exc:  # the trust boundary: no input may stop the broker
+            _log.error("unexpected error on untrusted input", subject=msg.subject, error=repr(exc))
+            outcome.error = MalformedEnvelope(f"refused: {type(exc).__name__} while parsing")
             return outcome
         outcome.unverified = item
         return outcome

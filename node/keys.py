@@ -121,6 +121,8 @@ PrivateKey = Ed25519PrivateKey | X25519PrivateKey
 
 def save_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
     """Write ``key`` as PKCS#8 PEM with mode 0600, refusing to overwrite an existing file."""
+    if passphrase is not None and not passphrase:
+        raise KeyFileError("an empty passphrase would leave the key unencrypted; give one or none")
     algorithm: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -147,6 +149,10 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         info = path.stat()
     except FileNotFoundError as exc:
         raise KeyFileError(f"key file {path} does not exist") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise KeyFileError(f"{path} is not a regular file")
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"key file {path} is accessible by group or others (mode "
@@ -154,7 +160,10 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         )
     if info.st_size > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"key file {path} is {info.st_size} bytes; a key file is a few hundred")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError as exc:

@@ -155,6 +155,16 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise MalformedEnvelope(f"msgpack extension type {code} is not allowed in an envelope")
 
 
+def _read_version(head: bytes) -> object:
+    """The value of the 'v' field for an error message (not a fixint: decode it properly)."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(head)
+    try:
+        return unpacker.unpack()
+    except (ValueError, msgpack.OutOfData, msgpack.FormatError, msgpack.StackError):
+        return f"0x{head[0]:02x}"
+
+
 def check_prefix(data: bytes, max_size: int) -> None:
     """Cheap checks before any parsing: size, then the version in the first bytes."""
     if len(data) > max_size:
@@ -164,21 +174,31 @@ def check_prefix(data: bytes, max_size: int) -> None:
             "not a Palermo envelope: it must be a msgpack map whose first key is 'v'"
         )
     if data[3] != VERSION:
-        raise UnsupportedVersion(data[3])
+        version = _read_version(data[3:12])
+        if version == VERSION:
+            raise NonCanonicalEncoding("the version must be written as a one-byte integer")
+        raise UnsupportedVersion(version)
     if data[0] != _PREFIX[0]:
         raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
+
+
+_HDR_SCALARS: Final = (str, int, type(None))  # bool is an int; floats, bytes, ext are not allowed
 
 
 def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
     """(nests no deeper than MAX_DEPTH, every map's keys are sorted), in one walk.
 
-    The walk stops at the first map or list too deep, so a hostile nest costs nothing more.
+    Also refuses anything the header can never hold: non-string keys, floats, byte strings and
+    msgpack extension values (including the built-in timestamp type, which ``ext_hook`` never
+    sees). The walk stops at the first map or list too deep, so a hostile nest costs nothing.
     """
     if level >= MAX_DEPTH:
         return False, True
     ordered = True
     if isinstance(obj, dict):
         keys = list(obj)
+        if not all(type(k) is str for k in keys):
+            raise MalformedEnvelope("hdr map keys must be strings")
         ordered = keys == sorted(keys)
         children: Any = obj.values()
     else:
@@ -189,6 +209,11 @@ def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
             if not shallow:
                 return False, ordered
             ordered = ordered and child_ordered
+        elif not isinstance(child, _HDR_SCALARS):
+            raise MalformedEnvelope(
+                f"hdr holds a {type(child).__name__}; only maps, arrays, strings, integers, "
+                "booleans and nil are allowed"
+            )
     return True, ordered
 
 

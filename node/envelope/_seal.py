@@ -201,6 +201,14 @@ def seal(
         )
     if sorted({r.agency for r in recipients}) != header.recipients:
         raise InputError("recipient keys must cover exactly the header's recipients")
+    pairs = [(r.agency, r.kid) for r in recipients]
+    if len(pairs) != len(set(pairs)):
+        raise InputError("the same recipient key is given twice")
+    per_agency = max(sum(1 for a, _ in pairs if a == agency) for agency in header.recipients)
+    if per_agency > MAX_STANZAS_PER_AGENCY:
+        raise InputError(
+            f"at most {MAX_STANZAS_PER_AGENCY} keys per recipient agency (openers refuse more)"
+        )
     if [s.id for s in header.sections] != sorted(sections):
         raise InputError("sealed sections must match the header's section list")
     rand = _randomness or _Randomness()
@@ -239,7 +247,8 @@ def _parse_header(env: Envelope) -> EnvelopeHeader:
         raise HeaderInvalid(
             f"header fails the schema at {first['field']}: {first['message']}", errors
         ) from exc
-    if header.to_wire() != env.hdr:
+    # Compare encodings, not Python values: 0 == False and 1 == 1.0 in Python, never on the wire.
+    if canonical_packb(header.to_wire()) != msgpack.packb(env.hdr, use_bin_type=True):
         raise NonCanonicalEncoding("header values are not in canonical form (sorted lists, ms)")
     return header
 
