@@ -39,6 +39,7 @@ from .directory import Directory
 from .envelope import open_envelope
 from .inbox import Inbox, StorageKey
 from .keys import EncryptionKey, PublicSigningKey, SigningKey
+from .metrics import NodeMetrics
 from .receipts import Receipt
 from .reports import SealedReport, open_report, seal_report
 from .transport import connect, map_nats_errors, publish_subject
@@ -82,6 +83,7 @@ class Node:
         self.policy: PolicyStore = directory.policy
         self.received = 0
         self.refused = 0
+        self.metrics = NodeMetrics()
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -141,6 +143,7 @@ class Node:
                 sealed.data,
                 headers={"Nats-Msg-Id": sealed.header.id},
             )
+        self.metrics.published.inc()
         return sealed
 
     # --- receiving -----------------------------------------------------------------------------
@@ -186,6 +189,7 @@ class Node:
             )
             await msg.term()
             self.refused += 1
+            self.metrics.refused.labels(reason=exc.code).inc()
             return exc.code
         header = opened.header
         decision = self.policy.decide(header, self.identity.agency, now)
@@ -197,6 +201,7 @@ class Node:
             await self._receipt(header.originator, header.id, "refused", reason)
             await msg.term()
             self.refused += 1
+            self.metrics.refused.labels(reason="local-policy").inc()
             return "refused"
         report = open_report(opened)
         obligations = [o.to_dict() for o in decision.obligations]
@@ -204,6 +209,7 @@ class Node:
         await msg.ack()
         await self._receipt(header.originator, header.id, "delivered")
         self.received += 1
+        self.metrics.stored.inc()
         return "stored"
 
     async def run(self) -> None:
@@ -221,7 +227,7 @@ class Node:
                 try:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
-                    self.inbox.purge_expired(datetime.now(UTC))
+                    self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
                     continue
                 except nats.errors.Error as exc:
                     _log.warning("fetch failed; retrying", error=repr(exc))

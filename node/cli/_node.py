@@ -46,12 +46,23 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     configure_logging(json_output=log_format == "json")
 
+    from ..config import NodeSettings
+    from ..ops import OpsServer
+
+    settings = NodeSettings.load(config)
+
     async def go() -> None:
         async with _node(config) as node:
+            ops = OpsServer(node.nc, node.metrics.registry, lambda: True, settings.http_host,
+                            settings.http_port)  # fmt: skip
+            await ops.start()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.stop)
-            await node.run()
+            try:
+                await node.run()
+            finally:
+                await ops.stop()
             out_console.print(f"node stopped: {node.status()}")
 
     asyncio.run(go())

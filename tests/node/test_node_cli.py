@@ -8,11 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 from node.devfed import DevFederation
-from node.natsserver import NatsServer
+from node.natsserver import NatsServer, free_port
 from tests.broker._support import setup_federation, start_broker_process, stop_process
 
 PALERMO = str(Path(sys.executable).parent / "palermo")
@@ -36,12 +37,13 @@ async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Pa
     broker = start_broker_process(fed.broker_config(tmp_path, url), tmp_path / "broker.log")
     ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     mlt = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
+    port = free_port()
     with (tmp_path / "node.log").open("ab") as log:
         node = subprocess.Popen(
             [PALERMO, "node", "run", "--config", str(mlt)],
             stdout=log,
             stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PALERMO_NODE_HTTP_PORT": str(port)},
         )
     try:
         published = _run("publish", str(EXAMPLE), "--config", str(ita), "--json")
@@ -61,6 +63,10 @@ async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Pa
         assert "TLP:AMBER" in data["codes"]
         assert "no-judicial-disclosure" in [o["code"] for o in data["obligations"]]
         assert json.loads(EXAMPLE.read_text())["title"] == data["report"]["title"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert "palermo_node_stored_total 1.0" in resp.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            assert 200 == resp.status
     finally:
         assert 0 == stop_process(node, signal.SIGTERM)
         assert 0 == stop_process(broker, signal.SIGTERM)

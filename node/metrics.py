@@ -1,0 +1,23 @@
+"""Prometheus metrics of one node process (its own registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = ["NodeMetrics"]
+
+
+@dataclass
+class NodeMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.stored = Counter("palermo_node_stored", "Reports stored in the inbox", registry=r)
+        self.refused = Counter(
+            "palermo_node_refused", "Deliveries refused by this node", ["reason"], registry=r
+        )
+        self.published = Counter("palermo_node_published", "Reports published", registry=r)
+        self.purged = Counter("palermo_node_purged", "Reports purged (expiry)", registry=r)
