@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS reports (
     purged_ms INTEGER,
     purge_reason TEXT
 );
+CREATE TABLE IF NOT EXISTS sent (
+    id TEXT PRIMARY KEY,
+    header TEXT NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    retracted_ms INTEGER
+);
 CREATE INDEX IF NOT EXISTS reports_route ON reports (route, received_ms);
 CREATE INDEX IF NOT EXISTS reports_expiry ON reports (expires_ms) WHERE body IS NOT NULL;
 """
@@ -251,6 +257,26 @@ class Inbox:
                 (to_epoch_ms(now), reason, report_id),
             )
         return cursor.rowcount == 1
+
+    def record_sent(self, header: EnvelopeHeader, now: datetime) -> None:
+        """The originator's own record of what it sent and to whom (for status and retraction)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sent (id, header, sent_ms) VALUES (?, ?, ?)",
+                (header.id, json.dumps(header.to_wire(), sort_keys=True), to_epoch_ms(now)),
+            )
+
+    def sent_header(self, report_id: str) -> EnvelopeHeader:
+        row = self._db.execute("SELECT header FROM sent WHERE id = ?", (report_id,)).fetchone()
+        if row is None:
+            raise InputError(f"this node did not send report {report_id}")
+        return EnvelopeHeader.model_validate(json.loads(row[0]))
+
+    def mark_retracted(self, report_id: str, now: datetime) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE sent SET retracted_ms = ? WHERE id = ?", (to_epoch_ms(now), report_id)
+            )
 
     def purge_expired(self, now: datetime) -> list[str]:
         """Obligation "purge at T": every report past its expiry loses its content."""

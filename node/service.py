@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import msgpack
 import nats.errors
 import structlog
 from nats.aio.client import Client
@@ -26,7 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from policies.trust import TrustStore, canonical_json, sign_document, verify_document
 from policies.view import PolicyStore
-from schemas import Report
+from schemas import EnvelopeHeader, Kind, Priority, Report, new_uuid7
 from schemas.errors import (
     AuthenticationFailed,
     EnvelopeError,
@@ -36,7 +37,7 @@ from schemas.errors import (
 )
 
 from .directory import Directory
-from .envelope import open_envelope
+from .envelope import open_envelope, seal
 from .inbox import Inbox, StorageKey
 from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
@@ -143,8 +144,42 @@ class Node:
                 sealed.data,
                 headers={"Nats-Msg-Id": sealed.header.id},
             )
+        self.inbox.record_sent(sealed.header, datetime.now(UTC))
         self.metrics.published.inc()
         return sealed
+
+    async def retract(self, report_id: str, reason: str) -> EnvelopeHeader:
+        """Withdraw one of our reports: every recipient's node purges it and confirms.
+
+        The retraction goes to the original recipients under the original handling, without
+        embargo or expiry (a withdrawal must reach them even after the report expired).
+        """
+        original = self.inbox.sent_header(report_id)
+        now = datetime.now(UTC)
+        keys = {a: self.trust.encryption_keys(a, now) for a in original.recipients}
+        readers = [k[0] for k in keys.values() if k]
+        if not readers:
+            raise InputError(f"none of the recipients of {report_id} can receive any more")
+        handling = original.handling.model_copy(update={"not_before": None, "expires": None})
+        header = EnvelopeHeader(
+            id=new_uuid7(),
+            originator=self.identity.agency,
+            kid=self.identity.signing.kid,
+            created=now,
+            kind=Kind.RETRACTION,
+            priority=Priority.URGENT,
+            route=original.route,
+            category=original.category,
+            handling=handling,
+            recipients=sorted(r.agency for r in readers),
+            refs=[report_id],
+        )
+        body = msgpack.packb({"retracts": report_id, "reason": reason})
+        data = seal(header, body, self.identity.signing, readers)
+        with map_nats_errors(f"publish the retraction of {report_id}"):
+            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
+        self.inbox.mark_retracted(report_id, now)
+        return header
 
     # --- receiving -----------------------------------------------------------------------------
 
@@ -203,6 +238,8 @@ class Node:
             self.refused += 1
             self.metrics.refused.labels(reason="local-policy").inc()
             return "refused"
+        if header.kind is Kind.RETRACTION:
+            return await self._retraction(msg, opened.body, header, now)
         report = open_report(opened)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
@@ -211,6 +248,27 @@ class Node:
         self.received += 1
         self.metrics.stored.inc()
         return "stored"
+
+    async def _retraction(
+        self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime
+    ) -> str:
+        """Purge what the originator withdrew, and confirm it with a signed receipt."""
+        try:
+            content = msgpack.unpackb(body, raw=False)
+            target, reason = str(content["retracts"]), str(content.get("reason", ""))
+        except (ValueError, KeyError, TypeError, msgpack.ExtraData) as exc:
+            _log.warning("unreadable retraction", envelope=header.id, error=repr(exc))
+            await msg.term()
+            return "refused"
+        entry = None
+        with contextlib.suppress(InputError):
+            entry, _ = self.inbox.show(target)
+        # Only the originator of a report may withdraw it.
+        if entry is not None and entry.originator == header.originator:
+            self.inbox.purge(target, f"retracted: {reason}", now)
+            await self._receipt(header.originator, target, "purged", reason)
+        await msg.ack()
+        return "purged"
 
     async def run(self) -> None:
         """Consume this agency's deliveries until :meth:`stop`."""

@@ -194,3 +194,24 @@ def status(
     for agency, row in rows.items():
         reasons = "; ".join(str(r.get("message", r.get("code", ""))) for r in row["reasons"])
         out_console.print(f"{agency:<12} {row['status']:<18} {reasons}", markup=False)
+
+
+def retract(
+    report_id: Annotated[str, typer.Argument(help="One of this node's reports.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (every recipient sees it).")],
+    config: ConfigOption,
+) -> None:
+    """Withdraw a report: every recipient's node purges it and sends a signed confirmation.
+
+    Example: palermo retract 01a2... --reason "wrong vessel identified" --config ita.node.toml
+    """
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.retract(report_id, reason)
+
+    header = asyncio.run(go())
+    out_console.print(
+        f"retraction {header.id} sent to {', '.join(header.recipients)}; "
+        f"'palermo status {report_id}' shows who has purged it"
+    )

@@ -124,3 +124,29 @@ async def test_status_shows_every_recipients_signed_receipt(running: Federation)
     await wait_for(receipted, within=20)
     rows = await ita.delivery_status(sealed.header.id)
     assert {a: "delivered" for a in sealed.recipients} == {a: r["status"] for a, r in rows.items()}
+
+
+async def test_retraction_is_purged_and_confirmed_by_every_recipient(running: Federation) -> None:
+    """After a retraction every recipient's inbox holds a tombstone and status says purged."""
+    ita = running.nodes["ITA-GDF"]
+    sealed = await ita.publish(_example("01"))
+
+    async def stored() -> bool:
+        return all(running.nodes[a].inbox.seen(sealed.header.id) for a in sealed.recipients)
+
+    await wait_for(stored, within=20)
+    await ita.retract(sealed.header.id, "wrong departure point")
+
+    async def purged() -> bool:
+        rows = await ita.delivery_status(sealed.header.id)
+        return all(rows.get(a, {}).get("status") == "purged" for a in sealed.recipients)
+
+    await wait_for(purged, within=20)
+    entry, content = running.nodes["MLT-AFM"].inbox.show(sealed.header.id)
+    assert (None, "retracted: wrong departure point") == (content, entry.purge_reason)
+
+
+async def test_only_the_originator_can_retract(running: Federation) -> None:
+    """A node cannot retract a report it did not send."""
+    with pytest.raises(InputError, match="did not send"):
+        await running.nodes["MLT-AFM"].retract("01a205df-79eb-787c-affb-e98c452bf3ac", "x")
