@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +25,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from policies.trust import TrustStore, canonical_json, sign_document, verify_document
+from policies.trust import (
+    Subscriptions,
+    TopicFilter,
+    TrustStore,
+    canonical_json,
+    sign_document,
+    verify_document,
+)
 from policies.view import PolicyStore
 from schemas import EnvelopeHeader, Kind, Priority, Report, new_uuid7
 from schemas.errors import (
@@ -38,7 +45,7 @@ from schemas.errors import (
 
 from .directory import Directory
 from .envelope import open_envelope, seal
-from .inbox import Inbox, StorageKey
+from .inbox import Inbox, InboxEntry, StorageKey
 from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
 from .receipts import Receipt
@@ -85,6 +92,7 @@ class Node:
         self.received = 0
         self.refused = 0
         self.metrics = NodeMetrics()
+        self.on_stored: list[Callable[[InboxEntry, Report], object]] = []
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -112,6 +120,29 @@ class Node:
                     await directory.close()
         finally:
             inbox.close()
+
+    # --- membership ----------------------------------------------------------------------------
+
+    async def subscribe(
+        self, routes: Sequence[str], categories: Sequence[str] = (), kinds: Sequence[str] = ()
+    ) -> Subscriptions:
+        """Register interest (replacing the previous registration): a signed document in the
+        directory that publishers read to decide whom to encrypt for."""
+        current = self.trust.subscriptions.get(self.identity.agency)
+        filters = [
+            TopicFilter.model_validate(
+                {"route": r, "categories": list(categories), "kinds": list(kinds)}
+            )
+            for r in routes
+        ]
+        subs = Subscriptions(
+            agency=self.identity.agency,
+            seq=(current.seq + 1) if current else 1,
+            issued=datetime.now(UTC),
+            filters=filters,
+        )
+        await self.directory.publish(sign_document(subs, self.identity.signing, subs.agency))
+        return subs
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -244,6 +275,10 @@ class Node:
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
         await msg.ack()
+        if self.on_stored:
+            entry, _ = self.inbox.show(header.id)
+            for listener in self.on_stored:
+                listener(entry, report)
         await self._receipt(header.originator, header.id, "delivered")
         self.received += 1
         self.metrics.stored.inc()

@@ -215,3 +215,46 @@ def retract(
         f"retraction {header.id} sent to {', '.join(header.recipients)}; "
         f"'palermo status {report_id}' shows who has purged it"
     )
+
+
+def subscribe(
+    routes: Annotated[list[str], typer.Argument(help="Route topics, e.g. central-med, or '*'.")],
+    config: ConfigOption,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only these art. 10 categories.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Stay and show reports as they arrive.")
+    ] = False,
+) -> None:
+    """Register interest in route topics; with --follow, show arriving reports with their
+    handling banner (TLP, H-codes, obligations, expiry) until Ctrl-C.
+
+    Example: palermo subscribe central-med eastern-med --config mlt.node.toml --follow
+    """
+
+    def banner(entry: Any, report: Any) -> None:
+        expiry = f" expires {entry.expires_ms}" if entry.expires_ms else ""
+        out_console.print(
+            f"[bold]{' '.join(entry.codes)}[/]{expiry}  {entry.priority.upper()}  "
+            f"{entry.originator} / {entry.route} / {entry.category}",
+            markup=True,
+        )
+        out_console.print(f"  {report.title}", markup=False)
+        for ob in entry.obligations:
+            out_console.print(f"  - {ob.get('message', ob['code'])}", markup=False)
+
+    async def go() -> None:
+        async with _node(config) as node:
+            subs = await node.subscribe(routes, category or [])
+            topics = ", ".join(routes)
+            out_console.print(f"{node.identity.agency} subscribed to {topics} (seq {subs.seq})")
+            if not follow:
+                return
+            node.on_stored.append(banner)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, node.stop)
+            await node.run()
+
+    asyncio.run(go())

@@ -150,3 +150,18 @@ async def test_only_the_originator_can_retract(running: Federation) -> None:
     """A node cannot retract a report it did not send."""
     with pytest.raises(InputError, match="did not send"):
         await running.nodes["MLT-AFM"].retract("01a205df-79eb-787c-affb-e98c452bf3ac", "x")
+
+
+async def test_subscriptions_decide_who_a_publisher_encrypts_for(running: Federation) -> None:
+    """When MLT-AFM drops central-med, the next central-med report is not sealed for it."""
+    mlt, ita = running.nodes["MLT-AFM"], running.nodes["ITA-GDF"]
+    await mlt.subscribe(["eastern-med"])
+
+    async def seen_by_publisher() -> bool:
+        subs = ita.trust.subscriptions.get("MLT-AFM")
+        return subs is not None and [f.route for f in subs.filters] == ["eastern-med"]
+
+    await wait_for(seen_by_publisher, within=5)
+    sealed = await ita.publish(_example("01"))
+    assert "MLT-AFM" not in sealed.recipients
+    assert "GRC-HCG" in sealed.recipients
