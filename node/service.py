@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,9 +26,12 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from policies.trust import (
+    MAX_BUNDLE_KEYS,
+    KeyBundle,
     Subscriptions,
     TopicFilter,
     TrustStore,
+    bundle_for,
     canonical_json,
     sign_document,
     verify_document,
@@ -143,6 +146,32 @@ class Node:
         )
         await self.directory.publish(sign_document(subs, self.identity.signing, subs.agency))
         return subs
+
+    async def rotate_keys(
+        self, new: EncryptionKey, *, overlap_days: int = 7, days: int = 90
+    ) -> KeyBundle:
+        """Publish a bundle whose newest key is ``new``; older keys stay listed for the overlap.
+
+        Senders wrap for the newest key at once; this node keeps the old private keys, so
+        nothing sealed before, during or after the rotation becomes unreadable.
+        """
+        now = datetime.now(UTC)
+        current = self.trust.bundles.get(self.identity.agency)
+        keep = []
+        for entry in current.keys if current else []:
+            until = min(entry.not_after, now + timedelta(days=overlap_days))
+            if until > now:
+                keep.append(entry.model_copy(update={"not_after": until}))
+        fresh = bundle_for(self.identity.agency, [new.public], now=now, days=days)
+        bundle = KeyBundle(
+            agency=self.identity.agency,
+            seq=(current.seq + 1) if current else 1,
+            issued=now,
+            keys=[*fresh.keys, *keep][:MAX_BUNDLE_KEYS],
+        )
+        await self.directory.publish(sign_document(bundle, self.identity.signing, bundle.agency))
+        self.identity = NodeIdentity(self.identity.signing, [new, *self.identity.encryption])
+        return bundle
 
     # --- publishing ----------------------------------------------------------------------------
 

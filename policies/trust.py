@@ -48,6 +48,7 @@ from schemas.errors import (
 )
 
 __all__ = [
+    "MAX_BUNDLE_KEYS",
     "ROOT",
     "EncryptionKeyEntry",
     "KeyBundle",
@@ -324,6 +325,10 @@ class TrustStore:
     @property
     def subscriptions(self) -> Mapping[str, Subscriptions]:
         return self._subscriptions
+
+    @property
+    def bundles(self) -> Mapping[str, KeyBundle]:
+        return self._bundles
 
     def set_revocations(self, signed: Mapping[str, Any]) -> RevocationList:
         rl = verify_document(signed, RevocationList, self.root, ROOT)

@@ -60,3 +60,18 @@ def generate(
     out_console.print(
         f"{agency}: signing key {signing.kid}, encryption key {encryption.kid} written to {out}/"
     )
+
+
+@keys_app.command("rotate")
+@handles_errors
+def rotate_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")],
+    overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
+) -> None:
+    """Rotate the node's encryption key with overlap (a new signed key bundle in the directory).
+
+    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
+    """
+    from ._node import rotate
+
+    rotate(config, overlap_days)

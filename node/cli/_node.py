@@ -258,3 +258,35 @@ def subscribe(
             await node.run()
 
     asyncio.run(go())
+
+
+def rotate(
+    config: ConfigOption,
+    overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
+) -> None:
+    """Rotate the node's encryption key with overlap: publish a new key bundle in which the new
+    key comes first and the old ones stay valid for the overlap.
+
+    Writes the new private key (0600) next to the current one; put its path first in
+    ``encryption_keys`` of node.toml and keep the old ones until the overlap ends.
+
+    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
+    """
+    from ..config import NodeSettings
+    from ..keys import EncryptionKey, save_private_key
+
+    settings = NodeSettings.load(config)
+    new = EncryptionKey.generate(settings.agency)
+    secret = (
+        settings.key_passphrase.get_secret_value().encode() if settings.key_passphrase else None
+    )
+    path = settings.encryption_keys[0].parent / f"{settings.agency}.enc.{new.kid}.pem"
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.rotate_keys(new, overlap_days=overlap_days)
+
+    save_private_key(path, new.private, secret)  # before publishing: never a bundle without a key
+    bundle = asyncio.run(go())
+    out_console.print(f"key bundle {bundle.seq} published: new key {new.kid} at {path}")
+    out_console.print(f"add it first in encryption_keys of {config}; keep the old keys for now")

@@ -165,3 +165,36 @@ async def test_subscriptions_decide_who_a_publisher_encrypts_for(running: Federa
     sealed = await ita.publish(_example("01"))
     assert "MLT-AFM" not in sealed.recipients
     assert "GRC-HCG" in sealed.recipients
+
+
+async def test_key_rotation_loses_nothing_sealed_before_during_or_after(
+    running: Federation,
+) -> None:
+    """Reports sealed before, during (published after) and after MLT-AFM's rotation all open."""
+    from node.keys import EncryptionKey
+    from node.reports import seal_report
+    from node.transport import publish_subject
+
+    ita, mlt = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"]
+    before = await ita.publish(_example("01"), to=["MLT-AFM"])
+    during = seal_report(_example("01"), ita.identity.signing, ["MLT-AFM"], ita.trust, ita.policy,
+                         datetime.now(UTC))  # fmt: skip
+    old_kid = mlt.identity.encryption[0].kid
+    bundle = await mlt.rotate_keys(EncryptionKey.generate("MLT-AFM"))
+    assert [mlt.identity.encryption[0].kid, old_kid] == [k.kid for k in bundle.keys]
+
+    async def publisher_sees_new_key() -> bool:
+        held = ita.trust.bundles.get("MLT-AFM")
+        return held is not None and held.seq == bundle.seq
+
+    await wait_for(publisher_sees_new_key, within=5)
+    await ita.js.publish(publish_subject(during.header), during.data,
+                         headers={"Nats-Msg-Id": during.header.id})  # fmt: skip
+    after = await ita.publish(_example("01"), to=["MLT-AFM"])
+    assert after.data != before.data
+
+    async def all_stored() -> bool:
+        return all(mlt.inbox.seen(s.header.id) for s in (before, during, after))
+
+    await wait_for(all_stored, within=20)
+    assert 0 == mlt.refused
