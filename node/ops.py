@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from aiohttp import web
@@ -27,9 +27,12 @@ class OpsServer:
         ready: Callable[[], bool],
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = (),
+        max_body: int = 1024 * 1024,
     ) -> None:
         self.nc, self.registry, self.ready = nc, registry, ready
         self.host, self.port = host, port
+        self.routes, self.max_body = list(routes), max_body
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -50,7 +53,9 @@ class OpsServer:
 
     async def start(self) -> int:
         """Listen; returns the bound port (0 in the config picks a free one)."""
-        app = web.Application()
+        app = web.Application(client_max_size=self.max_body)
+        for method, path, handler in self.routes:
+            app.router.add_route(method, path, handler)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)

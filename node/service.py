@@ -43,6 +43,7 @@ from schemas.errors import (
     EnvelopeError,
     InputError,
     PalermoError,
+    ReportInvalid,
     TrustError,
 )
 
@@ -425,6 +426,32 @@ class Node:
                 "time": receipt.time.isoformat(),
                 "reasons": [{"message": receipt.reason}] if receipt.reason else [],
             }
+
+    async def http_ingest(self, request: Any) -> Any:
+        """POST /v1/reports: 202 {id, recipients, refused}; 422 with field errors; nothing is
+        published unless the whole report is valid and at least one partner may receive it."""
+        from aiohttp import web
+
+        from schemas.export import parse_report
+
+        try:
+            report = parse_report(await request.read())
+            sealed = await self.publish(report)
+        except ReportInvalid as exc:
+            return web.json_response(exc.to_dict(), status=422)
+        except InputError as exc:
+            return web.json_response(exc.to_dict(), status=409)
+        except PalermoError as exc:
+            return web.json_response(exc.to_dict(), status=503)
+        refused = {
+            a: [r.to_dict() for r in d.reasons]
+            for a, d in sealed.decisions.items()
+            if not d.allowed
+        }
+        return web.json_response(
+            {"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused},
+            status=202,
+        )
 
     def stop(self) -> None:
         self._stopping.set()

@@ -53,8 +53,14 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     async def go() -> None:
         async with _node(config) as node:
-            ops = OpsServer(node.nc, node.metrics.registry, lambda: True, settings.http_host,
-                            settings.http_port)  # fmt: skip
+            ops = OpsServer(
+                node.nc,
+                node.metrics.registry,
+                lambda: True,
+                settings.http_host,
+                settings.http_port,
+                routes=[("POST", "/v1/reports", node.http_ingest)],
+            )
             await ops.start()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

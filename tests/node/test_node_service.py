@@ -198,3 +198,37 @@ async def test_key_rotation_loses_nothing_sealed_before_during_or_after(
 
     await wait_for(all_stored, within=20)
     assert 0 == mlt.refused
+
+
+async def test_http_ingest_202_and_422(running: Federation) -> None:
+    """POST /v1/reports: a valid report is published (202); an invalid one names its fields (422)
+    and publishes nothing."""
+    import aiohttp
+
+    from node.ops import OpsServer
+
+    ita = running.nodes["ITA-GDF"]
+    ops = OpsServer(ita.nc, ita.metrics.registry, lambda: True,
+                    routes=[("POST", "/v1/reports", ita.http_ingest)])  # fmt: skip
+    port = await ops.start()
+    url = f"http://127.0.0.1:{port}/v1/reports"
+    good = _example("01").to_wire()
+    bad = {**good, "itinerary": {"embarkation": [{"country": "XXX"}]}}
+    before = (await ita.js.stream_info("PLM_PUB")).state.last_seq
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=bad) as resp:
+                refused = (resp.status, await resp.json())
+            async with http.post(url, data=b"{not json") as resp:
+                garbled = resp.status
+            middle = (await ita.js.stream_info("PLM_PUB")).state.last_seq
+            async with http.post(url, json=good) as resp:
+                accepted = (resp.status, await resp.json())
+    finally:
+        await ops.stop()
+    assert 422 == refused[0]
+    assert ["itinerary.embarkation.0.country"] == [e["field"] for e in refused[1]["errors"]]
+    assert 422 == garbled
+    assert before == middle
+    assert 202 == accepted[0]
+    assert "MLT-AFM" in accepted[1]["recipients"]
