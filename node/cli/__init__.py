@@ -7,7 +7,15 @@ from ._broker import audit_app, broker_app, directory_app
 from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
 from ._keys import keys_app
-from ._node import inbox_app, node_app, publish, retract, status, subscribe
+from ._node import (
+    import_reports,
+    inbox_app,
+    node_app,
+    publish,
+    retract,
+    status,
+    subscribe,
+)
 from ._policy import policy_app
 from ._schema import schema_app
 
@@ -23,6 +31,7 @@ app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))
 app.command("subscribe")(handles_errors(subscribe))
+app.command("import")(handles_errors(import_reports))
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")

@@ -296,3 +296,62 @@ def rotate(
     bundle = asyncio.run(go())
     out_console.print(f"key bundle {bundle.seq} published: new key {new.kid} at {path}")
     out_console.print(f"add it first in encryption_keys of {config}; keep the old keys for now")
+
+
+def import_reports(
+    file: Annotated[Path, typer.Argument(help="One IIR v1 report (JSON) per line.")],
+    config: ConfigOption,
+) -> None:
+    """Publish many reports from a JSON-lines file; resumable, each line's outcome recorded.
+
+    Outcomes go to FILE.results.jsonl (line, status, id or errors); a second run skips every
+    line already published, so an interrupted import can simply be run again.
+
+    Example: palermo import backlog.jsonl --config ita.node.toml
+    """
+    import json
+
+    from rich.progress import Progress
+
+    from schemas.errors import PalermoError
+    from schemas.export import parse_report
+
+    results_path = file.with_name(file.name + ".results.jsonl")
+    done: set[int] = set()
+    if results_path.exists():
+        for line in results_path.read_text().splitlines():
+            row = json.loads(line)
+            if row["status"] == "published":
+                done.add(int(row["line"]))
+    try:
+        lines = file.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
+    counts = {"published": 0, "invalid": 0, "not sent": 0, "skipped": len(done)}
+
+    async def go() -> None:
+        async with _node(config) as node:
+            with results_path.open("a") as results, Progress(console=out_console) as progress:
+                task = progress.add_task(f"importing {file.name}", total=len(lines))
+                progress.advance(task, len(done))
+                for number, text in enumerate(lines, start=1):
+                    if number in done or not text.strip():
+                        continue
+                    row: dict[str, Any] = {"line": number}
+                    try:
+                        sealed = await node.publish(parse_report(text))
+                        row |= {"status": "published", "id": sealed.header.id,
+                                "recipients": sealed.recipients}  # fmt: skip
+                    except PalermoError as exc:
+                        status = "invalid" if exc.code == "report_invalid" else "not sent"
+                        row |= {"status": status, **exc.to_dict()}
+                    counts[row["status"]] += 1
+                    # Written and flushed per line: the record of what was sent survives a crash.
+                    results.write(json.dumps(row) + "\n")
+                    results.flush()
+                    progress.advance(task)
+
+    asyncio.run(go())
+    out_console.print(
+        ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; details: {results_path}"
+    )

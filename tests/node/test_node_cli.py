@@ -82,3 +82,39 @@ def test_publish_with_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
     invalid = _run("inbox", "list", "--config", str(bad))
     assert 2 == invalid.returncode
     assert "agency" in invalid.stderr
+
+
+async def test_bulk_import_is_resumable_and_reports_every_line(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """300 lines, 6 invalid: 294 published, each invalid line named; a rerun sends nothing twice."""
+    fed = DevFederation.build(datetime.now(UTC))
+    url = nats_server.client_url
+    await setup_federation(url, fed)
+    fed.write(tmp_path / "fed")
+    ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
+    good = json.loads(EXAMPLE.read_text())
+    lines = []
+    for i in range(300):
+        line = {**good, "title": f"boat {i}"}
+        if i % 50 == 7:
+            line["priority"] = "whenever"
+        lines.append(json.dumps(line))
+    backlog = tmp_path / "backlog.jsonl"
+    backlog.write_text("\n".join(lines) + "\n")
+    first = _run("import", str(backlog), "--config", str(ita))
+    assert 0 == first.returncode, first.stderr
+    results = [
+        json.loads(r) for r in (tmp_path / "backlog.jsonl.results.jsonl").read_text().splitlines()
+    ]
+    assert 294 == sum(r["status"] == "published" for r in results)
+    assert [8, 58, 108, 158, 208, 258] == [r["line"] for r in results if r["status"] == "invalid"]
+    assert all("priority" in r["reason"] for r in results if r["status"] == "invalid")
+    again = _run("import", str(backlog), "--config", str(ita))
+    assert 0 == again.returncode
+    import nats
+
+    nc = await nats.connect(url)
+    published = (await nc.jetstream().stream_info("PLM_PUB")).state.messages
+    await nc.close()
+    assert 294 == published
