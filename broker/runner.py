@@ -46,7 +46,7 @@ def load_broker_key(settings: BrokerSettings) -> SigningKey:
 
 async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = None) -> int:
     """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
-    from node.cli._federation import load_root_public  # the pinned root file format
+    from node.config import load_root_public
 
     root = load_root_public(settings.root_key)
     key = load_broker_key(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,12 +16,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from policies.trust import ROOT
 from schemas._validation import invalid
 from schemas.errors import ConfigError
 
-from .keys import EncryptionKey, SigningKey, load_private_key
+from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key
 
-__all__ = ["NodeSettings"]
+__all__ = ["NodeSettings", "load_public_key_file", "load_root_public", "write_public_key_file"]
 
 
 class NodeSettings(BaseSettings):
@@ -79,3 +81,26 @@ class NodeSettings(BaseSettings):
                 raise ConfigError(f"{path} is not an X25519 encryption key")
             decryption.append(EncryptionKey(self.agency, key))
         return SigningKey(self.agency, signing), decryption
+
+
+def load_public_key_file(path: Path, owner: str) -> PublicSigningKey:
+    """A ``{"kid", "ed25519"}`` public key file (the pinned root, a broker's key)."""
+    try:
+        data = json.loads(path.read_text())
+        key = PublicSigningKey.from_raw(owner, bytes.fromhex(data["ed25519"]))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a public key file ({{kid, ed25519}})") from exc
+    if key.kid != data.get("kid"):
+        raise ConfigError(f"{path}: kid does not match the key")
+    return key
+
+
+def write_public_key_file(path: Path, key: PublicSigningKey) -> None:
+    path.write_text(json.dumps({"ed25519": key.raw.hex(), "kid": key.kid}, indent=2) + "\n")
+
+
+def load_root_public(path: Path) -> PublicSigningKey:
+    """The pinned federation root: ``root.pub.json`` written by ``palermo federation init``."""
+    return load_public_key_file(path, ROOT)

@@ -37,7 +37,7 @@ from policies.trust import (
     verify_document,
 )
 from policies.view import PolicyStore
-from schemas import EnvelopeHeader, Kind, Priority, Report, new_uuid7
+from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
 from schemas.errors import (
     AuthenticationFailed,
     EnvelopeError,
@@ -47,6 +47,7 @@ from schemas.errors import (
     TrustError,
 )
 
+from .config import NodeSettings, load_root_public
 from .directory import Directory
 from .envelope import open_envelope, seal
 from .inbox import Inbox, InboxEntry, StorageKey
@@ -125,6 +126,22 @@ class Node:
         finally:
             inbox.close()
 
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: NodeSettings) -> AsyncIterator[Node]:
+        """The node described by a node.toml (:class:`~node.config.NodeSettings`).
+
+        ``async with Node.open(NodeSettings.load(path)) as node: await node.publish(report)``
+        """
+        signing, decryption = settings.keys()
+        async with cls.connect(
+            settings.nats_url,
+            NodeIdentity(signing, decryption),
+            load_root_public(settings.root_key),
+            settings.state_dir,
+        ) as node:
+            yield node
+
     # --- membership ----------------------------------------------------------------------------
 
     async def subscribe(
@@ -185,11 +202,21 @@ class Node:
             and subs.matches(report.route, report.category, report.kind)
         )
 
-    async def publish(self, report: Report, *, to: Sequence[str] | None = None) -> SealedReport:
-        """Seal for the interested partners the policy allows and publish; returns what was sent.
+    async def publish(
+        self,
+        report: Report,
+        handling: Handling | None = None,
+        *,
+        to: Sequence[str] | None = None,
+    ) -> SealedReport:
+        """Seal for the interested partners the policy allows and publish; returns what was sent
+        (``.header.id``, ``.recipients`` and every candidate's decision).
 
-        Nothing is published if no partner may receive it (a typed error says why).
+        ``handling`` replaces the report's own handling block. Nothing is published if no
+        partner may receive it (a typed error says why).
         """
+        if handling is not None:
+            report = report.model_copy(update={"handling": handling})
         if report.originator != self.identity.agency:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"

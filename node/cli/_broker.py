@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ..config import load_root_public
 from ._app import handles_errors, out_console, print_json
-from ._federation import load_root_public, read_json
+from ._federation import read_json
 
 broker_app = typer.Typer(help="Run the federation broker.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and query the audit log.", no_args_is_help=True)
@@ -37,8 +38,8 @@ def keygen(
 
     Example: palermo broker keygen --out /etc/palermo
     """
+    from ..config import write_public_key_file
     from ..keys import SigningKey, save_private_key
-    from ._federation import write_public_key_file
     from ._keys import passphrase_from_env
 
     key = SigningKey.generate("broker")
@@ -107,7 +108,7 @@ def verify(
     """
     from broker.audit import verify_entries
 
-    from ._federation import load_public_key_file
+    from ..config import load_public_key_file
 
     keys = {}
     for path in broker_key:

@@ -23,6 +23,7 @@ from policies.trust import (
 from schemas import Classification
 from schemas.errors import ConfigError, TrustError
 
+from ..config import load_root_public, write_public_key_file
 from ..keys import (
     EncryptionKey,
     PublicSigningKey,
@@ -60,27 +61,6 @@ def read_json(path: Path) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def load_public_key_file(path: Path, owner: str) -> PublicSigningKey:
-    """A ``{"kid", "ed25519"}`` public key file (the pinned root, a broker's key)."""
-    data = read_json(path)
-    try:
-        key = PublicSigningKey.from_raw(owner, bytes.fromhex(data["ed25519"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a public key file ({{kid, ed25519}})") from exc
-    if key.kid != data.get("kid"):
-        raise ConfigError(f"{path}: kid does not match the key")
-    return key
-
-
-def write_public_key_file(path: Path, key: PublicSigningKey) -> None:
-    write_json(path, {"kid": key.kid, "ed25519": key.raw.hex()})
-
-
-def load_root_public(path: Path) -> PublicSigningKey:
-    """The pinned federation root: ``root.pub.json`` written by ``federation init``."""
-    return load_public_key_file(path, ROOT)
 
 
 def _load_signing(path: Path, agency: str, passphrase_env: str | None) -> SigningKey:

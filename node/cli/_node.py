@@ -23,15 +23,9 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The node's n
 @asynccontextmanager
 async def _node(config: Path) -> Any:
     from ..config import NodeSettings
-    from ..service import Node, NodeIdentity
-    from ._federation import load_root_public
+    from ..service import Node
 
-    settings = NodeSettings.load(config)
-    signing, decryption = settings.keys()
-    root = load_root_public(settings.root_key)
-    async with Node.connect(
-        settings.nats_url, NodeIdentity(signing, decryption), root, settings.state_dir
-    ) as node:
+    async with Node.open(NodeSettings.load(config)) as node:
         yield node
 
 
