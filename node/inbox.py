@@ -51,7 +51,18 @@ CREATE TABLE IF NOT EXISTS sent (
     id TEXT PRIMARY KEY,
     header TEXT NOT NULL,
     sent_ms INTEGER NOT NULL,
-    retracted_ms INTEGER
+    retracted_ms INTEGER,
+    body BLOB
+);
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    report TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    target TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT
 );
 CREATE INDEX IF NOT EXISTS reports_route ON reports (route, received_ms);
 CREATE INDEX IF NOT EXISTS reports_expiry ON reports (expires_ms) WHERE body IS NOT NULL;
@@ -258,13 +269,59 @@ class Inbox:
             )
         return cursor.rowcount == 1
 
-    def record_sent(self, header: EnvelopeHeader, now: datetime) -> None:
-        """The originator's own record of what it sent and to whom (for status and retraction)."""
+    def record_sent(self, header: EnvelopeHeader, report: Report, now: datetime) -> None:
+        """The originator's own record of what it sent, to whom, and the report itself
+        (encrypted at rest): status, retraction and release grants need them."""
+        plaintext = json.dumps(report.to_wire(), sort_keys=True).encode()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO sent (id, header, sent_ms) VALUES (?, ?, ?)",
-                (header.id, json.dumps(header.to_wire(), sort_keys=True), to_epoch_ms(now)),
+                "INSERT OR IGNORE INTO sent (id, header, sent_ms, body) VALUES (?, ?, ?, ?)",
+                (
+                    header.id,
+                    json.dumps(header.to_wire(), sort_keys=True),
+                    to_epoch_ms(now),
+                    self.key.seal(header.id, plaintext),
+                ),
             )
+
+    def sent_report(self, report_id: str) -> Report:
+        row = self._db.execute("SELECT body FROM sent WHERE id = ?", (report_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise InputError(f"this node did not send report {report_id}")
+        return Report.from_wire(json.loads(self.key.open(report_id, row[0])))
+
+    def add_release_request(
+        self, request_id: str, report: str, requester: str, target: str, purpose: str,
+        now: datetime, state: str = "pending", reason: str | None = None,
+    ) -> None:  # fmt: skip
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO releases (id, report, requester, target, purpose, "
+                "received_ms, state, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, report, requester, target, purpose, to_epoch_ms(now), state, reason),
+            )
+
+    def release_requests(self, state: str | None = None) -> list[dict[str, Any]]:
+        keys = ("id", "report", "requester", "target", "purpose", "received_ms", "state", "reason")
+        query = f"SELECT {', '.join(keys)} FROM releases"  # noqa: S608 - fixed column names
+        rows = self._db.execute(
+            query + (" WHERE state = ?" if state else ""), (state,) if state else ()
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def decide_release(self, request_id: str, state: str, reason: str | None) -> dict[str, Any]:
+        """Move a pending request to granted or denied; refuses a request decided already."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE releases SET state = ?, reason = ? WHERE id = ? AND state = 'pending'",
+                (state, reason, request_id),
+            )
+        if cursor.rowcount != 1:
+            raise InputError(
+                f"no pending release request {request_id}; see 'palermo release pending'"
+            )
+        [row] = [r for r in self.release_requests() if r["id"] == request_id]
+        return row
 
     def sent_header(self, report_id: str) -> EnvelopeHeader:
         row = self._db.execute("SELECT header FROM sent WHERE id = ?", (report_id,)).fetchone()

@@ -25,6 +25,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from policies import may_forward
 from policies.trust import (
     MAX_BUNDLE_KEYS,
     KeyBundle,
@@ -54,6 +55,7 @@ from .inbox import Inbox, InboxEntry, StorageKey
 from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
 from .receipts import Receipt
+from .releases import ReleaseDecision, ReleaseRequest
 from .reports import SealedReport, open_report, seal_report
 from .transport import connect, map_nats_errors, publish_subject
 
@@ -232,7 +234,7 @@ class Node:
                 sealed.data,
                 headers={"Nats-Msg-Id": sealed.header.id},
             )
-        self.inbox.record_sent(sealed.header, datetime.now(UTC))
+        self.inbox.record_sent(sealed.header, report, datetime.now(UTC))
         self.metrics.published.inc()
         return sealed
 
@@ -328,6 +330,8 @@ class Node:
             return "refused"
         if header.kind is Kind.RETRACTION:
             return await self._retraction(msg, opened.body, header, now)
+        if header.kind is Kind.RELEASE_REQUEST:
+            return await self._release_request(msg, opened.body, header, now)
         report = open_report(opened)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
@@ -340,6 +344,106 @@ class Node:
         self.received += 1
         self.metrics.stored.inc()
         return "stored"
+
+    # --- onward dissemination ---------------------------------------------------------------
+
+    async def request_release(self, report_id: str, to: str, purpose: str) -> EnvelopeHeader:
+        """Ask a report's originator to let us pass it on to ``to``."""
+        entry, _ = self.inbox.show(report_id)
+        request = ReleaseRequest(report=report_id, to=to, purpose=purpose)
+        originator = entry.originator
+        now = datetime.now(UTC)
+        keys = self.trust.encryption_keys(originator, now)
+        if not keys:
+            raise InputError(f"{originator} has no current encryption key in the directory")
+        header = EnvelopeHeader(
+            id=new_uuid7(),
+            originator=self.identity.agency,
+            kid=self.identity.signing.kid,
+            created=now,
+            kind=Kind.RELEASE_REQUEST,
+            priority=Priority.ROUTINE,
+            route=entry.route,
+            category=entry.category,
+            # The request itself names a partner and a purpose: only the originator reads it.
+            handling=Handling(tlp="RED", rel_to=[originator]),
+            recipients=[originator],
+            refs=[report_id],
+        )
+        data = seal(header, request.model_dump_json().encode(), self.identity.signing, [keys[0]])
+        with map_nats_errors("publish a release request"):
+            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
+        return header
+
+    async def _release_request(
+        self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime
+    ) -> str:
+        """As originator: refuse what policy forbids at once, hold the rest for an officer."""
+        try:
+            request = ReleaseRequest.model_validate_json(body)
+            original = self.inbox.sent_header(request.report)
+        except (ValueError, PalermoError) as exc:
+            _log.warning("release request refused", envelope=header.id, error=repr(exc))
+            await msg.term()
+            return "refused"
+        holder = header.originator
+        decision_reason: str | None
+        if holder not in original.recipients:
+            decision_reason = f"{holder} never received report {request.report}"
+        else:
+            assert self.policy.index is not None
+            decision = may_forward(
+                original, holder, request.to, self.policy.index, True, now,
+                agency_policy=self.policy.agency_policies.get(self.identity.agency),
+            )  # fmt: skip
+            decision_reason = (
+                None if decision.allowed else "; ".join(r.message for r in decision.reasons)
+            )
+        state = "pending" if decision_reason is None else "denied"
+        self.inbox.add_release_request(
+            header.id, request.report, holder, request.to, request.purpose, now, state,
+            decision_reason,
+        )  # fmt: skip
+        if state == "denied":
+            await self._release_answer(header.id, "denied", decision_reason)
+        await msg.ack()
+        return f"release-{state}"
+
+    async def decide_release(self, request_id: str, grant: bool, reason: str = "") -> str | None:
+        """An officer's decision on a pending request; a grant seals the report for the target.
+
+        Returns the release envelope id on a grant.
+        """
+        row = self.inbox.decide_release(request_id, "granted" if grant else "denied", reason)
+        if not grant:
+            await self._release_answer(request_id, "denied", reason or "refused by the originator")
+            return None
+        report = self.inbox.sent_report(row["report"])
+        original = self.inbox.sent_header(row["report"])
+        handling = original.handling.model_copy(
+            update={"rel_to": sorted({*original.handling.rel_to, row["target"]})}
+        )
+        release = report.model_copy(update={"kind": Kind.RELEASE, "handling": handling})
+        sealed = await self.publish(release, to=[row["target"]])
+        await self._release_answer(request_id, "granted", reason or None, sealed.header.id)
+        return sealed.header.id
+
+    async def _release_answer(
+        self, request_id: str, decision: str, reason: str | None, release: str | None = None
+    ) -> None:
+        [row] = [r for r in self.inbox.release_requests() if r["id"] == request_id]
+        answer = ReleaseDecision(
+            request=request_id, report=row["report"], requester=row["requester"],
+            target=row["target"], decision=decision, reason=reason, release=release,
+            time=datetime.now(UTC),
+        )  # fmt: skip
+        signed = sign_document(answer, self.identity.signing, self.identity.agency)
+        with map_nats_errors("answer a release request"):
+            await self.js.publish(
+                f"plm.rcpt.{row['requester']}.release.{self.identity.agency}",
+                canonical_json(signed),
+                headers={"Nats-Msg-Id": f"release.{request_id}.{decision}"},
+            )
 
     async def _retraction(
         self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime

@@ -12,6 +12,7 @@ from ._node import (
     inbox_app,
     node_app,
     publish,
+    release_app,
     retract,
     status,
     subscribe,
@@ -32,6 +33,7 @@ app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))
 app.command("subscribe")(handles_errors(subscribe))
 app.command("import")(handles_errors(import_reports))
+app.add_typer(release_app, name="release")
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")

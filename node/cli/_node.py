@@ -349,3 +349,99 @@ def import_reports(
     out_console.print(
         ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; details: {results_path}"
     )
+
+
+release_app = typer.Typer(
+    help="Ask for, and decide on, onward dissemination.", no_args_is_help=True
+)
+
+
+@release_app.command("request")
+@handles_errors
+def release_request(
+    report_id: Annotated[str, typer.Argument(help="A report in this node's inbox.")],
+    to: Annotated[str, typer.Option("--to", help="The agency to share it with.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why (the originator decides).")],
+    config: ConfigOption,
+) -> None:
+    """Ask the report's originator to let this agency pass it on.
+
+    Example: palermo release request 01a2... --to AUS-ABF --purpose "joint op" -c mlt.node.toml
+    """
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.request_release(report_id, to, purpose)
+
+    header = asyncio.run(go())
+    out_console.print(f"release request {header.id} sent to {header.recipients[0]}")
+
+
+@release_app.command("pending")
+@handles_errors
+def release_pending(
+    config: ConfigOption, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Release requests waiting for an officer's decision (requests policy forbids are refused
+    automatically and not listed).
+
+    Example: palermo release pending --config ita.node.toml
+    """
+    from ..config import NodeSettings
+    from ..inbox import Inbox, StorageKey
+
+    settings = NodeSettings.load(config)
+    inbox = Inbox(
+        settings.state_dir / "inbox.db",
+        StorageKey.load_or_create(settings.state_dir / "storage.key"),
+    )
+    try:
+        rows = inbox.release_requests("pending")
+    finally:
+        inbox.close()
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        out_console.print(
+            f"{r['id']}  {r['requester']} → {r['target']}  report {r['report']}: {r['purpose']}",
+            markup=False,
+        )
+
+
+def _decide(request_id: str, config: Path, grant: bool, reason: str) -> None:
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.decide_release(request_id, grant, reason)
+
+    release = asyncio.run(go())
+    verb = f"granted: release {release} sent" if grant else "denied; the requester is told"
+    out_console.print(f"request {request_id} {verb}")
+
+
+@release_app.command("grant")
+@handles_errors
+def release_grant(
+    request_id: Annotated[str, typer.Argument(help="From 'palermo release pending'.")],
+    config: ConfigOption,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Grant: seal the report for the new partner (a release envelope) and tell the requester.
+
+    Example: palermo release grant 01a2... --config ita.node.toml
+    """
+    _decide(request_id, config, True, reason)
+
+
+@release_app.command("deny")
+@handles_errors
+def release_deny(
+    request_id: Annotated[str, typer.Argument(help="From 'palermo release pending'.")],
+    reason: Annotated[str, typer.Option("--reason", help="Shown to the requester.")],
+    config: ConfigOption,
+) -> None:
+    """Deny, with a reason the requester sees.
+
+    Example: palermo release deny 01a2... --reason "ongoing operation" --config ita.node.toml
+    """
+    _decide(request_id, config, False, reason)

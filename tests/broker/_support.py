@@ -128,15 +128,15 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> in
 
 
 async def read_all(nc: Client, stream: str, subject: str = ">") -> list[Any]:
-    """Every message of a stream through an ephemeral pull consumer (fast for large streams)."""
+    """Every message of a stream (on ``subject``) through an ephemeral pull consumer."""
     js = nc.jetstream()
-    total = int((await js.stream_info(stream)).state.messages)
     # No acks: an unacked backlog would stop the fetches at max_ack_pending.
     sub = await js.pull_subscribe(
         subject, stream=stream, config=ConsumerConfig(ack_policy=AckPolicy.NONE)
     )
     out: list[Any] = []
     try:
+        total = int((await sub.consumer_info()).num_pending)
         while len(out) < total:
             out.extend(await sub.fetch(min(1000, total - len(out)), timeout=5))
     finally:

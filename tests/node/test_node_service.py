@@ -38,7 +38,7 @@ async def running(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Fede
     async with AsyncExitStack() as stack:
         nodes = {}
         tasks = []
-        for agency in ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG"):
+        for agency in ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF"):
             a = fed.agencies[agency]
             node = await stack.enter_async_context(
                 Node.connect(
@@ -232,3 +232,43 @@ async def test_http_ingest_202_and_422(running: Federation) -> None:
     assert before == middle
     assert 202 == accepted[0]
     assert "MLT-AFM" in accepted[1]["recipients"]
+
+
+async def test_release_request_granted_by_an_officer_reaches_the_new_partner(
+    running: Federation,
+) -> None:
+    """MLT-AFM asks to share with AUS-ABF; ITA-GDF holds it, an officer grants, AUS-ABF reads it;
+    a request for a statistics body is refused at once by policy."""
+    ita, mlt, aus = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"], running.nodes["AUS-ABF"]
+    sealed = await ita.publish(_example("01"))
+    assert "AUS-ABF" not in sealed.recipients
+
+    async def at_mlt() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(at_mlt, within=20)
+    await mlt.request_release(sealed.header.id, "AUS-ABF", "joint operation on the route")
+    await mlt.request_release(sealed.header.id, "UNODC-STATS", "annual statistics")
+
+    async def both_arrived() -> bool:
+        return len(ita.inbox.release_requests()) == 2
+
+    await wait_for(both_arrived, within=20)
+    states = {r["target"]: r["state"] for r in ita.inbox.release_requests()}
+    assert {"AUS-ABF": "pending", "UNODC-STATS": "denied"} == states
+    [pending] = ita.inbox.release_requests("pending")
+    release_id = await ita.decide_release(
+        pending["id"], grant=True, reason="approved by duty officer"
+    )
+
+    async def at_aus() -> bool:
+        return release_id is not None and aus.inbox.seen(release_id)
+
+    await wait_for(at_aus, within=20)
+    entry, report = aus.inbox.show(str(release_id))
+    assert ("release", _example("01").title) == (entry.kind, report.title)
+    answered = await read_all(mlt.nc, "PLM_RCPT", "plm.rcpt.MLT-AFM.release.>")
+    answers = [json.loads(m.data)["document"] for m in answered]
+    assert {("AUS-ABF", "granted"), ("UNODC-STATS", "denied")} == {
+        (a["target"], a["decision"]) for a in answers
+    }
