@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS sent (
     retracted_ms INTEGER,
     body BLOB
 );
+CREATE TABLE IF NOT EXISTS threads (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    refs TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    answered_by TEXT
+);
 CREATE TABLE IF NOT EXISTS releases (
     id TEXT PRIMARY KEY,
     report TEXT NOT NULL,
@@ -289,6 +299,46 @@ class Inbox:
         if row is None or row[0] is None:
             raise InputError(f"this node did not send report {report_id}")
         return Report.from_wire(json.loads(self.key.open(report_id, row[0])))
+
+    def add_message(self, header: EnvelopeHeader, content: dict[str, Any], now: datetime) -> None:
+        """A request or response (SIENA-style thread messages), body encrypted at rest."""
+        plaintext = json.dumps(content, sort_keys=True).encode()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO threads (id, kind, refs, sender, priority, received_ms, "
+                "body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (header.id, header.kind.value, json.dumps(header.refs), header.originator,
+                 header.priority.value, to_epoch_ms(now), self.key.seal(header.id, plaintext)),
+            )  # fmt: skip
+
+    def mark_answered(self, request_id: str, response_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE threads SET answered_by = ? WHERE id = ? AND kind = 'request'",
+                (response_id, request_id),
+            )
+
+    def messages(self, kind: str) -> list[dict[str, Any]]:
+        """Requests or responses, urgent first, then newest first, with their text."""
+        rows = self._db.execute(
+            "SELECT id, refs, sender, priority, received_ms, body, answered_by FROM threads "
+            "WHERE kind = ? ORDER BY priority = 'urgent' DESC, received_ms DESC",
+            (kind,),
+        )
+        out = []
+        for rid, refs, sender, priority, received, body, answered in rows:
+            out.append(
+                {
+                    "id": rid,
+                    "refs": json.loads(refs),
+                    "from": sender,
+                    "priority": priority,
+                    "received_ms": received,
+                    "answered_by": answered,
+                    **json.loads(self.key.open(rid, body)),
+                }
+            )
+        return out
 
     def add_release_request(
         self, request_id: str, report: str, requester: str, target: str, purpose: str,

@@ -332,6 +332,19 @@ class Node:
             return await self._retraction(msg, opened.body, header, now)
         if header.kind is Kind.RELEASE_REQUEST:
             return await self._release_request(msg, opened.body, header, now)
+        if header.kind in (Kind.REQUEST, Kind.RESPONSE):
+            try:
+                content = json.loads(opened.body)
+                if not isinstance(content, dict) or not isinstance(content.get("text"), str):
+                    raise ValueError("a request or response carries a text")
+            except ValueError as exc:
+                _log.warning("unreadable message", envelope=header.id, error=repr(exc))
+                await msg.term()
+                return "refused"
+            self.inbox.add_message(header, content, now)
+            await msg.ack()
+            await self._receipt(header.originator, header.id, "delivered")
+            return header.kind.value
         report = open_report(opened)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
@@ -344,6 +357,58 @@ class Node:
         self.received += 1
         self.metrics.stored.inc()
         return "stored"
+
+    # --- requests and responses ---------------------------------------------------------------
+
+    async def _send_message(
+        self, to: str, kind: Kind, refs: Sequence[str], content: dict[str, Any],
+        route: str, category: str, urgent: bool,
+    ) -> EnvelopeHeader:  # fmt: skip
+        now = datetime.now(UTC)
+        keys = self.trust.encryption_keys(to, now)
+        if not keys:
+            raise InputError(f"{to} has no current encryption key in the directory")
+        header = EnvelopeHeader(
+            id=new_uuid7(),
+            originator=self.identity.agency,
+            kid=self.identity.signing.kid,
+            created=now,
+            kind=kind,
+            priority=Priority.URGENT if urgent else Priority.ROUTINE,
+            route=route,
+            category=category,
+            handling=Handling(tlp="RED", rel_to=[to]),
+            recipients=[to],
+            refs=list(refs),
+        )
+        data = seal(header, json.dumps(content).encode(), self.identity.signing, [keys[0]])
+        with map_nats_errors(f"publish a {kind.value}"):
+            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
+        return header
+
+    async def request(
+        self, report_id: str, question: str, *, subject: str = "information", urgent: bool = False
+    ) -> EnvelopeHeader:
+        """Ask a report's originator for information or a document verification (003 p.49)."""
+        entry, _ = self.inbox.show(report_id)
+        return await self._send_message(
+            entry.originator, Kind.REQUEST, [report_id],
+            {"subject": subject, "text": question}, entry.route, entry.category, urgent,
+        )  # fmt: skip
+
+    async def respond(self, request_id: str, answer: str) -> EnvelopeHeader:
+        """Answer a request, threaded to it and to the report it is about."""
+        found = [m for m in self.inbox.messages("request") if m["id"] == request_id]
+        if not found:
+            raise InputError(f"no request {request_id}; see 'palermo requests'")
+        req = found[0]
+        report = self.inbox.sent_header(req["refs"][0])
+        header = await self._send_message(
+            req["from"], Kind.RESPONSE, [*req["refs"], request_id], {"text": answer},
+            report.route.value, report.category.value, req["priority"] == "urgent",
+        )  # fmt: skip
+        self.inbox.mark_answered(request_id, header.id)
+        return header
 
     # --- onward dissemination ---------------------------------------------------------------
 

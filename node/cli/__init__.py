@@ -10,9 +10,12 @@ from ._keys import keys_app
 from ._node import (
     import_reports,
     inbox_app,
+    messages_cmd,
     node_app,
     publish,
     release_app,
+    request_cmd,
+    respond_cmd,
     retract,
     status,
     subscribe,
@@ -34,6 +37,9 @@ app.command("retract")(handles_errors(retract))
 app.command("subscribe")(handles_errors(subscribe))
 app.command("import")(handles_errors(import_reports))
 app.add_typer(release_app, name="release")
+app.command("request")(handles_errors(request_cmd))
+app.command("respond")(handles_errors(respond_cmd))
+app.command("requests")(handles_errors(messages_cmd))
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")

@@ -445,3 +445,75 @@ def release_deny(
     Example: palermo release deny 01a2... --reason "ongoing operation" --config ita.node.toml
     """
     _decide(request_id, config, False, reason)
+
+
+def request_cmd(
+    report_id: Annotated[str, typer.Argument(help="A report in this node's inbox.")],
+    question: Annotated[str, typer.Option("--question", help="What you ask the originator.")],
+    config: ConfigOption,
+    verify_document: Annotated[
+        bool, typer.Option("--document-verification", help="A document check (003 p.49).")
+    ] = False,
+    urgent: Annotated[bool, typer.Option("--urgent", help="Surfaced first.")] = False,
+) -> None:
+    """Ask a report's originator for information or a document verification.
+
+    Example: palermo request 01a2... --question "Is the passport genuine?" --urgent -c mlt.node.toml
+    """
+    subject = "document-verification" if verify_document else "information"
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.request(report_id, question, subject=subject, urgent=urgent)
+
+    header = asyncio.run(go())
+    out_console.print(f"request {header.id} sent to {header.recipients[0]}")
+
+
+def respond_cmd(
+    request_id: Annotated[str, typer.Argument(help="From 'palermo requests'.")],
+    answer: Annotated[str, typer.Option("--answer", help="Your answer.")],
+    config: ConfigOption,
+) -> None:
+    """Answer a request; the response is threaded to the request and the report.
+
+    Example: palermo respond 01a2... --answer "Genuine, issued 2024" --config ita.node.toml
+    """
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.respond(request_id, answer)
+
+    header = asyncio.run(go())
+    out_console.print(f"response {header.id} sent to {header.recipients[0]}")
+
+
+def messages_cmd(
+    config: ConfigOption,
+    responses: Annotated[bool, typer.Option("--responses", help="Show answers received.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Requests received (urgent first), or with --responses the answers received.
+
+    Example: palermo requests --config ita.node.toml
+    """
+    from ..config import NodeSettings
+    from ..inbox import Inbox, StorageKey
+
+    settings = NodeSettings.load(config)
+    inbox = Inbox(
+        settings.state_dir / "inbox.db",
+        StorageKey.load_or_create(settings.state_dir / "storage.key"),
+    )
+    try:
+        rows = inbox.messages("response" if responses else "request")
+    finally:
+        inbox.close()
+    if as_json:
+        print_json(rows)
+        return
+    for m in rows:
+        done = f" answered by {m['answered_by']}" if m.get("answered_by") else ""
+        about = m["refs"][0] if m["refs"] else "-"
+        line = f"{m['id']}  {m['priority']:<8} from {m['from']} about {about}{done}: {m['text']}"
+        out_console.print(line, markup=False)

@@ -272,3 +272,39 @@ async def test_release_request_granted_by_an_officer_reaches_the_new_partner(
     assert {("AUS-ABF", "granted"), ("UNODC-STATS", "denied")} == {
         (a["target"], a["decision"]) for a in answers
     }
+
+
+async def test_request_gets_its_threaded_response_urgent_first(running: Federation) -> None:
+    """A partner asks the originator; the originator sees urgent requests first and answers;
+    the answer arrives threaded to both the request and the report."""
+    ita, mlt = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"]
+    sealed = await ita.publish(_example("01"))
+
+    async def at_mlt() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(at_mlt, within=20)
+    routine = await mlt.request(sealed.header.id, "How many persons on board?")
+    urgent = await mlt.request(sealed.header.id, "Is the passport genuine?",
+                               subject="document-verification", urgent=True)  # fmt: skip
+
+    async def both_at_ita() -> bool:
+        return len(ita.inbox.messages("request")) == 2
+
+    await wait_for(both_at_ita, within=20)
+    assert [urgent.id, routine.id] == [m["id"] for m in ita.inbox.messages("request")]
+    answer = await ita.respond(urgent.id, "Genuine; issued 2024 to the holder.")
+
+    async def answered() -> bool:
+        return [answer.id] == [m["id"] for m in mlt.inbox.messages("response")]
+
+    await wait_for(answered, within=20)
+    [response] = mlt.inbox.messages("response")
+    assert [sealed.header.id, urgent.id] == sorted(
+        response["refs"], key=[sealed.header.id, urgent.id].index
+    )
+    assert "Genuine" in response["text"]
+    assert (
+        answer.id
+        == next(m for m in ita.inbox.messages("request") if m["id"] == urgent.id)["answered_by"]
+    )
