@@ -308,3 +308,65 @@ async def test_request_gets_its_threaded_response_urgent_first(running: Federati
         answer.id
         == next(m for m in ita.inbox.messages("request") if m["id"] == urgent.id)["answered_by"]
     )
+
+
+async def test_red_report_reaches_only_the_named_recipients(running: Federation) -> None:
+    """ESP-GC's RED report naming ITA-GDF and MLT-AFM reaches them and nobody else."""
+    esp = running.nodes["ESP-GC"]
+    sealed = await esp.publish(_example("08"))
+    assert ["ITA-GDF", "MLT-AFM"] == sealed.recipients
+
+    async def stored() -> bool:
+        return all(running.nodes[a].inbox.seen(sealed.header.id) for a in sealed.recipients)
+
+    await wait_for(stored, within=20)
+    others = [a for a, n in running.nodes.items() if a not in sealed.recipients and a != "ESP-GC"]
+    assert [] == [a for a in others if running.nodes[a].inbox.seen(sealed.header.id)]
+    _, at_mlt = running.nodes["MLT-AFM"].inbox.show(sealed.header.id)
+    _, at_ita = running.nodes["ITA-GDF"].inbox.show(sealed.header.id)
+    # The witness is released by name to ITA-GDF only.
+    assert (["c1"], ["w1", "c1"]) == (
+        [p.ref for p in at_mlt.persons],
+        [p.ref for p in at_ita.persons],
+    )
+
+
+async def test_a_later_partner_cannot_open_earlier_reports(running: Federation) -> None:
+    """A partner that was not a recipient holds no key: NotARecipient, until a release."""
+    from node.envelope import open_envelope
+    from schemas.errors import NotARecipient
+
+    ita, aus = running.nodes["ITA-GDF"], running.nodes["AUS-ABF"]
+    sealed = await ita.publish(_example("01"))
+    with pytest.raises(NotARecipient):
+        open_envelope(sealed.data, aus.identity.encryption, aus.trust, now=datetime.now(UTC))
+
+
+async def test_node_refuses_a_revoked_originator_even_if_a_broker_delivers(
+    running: Federation,
+) -> None:
+    """Within a second of a revocation, a node refuses the agency's envelopes by itself."""
+    from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+
+    ita, mlt = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"]
+    sealed = await ita.publish(_example("01"), to=["MLT-AFM"])
+    running.broker.stop()  # deliveries below come straight from a (misbehaving) relay
+    now = datetime.now(UTC)
+    revoked = RevocationList(seq=2, issued=now, entries=[
+        RevocationEntry(agency="ITA-GDF", reason="compromised", revoked_at=now)])  # fmt: skip
+    await mlt.directory.publish(sign_document(revoked, running.fed.root, ROOT))
+    started = asyncio.get_running_loop().time()
+
+    async def known() -> bool:
+        return mlt.trust.revoked("ITA-GDF", None, datetime.now(UTC)) is not None
+
+    await wait_for(known, within=1, every=0.01)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    before = mlt.refused
+    await mlt.js.publish("plm.dlv.MLT-AFM.ITA-GDF.report.central-med.routes", sealed.data)
+
+    async def refused() -> bool:
+        return mlt.refused > before
+
+    await wait_for(refused, within=10)
+    assert not mlt.inbox.seen(sealed.header.id)
