@@ -4,6 +4,7 @@ block and the envelope header. Pure data: no I/O, no crypto."""
 from ._grading import Admiralty6x6, CommonGrade, Europol4x4, Evaluation, Uk3x5x2, Uk5x5x5
 from ._handling import ActionCode, H3Restriction, Handling, NonRefoulementOverride
 from ._header import EnvelopeHeader, SectionInfo, SectionKind
+from ._iir import parse_report
 from ._parts import PERSONAL_DATA, PROTECTED_PERSONS, ReportParts, join, partition
 from ._report import (
     Attachment,
@@ -108,6 +109,7 @@ __all__ = [
     "from_epoch_ms",
     "join",
     "new_uuid7",
+    "parse_report",
     "partition",
     "to_epoch_ms",
 ]

@@ -24,7 +24,11 @@ _UK5_SOURCE: Final = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5}
 _UK5_INFO: Final = {"1": 1, "2": 2, "3": 3, "4": 5, "5": 4}
 # 3x5x2 "reliable" covers 5x5x5's A and B: the worse of the two is taken.
 _UK3_SOURCE: Final = {"1": 2, "2": 5, "3": 4}
-_UK3_INFO: Final = {"A": 1, "B": 2, "C": 3, "D": 5, "E": 4}
+# 3x5x2 intelligence is graded by the source's access, like Europol's and 5x5x5's codes, so the
+# same meaning must land on the same level: A "known directly to the source" spans 5x5x5's 1 and
+# 2 (the worse, 2); B "known indirectly but corroborated" is 5x5x5's and Europol's 3; C "known
+# indirectly" (uncorroborated) is Europol's 4, which cannot be judged; D "not known" likewise.
+_UK3_INFO: Final = {"A": 2, "B": 3, "C": 5, "D": 5, "E": 4}
 
 
 class CommonGrade(BaseModel):

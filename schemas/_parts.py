@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._header import SectionInfo, SectionKind
-from ._report import PROTECTED_STATUSES, STUB_FIELDS, Report
+from ._report import PROTECTED_STATUSES, STUB_FIELDS, Person, Report
 from ._terms import PersonRole, ProtectionStatus
 
 __all__ = ["PERSONAL_DATA", "PROTECTED_PERSONS", "ReportParts", "join", "partition"]
 
 PERSONAL_DATA: Final[str] = "personal-data"
 PROTECTED_PERSONS: Final[str] = "protected-persons"
+# Defaults (empty name lists, protection status "none") identify nobody: a person who has only
+# these beyond the stub carries no personal data, and must not make the report look as if it did.
+_UNSET: Final[dict[str, Any]] = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in Person.model_fields.items()
+    if not field.is_required()
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,9 @@ class ReportParts:
     personal_data: dict[str, Any] | None
     protected_persons: dict[str, Any] | None
     protected_nationalities: tuple[str, ...]
+    shielded_nationalities: tuple[str, ...] = ()
+    """Nationalities of guarded persons among the witnesses and victims: the guard applies to
+    the protected-persons section too, since a release by name is not a justified override."""
 
     def sections(self) -> list[SectionInfo]:
         """The header's section list for these parts."""
@@ -42,7 +52,13 @@ class ReportParts:
                 )
             )
         if self.protected_persons is not None:
-            out.append(SectionInfo(id=PROTECTED_PERSONS, kind=SectionKind.PROTECTED_PERSONS))
+            out.append(
+                SectionInfo(
+                    id=PROTECTED_PERSONS,
+                    kind=SectionKind.PROTECTED_PERSONS,
+                    protected_nationalities=list(self.shielded_nationalities),
+                )
+            )
         return out
 
     def section_bodies(self) -> dict[str, dict[str, Any]]:
@@ -54,23 +70,37 @@ class ReportParts:
         return out
 
 
+def _guarded(person: dict[str, Any]) -> bool:
+    """Whether the non-refoulement guard covers this person's nationality."""
+    status = ProtectionStatus(person.get("protection_status", "none"))
+    # A smuggled migrant is guarded by role even when no status was recorded (DESIGN,
+    # non-refoulement guard): a forgotten field must not expose them to their own State.
+    migrant = PersonRole(person["role"]) is PersonRole.SMUGGLED_MIGRANT
+    return bool(person.get("nationality")) and (migrant or status in PROTECTED_STATUSES)
+
+
 def partition(report: Report) -> ReportParts:
     data = report.to_wire()
     persons = data.pop("persons", [])
     identifiers = data.pop("identifiers", [])
     protected_refs = {p["ref"] for p in persons if PersonRole(p["role"]).protected}
     stubs, details, shielded = [], {}, []
-    nationalities = set()
+    nationalities, shielded_nationalities = set(), set()
     for index, person in enumerate(persons):
         if person["ref"] in protected_refs:
             shielded.append([index, person])
+            if _guarded(person):
+                shielded_nationalities.add(person["nationality"])
             continue
         stubs.append({k: v for k, v in person.items() if k in STUB_FIELDS})
-        extra = {k: v for k, v in person.items() if k not in STUB_FIELDS}
+        extra = {
+            k: v
+            for k, v in person.items()
+            if k not in STUB_FIELDS and (k not in _UNSET or v != _UNSET[k])
+        }
         if extra:
             details[person["ref"]] = extra
-        status = ProtectionStatus(person.get("protection_status", "none"))
-        if status in PROTECTED_STATUSES and person.get("nationality"):
+        if _guarded(person):
             nationalities.add(person["nationality"])
     open_ids = [
         [i, x] for i, x in enumerate(identifiers) if x.get("person_ref") not in protected_refs
@@ -82,7 +112,13 @@ def partition(report: Report) -> ReportParts:
         data["persons"] = stubs
     personal = {"persons": details, "identifiers": open_ids} if details or open_ids else None
     protected = {"persons": shielded, "identifiers": shielded_ids} if shielded else None
-    return ReportParts(data, personal, protected, tuple(sorted(nationalities)))
+    return ReportParts(
+        data,
+        personal,
+        protected,
+        tuple(sorted(nationalities)),
+        tuple(sorted(shielded_nationalities)),
+    )
 
 
 def _insert(items: list[Any], indexed: list[list[Any]]) -> list[Any]:

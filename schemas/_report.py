@@ -338,6 +338,8 @@ class Report(_Model):
         if len(refs) != len(set(refs)):
             raise ValueError("person refs must be unique within a report")
         known, groups = set(refs), {g.ref for g in self.groups}
+        if len(groups) != len(self.groups):
+            raise ValueError("group refs must be unique within a report")
         for where, ref in self._person_refs():
             if ref not in known:
                 raise ValueError(f"{where} names person {ref!r}, who is not in persons")

@@ -1,54 +1,57 @@
-"""JSON Schema export for partners that validate reports in other languages."""
+"""JSON Schema export for partners that validate reports in other languages.
+
+``parse_report`` is re-exported here because the CLI and node import it from this module; its
+home is ``schemas._iir`` (and ``schemas.parse_report``).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ._handling import Handling
 from ._header import EnvelopeHeader
+from ._iir import parse_report
 from ._report import Report
-from ._validation import invalid
 
-__all__ = ["SCHEMAS", "export_json_schemas", "parse_report"]
+__all__ = [
+    "JSON_SCHEMA_DIALECT",
+    "SCHEMAS",
+    "SCHEMA_ID_BASE",
+    "export_json_schemas",
+    "json_schema",
+    "parse_report",
+]
 
-SCHEMAS: dict[str, type[BaseModel]] = {
+JSON_SCHEMA_DIALECT: Final[str] = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID_BASE: Final[str] = "https://palermo.invalid/schemas/"
+"""Base of each schema's ``$id``: ``.invalid`` (RFC 2606) because the ids name, not locate."""
+
+SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "iir-v1.report": Report,
     "iir-v1.handling": Handling,
     "envelope-v1.header": EnvelopeHeader,
 }
 
 
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one model in :data:`SCHEMAS`, with ``$schema``/``$id``."""
+    # by_alias: partners see the wire names ("schema", not the Python attribute "schema_").
+    # mode="validation": the schema says what a validator accepts (times as RFC 3339 or epoch ms).
+    body = SCHEMAS[name].model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": f"{SCHEMA_ID_BASE}{name}.schema.json", **body}
+
+
 def export_json_schemas(out_dir: Path) -> list[Path]:
-    """Write one ``<name>.schema.json`` per model (JSON Schema 2020-12); returns the paths."""
+    """Write one ``<name>.schema.json`` per model into ``out_dir``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, model in SCHEMAS.items():
-        schema: dict[str, Any] = model.model_json_schema(by_alias=True)
-        schema = {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://palermo.invalid/schemas/{name}.schema.json",
-            **schema,
-        }
+    for name in SCHEMAS:
         path = out_dir / f"{name}.schema.json"
-        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        # sort_keys and a trailing newline: the files diff cleanly between releases.
+        path.write_text(json.dumps(json_schema(name), indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
-
-
-def parse_report(data: Any) -> Report:
-    """Validate a report from parsed JSON, text or bytes; errors name every field to fix."""
-    from schemas.errors import ReportInvalid
-
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ReportInvalid(f"report is not JSON: {exc}") from exc
-    try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        raise invalid(exc, "report") from exc

@@ -153,7 +153,7 @@ def test_join_without_sections_drops_withheld_persons() -> None:
         (Admiralty6x6(source="E", information="5"), 4, 4),
         (Admiralty6x6(source="F", information="6"), 5, 5),
         (Uk5x5x5(source="E", intelligence="5", handling="3"), 5, 4),
-        (Uk3x5x2(source="1", intelligence="A", handling="P"), 2, 1),
+        (Uk3x5x2(source="1", intelligence="A", handling="P"), 2, 2),
     ],
 )
 def test_grading_common_view(grade: Any, reliability: int, credibility: int) -> None:
