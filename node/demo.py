@@ -15,13 +15,13 @@ import json
 import signal
 import tempfile
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from broker.service import Broker, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
@@ -31,10 +31,8 @@ from schemas.export import parse_report
 
 from .devfed import DevFederation
 from .directory import Directory
-from .envelope import open_envelope
 from .natsserver import NatsServer
-from .reports import open_report, seal_report
-from .transport import publish_subject
+from .service import Node, NodeIdentity
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -48,7 +46,7 @@ class DemoResult:
     opened: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"agencies": self.agencies, "reports": self.reports}
+        return {"agencies": self.agencies, "reports": self.reports, "opened": self.opened}
 
 
 def load_examples() -> list[Report]:
@@ -66,12 +64,13 @@ def interested(fed: DevFederation, report: Report) -> list[str]:
 
 
 async def run_demo(state_dir: Path | None = None) -> DemoResult:
+    """Every agency runs a real node; each example is published by its originator's node."""
     base = state_dir or Path(tempfile.mkdtemp(prefix="palermo-demo-"))
-    now = datetime.now(UTC)
-    fed = DevFederation.build(now)
+    fed = DevFederation.build(datetime.now(UTC))
     result = DemoResult(agencies=sorted(fed.agencies))
-    async with NatsServer(base / "nats") as server:
+    async with NatsServer(base / "nats") as server, AsyncExitStack() as stack:
         nc = await nats.connect(server.client_url, name="palermo-demo")
+        stack.push_async_callback(nc.close)
         js = nc.jetstream()
         await ensure_streams(js, StreamLimits())
         trust, policy = fed.trust_store(), fed.policy_store()
@@ -79,89 +78,101 @@ async def run_demo(state_dir: Path | None = None) -> DemoResult:
         for doc in fed.documents():
             await directory.publish(doc)
         broker = Broker(nc, trust, policy, fed.broker_key, BrokerOptions(fetch_timeout_s=0.2))
-        task = asyncio.create_task(broker.run())
-        sealed = []
-        for report in load_examples():
-            agency = fed.agencies[report.originator]
-            candidates = interested(fed, report)
-            row: dict[str, Any] = {
-                "originator": report.originator,
-                "title": report.title,
-                "route": report.route.value,
-                "category": report.category.value,
-                "handling": report.handling.model_dump(mode="json", exclude_defaults=True),
-                "deliveries": {},
-            }
-            try:
-                s = seal_report(report, agency.signing, candidates, trust, policy, now)
-            except InputError as exc:
-                # Nobody interested or nobody allowed: the originator is told, nothing is sent.
-                row["id"] = None
-                row["not_sent"] = exc.reason
-                row["deliveries"] = {
-                    a: {"status": "not-interested", "reasons": []}
-                    for a in result.agencies
-                    if a != report.originator
-                }
-                result.reports.append(row)
-                continue
-            row["id"] = s.header.id
-            row["contains_personal_data"] = s.header.contains_personal_data
-            for a in result.agencies:
-                if a == report.originator:
-                    continue
-                if a not in candidates:
-                    row["deliveries"][a] = {"status": "not-interested", "reasons": []}
-                elif not s.decisions[a].allowed:
-                    row["deliveries"][a] = {
-                        "status": "denied",
-                        "reasons": [r.to_dict() for r in s.decisions[a].reasons],
-                    }
-            await js.publish(
-                publish_subject(s.header), s.data, headers={"Nats-Msg-Id": s.header.id}
+        nodes: dict[str, Node] = {}
+        for agency in result.agencies:
+            keys = fed.agencies[agency]
+            nodes[agency] = await stack.enter_async_context(
+                Node.connect(
+                    server.client_url,
+                    NodeIdentity(keys.signing, [keys.encryption]),
+                    fed.root.public,
+                    base / "nodes" / agency,
+                )
             )
-            sealed.append((s, row))
-            result.reports.append(row)
-        while broker.processed < len(sealed):  # noqa: ASYNC110 - polling a counter we own
-            await asyncio.sleep(0.02)
-        broker.stop()
-        await task
-        await _read_inboxes(nc, fed, result, now)
-        await nc.close()
+        tasks = [asyncio.create_task(broker.run())]
+        tasks += [asyncio.create_task(n.run()) for n in nodes.values()]
+        try:
+            sent = [await _publish(nodes, report, result) for report in load_examples()]
+            await _collect(nodes, [s for s in sent if s is not None], result)
+        finally:
+            broker.stop()
+            for n in nodes.values():
+                n.stop()
+            await asyncio.gather(*tasks)
     return result
 
 
-async def _read_inboxes(nc: Any, fed: DevFederation, result: DemoResult, now: datetime) -> None:
-    """Each partner verifies and opens what the broker delivered to it."""
-    js = nc.jetstream()
-    by_id = {row["id"]: row for row in result.reports}
-    signers = fed.trust_store()
-    for agency in result.agencies:
-        sub = await js.pull_subscribe(
-            f"plm.dlv.{agency}.>",
-            stream="PLM_DLV",
-            config=ConsumerConfig(ack_policy=AckPolicy.NONE),
-        )
-        try:
-            msgs = await sub.fetch(100, timeout=0.5)
-        except (nats.errors.TimeoutError, TimeoutError):
-            msgs = []
-        await sub.unsubscribe()
-        for msg in msgs:
-            opened = open_envelope(msg.data, [fed.agencies[agency].encryption], signers, now=now)
-            report = open_report(opened)
-            row = by_id[opened.header.id]
+async def _publish(nodes: dict[str, Node], report: Report, result: DemoResult) -> Any:
+    node = nodes[report.originator]
+    candidates = node.interested(report)
+    row: dict[str, Any] = {
+        "id": None,
+        "originator": report.originator,
+        "title": report.title,
+        "route": report.route.value,
+        "category": report.category.value,
+        "handling": report.handling.model_dump(mode="json", exclude_defaults=True),
+        "contains_personal_data": False,
+        "deliveries": {
+            a: {"status": "not-interested", "reasons": []}
+            for a in result.agencies
+            if a != report.originator and a not in candidates
+        },
+    }
+    result.reports.append(row)
+    try:
+        sealed = await node.publish(report)
+    except InputError as exc:
+        # Nobody interested or nobody allowed: the originator is told, nothing is sent.
+        row["not_sent"] = exc.reason
+        for a in candidates:
+            row["deliveries"][a] = {"status": "denied", "reasons": [exc.to_dict()]}
+        return None
+    row["id"] = sealed.header.id
+    row["contains_personal_data"] = sealed.header.contains_personal_data
+    for agency, decision in sealed.decisions.items():
+        if not decision.allowed:
+            reasons = [r.to_dict() for r in decision.reasons]
+            row["deliveries"][agency] = {"status": "denied", "reasons": reasons}
+    return sealed
+
+
+async def _collect(nodes: dict[str, Node], sent: list[Any], result: DemoResult) -> None:
+    """Wait for every recipient's signed receipt, then fill in the matrix from the inboxes."""
+    by_id = {row["id"]: row for row in result.reports if row["id"]}
+    deadline = asyncio.get_running_loop().time() + 30
+    statuses: dict[str, dict[str, Any]] = {}
+    for sealed in sent:
+        origin = nodes[sealed.header.originator]
+        while True:
+            statuses[sealed.header.id] = await origin.delivery_status(sealed.header.id)
+            if set(sealed.recipients) <= set(statuses[sealed.header.id]):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    for sealed in sent:
+        row = by_id[sealed.header.id]
+        receipts = statuses[sealed.header.id]
+        row["receipts"] = {a: r["status"] for a, r in receipts.items()}
+        for agency in sealed.recipients:
+            node = nodes[agency]
+            if not node.inbox.seen(sealed.header.id):
+                row["deliveries"][agency] = {"status": "missing", "reasons": []}
+                continue
+            entry, report = node.inbox.show(sealed.header.id)
             row["deliveries"][agency] = {
                 "status": "delivered",
                 "reasons": [],
-                "withheld_sections": list(opened.withheld),
+                "withheld_sections": entry.withheld,
             }
-            if not result.opened and opened.sections:
+            if report is not None and entry.withheld and not result.opened:
                 result.opened = {
                     "agency": agency,
-                    "header": opened.header.model_dump(mode="json", by_alias=True),
+                    "header": entry.header,
                     "report": report.to_wire(),
-                    "withheld": list(opened.withheld),
+                    "withheld": entry.withheld,
+                    "codes": entry.codes,
                 }
 
 
@@ -189,6 +200,15 @@ def render(result: DemoResult) -> str:
                 cells.append(".")
         lines.append(f"{row['title'][:42]:<42} " + " ".join(f"{c:>5}" for c in cells))
     lines += ["", "Denials, with the reason each partner's operator would see:", *denials]
+    lines += ["", "Receipts signed by the recipients' nodes, as each originator sees them:"]
+    for row in result.reports:
+        receipts = row.get("receipts")
+        if receipts is None:
+            lines.append(f"  {row['title'][:40]}: not sent ({row.get('not_sent', '')[:60]})")
+            continue
+        expected = sum(1 for d in row["deliveries"].values() if d["status"] == "delivered")
+        got = sum(1 for status in receipts.values() if status == "delivered")
+        lines.append(f"  {row['title'][:40]}: {got} of {expected} delivered and confirmed")
     if result.opened:
         lines += [
             "",

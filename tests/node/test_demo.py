@@ -58,6 +58,10 @@ async def test_demo_shows_withheld_sections_and_denials(tmp_path: Path) -> None:
     ]
     assert {"delivered", "denied", "not-interested"} == set(statuses)
     assert withheld
+    # Every delivery was confirmed by a receipt signed by the recipient's node.
+    for row in result.reports:
+        delivered = {a for a, d in row["deliveries"].items() if d["status"] == "delivered"}
+        assert {a: "delivered" for a in delivered} == row.get("receipts", {})
 
 
 def test_palermo_demo_json_command() -> None:
@@ -68,6 +72,6 @@ def test_palermo_demo_json_command() -> None:
     )
     assert 0 == done.returncode, done.stderr
     data = json.loads(done.stdout)
-    assert {"agencies", "reports"} == set(data)
+    assert {"agencies", "reports", "opened"} == set(data)
     assert all({"id", "originator", "route", "category", "handling", "contains_personal_data",
                 "deliveries"} <= set(r) for r in data["reports"] if r["id"])  # fmt: skip
