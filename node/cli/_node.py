@@ -13,7 +13,7 @@ import typer
 
 from schemas.errors import ConfigError
 
-from ._app import handles_errors, out_console, print_json
+from ._app import err_console, handles_errors, out_console, print_json
 
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
 inbox_app = typer.Typer(help="Read the reports this agency received.", no_args_is_help=True)
@@ -200,6 +200,7 @@ def retract(
     report_id: Annotated[str, typer.Argument(help="One of this node's reports.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (every recipient sees it).")],
     config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Withdraw a report: every recipient's node purges it and sends a signed confirmation.
 
@@ -211,6 +212,9 @@ def retract(
             return await node.retract(report_id, reason)
 
     header = asyncio.run(go())
+    if as_json:
+        print_json({"retraction": header.id, "report": report_id, "recipients": header.recipients})
+        return
     out_console.print(
         f"retraction {header.id} sent to {', '.join(header.recipients)}; "
         f"'palermo status {report_id}' shows who has purged it"
@@ -295,6 +299,7 @@ def rotate(
 def import_reports(
     file: Annotated[Path, typer.Argument(help="One IIR v1 report (JSON) per line.")],
     config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Publish many reports from a JSON-lines file; resumable, each line's outcome recorded.
 
@@ -325,7 +330,7 @@ def import_reports(
 
     async def go() -> None:
         async with _node(config) as node:
-            with results_path.open("a") as results, Progress(console=out_console) as progress:
+            with results_path.open("a") as results, Progress(console=err_console) as progress:
                 task = progress.add_task(f"importing {file.name}", total=len(lines))
                 progress.advance(task, len(done))
                 for number, text in enumerate(lines, start=1):
@@ -363,6 +368,7 @@ def release_request(
     to: Annotated[str, typer.Option("--to", help="The agency to share it with.")],
     purpose: Annotated[str, typer.Option("--purpose", help="Why (the originator decides).")],
     config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ask the report's originator to let this agency pass it on.
 
@@ -374,6 +380,9 @@ def release_request(
             return await node.request_release(report_id, to, purpose)
 
     header = asyncio.run(go())
+    if as_json:
+        print_json({"request": header.id, "report": report_id, "to": header.recipients[0]})
+        return
     out_console.print(f"release request {header.id} sent to {header.recipients[0]}")
 
 
@@ -455,6 +464,7 @@ def request_cmd(
         bool, typer.Option("--document-verification", help="A document check (003 p.49).")
     ] = False,
     urgent: Annotated[bool, typer.Option("--urgent", help="Surfaced first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ask a report's originator for information or a document verification.
 
@@ -467,6 +477,9 @@ def request_cmd(
             return await node.request(report_id, question, subject=subject, urgent=urgent)
 
     header = asyncio.run(go())
+    if as_json:
+        print_json({"request": header.id, "report": report_id, "to": header.recipients[0]})
+        return
     out_console.print(f"request {header.id} sent to {header.recipients[0]}")
 
 
@@ -474,6 +487,7 @@ def respond_cmd(
     request_id: Annotated[str, typer.Argument(help="From 'palermo requests'.")],
     answer: Annotated[str, typer.Option("--answer", help="Your answer.")],
     config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Answer a request; the response is threaded to the request and the report.
 
@@ -485,6 +499,9 @@ def respond_cmd(
             return await node.respond(request_id, answer)
 
     header = asyncio.run(go())
+    if as_json:
+        print_json({"response": header.id, "request": request_id, "to": header.recipients[0]})
+        return
     out_console.print(f"response {header.id} sent to {header.recipients[0]}")
 
 
