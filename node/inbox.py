@@ -9,6 +9,7 @@ node can still answer "did you receive it, and did you purge it?" without holdin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -175,6 +176,9 @@ class Inbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a stored report survives a power cut
         self._db.executescript(_SCHEMA)
+        # Added after the first release: bring older inbox files up to date.
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db.execute("ALTER TABLE reports ADD COLUMN opened_ms INTEGER")
 
     def close(self) -> None:
         self._db.close()
@@ -268,6 +272,15 @@ class Inbox:
         if body is None:
             return entry, None
         return entry, Report.from_wire(json.loads(self.key.open(report_id, body)))
+
+    def mark_opened(self, report_id: str, now: datetime) -> bool:
+        """Record the first time a person opened the report; True only that first time."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE reports SET opened_ms = ? WHERE id = ? AND opened_ms IS NULL",
+                (to_epoch_ms(now), report_id),
+            )
+        return cursor.rowcount == 1
 
     def purge(self, report_id: str, reason: str, now: datetime) -> bool:
         """Delete the plaintext (ciphertext) of one report; keep a tombstone. True if purged."""

@@ -273,6 +273,14 @@ class Node:
 
     # --- receiving -----------------------------------------------------------------------------
 
+    async def confirm_opened(self, report_id: str) -> bool:
+        """Tell the originator (signed) the first time a person opens a report."""
+        entry, _ = self.inbox.show(report_id)
+        if not self.inbox.mark_opened(report_id, datetime.now(UTC)):
+            return False
+        await self._receipt(entry.originator, report_id, "opened")
+        return True
+
     async def _receipt(
         self, originator: str, envelope_id: str, status: str, reason: str = ""
     ) -> None:

@@ -137,6 +137,20 @@ def inbox_list(
         out_console.print(f"{e.id}  {e.originator:<10} {e.route:<14} {e.priority:<8} {state}")
 
 
+def _send_opened(config: Path, report_id: str) -> None:
+    """The 'opened' receipt; the report is shown even if NATS cannot be reached right now."""
+    from schemas.errors import PalermoError
+
+    async def go() -> None:
+        async with _node(config) as node:
+            await node.confirm_opened(report_id)
+
+    try:
+        asyncio.run(go())
+    except PalermoError as exc:
+        err_console.print(f"warning: the 'opened' receipt was not sent: {exc.reason}", markup=False)
+
+
 @inbox_app.command("show")
 @handles_errors
 def inbox_show(
@@ -160,6 +174,8 @@ def inbox_show(
         entry, report = inbox.show(report_id)
     finally:
         inbox.close()
+    if report is not None:
+        _send_opened(config, report_id)
     data = {**entry.to_dict(), "report": report.to_wire() if report else None}
     if as_json:
         print_json(data)
