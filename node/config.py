@@ -39,6 +39,11 @@ class NodeSettings(BaseSettings):
     encryption_keys: list[Path] = Field(min_length=1, description="Newest first; old ones kept.")
     key_passphrase: SecretStr | None = None
     state_dir: Path = Field(description="Inbox database and storage key.")
+    publish_on_start: list[Path] = Field(
+        default_factory=list,
+        description="Signed documents this node publishes to the directory when it starts "
+        "(its key bundle, its subscriptions), each verified first.",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
     dev: bool = False

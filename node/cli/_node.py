@@ -14,6 +14,7 @@ import typer
 from schemas.errors import ConfigError
 
 from ._app import err_console, handles_errors, out_console, print_json
+from ._federation import read_json
 
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
 inbox_app = typer.Typer(help="Read the reports this agency received.", no_args_is_help=True)
@@ -47,6 +48,9 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     async def go() -> None:
         async with _node(config) as node:
+            for path in settings.publish_on_start:
+                key = await node.directory.publish(read_json(path))
+                out_console.print(f"published {key} from {path}")
             ops = OpsServer(
                 node.nc,
                 node.metrics.registry,

@@ -43,12 +43,22 @@ async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Pa
     ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     mlt = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
     port = free_port()
+    bundle = next(
+        p
+        for p in (tmp_path / "fed" / "documents").glob("*key-bundle.json")
+        if json.loads(p.read_text())["document"]["agency"] == "MLT-AFM"
+    )
     with (tmp_path / "node.log").open("ab") as log:
         node = subprocess.Popen(
             [PALERMO, "node", "run", "--config", str(mlt)],
             stdout=log,
             stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PALERMO_NODE_HTTP_PORT": str(port)},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "PALERMO_NODE_HTTP_PORT": str(port),
+                "PALERMO_NODE_PUBLISH_ON_START": json.dumps([str(bundle)]),
+            },
         )
     try:
         published = _run("publish", str(EXAMPLE), "--config", str(ita), "--json")
@@ -63,6 +73,7 @@ async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Pa
                 break
             await asyncio.sleep(0.1)
         assert [sent["id"]] == [e["id"] for e in listed]
+        assert "published bundle.MLT-AFM" in (tmp_path / "node.log").read_text()
         shown = _run("inbox", "show", sent["id"], "--config", str(mlt), "--json")
         data = json.loads(shown.stdout)
         assert "TLP:AMBER" in data["codes"]
