@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from schemas._validation import invalid
-from schemas.errors import ConfigError
+from node.config import TomlSettings
 
 __all__ = ["BrokerSettings"]
 
 
-class BrokerSettings(BaseSettings):
+class BrokerSettings(TomlSettings):
     """Everything ``palermo broker run`` reads. Secrets never appear in a repr."""
 
     model_config = SettingsConfigDict(env_prefix="PALERMO_BROKER_", extra="forbid")
-    toml_path: ClassVar[Path | None] = None
+    what: ClassVar[str] = "broker config"
 
     broker_id: str = Field(default="BROKER-1", pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
     nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
@@ -42,30 +36,3 @@ class BrokerSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8480, ge=0, le=65535)
     dev: bool = Field(default=False, description="Allow insecure settings (no TLS) for local use.")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
-        return tuple(sources)
-
-    @classmethod
-    def load(cls, path: Path | None, **overrides: Any) -> BrokerSettings:
-        """Read ``path`` (TOML) with environment overrides; errors name the field to fix."""
-        if path is not None and not path.is_file():
-            raise ConfigError(f"broker config {path} does not exist")
-        cls.toml_path = path
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            raise ConfigError(invalid(exc, f"broker config {path}").reason) from exc
-        finally:
-            cls.toml_path = None

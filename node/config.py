@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -22,14 +22,54 @@ from schemas.errors import ConfigError
 
 from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key
 
-__all__ = ["NodeSettings", "load_public_key_file", "load_root_public", "write_public_key_file"]
+__all__ = [
+    "NodeSettings",
+    "TomlSettings",
+    "load_public_key_file",
+    "load_root_public",
+    "write_public_key_file",
+]
 
 
-class NodeSettings(BaseSettings):
+class TomlSettings(BaseSettings):
+    """Settings read from a TOML file, overridden by environment variables (the env prefix)."""
+
+    what: ClassVar[str] = "config"
+    toml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> Self:
+        """Read ``path`` (TOML) with environment overrides; errors name the field to fix."""
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{cls.what} {path} does not exist")
+        cls.toml_path = path
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(invalid(exc, f"{cls.what} {path}").reason) from exc
+        finally:
+            cls.toml_path = None
+
+
+class NodeSettings(TomlSettings):
     """Everything a node needs. Secrets never appear in a repr."""
 
     model_config = SettingsConfigDict(env_prefix="PALERMO_NODE_", extra="forbid")
-    toml_path: ClassVar[Path | None] = None
+    what: ClassVar[str] = "node config"
 
     agency: str = Field(pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
     nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
@@ -47,32 +87,6 @@ class NodeSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
     dev: bool = False
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
-        return tuple(sources)
-
-    @classmethod
-    def load(cls, path: Path | None, **overrides: Any) -> NodeSettings:
-        if path is not None and not path.is_file():
-            raise ConfigError(f"node config {path} does not exist")
-        cls.toml_path = path
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            raise ConfigError(invalid(exc, f"node config {path}").reason) from exc
-        finally:
-            cls.toml_path = None
 
     def keys(self) -> tuple[SigningKey, list[EncryptionKey]]:
         secret = self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None

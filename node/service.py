@@ -424,29 +424,11 @@ class Node:
         """Ask a report's originator to let us pass it on to ``to``."""
         entry, _ = self.inbox.show(report_id)
         request = ReleaseRequest(report=report_id, to=to, purpose=purpose)
-        originator = entry.originator
-        now = datetime.now(UTC)
-        keys = self.trust.encryption_keys(originator, now)
-        if not keys:
-            raise InputError(f"{originator} has no current encryption key in the directory")
-        header = EnvelopeHeader(
-            id=new_uuid7(),
-            originator=self.identity.agency,
-            kid=self.identity.signing.kid,
-            created=now,
-            kind=Kind.RELEASE_REQUEST,
-            priority=Priority.ROUTINE,
-            route=entry.route,
-            category=entry.category,
-            # The request itself names a partner and a purpose: only the originator reads it.
-            handling=Handling(tlp="RED", rel_to=[originator]),
-            recipients=[originator],
-            refs=[report_id],
-        )
-        data = seal(header, request.model_dump_json().encode(), self.identity.signing, [keys[0]])
-        with map_nats_errors("publish a release request"):
-            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
-        return header
+        # The request names a partner and a purpose: RED, for the originator only.
+        return await self._send_message(
+            entry.originator, Kind.RELEASE_REQUEST, [report_id], request.model_dump(mode="json"),
+            entry.route, entry.category, urgent=False,
+        )  # fmt: skip
 
     async def _release_request(
         self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime

@@ -4,7 +4,7 @@ Sections, one per concern (add new ones below their own heading):
 
 - NATS: real nats-server processes (``node/natsserver.py``) on free loopback ports, JetStream
   on file storage in ``tmp_path``; one fresh set per test, always stopped at teardown, even when
-  the test fails. No test mocks NATS.
+  the test fails. Every test talks to a real server.
 """
 
 from __future__ import annotations

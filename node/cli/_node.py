@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,20 @@ async def _node(config: Path) -> Any:
 
     async with Node.open(NodeSettings.load(config)) as node:
         yield node
+
+
+@contextmanager
+def _open_inbox(config: Path) -> Iterator[Any]:
+    """The node's inbox file, read directly (no NATS needed to read what was received)."""
+    from ..config import NodeSettings
+    from ..inbox import Inbox, StorageKey
+
+    state = NodeSettings.load(config).state_dir
+    inbox = Inbox(state / "inbox.db", StorageKey.load_or_create(state / "storage.key"))
+    try:
+        yield inbox
+    finally:
+        inbox.close()
 
 
 @node_app.command("run")
@@ -121,18 +136,8 @@ def inbox_list(
 
     Example: palermo inbox list --config mlt.node.toml --route central-med
     """
-    from ..config import NodeSettings
-    from ..inbox import Inbox, StorageKey
-
-    settings = NodeSettings.load(config)
-    inbox = Inbox(
-        settings.state_dir / "inbox.db",
-        StorageKey.load_or_create(settings.state_dir / "storage.key"),
-    )
-    try:
+    with _open_inbox(config) as inbox:
         entries = inbox.entries(route=route, since=since.astimezone() if since else None)
-    finally:
-        inbox.close()
     if as_json:
         print_json([e.to_dict() for e in entries])
         return
@@ -166,18 +171,8 @@ def inbox_show(
 
     Example: palermo inbox show 01a2... --config mlt.node.toml
     """
-    from ..config import NodeSettings
-    from ..inbox import Inbox, StorageKey
-
-    settings = NodeSettings.load(config)
-    inbox = Inbox(
-        settings.state_dir / "inbox.db",
-        StorageKey.load_or_create(settings.state_dir / "storage.key"),
-    )
-    try:
+    with _open_inbox(config) as inbox:
         entry, report = inbox.show(report_id)
-    finally:
-        inbox.close()
     if report is not None:
         _send_opened(config, report_id)
     data = {**entry.to_dict(), "report": report.to_wire() if report else None}
@@ -416,18 +411,8 @@ def release_pending(
 
     Example: palermo release pending --config ita.node.toml
     """
-    from ..config import NodeSettings
-    from ..inbox import Inbox, StorageKey
-
-    settings = NodeSettings.load(config)
-    inbox = Inbox(
-        settings.state_dir / "inbox.db",
-        StorageKey.load_or_create(settings.state_dir / "storage.key"),
-    )
-    try:
+    with _open_inbox(config) as inbox:
         rows = inbox.release_requests("pending")
-    finally:
-        inbox.close()
     if as_json:
         print_json(rows)
         return
@@ -534,18 +519,8 @@ def messages_cmd(
 
     Example: palermo requests --config ita.node.toml
     """
-    from ..config import NodeSettings
-    from ..inbox import Inbox, StorageKey
-
-    settings = NodeSettings.load(config)
-    inbox = Inbox(
-        settings.state_dir / "inbox.db",
-        StorageKey.load_or_create(settings.state_dir / "storage.key"),
-    )
-    try:
+    with _open_inbox(config) as inbox:
         rows = inbox.messages("response" if responses else "request")
-    finally:
-        inbox.close()
     if as_json:
         print_json(rows)
         return
