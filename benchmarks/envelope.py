@@ -1,24 +1,48 @@
-"""Envelope v1 seal/open against the JOSE a team would otherwise use, in the same run.
+"""Envelope v1 seal/open against the JOSE a team would otherwise use, measured in the same run.
 
-Both sides do the same job on the same 2 KB report bytes:
-- **seal** = sign + encrypt for N recipients. Palermo: ``node.envelope.seal`` (Ed25519, HPKE
-  X25519 stanzas, AES-256-GCM). JOSE (``jwcrypto``): a JWS (EdDSA, Ed25519) nested in a JWE,
-  general JSON serialization, one recipient per partner with ``ECDH-ES+A256KW`` on X25519 keys,
-  ``enc: A256GCM``. Building the header (ours) and the protected header (JOSE) is inside the
-  timed region on both sides.
-- **open** = decrypt for one recipient + verify the signature. Palermo: ``open_envelope``
-  (which also checks format, header schema and canonical encoding). JOSE: JWE decrypt, then JWS
-  verify.
-- **size** = bytes on the wire (ours: msgpack; JOSE: the JSON serialization, UTF-8).
+    python benchmarks/envelope.py              # readable tables (what `make bench` runs)
+    python benchmarks/envelope.py --quick      # the same, in well under a minute
+    python benchmarks/envelope.py --json       # last line: one JSON object
+    python benchmarks/envelope.py --markdown   # the table for docs/benchmarks.md
 
-Runs alternate ours/JOSE batch by batch after a warm-up, so drift on a shared machine hits both;
-figures are medians of per-operation batch means. ``--quick`` runs in well under a minute,
-``--json`` prints one JSON object as the last line, ``--markdown`` a table for docs/benchmarks.md.
+Both sides do the same job on the same 2,048 payload bytes (a msgpack report), with the same
+Ed25519 signing key and the same X25519 recipient keys (imported into ``jwcrypto``).
+
+Timed region of **seal** (sign + encrypt for N recipients):
+- Palermo: build the ``EnvelopeHeader`` (new UUIDv7, ``created`` now, pydantic validation), then
+  ``node.envelope.seal``: Ed25519 signature, one HPKE X25519 stanza per recipient, AES-256-GCM.
+- JOSE (``jwcrypto``): build the protected headers (compact ``json.dumps``), a JWS (``EdDSA``,
+  with ``kid``) in compact form, nested in a JWE in general JSON serialization (protected
+  ``enc: A256GCM``, ``cty: JOSE``) with one recipient per partner (``alg: ECDH-ES+A256KW`` and
+  the partner's ``kid``), serialized and encoded to UTF-8 bytes.
+Key generation and key import are outside the timed region on both sides.
+
+Timed region of **open** (decrypt for one recipient, the last, + verify the signature):
+- Palermo: ``open_envelope``, which also checks the format, canonical encoding, header schema,
+  consistency and clock skew (JOSE has no equivalent for these).
+- JOSE: JWE deserialize + decrypt with a ``JWKSet`` holding the recipient's key (its ``kid``
+  selects the recipient entry, as a careful integrator would do), then JWS deserialize + verify
+  with the originator's key found by ``kid``. Also measured, not used for the headline: the bare
+  key and no ``kid`` lookup, where ``jwcrypto`` tries every recipient entry (an X25519 exchange
+  and a failed key unwrap each).
+
+**Size** = bytes on the wire: ours msgpack, JOSE's JSON serialization as UTF-8. JOSE carries only
+the key ids it needs, our header also the routing and handling metadata the broker reads; for
+information, the JOSE size with that same metadata in its JWE protected header is reported too.
+
+Method: one process; for each N, a warm-up and calibration (operations per batch chosen so a
+batch lasts about the same time on every arm), then rounds in which every arm runs one batch,
+the order reversed every other round, so drift on a shared machine hits both sides. Figures are
+per-operation times (``time.perf_counter_ns`` batch means): median, p10 and p90 over the rounds.
+Headline ratios at 5 recipients: ``seal_speedup_vs_jose`` = JOSE seal / our seal,
+``open_speedup_vs_jose`` = JOSE open / our open (medians), ``size_vs_jose`` = our bytes / JOSE
+bytes. Targets, reported and not asserted: seal >= 3x, open >= 4x, size <= 60%.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -26,185 +50,451 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from importlib import metadata
+from typing import Any, Final
 
 import msgpack
 from jwcrypto import jwe, jwk, jws
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.envelope import StaticSigners, open_envelope, seal
 from node.keys import EncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, new_uuid7
 
-COUNTS = (1, 5, 20)
+COUNTS: Final[tuple[int, ...]] = (1, 5, 20)
+HEADLINE_N: Final[int] = 5
+PAYLOAD_BYTES: Final[int] = 2048
+ORIGINATOR: Final[str] = "ITA-GDF"
+# name: (comparison, target) at HEADLINE_N recipients.
+TARGETS: Final[dict[str, tuple[str, float]]] = {
+    "seal_speedup_vs_jose": (">=", 3.0),
+    "open_speedup_vs_jose": (">=", 4.0),
+    "size_vs_jose": ("<=", 0.60),
+}
 
 
-def report_bytes() -> bytes:
-    """A realistic ~2 KB report body, msgpack-encoded like the real one."""
-    text = (
-        "Aerial surveillance observed an overloaded grey inflatable boat leaving the beach west "
-        "of Zuwara at about 02:00 UTC, heading north-north-east at 6 knots. No life jackets. "
+@dataclass(frozen=True)
+class Profile:
+    rounds: int
+    batch_ms: float
+    warmup_ms: float
+
+
+FULL: Final = Profile(rounds=31, batch_ms=60.0, warmup_ms=300.0)
+QUICK: Final = Profile(rounds=11, batch_ms=30.0, warmup_ms=100.0)
+
+_NARRATIVE = (
+    "At 02:10 UTC a maritime patrol aircraft observed a grey inflatable boat, about 11 metres "
+    "long, leaving the beach west of Zuwara and heading north-north-east at 6 to 7 knots. Around "
+    "40 persons were on board, including at least 6 women and 3 small children; no life jackets "
+    "were visible and the boat sat low in the water. Two persons at the stern appeared to steer "
+    "and to hold a satellite phone. A second, smaller wooden boat followed for about 20 minutes, "
+    "then turned back towards the coast; its crew may have recovered the outboard engine of an "
+    "earlier departure. Weather: wind north-west 12 knots, sea state 3, worsening after noon. "
+    "The pattern matches three departures in the past fortnight from the same stretch of beach, "
+    "organised by the network reported in the previous assessment; brokers in the town collect "
+    "payment in cash and by hawala and move groups to the beach in closed vans at night. "
+)
+
+
+def report_payload(size: int = PAYLOAD_BYTES) -> bytes:
+    """A realistic intelligence report as msgpack, padded to exactly ``size`` bytes.
+
+    The narrative is trimmed or extended so the whole msgpack document (not a truncated prefix
+    of it) is ``size`` bytes long and still decodes.
+    """
+    report: dict[str, Any] = {
+        "schema": "iir/1",
+        "originator": ORIGINATOR,
+        "kind": "report",
+        "route": "central-med",
+        "category": "routes",
+        "title": "Inflatable boat with about 40 persons departed west of Zuwara",
+        "summary": (
+            "Overloaded inflatable observed departing Zuwara towards Lampedusa; no safety "
+            "equipment; likely the same facilitation network as the two previous departures."
+        ),
+        "observed": "2026-11-22T02:10:00Z",
+        "grading": {"source": "B", "information": "2"},
+        "itinerary": {
+            "embarkation": {"country": "LBY", "place": "Zuwara", "lat": 32.93, "lon": 12.08},
+            "destination": {"country": "ITA", "place": "Lampedusa"},
+        },
+        "vessel": {"type": "inflatable", "colour": "grey", "length_m": 11, "engine": "40 hp"},
+        "persons": {"estimate": 40, "women": 6, "minors": 3, "nationalities": ["GIN", "CIV"]},
+        "indicators": ["overloaded", "no-life-jackets", "satellite-phone", "escort-boat"],
+        "narrative": {"language": "en", "text": ""},
+    }
+    text = _NARRATIVE * (size // len(_NARRATIVE) + 2)
+    # msgpack length prefixes grow by steps: search down for the narrative length that fits.
+    for length in range(len(text), -1, -1):
+        report["narrative"]["text"] = text[:length]
+        packed: bytes = msgpack.packb(report, use_bin_type=True)
+        if len(packed) == size:
+            return packed
+    raise ValueError(f"cannot build a {size}-byte report")
+
+
+def _header(signer: SigningKey, recipients: list[str]) -> EnvelopeHeader:
+    return EnvelopeHeader(
+        id=new_uuid7(),
+        originator=ORIGINATOR,
+        kid=signer.kid,
+        created=datetime.now(UTC),
+        kind="report",
+        route="central-med",
+        category="routes",
+        handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"]),
+        recipients=recipients,
     )
-    body = msgpack.packb(
-        {
-            "schema": "iir/1",
-            "originator": "ITA-GDF",
-            "category": "routes",
-            "route": "central-med",
-            "title": "Inflatable boat departed Zuwara with about 40 persons",
-            "narrative": {"language": "en", "text": text * 10},
-            "itinerary": {"embarkation": [{"country": "LBY", "place": "Zuwara"}]},
-        }
-    )
-    return body[:2048].ljust(2048, b" ")
 
 
-class Ours:
-    def __init__(self, n: int, body: bytes) -> None:
+class Palermo:
+    """Envelope v1: seal for N recipients, open as the last one."""
+
+    def __init__(self, signer: SigningKey, keys: list[EncryptionKey], body: bytes) -> None:
         self.body = body
-        self.signer = SigningKey.generate("ITA-GDF")
-        self.keys = [EncryptionKey.generate(f"AG{i:02d}-X") for i in range(n)]
-        self.public = [k.public for k in self.keys]
-        self.signers = StaticSigners.of([self.signer.public])
+        self.signer = signer
+        self.keys = keys
+        self.agencies = sorted(k.agency for k in keys)
+        self.public = [k.public for k in keys]
+        self.signers = StaticSigners.of([signer.public])
+        self.reader = [keys[-1]]
         self.sealed = self.seal()
 
     def seal(self) -> bytes:
-        header = EnvelopeHeader(
-            id=new_uuid7(),
-            originator="ITA-GDF",
-            kid=self.signer.kid,
-            created=datetime.now(UTC),
-            kind="report",
-            route="central-med",
-            category="routes",
-            handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"]),
-            recipients=[k.agency for k in self.keys],
-        )
-        return seal(header, self.body, self.signer, self.public)
+        return seal(_header(self.signer, self.agencies), self.body, self.signer, self.public)
 
     def open(self) -> bytes:
-        return open_envelope(self.sealed, [self.keys[0]], self.signers, now=datetime.now(UTC)).body
+        return open_envelope(self.sealed, self.reader, self.signers, now=datetime.now(UTC)).body
+
+
+def _json(obj: dict[str, Any]) -> str:
+    """Compact JSON, as a size-conscious JOSE integrator would write its headers."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _jwk(private: Any, kid: str) -> jwk.JWK:
+    """A ``cryptography`` private key as a jwcrypto JWK with our key id."""
+    return jwk.JWK(**{**jwk.JWK.from_pyca(private).export(as_dict=True), "kid": kid})
 
 
 class Jose:
-    def __init__(self, n: int, body: bytes) -> None:
+    """jwcrypto: a JWS (EdDSA) nested in a multi-recipient JWE (ECDH-ES+A256KW, A256GCM)."""
+
+    def __init__(self, signer: SigningKey, keys: list[EncryptionKey], body: bytes) -> None:
         self.body = body
-        self.signer = jwk.JWK.generate(kty="OKP", crv="Ed25519")
-        self.verifier = jwk.JWK.from_json(self.signer.export_public())
-        self.keys = [jwk.JWK.generate(kty="OKP", crv="X25519") for _ in range(n)]
-        self.public = [jwk.JWK.from_json(k.export_public()) for k in self.keys]
+        self.kid = signer.kid
+        self.signing = _jwk(signer.private, signer.kid)
+        self.verifiers = jwk.JWKSet()
+        self.verifiers.add(jwk.JWK(**self.signing.export_public(as_dict=True)))
+        private = [_jwk(k.private, k.kid) for k in keys]
+        self.public = [jwk.JWK(**k.export_public(as_dict=True)) for k in private]
+        self.reader_key = private[-1]
+        self.reader = jwk.JWKSet()
+        self.reader.add(self.reader_key)
         self.sealed = self.seal()
 
-    def seal(self) -> bytes:
+    def seal(self, metadata: dict[str, Any] | None = None) -> bytes:
         signed = jws.JWS(self.body)
-        signed.add_signature(self.signer, alg="EdDSA", protected=json.dumps({"alg": "EdDSA"}))
-        token = jwe.JWE(
-            signed.serialize(compact=True).encode(),
-            protected=json.dumps({"enc": "A256GCM", "cty": "JWT"}),
+        signed.add_signature(
+            self.signing, alg="EdDSA", protected=_json({"alg": "EdDSA", "kid": self.kid})
         )
+        protected: dict[str, Any] = {"enc": "A256GCM", "cty": "JOSE"}
+        if metadata is not None:
+            protected["palermo"] = metadata
+        token = jwe.JWE(signed.serialize(compact=True).encode(), protected=_json(protected))
         for key in self.public:
-            token.add_recipient(key, header=json.dumps({"alg": "ECDH-ES+A256KW"}))
-        return token.serialize().encode()
+            token.add_recipient(key, header=_json({"alg": "ECDH-ES+A256KW", "kid": key.kid}))
+        serialized: str = token.serialize()
+        return serialized.encode()
 
-    def open(self) -> bytes:
+    def _open(self, key: jwk.JWK | jwk.JWKSet) -> bytes:
         token = jwe.JWE()
-        token.deserialize(self.sealed.decode(), key=self.keys[0])
+        token.deserialize(self.sealed.decode(), key=key)
         signed = jws.JWS()
-        signed.deserialize(token.payload.decode(), key=self.verifier)
+        signed.deserialize(token.payload.decode(), key=self.verifiers)
         return bytes(signed.payload)
 
+    def open(self) -> bytes:
+        return self._open(self.reader)
 
-def _batch_mean(fn: Callable[[], object], per_batch: int) -> float:
+    def open_without_kid(self) -> bytes:
+        return self._open(self.reader_key)
+
+
+def _batch(fn: Callable[[], object], ops: int) -> float:
+    """Per-operation time in µs, the mean over one batch of ``ops`` calls."""
     start = time.perf_counter_ns()
-    for _ in range(per_batch):
+    for _ in range(ops):
         fn()
-    return (time.perf_counter_ns() - start) / per_batch / 1000  # µs per operation
+    return (time.perf_counter_ns() - start) / ops / 1000
 
 
-def measure(n: int, batches: int, per_batch: int) -> dict[str, Any]:
-    body = report_bytes()
-    ours, peer = Ours(n, body), Jose(n, body)
-    # Both sides really round-trip before anything is timed.
-    if ours.open() != body or peer.open() != body:
-        raise SystemExit("a round trip failed: the benchmark would measure nothing")
-    results: dict[str, list[float]] = {
-        "ours_seal": [],
-        "jose_seal": [],
-        "ours_open": [],
-        "jose_open": [],
+def _calibrate(fn: Callable[[], object], profile: Profile) -> int:
+    """Warm ``fn`` up for ``warmup_ms`` and return how many calls fill one batch."""
+    deadline = time.perf_counter_ns() + profile.warmup_ms * 1e6
+    calls, start = 0, time.perf_counter_ns()
+    while calls < 3 or time.perf_counter_ns() < deadline:
+        fn()
+        calls += 1
+    per_call_ms = (time.perf_counter_ns() - start) / calls / 1e6
+    return max(3, round(profile.batch_ms / per_call_ms))
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return {
+        "median": round(statistics.median(values), 1),
+        "p10": round(deciles[0], 1),
+        "p90": round(deciles[-1], 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
     }
-    for fn in (ours.seal, peer.seal, ours.open, peer.open):  # warm-up
-        _batch_mean(fn, max(1, per_batch // 2))
-    for _ in range(batches):  # interleaved A/B
-        results["ours_seal"].append(_batch_mean(ours.seal, per_batch))
-        results["jose_seal"].append(_batch_mean(peer.seal, per_batch))
-        results["ours_open"].append(_batch_mean(ours.open, per_batch))
-        results["jose_open"].append(_batch_mean(peer.open, per_batch))
-    med = {k: statistics.median(v) for k, v in results.items()}
+
+
+def measure(n: int, body: bytes, profile: Profile) -> dict[str, Any]:
+    signer = SigningKey.generate(ORIGINATOR)
+    keys = [EncryptionKey.generate(f"AG{i:02d}-X") for i in range(n)]
+    ours, peer = Palermo(signer, keys, body), Jose(signer, keys, body)
+    # Both sides really round-trip, for every recipient, before anything is timed.
+    for key in keys:
+        opened = open_envelope(ours.sealed, [key], ours.signers, now=datetime.now(UTC))
+        token = jwe.JWE()
+        token.deserialize(peer.sealed.decode(), key=_jwk(key.private, key.kid))
+        inner = jws.JWS()
+        inner.deserialize(token.payload.decode(), key=peer.verifiers)
+        if opened.body != body or bytes(inner.payload) != body:
+            raise SystemExit(f"round trip failed for {key.agency}: nothing would be measured")
+    if ours.open() != body or peer.open() != body or peer.open_without_kid() != body:
+        raise SystemExit("round trip failed: nothing would be measured")
+
+    arms: dict[str, tuple[str, Callable[[], object]]] = {
+        "ours_seal": ("seal", ours.seal),
+        "jose_seal": ("seal", peer.seal),
+        "ours_open": ("open", ours.open),
+        "jose_open": ("open", peer.open),
+        "jose_open_without_kid": ("open", peer.open_without_kid),
+    }
+    ops = {name: _calibrate(fn, profile) for name, (_, fn) in arms.items()}
+    samples: dict[str, list[float]] = {name: [] for name in arms}
+    paired: dict[str, list[float]] = {"seal": [], "open": []}
+    for round_no in range(profile.rounds):
+        order = list(arms) if round_no % 2 == 0 else list(reversed(arms))
+        for name in order:
+            gc.collect()
+            samples[name].append(_batch(arms[name][1], ops[name]))
+        paired["seal"].append(samples["jose_seal"][-1] / samples["ours_seal"][-1])
+        paired["open"].append(samples["jose_open"][-1] / samples["ours_open"][-1])
+
+    times = {name: _summary(values) for name, values in samples.items()}
+    med = {name: t["median"] for name, t in times.items()}
+    same_metadata = len(peer.seal(metadata=_header(signer, ours.agencies).to_wire()))
     return {
         "recipients": n,
-        "ours_seal_us": round(med["ours_seal"], 1),
-        "jose_seal_us": round(med["jose_seal"], 1),
-        "ours_open_us": round(med["ours_open"], 1),
-        "jose_open_us": round(med["jose_open"], 1),
+        "us": times,
+        "ops_per_batch": ops,
         "ours_bytes": len(ours.sealed),
         "jose_bytes": len(peer.sealed),
+        "jose_bytes_same_metadata": same_metadata,
         "seal_speedup": round(med["jose_seal"] / med["ours_seal"], 2),
         "open_speedup": round(med["jose_open"] / med["ours_open"], 2),
+        "open_speedup_without_kid": round(med["jose_open_without_kid"] / med["ours_open"], 2),
+        "seal_speedup_paired_median": round(statistics.median(paired["seal"]), 2),
+        "open_speedup_paired_median": round(statistics.median(paired["open"]), 2),
         "size_ratio": round(len(ours.sealed) / len(peer.sealed), 3),
+        "size_ratio_same_metadata": round(len(ours.sealed) / same_metadata, 3),
     }
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| recipients | seal: Palermo | seal: JOSE | speed-up | open: Palermo | open: JOSE "
-        "| speed-up | bytes: Palermo | bytes: JOSE | size ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("cryptography", "jwcrypto", "msgpack", "pydantic"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "?"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+
+
+def _met(name: str, value: float) -> bool:
+    op, target = TARGETS[name]
+    return value >= target if op == ">=" else value <= target
+
+
+def run(profile: Profile, *, progress: bool = True) -> dict[str, Any]:
+    started = time.perf_counter()
+    body = report_payload()
+    rows = []
+    for n in COUNTS:
+        if progress:
+            print(f"measuring {n} recipient(s)...", file=sys.stderr, flush=True)
+        rows.append(measure(n, body, profile))
+    head = next(r for r in rows if r["recipients"] == HEADLINE_N)
+    headline = {
+        "seal_speedup_vs_jose": head["seal_speedup"],
+        "open_speedup_vs_jose": head["open_speedup"],
+        "size_vs_jose": head["size_ratio"],
+    }
+    return {
+        "benchmark": "envelope-vs-jose",
+        "mode": "quick" if profile is QUICK else "full",
+        "payload_bytes": len(body),
+        "rounds": profile.rounds,
+        "batch_ms": profile.batch_ms,
+        **headline,
+        "at_recipients": HEADLINE_N,
+        "targets": {k: f"{op} {t}" for k, (op, t) in TARGETS.items()},
+        "targets_met": {k: _met(k, v) for k, v in headline.items()},
+        "rows": rows,
+        "machine": machine(),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def _us(t: dict[str, float], spread: bool = True) -> str:
+    median = f"{t['median']:,.0f} µs"
+    return f"{median} ({t['p10']:,.0f}–{t['p90']:,.0f})" if spread else median
+
+
+def _headline_lines(result: dict[str, Any], bold: str = "") -> list[str]:
+    lines = []
+    for name, value in (
+        ("seal_speedup_vs_jose", f"{result['seal_speedup_vs_jose']:.2f}×"),
+        ("open_speedup_vs_jose", f"{result['open_speedup_vs_jose']:.2f}×"),
+        ("size_vs_jose", f"{result['size_vs_jose']:.1%}"),
+    ):
+        op, target = TARGETS[name]
+        goal = f"{target:.0%}" if name == "size_vs_jose" else f"{target:g}×"
+        verdict = "met" if result["targets_met"][name] else "NOT met"
         lines.append(
-            f"| {r['recipients']} | {r['ours_seal_us']:,.0f} µs | {r['jose_seal_us']:,.0f} µs "
-            f"| {r['seal_speedup']}× | {r['ours_open_us']:,.0f} µs | {r['jose_open_us']:,.0f} µs "
-            f"| {r['open_speedup']}× | {r['ours_bytes']:,} | {r['jose_bytes']:,} "
-            f"| {r['size_ratio']:.0%} |"
+            f"`{name}` at {HEADLINE_N} recipients: {bold}{value}{bold} "
+            f"(target {op} {goal}: {verdict})"
         )
+    return lines
+
+
+_TIME_COLUMNS: Final = (
+    "recipients",
+    "seal: Palermo",
+    "seal: JOSE",
+    "seal ×",
+    "open: Palermo",
+    "open: JOSE",
+    "open ×",
+    "open: JOSE, no kid",
+    "open × (no kid)",
+)
+_SIZE_COLUMNS: Final = (
+    "bytes: Palermo",
+    "bytes: JOSE",
+    "size ratio",
+    "bytes: JOSE + our metadata",
+    "size ratio (same metadata)",
+)
+
+
+def _time_cells(r: dict[str, Any], spread: bool = True) -> list[str]:
+    t = r["us"]
+    return [
+        str(r["recipients"]),
+        _us(t["ours_seal"], spread),
+        _us(t["jose_seal"], spread),
+        f"{r['seal_speedup']:.2f}×",
+        _us(t["ours_open"], spread),
+        _us(t["jose_open"], spread),
+        f"{r['open_speedup']:.2f}×",
+        _us(t["jose_open_without_kid"], spread),
+        f"{r['open_speedup_without_kid']:.2f}×",
+    ]
+
+
+def _size_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        f"{r['ours_bytes']:,}",
+        f"{r['jose_bytes']:,}",
+        f"{r['size_ratio']:.1%}",
+        f"{r['jose_bytes_same_metadata']:,}",
+        f"{r['size_ratio_same_metadata']:.1%}",
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table and headline ratios for docs/benchmarks.md."""
+    columns = (*_TIME_COLUMNS, *_SIZE_COLUMNS[:3])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += [
+        "| " + " | ".join([*_time_cells(r, spread=False), *_size_cells(r)[:3]]) + " |"
+        for r in result["rows"]
+    ]
+    lines.append("")
+    lines += [f"- {line}" for line in _headline_lines(result, bold="**")]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a run well under a minute")
+def _text_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    grid = [list(columns), *rows]
+    widths = [max(len(row[i]) for row in grid) for i in range(len(columns))]
+    out = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in grid]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def text_report(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    rows = result["rows"]
+    return "\n".join(
+        [
+            f"Envelope v1 vs JOSE (jwcrypto {m['versions']['jwcrypto']}): "
+            f"{result['payload_bytes']:,}-byte payload, {result['mode']} run, per operation: "
+            f"median (p10–p90) over {result['rounds']} interleaved rounds",
+            "",
+            _text_table(_TIME_COLUMNS, [_time_cells(r) for r in rows]),
+            "",
+            _text_table(
+                ("recipients", *_SIZE_COLUMNS),
+                [[str(r["recipients"]), *_size_cells(r)] for r in rows],
+            ),
+            "",
+            *(line.replace("`", "") for line in _headline_lines(result)),
+            "",
+            f"python {m['python']} on {m['platform']}, {m['cpus']} CPUs, load {m['loadavg_1m']}, "
+            f"{m['date']}, {result['elapsed_s']} s",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Envelope v1 seal/open vs JOSE (jwcrypto), interleaved in one run."
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run, under a minute")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    args = parser.parse_args()
-    batches, per_batch = (5, 20) if args.quick else (15, 40)
-    rows = [measure(n, batches, per_batch) for n in COUNTS]
-    at5 = next(r for r in rows if r["recipients"] == 5)
-    result = {
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        },
-        "rows": rows,
-        "seal_speedup_vs_jose": at5["seal_speedup"],
-        "open_speedup_vs_jose": at5["open_speedup"],
-        "size_vs_jose": at5["size_ratio"],
-        "targets": {
-            "seal_speedup_vs_jose": ">= 3",
-            "open_speedup_vs_jose": ">= 4",
-            "size_vs_jose": "<= 0.60",
-        },
-    }
-    if args.markdown or not args.json:
-        print(markdown(rows))
+    parser.add_argument("--markdown", action="store_true", help="a markdown table for the docs")
+    args = parser.parse_args(argv)
+    result = run(QUICK if args.quick else FULL)
+    if args.markdown:
+        print(markdown(result))
+    if not (args.markdown or args.json):
+        print(text_report(result))
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, ensure_ascii=False))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
