@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PKGS   := schemas policies node broker
+PKGS   := schemas policies node broker deploy
 
 .PHONY: demo test lint typecheck pytest bench bench-quick install clean
 

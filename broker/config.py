@@ -8,20 +8,18 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from node.config import TomlSettings
+from node.config import NatsSettings
 
 __all__ = ["BrokerSettings"]
 
 
-class BrokerSettings(TomlSettings):
+class BrokerSettings(NatsSettings):
     """Everything ``palermo broker run`` reads. Secrets never appear in a repr."""
 
     model_config = SettingsConfigDict(env_prefix="PALERMO_BROKER_", extra="forbid")
     what: ClassVar[str] = "broker config"
 
     broker_id: str = Field(default="BROKER-1", pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
-    nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    nats_credentials: Path | None = Field(default=None, description="NATS .creds file")
     root_key: Path = Field(description="The pinned federation root (root.pub.json).")
     signing_key: Path = Field(description="The broker's Ed25519 key (audit checkpoints, notices).")
     signing_key_passphrase: SecretStr | None = None
@@ -35,4 +33,3 @@ class BrokerSettings(TomlSettings):
     checkpoint_ms: int = Field(default=1000, ge=10)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8480, ge=0, le=65535)
-    dev: bool = Field(default=False, description="Allow insecure settings (no TLS) for local use.")

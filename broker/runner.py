@@ -48,17 +48,17 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
     """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
     from node.config import load_root_public
 
+    settings.check_secure()
     root = load_root_public(settings.root_key)
     key = load_broker_key(settings)
     started = time.monotonic()
     async with AsyncExitStack() as stack:
-        options = (
-            {"user_credentials": str(settings.nats_credentials)}
-            if settings.nats_credentials
-            else {}
-        )
         nc = await stack.enter_async_context(
-            connect(settings.nats_url, f"palermo-broker-{settings.broker_id}", **options)
+            connect(
+                settings.nats_url,
+                f"palermo-broker-{settings.broker_id}",
+                **settings.connect_options(),
+            )
         )
         js = nc.jetstream()
         await ensure_streams(js, StreamLimits(replicas=settings.replicas,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import ssl
+import stat
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -23,6 +25,7 @@ from schemas.errors import ConfigError
 from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key
 
 __all__ = [
+    "NatsSettings",
     "NodeSettings",
     "TomlSettings",
     "load_public_key_file",
@@ -65,15 +68,101 @@ class TomlSettings(BaseSettings):
             cls.toml_path = None
 
 
-class NodeSettings(TomlSettings):
+class NatsSettings(TomlSettings):
+    """How a service reaches NATS: URLs, TLS, credentials. Shared by the broker and nodes.
+
+    Outside dev mode :meth:`check_secure` refuses to start without TLS and credentials, and
+    with a secret file that group or others can read (``docs/operations.md``).
+    """
+
+    nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    nats_credentials: Path | None = Field(default=None, description="NATS JWT .creds file")
+    nats_nkey_seed: Path | None = Field(default=None, description="NATS nkey user seed file")
+    nats_tls_ca: Path | None = Field(default=None, description="CA bundle for the server's cert")
+    nats_tls_cert: Path | None = Field(default=None, description="Client certificate (mTLS)")
+    nats_tls_key: Path | None = Field(default=None, description="Client certificate's key")
+    nats_inbox_prefix: str | None = Field(
+        default=None,
+        pattern=r"^_INBOX[A-Za-z0-9_-]*$",
+        description="Reply subject prefix; the deployment's permissions allow only this one.",
+    )
+    dev: bool = Field(default=False, description="Allow insecure settings (no TLS) for local use.")
+
+    def secret_files(self) -> list[Path]:
+        """Files that must be readable by the service's user only."""
+        return [p for p in (self.nats_credentials, self.nats_nkey_seed, self.nats_tls_key) if p]
+
+    def check_secure(self) -> None:
+        """Refuse an insecure configuration outside dev mode, saying what to fix."""
+        if self.dev:
+            return
+        problems: list[str] = []
+        plain = [u for u in self.nats_url if not u.startswith("tls://")]
+        if self.nats_tls_ca is None and plain:
+            problems.append(
+                f"no TLS: set nats_tls_ca (the CA of the servers' certificates) or use tls:// "
+                f"URLs (not {', '.join(plain)})"
+            )
+        if self.nats_credentials is None and self.nats_nkey_seed is None:
+            problems.append("no NATS credentials: set nats_nkey_seed or nats_credentials")
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            problems.append("nats_tls_cert and nats_tls_key go together: set both or neither")
+        for path in self.secret_files():
+            problems += _private_file_problems(path)
+        if problems:
+            raise ConfigError(
+                f"refusing to start with an insecure {self.what}: "
+                + "; ".join(problems)
+                + " (dev = true allows this on a developer machine only)"
+            )
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`node.transport.connect` (``nats.connect``)."""
+        options: dict[str, Any] = {}
+        if self.nats_credentials is not None:
+            options["user_credentials"] = str(self.nats_credentials)
+        if self.nats_nkey_seed is not None:
+            options["nkeys_seed"] = str(self.nats_nkey_seed)
+        if self.nats_inbox_prefix is not None:
+            options["inbox_prefix"] = self.nats_inbox_prefix
+        if self.nats_tls_ca is not None or self.nats_tls_cert is not None:
+            options["tls"] = self.tls_context()
+        return options
+
+    def tls_context(self) -> ssl.SSLContext:
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.nats_tls_ca) if self.nats_tls_ca else None
+            )
+            if self.nats_tls_cert is not None and self.nats_tls_key is not None:
+                context.load_cert_chain(str(self.nats_tls_cert), str(self.nats_tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"{self.what}: cannot load the NATS TLS files (nats_tls_ca {self.nats_tls_ca}, "
+                f"nats_tls_cert {self.nats_tls_cert}, nats_tls_key {self.nats_tls_key}): {exc}"
+            ) from exc
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+def _private_file_problems(path: Path) -> list[str]:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return [f"cannot read {path}: {exc.strerror}"]
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
+                f"run: chmod 600 {path}"]  # fmt: skip
+    return []
+
+
+class NodeSettings(NatsSettings):
     """Everything a node needs. Secrets never appear in a repr."""
 
     model_config = SettingsConfigDict(env_prefix="PALERMO_NODE_", extra="forbid")
     what: ClassVar[str] = "node config"
 
     agency: str = Field(pattern=r"^[A-Z][A-Z0-9-]{1,31}$")
-    nats_url: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    nats_credentials: Path | None = None
     root_key: Path = Field(description="The pinned federation root (root.pub.json).")
     signing_key: Path
     encryption_keys: list[Path] = Field(min_length=1, description="Newest first; old ones kept.")
@@ -86,7 +175,6 @@ class NodeSettings(TomlSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
-    dev: bool = False
 
     def keys(self) -> tuple[SigningKey, list[EncryptionKey]]:
         secret = self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -110,13 +110,19 @@ class Node:
         identity: NodeIdentity,
         root: PublicSigningKey,
         state_dir: Path,
+        nats_options: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Node]:
-        """Connect, load and follow the directory, open the inbox; close everything on exit."""
+        """Connect, load and follow the directory, open the inbox; close everything on exit.
+
+        ``nats_options`` go to ``nats.connect`` (TLS, credentials, inbox prefix).
+        """
         # Local files only, once at start-up: not worth a thread.
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
         inbox = Inbox(state_dir / "inbox.db", StorageKey.load_or_create(state_dir / "storage.key"))
         try:
-            async with connect(nats_url, f"palermo-node-{identity.agency}") as nc:
+            async with connect(
+                nats_url, f"palermo-node-{identity.agency}", **(nats_options or {})
+            ) as nc:
                 trust = TrustStore(root)
                 directory = Directory(nc.jetstream(), trust, PolicyStore(root, trust))
                 await directory.load()
@@ -135,12 +141,14 @@ class Node:
 
         ``async with Node.open(NodeSettings.load(path)) as node: await node.publish(report)``
         """
+        settings.check_secure()
         signing, decryption = settings.keys()
         async with cls.connect(
             settings.nats_url,
             NodeIdentity(signing, decryption),
             load_root_public(settings.root_key),
             settings.state_dir,
+            settings.connect_options(),
         ) as node:
             yield node
 

@@ -1,0 +1,1 @@
+"""Deployment: render a federation's NATS, broker and node configuration (docs/operations.md)."""
