@@ -58,10 +58,11 @@ CountryCode = Annotated[str, AfterValidator(_check_country)]
 
 def _check_release_target(value: str) -> str:
     if value.startswith(GROUP_PREFIX):
-        if not re.match(_SLUG, value[len(GROUP_PREFIX) :]):
+        if not re.fullmatch(_SLUG, value[len(GROUP_PREFIX) :]):
             raise ValueError(f"{value!r}: a group is written group:<id>, e.g. group:bali-process")
         return value
-    if not re.match(AGENCY_ID_PATTERN, value):
+    # fullmatch, not match: with match, '$' also accepts a trailing newline ("ITA-GDF\n").
+    if not re.fullmatch(AGENCY_ID_PATTERN, value):
         raise ValueError(
             f"{value!r} is neither an agency id (e.g. ITA-GDF) nor a group (group:bali-process)"
         )
@@ -73,7 +74,9 @@ ReleaseTarget = Annotated[str, AfterValidator(_check_release_target)]
 
 
 def _check_uuid7(value: str) -> str:
-    if not _UUID7.match(value):
+    # fullmatch: '$' alone lets "<uuid>\n" through, which uuid.UUID() then refuses and which
+    # would put a newline into the broker's plm.seen.<id> subject.
+    if not _UUID7.fullmatch(value):
         raise ValueError(f"{value!r} is not a lower-case UUIDv7 (RFC 9562)")
     return value
 

@@ -48,7 +48,7 @@ def generate(
 
     from schemas._types import AGENCY_ID_PATTERN
 
-    if not re.match(AGENCY_ID_PATTERN, agency):
+    if not re.fullmatch(AGENCY_ID_PATTERN, agency):
         raise ConfigError(f"{agency!r} is not an agency id: upper case, digits and '-' (ITA-GDF)")
     passphrase = passphrase_from_env(passphrase_env)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)

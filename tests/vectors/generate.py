@@ -152,6 +152,8 @@ def build_all() -> list[Vector]:
     hdr_v2 = b"\x87\xa1v\x02" + one[4:]
     other_suite = one.replace(b"\xa5suite\x01", b"\xa5suite\x07", 1)
     bad_header = _resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"}))
+    # Regression (issue 7): the id pattern once accepted a trailing newline ('$' with re.match).
+    id_newline = _resign(replace(env, hdr={**env.hdr, "id": env.hdr["id"] + "\n"}))
     unsorted = dict(reversed(list(env.hdr.items())))
     non_canonical = msgpack.packb(
         {
@@ -197,6 +199,9 @@ def build_all() -> list[Vector]:
                non_canonical, "MLT-AFM", error="non_canonical"),
         Vector("header-schema", "header failure",
                "validly signed header whose originator is not an agency id", bad_header,
+               "MLT-AFM", error="header_invalid"),
+        Vector("header-id-trailing-newline", "header failure",
+               "validly signed header whose id is a UUIDv7 followed by a newline", id_newline,
                "MLT-AFM", error="header_invalid"),
         Vector("truncated", "header failure", "the last 10 bytes are missing", one[:-10],
                "MLT-AFM", error="malformed"),
