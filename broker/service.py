@@ -38,11 +38,18 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from node.envelope import Unverified, Verified, check_signature, inspect_envelope
 from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from node.keys import SigningKey
-from node.transport import PublishRejected, deliver_subject, map_nats_errors
+from node.transport import PublishRejected, deliver_subject, map_nats_errors, publish_subject
 from policies import Decision
 from policies.trust import TrustStore, canonical_json
 from schemas import EnvelopeHeader
-from schemas.errors import EnvelopeError, MalformedEnvelope, PalermoError, Replayed
+from schemas.errors import (
+    EnvelopeError,
+    EnvelopeTooOld,
+    MalformedEnvelope,
+    PalermoError,
+    Replayed,
+    SubjectMismatch,
+)
 
 from .audit import AuditChain
 from .metrics import BrokerMetrics
@@ -184,15 +191,13 @@ class Broker:
             )
             header = item.verified.header
             outcome.envelope_id, outcome.header = header.id, header
-            if claimed != header.originator or tokens[3:] != list(header.subject_tokens()[1:]):
-                raise EnvelopeError(
-                    f"published on {msg.subject} but the signed header says originator "
-                    f"{header.originator}, {header.kind}/{header.route}/{header.category}"
-                )
+            expected = publish_subject(header)
+            if msg.subject != expected:
+                raise SubjectMismatch(msg.subject, expected)
             if now - header.created > self.options.max_age:
-                raise EnvelopeError(
-                    f"envelope created {header.created:%Y-%m-%dT%H:%MZ} is older than the "
-                    f"replay window ({self.options.max_age}); re-seal it"
+                raise EnvelopeTooOld(
+                    int((now - header.created).total_seconds()),
+                    int(self.options.max_age.total_seconds()),
                 )
         except PalermoError as exc:
             outcome.error = exc

@@ -45,6 +45,7 @@ from schemas.errors import (
     InputError,
     PalermoError,
     ReportInvalid,
+    SubjectMismatch,
     TrustError,
 )
 
@@ -57,7 +58,7 @@ from .metrics import NodeMetrics
 from .receipts import Receipt
 from .releases import ReleaseDecision, ReleaseRequest
 from .reports import SealedReport, open_report, seal_report
-from .transport import connect, map_nats_errors, publish_subject
+from .transport import connect, deliver_subject, map_nats_errors, publish_subject
 
 __all__ = ["Node", "NodeIdentity"]
 
@@ -315,6 +316,11 @@ class Node:
             opened = open_envelope(
                 msg.data, self.identity.encryption, self.trust, now=now, seen=self.inbox.seen
             )
+            # The subject is not signed: a broker (or relay) that re-routes an envelope to
+            # another topic, or under another originator's name, is caught here.
+            expected = deliver_subject(self.identity.agency, opened.header)
+            if msg.subject != expected:
+                raise SubjectMismatch(msg.subject, expected)
         except EnvelopeError as exc:
             if exc.code == "replayed":
                 await msg.ack()  # already stored: a redelivery after a crash

@@ -18,6 +18,8 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── KeyNotValid               signing key expired, not yet valid, or revoked
     │   ├── Replayed                  this envelope id was already accepted
     │   ├── ClockSkew                 created too far in the future for the allowed skew
+    │   ├── EnvelopeTooOld            created before the broker's replay window
+    │   ├── SubjectMismatch           the NATS subject disagrees with the signed header
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
     ├── TrustError                    a trust document (certificate, bundle, policy) is refused
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigError",
     "EnvelopeError",
     "EnvelopeTooLarge",
+    "EnvelopeTooOld",
     "HeaderInvalid",
     "InputError",
     "KeyFileError",
@@ -56,6 +59,7 @@ __all__ = [
     "ReportInvalid",
     "Revoked",
     "SignatureInvalid",
+    "SubjectMismatch",
     "TransportError",
     "TrustError",
     "UnknownIssuer",
@@ -189,6 +193,35 @@ class ClockSkew(EnvelopeError):
         )
         self.skew_ms = skew_ms
         self.tolerance_ms = tolerance_ms
+
+
+class EnvelopeTooOld(EnvelopeError):
+    """Older than the replay window: its id may no longer be remembered, so it is refused."""
+
+    code = "too_old"
+
+    def __init__(self, age_s: int, window_s: int) -> None:
+        super().__init__(
+            f"envelope was created {age_s} s ago, before the replay window of {window_s} s; "
+            "the originator must re-seal it with a fresh id"
+        )
+        self.age_s = age_s
+        self.window_s = window_s
+
+
+class SubjectMismatch(EnvelopeError):
+    """Published or delivered on a subject that is not the one its signed header implies."""
+
+    code = "subject_mismatch"
+
+    def __init__(self, subject: str, expected: str) -> None:
+        super().__init__(
+            f"received on {subject} but the signed header belongs on {expected}; an agency "
+            "publishes only on its own plm.pub.<agency>... subject, with the header's "
+            "kind, route and category"
+        )
+        self.subject = subject
+        self.expected = expected
 
 
 class NotARecipient(EnvelopeError):

@@ -151,7 +151,7 @@ async def test_subject_must_match_the_signed_originator(nc: Client, fed: DevFede
     await wait_for(lambda: _processed(broker, 1))
     reason = await _dead_reason(nc)
     await stop_broker(broker, task, directory)
-    assert "envelope_error" == reason
+    assert "subject_mismatch" == reason
 
 
 async def test_revocation_applies_within_a_second(nc: Client, fed: DevFederation) -> None:
