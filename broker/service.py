@@ -138,6 +138,19 @@ def _check_all(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, PalermoError]
     return failures
 
 
+def _dedup_ident(outcome: Outcome) -> str:
+    """What makes a dead letter's or notice's ``Nats-Msg-Id`` unique.
+
+    A refused envelope's id is unauthenticated: many forged copies can carry the id of one
+    genuine envelope, and keyed on it only the first dead letter and notice would be stored
+    (the rest silently deduplicated). The PLM_PUB sequence is unique per published message and
+    the same on a redelivery, so a retry still never duplicates.
+    """
+    if outcome.error is None and outcome.envelope_id is not None:
+        return outcome.envelope_id
+    return f"seq{outcome.msg.metadata.sequence.stream}"
+
+
 def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
     """A reason to refuse if a section policy withholds is wrapped for this recipient anyway."""
     for section in withheld:
@@ -294,7 +307,7 @@ class Broker:
         refused: list[dict[str, Any]] = []
         if outcome.error is not None or header is None:
             error = outcome.error or EnvelopeError("unparseable")
-            ident = outcome.envelope_id or f"seq{outcome.msg.metadata.sequence.stream}"
+            ident = _dedup_ident(outcome)
             out.append(
                 (
                     f"plm.dead.{outcome.originator or 'unknown'}.{error.code}",
@@ -358,7 +371,7 @@ class Broker:
         sig = crypto.sign(self.key.private, b"palermo/v1/broker-notice\x00", canonical_json(body))
         signature = {"signer": self.options.broker_id, "kid": self.key.kid, "ed25519": sig.hex()}
         doc = {"document": body, "signature": signature}
-        ident = outcome.envelope_id or f"seq{outcome.msg.metadata.sequence.stream}"
+        ident = _dedup_ident(outcome)
         return (
             f"plm.rcpt.{outcome.originator}.notice",
             canonical_json(doc),
