@@ -138,6 +138,12 @@ def _check_all(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, PalermoError]
     return failures
 
 
+def _header_value(text: str) -> str:
+    """ASCII for a header value: reasons can quote untrusted subjects and names, and non-ASCII
+    header values come back from nats-py's header parser as email Header objects, not str."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _dedup_ident(outcome: Outcome) -> str:
     """What makes a dead letter's or notice's ``Nats-Msg-Id`` unique.
 
@@ -315,8 +321,8 @@ class Broker:
                     {
                         "Nats-Msg-Id": f"dead.{ident}",
                         "Palermo-Reason-Code": error.code,
-                        "Palermo-Reason": error.reason[:1000],
-                        "Palermo-Subject": outcome.msg.subject,
+                        "Palermo-Reason": _header_value(error.reason[:1000]),
+                        "Palermo-Subject": _header_value(outcome.msg.subject),
                     },
                 )
             )
@@ -340,9 +346,9 @@ class Broker:
                         {
                             "Nats-Msg-Id": f"dead.{header.id}.{recipient}",
                             "Palermo-Reason-Code": codes,
-                            "Palermo-Reason": "; ".join(r["message"] for r in record["reasons"])[
-                                :1000
-                            ],
+                            "Palermo-Reason": _header_value(
+                                "; ".join(r["message"] for r in record["reasons"])[:1000]
+                            ),
                             "Palermo-Recipient": recipient,
                             "Palermo-Envelope-Id": header.id,
                         },
