@@ -1,0 +1,219 @@
+"""Hostile publications to a real broker on a real nats-server: each lands in PLM_DEAD with its
+reason code and a reason that says what is wrong, and nothing of it reaches PLM_DLV.
+
+One server and one broker serve the whole module (the hostile messages go in together, as they
+would in a batch); each case is then its own named test over what the broker stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import nats
+import pytest
+
+from broker.service import Broker, BrokerOptions
+from node.devfed import DevFederation
+from node.envelope import decode, encode
+from node.keys import SigningKey
+from node.natsserver import NatsServer
+from node.transport import publish_subject
+from policies.trust import (
+    ROOT,
+    MembershipCertificate,
+    RevocationEntry,
+    RevocationList,
+    sign_document,
+)
+from schemas import EnvelopeHeader, Handling, new_uuid7
+from tests.adversarial._live import Case, by_data, flip, resign, run_once, with_recipient
+from tests.broker._support import MED, envelope, setup_federation, stream_messages, wait_for
+
+MAX_BYTES = 32 * 1024
+NOW = datetime.now(UTC)
+SUBJECT = "plm.pub.ITA-GDF.report.central-med.routes"
+
+
+def _build() -> tuple[DevFederation, list[Case], list[bytes]]:
+    """The federation (with a lapsed member and a revoked key) and every hostile case."""
+    fed = DevFederation.build(NOW)
+    tur = fed.agencies["TUR-CG"]
+    lapsed = MembershipCertificate.model_validate(
+        {**tur.certificate["document"], "serial": 900,
+         "not_before": NOW - timedelta(days=400), "not_after": NOW - timedelta(days=1)}
+    )  # fmt: skip
+    tur.certificate = sign_document(lapsed, fed.root, ROOT)
+    grc = fed.agencies["GRC-HCG"]
+    stolen = RevocationEntry(agency="GRC-HCG", kid=grc.signing.kid, reason="stolen token",
+                             revoked_at=NOW - timedelta(minutes=1))  # fmt: skip
+    fed.revocations = sign_document(
+        RevocationList(seq=1, issued=NOW, entries=[stolen]), fed.root, ROOT
+    )
+
+    def fresh(**kw: Any) -> bytes:
+        return envelope(fed, recipients=MED, **kw)[1]
+
+    def signed(created: datetime) -> bytes:
+        ita = fed.agencies["ITA-GDF"]
+        header = EnvelopeHeader(
+            id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid, created=created,
+            kind="report", route="central-med", category="routes",
+            handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"]), recipients=MED,
+        )  # fmt: skip
+        from node.envelope import seal
+
+        keys = [fed.agencies[r].encryption.public for r in header.recipients]
+        return seal(header, b"x" * 64, ita.signing, keys)
+
+    def tampered_hdr(**changes: Any) -> tuple[bytes, str]:
+        env = decode(fresh())
+        data = encode(replace(env, hdr={**env.hdr, **changes}))
+        header = EnvelopeHeader.model_validate(decode(data).hdr)
+        return data, publish_subject(header)
+
+    base = fresh()
+    env = decode(base)
+    lby = SigningKey("ITA-GDF", fed.agencies["LBY-DCIM"].signing.private)
+    auth = ("auth_failed", "altered or is not for this key")
+    cases: list[Case] = []
+
+    def add(name: str, data: bytes, code: str, fragment: str, subject: str = SUBJECT) -> None:
+        cases.append(Case(name, data, subject, code, fragment))
+
+    green = Handling(tlp="GREEN").model_dump(mode="json", by_alias=True, exclude_none=True)
+    for name, changes in {
+        "header-priority-raised": {"priority": "urgent"},
+        "header-handling-widened-to-green": {"handling": green},
+        "header-route-changed": {"route": "eastern-med"},
+        "header-created-backdated": {"created": env.hdr["created"] - 60_000},
+    }.items():
+        data, subject = tampered_hdr(**changes)
+        add(name, data, *auth, subject=subject)
+    add("recipient-added-with-copied-stanza", with_recipient(fresh(), "AUS-ABF"), *auth)
+    add("body-bit-flipped", flip(base, base.index(env.body) + 100), *auth)
+    add("stanza-bit-flipped", flip(base, base.index(env.rcpt[1].enc) + 40), *auth)
+    add("signature-bit-flipped", flip(base, len(base) - 1), *auth)
+    add("forged-originator-signed-by-lby", resign(decode(fresh()), lby), *auth)
+    # Several forged copies carrying one genuine id: each is dead-lettered on its own.
+    victim = fresh()
+    for i in range(3):
+        add(f"forged-copy-{i}-of-one-id", flip(victim, len(victim) - 1 - i), *auth)
+    add("suite-unknown", base.replace(b"\xa5suite\x01", b"\xa5suite\x07", 1),
+        "unsupported_suite", "crypto suite 7 is not supported")  # fmt: skip
+    add("suite-reserved-not-enabled", base.replace(b"\xa5suite\x01", b"\xa5suite\x02", 1),
+        "unsupported_suite", "crypto suite 2 is not supported")  # fmt: skip
+    add("version-zero", b"\x87\xa1v\x00" + base[4:], "unsupported_version", "version 0 is not")
+    add("oversize", fresh(body=b"x" * MAX_BYTES), "too_large", f"over the limit of {MAX_BYTES}")
+    head = b"\x87\xa1v\x01\xa5suite\x01\xa3hdr"
+    add("bomb-map32-declares-2g-entries", head + b"\xdf\x7f\xff\xff\xff", "malformed",
+        "max_map_len")  # fmt: skip
+    add("bomb-str32-declares-2gib", head + b"\xdb\x7f\xff\xff\xff", "malformed", "not valid")
+    add("bomb-nesting-5000-deep", head + b"\x91" * 5000 + b"\x00", "malformed", "not valid")
+    add("wrong-type-body-as-str", _repack(base, body="x" * 32), "malformed", "body must be")
+    add("non-canonical-unsorted-header", _repack(base, hdr=dict(reversed(env.hdr.items()))),
+        "non_canonical", "hdr map keys are not sorted")  # fmt: skip
+    add("clock-skew-10-min-ahead", signed(datetime.now(UTC) + timedelta(minutes=10)),
+        "clock_skew", "check the originator's clock")  # fmt: skip
+    add("older-than-replay-window", signed(datetime.now(UTC) - timedelta(days=8)),
+        "too_old", "before the replay window")  # fmt: skip
+    add("published-on-another-route", fresh(), "subject_mismatch",
+        "but the signed header belongs on plm.pub.ITA-GDF.report.central-med.routes",
+        subject="plm.pub.ITA-GDF.report.eastern-med.routes")  # fmt: skip
+    add("published-under-look-alike-originator", fresh(), "subject_mismatch",
+        "received on plm.pub.\\u0406TA-GDF.report.central-med.routes",
+        subject="plm.pub.\u0406TA-GDF.report.central-med.routes")  # fmt: skip
+    add("published-with-extra-subject-token", fresh(), "subject_mismatch",
+        "belongs on plm.pub.ITA-GDF.report.central-med.routes", subject=SUBJECT + ".x")  # fmt: skip
+    add(
+        "expired-membership",
+        envelope(fed, "TUR-CG", recipients=MED)[1],
+        "key_not_valid",
+        "membership certificate is valid",
+        subject="plm.pub.TUR-CG.report.central-med.routes",
+    )
+    add("revoked-signing-key", envelope(fed, "GRC-HCG", recipients=["MLT-AFM"])[1],
+        "key_not_valid", f"signing key {grc.signing.kid} of GRC-HCG is revoked",
+        subject="plm.pub.GRC-HCG.report.central-med.routes")  # fmt: skip
+    genuine = [victim, base]
+    return fed, cases, genuine
+
+
+def _repack(data: bytes, **fields: Any) -> bytes:
+    top = msgpack.unpackb(data, raw=False)
+    return msgpack.packb({**top, **fields}, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Outcome:
+    dead: dict[bytes, list[Any]]
+    delivered: dict[bytes, list[Any]]
+    processed: int
+
+
+FED, CASES, GENUINE = _build()
+
+
+async def _scenario(server: NatsServer) -> Outcome:
+    await setup_federation(server.client_url, FED)
+    nc = await nats.connect(server.client_url)
+    broker = Broker(nc, FED.trust_store(), FED.policy_store(), FED.broker_key,
+                    BrokerOptions(max_envelope_bytes=MAX_BYTES, fetch_timeout_s=0.2))  # fmt: skip
+    task = asyncio.create_task(broker.run())
+    js = nc.jetstream()
+    try:
+        for i, case in enumerate(CASES):
+            await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"case-{i}"})
+        for i, data in enumerate(GENUINE):
+            header = EnvelopeHeader.model_validate(decode(data).hdr)
+            await js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": f"ok-{i}"})
+        total = len(CASES) + len(GENUINE)
+
+        async def done() -> bool:
+            return broker.processed >= total
+
+        await wait_for(done, within=30)
+        dead = by_data(await stream_messages(nc, "PLM_DEAD"))
+        delivered = by_data(await stream_messages(nc, "PLM_DLV"))
+        return Outcome(dead, delivered, broker.processed)
+    finally:
+        broker.stop()
+        await task
+        await nc.close()
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    tmp: Path = tmp_path_factory.mktemp("broker-attacks")
+    return run_once(tmp, _scenario)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_publication_is_dead_lettered_with_its_reason(outcome: Outcome, case: Case) -> None:
+    """Exactly one dead letter with the case's reason code and reason; no delivery of it."""
+    [dead] = outcome.dead.get(case.data, [None])
+    assert dead is not None, f"{case.name} was not dead-lettered"
+    assert case.code == dead.headers["Palermo-Reason-Code"]
+    assert case.fragment in dead.headers["Palermo-Reason"]
+    assert (
+        case.subject.encode("ascii", "backslashreplace").decode() == dead.headers["Palermo-Subject"]
+    )
+    assert dead.subject.endswith(f".{case.code}")
+    assert case.data not in outcome.delivered
+
+
+def test_genuine_envelopes_among_the_attacks_are_delivered(outcome: Outcome) -> None:
+    """Control: the genuine envelopes (one of them the forged copies' victim) reach all four
+    coastal partners, and nothing else reaches PLM_DLV."""
+    assert sorted(GENUINE) == sorted(outcome.delivered)
+    assert [4, 4] == [len(outcome.delivered[g]) for g in GENUINE]
+    assert len(CASES) + len(GENUINE) == outcome.processed
+
+
+def test_every_case_is_a_distinct_message() -> None:
+    """Cases are told apart by their bytes; no two may share them."""
+    assert len(CASES) == len({c.data for c in CASES})
