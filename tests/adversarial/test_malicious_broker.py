@@ -1,0 +1,154 @@
+"""A malicious broker (or relay) delivering doctored envelopes: the receiving node's Node.handle
+refuses each with a typed reason, stores nothing and terminates the message.
+
+A real nats-server and a real node (MLT-AFM); the "broker" is this test writing straight into
+PLM_DLV, which a compromised broker could do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from structlog.testing import capture_logs
+
+from node.envelope import decode, encode
+from node.natsserver import NatsServer
+from node.reports import seal_report
+from node.service import Node, NodeIdentity
+from node.transport import deliver_subject
+from schemas import EnvelopeHeader
+from schemas.export import parse_report
+from tests.adversarial._live import Case, DevFederation, run_once, with_recipient
+from tests.broker._support import MED, envelope, setup_federation
+
+ME = "MLT-AFM"
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+FED = DevFederation.build(datetime.now(UTC))
+
+
+def _fresh(recipients: list[str] = MED) -> bytes:
+    return envelope(FED, recipients=recipients)[1]
+
+
+def _dlv(data: bytes, recipient: str = ME) -> str:
+    return deliver_subject(recipient, EnvelopeHeader.model_validate(decode(data).hdr))
+
+
+def _cases() -> list[Case]:
+    def doctor(**fields: Any) -> bytes:
+        return encode(replace(decode(_fresh()), **fields))
+
+    env = decode(_fresh())
+    other = decode(_fresh())
+    dropped = tuple(s for s in env.rcpt if s.agency != "GRC-HCG")
+    swapped = (env.rcpt[1], env.rcpt[0], *env.rcpt[2:])
+    added = with_recipient(_fresh(), "AUS-ABF")
+    rerouted = _fresh()
+    renamed = _fresh()
+    not_mine = _fresh(["ESP-GC"])
+    auth = "altered or is not for this key"
+    return [
+        Case("recipient-added", added, _dlv(added), "auth_failed", auth, "signature"),
+        Case("stanza-dropped", encode(replace(env, rcpt=dropped)), _dlv(encode(env)),
+             "malformed", "no key stanza for listed recipients: GRC-HCG"),
+        Case("stanzas-reordered", encode(replace(env, rcpt=swapped)), _dlv(encode(env)),
+             "non_canonical", "sorted by (agency, kid)"),
+        Case("body-swapped", doctor(body=other.body), _dlv(encode(other)), "auth_failed", auth,
+             "signature"),
+        Case("stanza-swapped-from-another-envelope",
+             encode(replace(other, rcpt=(env.rcpt[0], *other.rcpt[1:]))), _dlv(encode(other)),
+             "auth_failed", auth, "signature"),
+        Case("rerouted-to-another-route", rerouted,
+             _dlv(rerouted).replace(".central-med.", ".eastern-med."), "subject_mismatch",
+             f"belongs on {_dlv(rerouted)}"),
+        Case("rerouted-under-another-originator", renamed,
+             _dlv(renamed).replace(".ITA-GDF.", ".GRC-HCG."), "subject_mismatch",
+             f"belongs on {_dlv(renamed)}"),
+        Case("delivered-to-a-non-recipient", not_mine, _dlv(not_mine), "not_a_recipient",
+             "holds no key for MLT-AFM"),
+    ]  # fmt: skip
+
+
+CASES = _cases()
+
+
+def _genuine() -> bytes:
+    """A real report (example 01), sealed by ITA-GDF's publishing path for the coastal partners."""
+    report = parse_report(next(EXAMPLES.glob("01*.json")).read_text())
+    now = datetime.now(UTC)
+    trust = FED.trust_store()
+    sealed = seal_report(report, FED.agencies["ITA-GDF"].signing, MED, trust,
+                         FED.policy_store(trust), now)  # fmt: skip
+    assert ME in sealed.recipients
+    return sealed.data
+
+
+GENUINE = _genuine()
+
+
+@dataclass
+class Handled:
+    outcome: str
+    log: dict[str, Any] | None
+    stored: bool
+
+
+async def _scenario(server: NatsServer, state: Path) -> tuple[dict[str, Handled], str, str]:
+    await setup_federation(server.client_url, FED)
+    me = FED.agencies[ME]
+    identity = NodeIdentity(me.signing, [me.encryption])
+    async with Node.connect(server.client_url, identity, FED.root.public, state) as node:
+        js = node.js
+        for i, case in enumerate(CASES):
+            await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"attack-{i}"})
+        await js.publish(_dlv(GENUINE), GENUINE, headers={"Nats-Msg-Id": "genuine"})
+        await js.publish(_dlv(GENUINE), GENUINE, headers={"Nats-Msg-Id": "replayed"})
+        sub = await js.pull_subscribe(
+            f"plm.dlv.{ME}.>", durable="attacker-view", stream="PLM_DLV",
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+        )  # fmt: skip
+        msgs = await sub.fetch(len(CASES) + 2, timeout=10)
+        results: dict[str, Handled] = {}
+        for case, msg in zip(CASES, msgs, strict=False):
+            with capture_logs() as logs:
+                outcome = await node.handle(msg)
+            refusals = [e for e in logs if e["event"] == "delivery refused"]
+            stored = node.inbox.seen(msgpack.unpackb(case.data)["hdr"]["id"])
+            results[case.name] = Handled(outcome, refusals[0] if refusals else None, stored)
+        genuine = await node.handle(msgs[len(CASES)])
+        replay = await node.handle(msgs[len(CASES) + 1])
+        return results, genuine, replay
+
+
+@pytest.fixture(scope="module")
+def handled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Handled], str, str]:
+    tmp = tmp_path_factory.mktemp("malicious-broker")
+    return run_once(tmp, lambda server: _scenario(server, tmp / "node"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_receiving_node_refuses_a_doctored_delivery(
+    handled: tuple[dict[str, Handled], str, str], case: Case
+) -> None:
+    """Node.handle returns the error code, logs the typed reason, and stores nothing."""
+    result = handled[0][case.name]
+    assert case.code == result.outcome
+    assert result.log is not None
+    assert case.code == result.log["code"]
+    assert case.fragment in result.log["reason"]
+    assert case.stage == result.log["stage"]
+    assert not result.stored
+
+
+def test_genuine_delivery_is_stored_and_its_replay_is_a_duplicate(
+    handled: tuple[dict[str, Handled], str, str],
+) -> None:
+    """Control: the untouched envelope is stored; delivered again it is a duplicate, not a
+    second copy."""
+    assert ("stored", "duplicate") == handled[1:]
