@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import msgpack
+from pydantic import ValidationError
 
 from policies import Decision
 from policies.trust import TrustStore
 from policies.view import PolicyStore
 from schemas import EnvelopeHeader, Report, join, new_uuid7, partition
+from schemas._validation import invalid
 from schemas.errors import InputError, MalformedEnvelope
 
 from .envelope import Opened, seal
@@ -102,12 +104,19 @@ def seal_report(
 
 def open_report(opened: Opened) -> Report:
     """The report as this recipient may read it: withheld sections stay absent."""
+    # The body is signed, but by a partner whose node may be buggy or hostile: whatever is in
+    # it ends in a typed error, never an exception that would stop the receiving node.
     try:
         main = msgpack.unpackb(opened.body, raw=False, strict_map_key=True)
         sections = {
             k: msgpack.unpackb(v, raw=False, strict_map_key=False)
             for k, v in opened.sections.items()
         }
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
-        raise MalformedEnvelope(f"the opened body is not a msgpack report: {exc}") from exc
-    return join(main, sections.get("personal-data"), sections.get("protected-persons"))
+        return join(main, sections.get("personal-data"), sections.get("protected-persons"))
+    except ValidationError as exc:
+        raise invalid(exc, "the opened body is not a valid report") from exc
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, msgpack.FormatError,
+            msgpack.StackError) as exc:  # fmt: skip
+        raise MalformedEnvelope(
+            f"the opened body is not a msgpack report: {type(exc).__name__}: {exc}"
+        ) from exc

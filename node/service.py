@@ -367,7 +367,17 @@ class Node:
             await msg.ack()
             await self._receipt(header.originator, header.id, "delivered")
             return header.kind.value
-        report = open_report(opened)
+        try:
+            report = open_report(opened)
+        except PalermoError as exc:
+            # Validly signed but not a readable report: a redelivery cannot fix it, so it is
+            # refused like any other bad delivery instead of being retried max_deliver times.
+            _log.warning("delivery refused", subject=msg.subject, code=exc.code, reason=exc.reason,
+                         stage=None)  # fmt: skip
+            await msg.term()
+            self.refused += 1
+            self.metrics.refused.labels(reason=exc.code).inc()
+            return exc.code
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
         await msg.ack()
