@@ -75,7 +75,23 @@ def _cases() -> list[Case]:
     ]  # fmt: skip
 
 
-CASES = _cases()
+def _signed_body(name: str, body: bytes, code: str, fragment: str) -> Case:
+    """A member (or its buggy node) signs a body that is not a report: refused, never retried."""
+    data = envelope(FED, recipients=MED, body=body)[1]
+    return Case(name, data, _dlv(data), code, fragment)
+
+
+ORIGINATOR_CASES = [
+    _signed_body("originator-signed-body-not-msgpack", b"\xc1" * 32, "malformed",
+                 "the opened body is not a msgpack report"),
+    _signed_body("originator-signed-empty-map-body", msgpack.packb({}), "report_invalid",
+                 "the opened body is not a valid report: 7 fields are invalid: originator"),
+    _signed_body("originator-signed-body-of-wrong-types", msgpack.packb({"persons": [1]}),
+                 "malformed", "the opened body is not a msgpack report"),
+    _signed_body("originator-signed-body-is-a-list", msgpack.packb([1, 2]), "malformed",
+                 "the opened body is not a msgpack report"),
+]  # fmt: skip
+CASES = _cases() + ORIGINATOR_CASES
 
 
 def _genuine() -> bytes:
