@@ -36,6 +36,10 @@ def _decode(data: bytes | str) -> Any:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise ReportInvalid(f"report is not JSON: {exc}") from exc
+    except ValueError as exc:
+        # Python refuses to read an integer of more than 4300 digits (CVE-2020-10735) with a
+        # bare ValueError; no field of a report holds one.
+        raise ReportInvalid(f"report is not JSON this schema can hold: {exc}") from exc
     except RecursionError as exc:
         # Deeply nested arrays exhaust the decoder's stack; no valid report nests that deep.
         raise ReportInvalid("report is not JSON this schema can hold: nested too deeply") from exc
