@@ -143,6 +143,11 @@ def _build() -> tuple[DevFederation, list[Case], list[bytes]]:
     return fed, cases, genuine
 
 
+def _to_lapsed_member(fed: DevFederation) -> bytes:
+    """A genuine GREEN envelope that also names TUR-CG, whose membership has lapsed."""
+    return envelope(fed, recipients=[*MED, "TUR-CG"], tlp="GREEN", rel_to=())[1]
+
+
 def _repack(data: bytes, **fields: Any) -> bytes:
     top = msgpack.unpackb(data, raw=False)
     return msgpack.packb({**top, **fields}, use_bin_type=True)  # type: ignore[no-any-return]
@@ -156,6 +161,7 @@ class Outcome:
 
 
 FED, CASES, GENUINE = _build()
+TO_LAPSED = _to_lapsed_member(FED)
 
 
 async def _scenario(server: NatsServer) -> Outcome:
@@ -168,10 +174,10 @@ async def _scenario(server: NatsServer) -> Outcome:
     try:
         for i, case in enumerate(CASES):
             await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"case-{i}"})
-        for i, data in enumerate(GENUINE):
+        for i, data in enumerate([*GENUINE, TO_LAPSED]):
             header = EnvelopeHeader.model_validate(decode(data).hdr)
             await js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": f"ok-{i}"})
-        total = len(CASES) + len(GENUINE)
+        total = len(CASES) + len(GENUINE) + 1
 
         async def done() -> bool:
             return broker.processed >= total
@@ -209,9 +215,19 @@ def test_hostile_publication_is_dead_lettered_with_its_reason(outcome: Outcome, 
 def test_genuine_envelopes_among_the_attacks_are_delivered(outcome: Outcome) -> None:
     """Control: the genuine envelopes (one of them the forged copies' victim) reach all four
     coastal partners, and nothing else reaches PLM_DLV."""
-    assert sorted(GENUINE) == sorted(outcome.delivered)
+    assert sorted([*GENUINE, TO_LAPSED]) == sorted(outcome.delivered)
     assert [4, 4] == [len(outcome.delivered[g]) for g in GENUINE]
-    assert len(CASES) + len(GENUINE) == outcome.processed
+    assert len(CASES) + len(GENUINE) + 1 == outcome.processed
+
+
+def test_recipient_with_lapsed_membership_is_refused_the_others_served(outcome: Outcome) -> None:
+    """A recipient whose membership certificate lapsed gets no copy: a policy dead letter for it
+    (recipient-not-certified); the four valid recipients get theirs."""
+    [dead] = outcome.dead[TO_LAPSED]
+    assert "TUR-CG" == dead.headers["Palermo-Recipient"]
+    assert "recipient-not-certified" in dead.headers["Palermo-Reason-Code"].split(",")
+    assert "TUR-CG's membership certificate is valid" in dead.headers["Palermo-Reason"]
+    assert sorted(MED) == sorted(m.subject.split(".")[2] for m in outcome.delivered[TO_LAPSED])
 
 
 def test_every_case_is_a_distinct_message() -> None:
