@@ -82,9 +82,12 @@ class DevFederation:
         federation_toml: Path = EXAMPLES / "federation.toml",
         policies_dir: Path | None = EXAMPLES,
         subscriptions: Mapping[str, Iterable[TopicFilter]] | None = None,
+        federation: Federation | None = None,
     ) -> DevFederation:
+        """``federation`` (already parsed) takes the place of ``federation_toml``."""
         root = SigningKey.generate(ROOT)
-        federation = Federation.from_toml(federation_toml.read_text())
+        if federation is None:
+            federation = Federation.from_toml(federation_toml.read_text())
         dev = cls(
             root=root,
             federation=federation,
