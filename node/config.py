@@ -86,6 +86,11 @@ class NatsSettings(TomlSettings):
         pattern=r"^_INBOX[A-Za-z0-9_-]*$",
         description="Reply subject prefix; the deployment's permissions allow only this one.",
     )
+    nats_js_domain: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="JetStream domain of the hub, for a service behind a leafnode server.",
+    )
     dev: bool = Field(default=False, description="Allow insecure settings (no TLS) for local use.")
 
     def secret_files(self) -> list[Path]:

@@ -90,7 +90,8 @@ class Node:
         directory: Directory,
     ) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
+        # The directory's context: it carries the JetStream domain of a node behind a leafnode.
+        self.js = directory.js
         self.identity = identity
         self.root = root
         self.inbox = inbox
@@ -112,10 +113,12 @@ class Node:
         root: PublicSigningKey,
         state_dir: Path,
         nats_options: Mapping[str, Any] | None = None,
+        js_domain: str | None = None,
     ) -> AsyncIterator[Node]:
         """Connect, load and follow the directory, open the inbox; close everything on exit.
 
-        ``nats_options`` go to ``nats.connect`` (TLS, credentials, inbox prefix).
+        ``nats_options`` go to ``nats.connect`` (TLS, credentials, inbox prefix);
+        ``js_domain`` is the hub's JetStream domain when this node is behind a leafnode.
         """
         # Local files only, once at start-up: not worth a thread.
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
@@ -125,7 +128,8 @@ class Node:
                 nats_url, f"palermo-node-{identity.agency}", **(nats_options or {})
             ) as nc:
                 trust = TrustStore(root)
-                directory = Directory(nc.jetstream(), trust, PolicyStore(root, trust))
+                js = nc.jetstream(domain=js_domain)
+                directory = Directory(js, trust, PolicyStore(root, trust))
                 await directory.load()
                 await directory.watch()
                 try:
@@ -150,6 +154,7 @@ class Node:
             load_root_public(settings.root_key),
             settings.state_dir,
             settings.connect_options(),
+            settings.nats_js_domain,
         ) as node:
             yield node
 
@@ -585,9 +590,22 @@ class Node:
         verify is reported as such, never trusted.
         """
         me = self.identity.agency
-        sub = await self.js.pull_subscribe(
-            f"plm.rcpt.{me}.>", stream="PLM_RCPT", config=ConsumerConfig(ack_policy=AckPolicy.NONE)
-        )
+        # A fixed name, so a deployment's NATS permissions can allow exactly this consumer and
+        # its filter (deploy/permissions.py); removed first, so every call reads from the start.
+        name = f"status-{me}"
+        with contextlib.suppress(nats.errors.Error):
+            await self.js.delete_consumer("PLM_RCPT", name)
+        with map_nats_errors("read the receipts"):
+            await self.js.add_consumer(
+                "PLM_RCPT",
+                ConsumerConfig(
+                    name=name,
+                    filter_subject=f"plm.rcpt.{me}.>",
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=60,
+                ),
+            )
+            sub = await self.js.pull_subscribe_bind(stream="PLM_RCPT", name=name)
         out: dict[str, dict[str, Any]] = {}
         try:
             while True:
@@ -600,6 +618,7 @@ class Node:
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
+                await self.js.delete_consumer("PLM_RCPT", name)
         return dict(sorted(out.items()))
 
     def _status_from(self, msg: Msg, report_id: str, out: dict[str, dict[str, Any]]) -> None:
