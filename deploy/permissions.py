@@ -1,0 +1,122 @@
+"""NATS subject permissions per kind of user (docs/decisions/0009-nats-auth-and-permissions.md).
+
+Everything here is deny-by-default: a user may publish and subscribe only on what its list
+allows, and nats-server itself refuses the rest ("Permissions Violation"). The lists were worked
+out against a real nats-server with nats-py 2.16 (tests/deploy/test_deployed_federation.py
+runs a whole federation under them) — each JetStream API subject names the stream, and where
+it can the consumer and its filter, so an agency's API calls reach only its own consumers:
+
+- an agency publishes only ``plm.pub.<itself>.>``, its receipts and release answers
+  (``plm.rcpt.<originator>.receipt.<itself>``, ``plm.rcpt.<requester>.release.<itself>``) and
+  its own directory entries (``$KV.PLM_DIR.{bundle,subs,policy.agency}.<itself>``);
+- it reads deliveries only through its durable ``node-<itself>`` on PLM_DLV, whose filter
+  ``plm.dlv.<itself>.>`` is part of the permitted create subject (nats-server checks that the
+  subject's filter is the consumer's), and receipts only through ``status-<itself>`` on PLM_RCPT;
+- every reply comes to ``_INBOX_<itself>.>``, the only subject it may subscribe to, so no agency
+  can read another's replies (each node sets ``nats_inbox_prefix``);
+- the directory is readable by every member (it holds signed, public documents);
+- only the broker may consume PLM_PUB (``plm.pub.>``) and publish ``plm.dlv.>``, dead letters,
+  audit entries, replay markers and notices; the administrator has the whole account.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = [
+    "ADMIN_INBOX",
+    "BROKER_INBOX",
+    "DELIVERY_CONSUMER",
+    "STATUS_CONSUMER",
+    "admin_permissions",
+    "agency_permissions",
+    "broker_permissions",
+    "inbox_prefix",
+]
+
+DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
+BROKER_INBOX: Final[str] = "_INBOX_BROKER"
+ADMIN_INBOX: Final[str] = "_INBOX_ADMIN"
+DELIVERY_CONSUMER: Final[str] = "node-{agency}"
+"""The durable consumer a node reads its deliveries with (node/service.py ``Node.run``)."""
+STATUS_CONSUMER: Final[str] = "status-{agency}"
+"""The short-lived consumer ``Node.delivery_status`` reads receipts with."""
+
+
+def inbox_prefix(agency: str) -> str:
+    """The reply-subject prefix of an agency's connections (its ``nats_inbox_prefix``)."""
+    return f"_INBOX_{agency}"
+
+
+def agency_permissions(agency: str, domain: str | None = None) -> dict[str, Any]:
+    """What agency ``agency``'s node (or its leafnode connection) may do.
+
+    With the hub's JetStream ``domain``, every API subject is also allowed in its domain form
+    (``$JS.<domain>.API...``): a node behind a leafnode server must use it, because nats-server
+    denies plain ``$JS.API.>`` and ``$KV.>`` across a leafnode in a non-system account.
+    """
+    api = "$JS.API"
+    dlv = DELIVERY_CONSUMER.format(agency=agency)
+    status = STATUS_CONSUMER.format(agency=agency)
+    permissions: dict[str, Any] = {
+        "publish": {
+            "allow": [
+                f"plm.pub.{agency}.>",
+                f"plm.rcpt.*.receipt.{agency}",
+                f"plm.rcpt.*.release.{agency}",
+                # Its own directory entries only; a forged entry would fail verification
+                # anyway, but this keeps an agency from overwriting (withholding) others'.
+                f"$KV.PLM_DIR.bundle.{agency}",
+                f"$KV.PLM_DIR.subs.{agency}",
+                f"$KV.PLM_DIR.policy.agency.{agency}",
+                # The directory: bucket info, reads, and the ordered consumer that watches it.
+                f"{api}.STREAM.INFO.{DIRECTORY_STREAM}",
+                f"{api}.DIRECT.GET.{DIRECTORY_STREAM}.>",
+                f"{api}.STREAM.MSG.GET.{DIRECTORY_STREAM}",
+                f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}",
+                f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}.>",
+                f"{api}.CONSUMER.DELETE.{DIRECTORY_STREAM}.*",
+                f"{api}.CONSUMER.INFO.{DIRECTORY_STREAM}.*",
+                "$JS.FC.>",
+                # Deliveries: one durable consumer, its filter fixed to this agency.
+                f"{api}.CONSUMER.INFO.PLM_DLV.{dlv}",
+                f"{api}.CONSUMER.CREATE.PLM_DLV.{dlv}.plm.dlv.{agency}.>",
+                f"{api}.CONSUMER.MSG.NEXT.PLM_DLV.{dlv}",
+                f"$JS.ACK.PLM_DLV.{dlv}.>",
+                # Receipts for its own reports ('palermo status').
+                f"{api}.CONSUMER.CREATE.PLM_RCPT.{status}.plm.rcpt.{agency}.>",
+                f"{api}.CONSUMER.DELETE.PLM_RCPT.{status}",
+                f"{api}.CONSUMER.MSG.NEXT.PLM_RCPT.{status}",
+            ]
+        },
+        "subscribe": {"allow": [f"{inbox_prefix(agency)}.>"]},
+    }
+    if domain is not None:
+        allowed = permissions["publish"]["allow"]
+        allowed += [f"$JS.{domain}.API.{s[len(api) + 1 :]}" for s in allowed if s.startswith(api)]
+    return permissions
+
+
+def broker_permissions() -> dict[str, Any]:
+    """The broker: consumes PLM_PUB, writes deliveries, dead letters, audit, notices."""
+    return {
+        "publish": {
+            "allow": [
+                "plm.dlv.>",
+                "plm.dead.>",
+                "plm.audit.>",
+                "plm.seen.>",
+                "plm.rcpt.*.notice",
+                # It creates the streams and the directory bucket and runs their consumers.
+                "$JS.API.>",
+                "$JS.ACK.>",
+                "$JS.FC.>",
+            ]
+        },
+        "subscribe": {"allow": [f"{BROKER_INBOX}.>"]},
+    }
+
+
+def admin_permissions() -> dict[str, Any]:
+    """The federation operator ('palermo directory publish', 'palermo audit'): everything."""
+    return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
