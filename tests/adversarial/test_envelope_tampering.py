@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from node.envelope import StaticSigners, decode, encode, open_envelope, verify_envelope
+from node.envelope import StaticSigners, decode, encode, open_envelope, seal, verify_envelope
 from node.envelope._format import Stanza
 from schemas import EnvelopeHeader, Handling, SectionInfo
 from schemas._types import new_uuid7
@@ -125,3 +125,73 @@ def test_tampered_created_into_the_future_is_clock_skew_before_the_signature() -
         verify_envelope(doctored, SIGNERS, now=NOW)
     assert ("clock_skew", 360_000) == (err.value.code, err.value.skew_ms)
     assert "check the originator's clock" in err.value.reason
+
+
+# --- every field of the handling block ----------------------------------------------------------
+
+# A restrictive handling block, and for each of its fields the loosening an attacker would want.
+STRICT: dict[str, Any] = {
+    "tlp": "AMBER+STRICT",
+    "rel_to": ["group:med-coastal"],
+    "judicial_use": False,
+    "h2": True,
+    "h3": [{"code": "no-contact-with-subject", "text": "do not approach the vessel's crew"}],
+    "action": "A2",
+    "classification": "restricted",
+    "not_before": NOW - timedelta(hours=1),
+    "expires": NOW + timedelta(days=1),
+    "protected_released_to": [READERS[0]],
+}
+LOOSER: dict[str, Any] = {
+    "tlp": "CLEAR",
+    "rel_to": ["AUS-ABF", "group:med-coastal"],
+    "judicial_use": True,
+    "h2": False,
+    "h3": [],
+    "action": "A3",
+    "action_text": "arrest the crew on arrival",
+    "classification": "unclassified",
+    "not_before": None,
+    "expires": NOW + timedelta(days=3650),
+    "non_refoulement_override": {
+        "agencies": [READERS[1]],
+        "justification": "the person is not a refugee and not at risk on return",
+    },
+    "protected_released_to": sorted(READERS),
+}
+STRICT_DATA = seal(
+    header(READERS, handling=Handling(**STRICT)), b"report body", SIGNER,
+    [KEYS[a].public for a in READERS],
+)  # fmt: skip
+STRICT_ENV = decode(STRICT_DATA)
+
+
+def _loosened(name: str) -> dict[str, Any]:
+    changes = {name: LOOSER[name]}
+    if name == "action":
+        changes["action_text"] = LOOSER["action_text"]
+    return Handling(**{**STRICT, **changes}).model_dump(mode="json", exclude_none=True)
+
+
+def test_every_handling_field_is_tampered_below() -> None:
+    """The loosenings cover every field of Handling but h0, which admits only true."""
+    assert set(Handling.model_fields) == {*LOOSER, "h0"}
+
+
+@pytest.mark.parametrize("name", sorted(LOOSER))
+def test_loosened_handling_field_fails_the_signature(name: str) -> None:
+    """Each handling field loosened in a validly encoded header: 'signature', never opened."""
+    loosened = _loosened(name)
+    assert loosened != STRICT_ENV.hdr["handling"]
+    doctored = encode(replace(STRICT_ENV, hdr={**STRICT_ENV.hdr, "handling": loosened}))
+    with pytest.raises(AuthenticationFailed) as err:
+        open_envelope(doctored, [KEYS[READERS[0]]], SIGNERS, now=NOW)
+    assert ("auth_failed", "signature") == (err.value.code, err.value.stage)
+
+
+def test_handling_h0_false_is_header_invalid() -> None:
+    """H0 ('only for combating crime') cannot be switched off: HeaderInvalid at handling.h0."""
+    hdr = {**STRICT_ENV.hdr, "handling": {**STRICT_ENV.hdr["handling"], "h0": False}}
+    with pytest.raises(HeaderInvalid) as err:
+        verify_envelope(encode(replace(STRICT_ENV, hdr=hdr)), SIGNERS, now=NOW)
+    assert "handling.h0" == err.value.errors[0]["field"]
