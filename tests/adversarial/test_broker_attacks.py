@@ -233,3 +233,34 @@ def test_recipient_with_lapsed_membership_is_refused_the_others_served(outcome: 
 def test_every_case_is_a_distinct_message() -> None:
     """Cases are told apart by their bytes; no two may share them."""
     assert len(CASES) == len({c.data for c in CASES})
+
+
+async def test_replay_after_a_broker_restart_is_refused(nats_server: NatsServer) -> None:
+    """An envelope accepted by one broker process and published again (new Nats-Msg-Id) after
+    that broker stopped is refused by the next one: the replay marker lives in PLM_SEEN."""
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    header, data = envelope(fed, recipients=MED)
+    nc = await nats.connect(nats_server.client_url)
+    try:
+        for msg_id in ("first", "replayed-later"):
+            broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
+                            BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
+            task = asyncio.create_task(broker.run())
+            await nc.jetstream().publish(
+                publish_subject(header), data, headers={"Nats-Msg-Id": msg_id}
+            )
+
+            async def processed(b: Broker = broker) -> bool:
+                return b.processed >= 1
+
+            await wait_for(processed, within=30)
+            broker.stop()
+            await task
+        [dead] = await stream_messages(nc, "PLM_DEAD")
+        delivered = await stream_messages(nc, "PLM_DLV")
+    finally:
+        await nc.close()
+    assert "replayed" == dead.headers["Palermo-Reason-Code"]
+    assert f"envelope {header.id} was already accepted" in dead.headers["Palermo-Reason"]
+    assert sorted(MED) == sorted(m.subject.split(".")[2] for m in delivered)
