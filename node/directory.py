@@ -116,9 +116,20 @@ class Directory:
     def _apply(self, key: str, value: bytes) -> None:
         try:
             signed = json.loads(value)
+            if not isinstance(signed, dict):
+                raise TrustError(
+                    f"not a signed document: a JSON object is expected, not {type(signed).__name__}"
+                )
             self._verify(key, signed)
-        except (json.JSONDecodeError, PalermoError) as exc:
-            reason = exc.reason if isinstance(exc, PalermoError) else f"not JSON: {exc}"
+        # ValueError covers bytes that are not UTF-8 as well as bad JSON; RecursionError a deep
+        # nest. Anything escaping here would stop the watcher, and with it every later
+        # revocation: one bad entry must never do more than be refused.
+        except (ValueError, RecursionError, PalermoError) as exc:
+            reason = (
+                exc.reason
+                if isinstance(exc, PalermoError)
+                else f"not JSON: {type(exc).__name__}: {str(exc)[:200]}"
+            )
             # A bad entry is logged and ignored; the last good state stays in force.
             self.rejected[key] = reason
             _log.warning("directory entry refused", key=key, reason=reason)
