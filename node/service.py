@@ -364,7 +364,7 @@ class Node:
                 content = json.loads(opened.body)
                 if not isinstance(content, dict) or not isinstance(content.get("text"), str):
                     raise ValueError("a request or response carries a text")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
                 _log.warning("unreadable message", envelope=header.id, error=repr(exc))
                 await msg.term()
                 return "refused"
@@ -625,7 +625,9 @@ class Node:
         try:
             signed = json.loads(msg.data)
             document = signed["document"]
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(document, dict):
+                return
+        except (ValueError, KeyError, TypeError, RecursionError):
             return
         if document.get("envelope") != report_id:
             return
