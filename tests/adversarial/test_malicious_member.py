@@ -1,0 +1,83 @@
+"""A hostile member agency: validly signed requests whose bodies are unreadable, and garbage on
+another agency's receipt subject. The receiving node refuses; nothing stops it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from node.envelope import seal
+from node.natsserver import NatsServer
+from node.service import Node, NodeIdentity
+from node.transport import deliver_subject
+from schemas import EnvelopeHeader, Handling, new_uuid7
+from tests.adversarial._live import DevFederation, run_once
+from tests.broker._support import setup_federation
+
+ME = "MLT-AFM"
+FED = DevFederation.build(datetime.now(UTC))
+
+
+def _message(kind: str, body: bytes) -> tuple[str, bytes]:
+    """A RED request or response from LBY-DCIM to MLT-AFM, validly signed, with ``body``."""
+    lby = FED.agencies["LBY-DCIM"]
+    header = EnvelopeHeader(
+        id=new_uuid7(), originator="LBY-DCIM", kid=lby.signing.kid, created=datetime.now(UTC),
+        kind=kind, route="central-med", category="routes",
+        handling=Handling(tlp="RED", rel_to=[ME]), recipients=[ME],
+    )  # fmt: skip
+    data = seal(header, body, lby.signing, [FED.agencies[ME].encryption.public])
+    return deliver_subject(ME, header), data
+
+
+UNREADABLE = {
+    "request-body-100000-deep-json": _message("request", b"[" * 100_000),
+    "request-body-not-utf8": _message("request", b"\xff\xfe{}"),
+    "request-body-a-json-list": _message("request", b"[1, 2]"),
+    "response-text-not-a-string": _message("response", json.dumps({"text": 1}).encode()),
+}
+RECEIPT_GARBAGE = [b"[" * 100_000, b"\xff\xfe", b"[]", b'{"document": 1}', b"null"]
+
+
+async def _scenario(server: NatsServer, state: Path) -> tuple[dict[str, str], dict[str, object]]:
+    await setup_federation(server.client_url, FED)
+    me = FED.agencies[ME]
+    async with Node.connect(
+        server.client_url, NodeIdentity(me.signing, [me.encryption]), FED.root.public, state
+    ) as node:
+        js = node.js
+        for i, (subject, data) in enumerate(UNREADABLE.values()):
+            await js.publish(subject, data, headers={"Nats-Msg-Id": f"m{i}"})
+        for i, junk in enumerate(RECEIPT_GARBAGE):
+            await js.publish(
+                f"plm.rcpt.{ME}.receipt.LBY-DCIM", junk, headers={"Nats-Msg-Id": f"r{i}"}
+            )
+        sub = await js.pull_subscribe(f"plm.dlv.{ME}.>", durable="member-view", stream="PLM_DLV")
+        msgs = await sub.fetch(len(UNREADABLE), timeout=10)
+        outcomes = {name: await node.handle(m) for name, m in zip(UNREADABLE, msgs, strict=True)}
+        status = await node.delivery_status(new_uuid7())
+        return outcomes, dict(status)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, object]]:
+    tmp = tmp_path_factory.mktemp("malicious-member")
+    return run_once(tmp, lambda server: _scenario(server, tmp / "node"))
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_unreadable_signed_request_is_refused(
+    results: tuple[dict[str, str], dict[str, object]], name: str
+) -> None:
+    """A signed request or response whose body is not the expected JSON is refused, not raised."""
+    assert "refused" == results[0][name]
+
+
+def test_garbage_on_the_receipt_subject_is_ignored(
+    results: tuple[dict[str, str], dict[str, object]],
+) -> None:
+    """Deep JSON, non-UTF-8 and wrong shapes among receipts: delivery_status answers, empty."""
+    assert {} == results[1]
