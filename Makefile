@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := schemas policies node broker deploy
 
-.PHONY: demo test lint typecheck pytest bench bench-quick install clean
+.PHONY: demo test lint typecheck pytest bench bench-quick fuzz install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,26 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	@for b in $(BENCHES); do echo "== benchmarks/$$b.py --quick"; $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
+
+FUZZ_SECONDS ?= 300
+FUZZ_DIR     ?= .palermo/fuzz
+FUZZ_TARGETS := envelope report
+
+$(VENV)/.fuzz-installed: pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	touch $@
+
+# Coverage-guided atheris runs, FUZZ_SECONDS per target (fuzz/). New inputs grow
+# $(FUZZ_DIR)/corpus/<target>; a crash, a hang over 10 s or 2 GiB of memory stops the run with
+# the input written to $(FUZZ_DIR)/crashes/. Seeds: fuzz/corpus/ (python -m fuzz.seeds).
+fuzz: $(VENV)/.fuzz-installed
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes; \
+	  echo "== fuzz/$${t}_target.py for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python -m fuzz.$${t}_target $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t- || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
