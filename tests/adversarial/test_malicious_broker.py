@@ -17,12 +17,12 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from structlog.testing import capture_logs
 
-from node.envelope import decode, encode
+from node.envelope import decode, encode, seal
 from node.natsserver import NatsServer
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
 from node.transport import deliver_subject
-from schemas import EnvelopeHeader
+from schemas import EnvelopeHeader, new_uuid7
 from schemas.export import parse_report
 from tests.adversarial._live import Case, DevFederation, run_once, with_recipient
 from tests.broker._support import MED, envelope, setup_federation
@@ -168,3 +168,30 @@ def test_genuine_delivery_is_stored_and_its_replay_is_a_duplicate(
     """Control: the untouched envelope is stored; delivered again it is a duplicate, not a
     second copy."""
     assert ("stored", "duplicate") == handled[1:]
+
+
+async def test_redelivery_after_a_retraction_does_not_bring_the_report_back(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A broker replaying a report after its originator retracted it: 'duplicate', and the
+    plaintext stays purged (the tombstone remembers the id)."""
+    await setup_federation(nats_server.client_url, FED)
+    ita, me = FED.agencies["ITA-GDF"], FED.agencies[ME]
+    original = EnvelopeHeader.model_validate(decode(GENUINE).hdr)
+    retraction = EnvelopeHeader(
+        id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid, created=datetime.now(UTC),
+        kind="retraction", priority="urgent", route=original.route, category=original.category,
+        handling=original.handling, recipients=[ME], refs=[original.id],
+    )  # fmt: skip
+    body = msgpack.packb({"retracts": original.id, "reason": "source withdrew"})
+    withdrawn = seal(retraction, body, ita.signing, [me.encryption.public])
+    identity = NodeIdentity(me.signing, [me.encryption])
+    async with Node.connect(nats_server.client_url, identity, FED.root.public, tmp_path) as node:
+        for n, data in enumerate((GENUINE, withdrawn, GENUINE)):
+            await node.js.publish(_dlv(data), data, headers={"Nats-Msg-Id": f"d{n}"})
+        sub = await node.js.pull_subscribe(f"plm.dlv.{ME}.>", durable="replayer", stream="PLM_DLV")
+        outcomes = [await node.handle(m) for m in await sub.fetch(3, timeout=10)]
+        entry, report = node.inbox.show(original.id)
+    assert ["stored", "purged", "duplicate"] == outcomes
+    assert report is None
+    assert entry.id == original.id
