@@ -579,6 +579,13 @@ class Node:
                                      reason=exc.reason)  # fmt: skip
                         with contextlib.suppress(nats.errors.Error):
                             await msg.nak(delay=1)
+                    except Exception as exc:  # one delivery must not stop the node
+                        # A bug met on untrusted input: keep consuming the other deliveries and
+                        # leave this one in the stream for a fixed node to take (redelivered).
+                        _log.error("unexpected error handling a delivery; will retry",
+                                   subject=msg.subject, error=repr(exc))  # fmt: skip
+                        with contextlib.suppress(nats.errors.Error):
+                            await msg.nak(delay=5)
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()

@@ -370,3 +370,30 @@ async def test_node_refuses_a_revoked_originator_even_if_a_broker_delivers(
 
     await wait_for(refused, within=10)
     assert not mlt.inbox.seen(sealed.header.id)
+
+
+async def test_an_unexpected_error_on_one_delivery_does_not_stop_the_node(
+    running: Federation,
+) -> None:
+    """A bug met while handling one delivery is logged and the delivery retried; the node keeps
+    consuming, and the report is stored once the retry succeeds."""
+    mlt = running.nodes["MLT-AFM"]
+    real_handle = mlt.handle
+    failures: list[str] = []
+
+    async def failing_once(msg: nats.aio.msg.Msg) -> str:
+        if not failures:
+            failures.append(msg.subject)
+            raise RuntimeError("a bug in the node")
+        return await real_handle(msg)
+
+    mlt.handle = failing_once  # type: ignore[method-assign]
+    sealed = await running.nodes["ITA-GDF"].publish(_example("01"))
+    assert "MLT-AFM" in sealed.recipients
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=30)
+    assert 1 == len(failures)
+    assert failures[0].startswith("plm.dlv.MLT-AFM.ITA-GDF.")
