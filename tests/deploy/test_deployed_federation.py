@@ -1,0 +1,228 @@
+"""A federation run on exactly what ``palermo deploy render`` wrote: real servers, TLS, nkeys,
+subject permissions, a 3-server JetStream hub and an agency's own leafnode server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+import pytest_asyncio
+from nats.js.api import ConsumerConfig
+
+from node.config import NatsSettings, NodeSettings, load_root_public
+from node.directory import Directory
+from node.service import Node
+from node.transport import connect
+from policies.trust import TrustStore
+from schemas import Report
+from schemas.errors import TransportError
+from schemas.export import parse_report
+from tests.broker._support import read_all, start_broker_process, stop_process, wait_for
+
+from ._support import RenderedServer, render_on_free_ports, wait_cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+LEAF = "MLT-AFM"
+
+
+@dataclass
+class Deployment:
+    out: Path
+    manifest: dict[str, Any]
+    hubs: list[RenderedServer]
+    leaf: RenderedServer
+    nodes: dict[str, Node]
+
+
+def _report() -> Report:
+    return parse_report(next(EXAMPLES.glob("01*.json")).read_text())
+
+
+async def _publish_directory(out: Path) -> None:
+    """What the operator does after the broker is up: publish every signed document."""
+    admin = NatsSettings.load(out / "admin.toml")
+    docs = [json.loads(p.read_text()) for p in sorted((out / "fed" / "documents").glob("*"))]
+    order = {"membership-certificate": 0, "revocation-list": 1, "federation-policy": 2}
+    async with connect(admin.nats_url, "palermo-admin", **admin.connect_options()) as nc:
+        directory = Directory(
+            nc.jetstream(), TrustStore(load_root_public(out / "fed" / "root.pub.json"))
+        )
+        await directory.load()
+        for doc in sorted(docs, key=lambda d: order.get(d["document"]["kind"], 3)):
+            await directory.publish(doc)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def deployed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    out = tmp_path_factory.mktemp("deployed") / "fed"
+    manifest = render_on_free_ports(out, leaves=(LEAF,))
+    hubs = [RenderedServer(Path(s["config"])) for s in manifest["servers"]]
+    leaf = RenderedServer(Path(manifest["agencies"][LEAF]["leafnode_config"]), jetstream=False)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(lambda: asyncio.gather(*(s.stop() for s in hubs)))
+        await asyncio.gather(*(s.start() for s in hubs))
+        await wait_cluster(hubs)
+        stack.push_async_callback(leaf.stop)
+        await leaf.start()
+        # The broker as the real service process ('palermo broker run'), on the rendered TOML.
+        log = out / "broker.log"
+        broker = start_broker_process(Path(manifest["broker"]["config"]), log)
+        stack.callback(stop_process, broker)
+
+        async def broker_started() -> bool:
+            assert broker.poll() is None, log.read_text()
+            return "broker consuming" in log.read_text()
+
+        await wait_for(broker_started, within=60)
+        await _publish_directory(out)
+        nodes: dict[str, Node] = {}
+        tasks = []
+        for agency in ("ITA-GDF", "GRC-HCG", LEAF):
+            settings = NodeSettings.load(Path(manifest["agencies"][agency]["node_config"]))
+            nodes[agency] = await stack.enter_async_context(Node.open(settings))
+            tasks.append(asyncio.create_task(nodes[agency].run()))
+
+        async def stop_nodes() -> None:
+            for node in nodes.values():
+                node.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        stack.push_async_callback(stop_nodes)
+        yield Deployment(out, manifest, hubs, leaf, nodes)
+
+
+async def test_a_report_goes_from_a_to_b_and_to_the_agency_behind_a_leafnode(
+    deployed: Deployment,
+) -> None:
+    """ITA-GDF (hub) -> GRC-HCG (hub) and MLT-AFM (leaf), with signed receipts back to ITA."""
+    ita = deployed.nodes["ITA-GDF"]
+    sealed = await ita.publish(_report(), to=["GRC-HCG", LEAF])
+    assert ["GRC-HCG", LEAF] == sorted(sealed.recipients)
+
+    async def stored() -> bool:
+        return all(deployed.nodes[a].inbox.seen(sealed.header.id) for a in ("GRC-HCG", LEAF))
+
+    await wait_for(stored, within=30)
+    _, report = deployed.nodes[LEAF].inbox.show(sealed.header.id)
+    assert _report() == report
+
+    async def receipted() -> bool:
+        return "GRC-HCG" in await ita.delivery_status(sealed.header.id)
+
+    await wait_for(receipted, within=30)
+    assert "delivered" == (await ita.delivery_status(sealed.header.id))["GRC-HCG"]["status"]
+
+
+async def _violations(deployed: Deployment, agency: str, action: Any) -> list[str]:
+    """Run ``action(nc)`` on ``agency``'s credentials; the errors nats-server sent back."""
+    settings = NodeSettings.load(Path(deployed.manifest["agencies"][agency]["node_config"]))
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    nc = await nats.connect(
+        settings.nats_url, error_cb=on_error, allow_reconnect=False, **settings.connect_options()
+    )
+    try:
+        await action(nc)
+        await wait_for(lambda: _true(errors), within=10)
+    finally:
+        await nc.close()
+    return errors
+
+
+async def _true(items: list[str]) -> bool:
+    return bool(items)
+
+
+async def test_server_refuses_b_reading_c_deliveries(deployed: Deployment) -> None:
+    """GRC-HCG's credentials: subscribing to plm.dlv.ITA-GDF.> is a server permission error."""
+
+    async def subscribe(nc: Any) -> None:
+        await nc.subscribe("plm.dlv.ITA-GDF.>")
+        await nc.flush()
+
+    errors = await _violations(deployed, "GRC-HCG", subscribe)
+    assert any('permissions violation for subscription to "plm.dlv.ita-gdf.>"' in e.lower()
+               for e in errors), errors  # fmt: skip
+
+
+async def test_server_refuses_b_publishing_as_c(deployed: Deployment) -> None:
+    """GRC-HCG's credentials: publishing on plm.pub.ITA-GDF.> is a server permission error."""
+
+    async def publish(nc: Any) -> None:
+        await nc.publish("plm.pub.ITA-GDF.alert.central-med.smuggling", b"forged")
+        await nc.flush()
+
+    errors = await _violations(deployed, "GRC-HCG", publish)
+    denied = 'permissions violation for publish to "plm.pub.ita-gdf.alert.central-med.smuggling"'
+    assert any(denied in e.lower() for e in errors), errors
+
+
+async def test_server_refuses_b_creating_a_consumer_on_c_deliveries(deployed: Deployment) -> None:
+    """The JetStream API call to read ITA-GDF's deliveries is refused by permissions too."""
+
+    async def consume(nc: Any) -> None:
+        config = ConsumerConfig(name="node-GRC-HCG", filter_subject="plm.dlv.ITA-GDF.>")
+        with pytest.raises(nats.errors.TimeoutError):  # the server drops the request
+            await nc.jetstream().add_consumer("PLM_DLV", config, timeout=2)
+
+    errors = await _violations(deployed, "GRC-HCG", consume)
+    assert any("permissions violation for publish" in e.lower() for e in errors), errors
+
+
+async def test_plaintext_connection_to_the_tls_listener_is_refused(deployed: Deployment) -> None:
+    """A client without TLS cannot talk to the hub at all."""
+    url = deployed.manifest["servers"][0]["client_url"].replace("tls://", "nats://")
+    with pytest.raises((nats.errors.Error, OSError, ssl.SSLError)):
+        await nats.connect(url, allow_reconnect=False, connect_timeout=3, max_reconnect_attempts=0)
+
+
+async def test_no_client_certificate_is_refused(deployed: Deployment) -> None:
+    """mTLS: the right CA and nkey but no client certificate is refused."""
+    settings = NodeSettings.load(Path(deployed.manifest["agencies"]["GRC-HCG"]["node_config"]))
+    bare = settings.model_copy(update={"nats_tls_cert": None, "nats_tls_key": None})
+    with pytest.raises((nats.errors.Error, OSError, ssl.SSLError)):
+        await nats.connect(settings.nats_url, allow_reconnect=False, connect_timeout=3,
+                           max_reconnect_attempts=0, **bare.connect_options())  # fmt: skip
+
+
+async def test_killing_a_hub_server_mid_stream_loses_and_duplicates_nothing(
+    deployed: Deployment,
+) -> None:
+    """40 reports ITA-GDF -> GRC-HCG; hub-1 is killed after 15: every one arrives, once."""
+    ita, grc = deployed.nodes["ITA-GDF"], deployed.nodes["GRC-HCG"]
+    sent: list[str] = []
+    for i in range(40):
+        if i == 15:
+            await deployed.hubs[0].kill()
+        for _attempt in range(100):
+            try:
+                sent.append((await ita.publish(_report(), to=["GRC-HCG"])).header.id)
+                break
+            except TransportError:  # reconnecting to another server: try again
+                await asyncio.sleep(0.1)
+    assert 40 == len(sent)
+
+    async def arrived() -> bool:
+        return all(grc.inbox.seen(i) for i in sent)
+
+    await wait_for(arrived, within=60)
+    await deployed.hubs[0].start()
+    await wait_cluster(deployed.hubs)
+    admin = NatsSettings.load(deployed.out / "admin.toml")
+    async with connect(admin.nats_url, "palermo-admin", **admin.connect_options()) as nc:
+        copies = await read_all(nc, "PLM_DLV", "plm.dlv.GRC-HCG.>")
+    delivered = [json.loads(json.dumps(m.headers))["Nats-Msg-Id"].split(".")[0] for m in copies]
+    assert sorted(sent) == sorted(i for i in delivered if i in set(sent))
