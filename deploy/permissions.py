@@ -21,6 +21,7 @@ it can the consumer and its filter, so an agency's API calls reach only its own 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "agency_permissions",
     "broker_permissions",
     "inbox_prefix",
+    "leaf_permissions",
 ]
 
 DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
@@ -95,6 +97,26 @@ def agency_permissions(agency: str, domain: str | None = None) -> dict[str, Any]
         allowed = permissions["publish"]["allow"]
         allowed += [f"$JS.{domain}.API.{s[len(api) + 1 :]}" for s in allowed if s.startswith(api)]
     return permissions
+
+
+def leaf_permissions(agency: str, members: Iterable[str], domain: str) -> dict[str, Any]:
+    """The hub's view of agency ``agency``'s leafnode connection.
+
+    A hub forwards interest across a leafnode only where the leaf user's permissions cover
+    the whole interest subject, and the streams' interest is ``plm.pub.>`` and ``plm.rcpt.>``:
+    with ``plm.pub.<agency>.>`` alone nothing published behind the leaf would reach a stream.
+    So the leaf user may publish on the streams' subjects *except* every other member's
+    (deny wins): the subjects it can use are the same as :func:`agency_permissions`'s. A
+    member added later must be denied here too, which re-rendering does; until then the broker
+    still refuses an envelope whose subject does not match its signed originator.
+    """
+    own = agency_permissions(agency, domain)
+    wide = {f"plm.pub.{agency}.>": "plm.pub.>", f"plm.rcpt.*.receipt.{agency}": "plm.rcpt.>"}
+    allow = [wide.get(s, s) for s in own["publish"]["allow"] if s != f"plm.rcpt.*.release.{agency}"]
+    deny = ["plm.rcpt.*.notice"]
+    for other in sorted(set(members) - {agency}):
+        deny += [f"plm.pub.{other}.>", f"plm.rcpt.*.receipt.{other}", f"plm.rcpt.*.release.{other}"]
+    return {"publish": {"allow": allow, "deny": deny}, "subscribe": own["subscribe"]}
 
 
 def broker_permissions() -> dict[str, Any]:

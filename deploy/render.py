@@ -17,7 +17,8 @@ path written into a config is absolute, so render at the place the files will li
                                      --san names, localhost, 127.0.0.1, ::1, hub-<n>
     DIR/pki/leaf-<ID>.pem, .key      an agency's own server (leafnode) certificate
     DIR/pki/<ID>.pem, .key           client certificates: each agency, broker, admin
-    DIR/nkeys/<ID>.nk                nkey user seeds (0600): each agency, broker, admin
+    DIR/nkeys/<ID>.nk                nkey user seeds (0600): each agency, broker, admin,
+                                     and leaf-<ID> for each leaf server's link to the hub
     DIR/nats/hub-<n>.conf            nats-server configs of the 3-node JetStream cluster
     DIR/nats/leaf-<ID>.conf          an agency's leafnode server config (0600: holds its seed)
     DIR/state/hub-<n>/, leaf-<ID>/   JetStream store directories
@@ -68,6 +69,7 @@ from .permissions import (
     agency_permissions,
     broker_permissions,
     inbox_prefix,
+    leaf_permissions,
 )
 from .pki import DevCA, write_private
 
@@ -214,6 +216,14 @@ def render(options: RenderOptions) -> dict[str, Any]:
         public[who] = _nkey(creds[who])
         users.append({"nkey": public[who], "permissions": permissions})
         client_certs[who] = ca.issue(f"palermo-{who}", pki / who, client=True)
+    for agency in sorted(options.leaves):
+        # The leaf server's own user at the hub (see deploy.permissions.leaf_permissions).
+        who = f"leaf-{agency}"
+        creds[who] = out / "nkeys" / f"{who}.nk"
+        public[who] = _nkey(creds[who])
+        users.append(
+            {"nkey": public[who], "permissions": leaf_permissions(agency, members, JS_DOMAIN)}
+        )
 
     tls_urls = [f"tls://{_hostport(host, p.client)}" for p in options.hub]
     servers: list[dict[str, Any]] = []
@@ -252,7 +262,7 @@ def render(options: RenderOptions) -> dict[str, Any]:
             ports = options.leaves[agency]
             name = f"leaf-{agency}"
             cert = ca.issue(name, pki / name, hosts=[*hosts, name], server=True, client=True)
-            seed = creds[agency].read_text().strip()
+            seed = creds[f"leaf-{agency}"].read_text().strip()
             leaf: dict[str, Any] = {
                 "server_name": name,
                 "listen": _hostport(host, ports.client),

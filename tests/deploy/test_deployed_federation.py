@@ -117,10 +117,13 @@ async def test_a_report_goes_from_a_to_b_and_to_the_agency_behind_a_leafnode(
     assert _report() == report
 
     async def receipted() -> bool:
-        return "GRC-HCG" in await ita.delivery_status(sealed.header.id)
+        return {"GRC-HCG", LEAF} <= set(await ita.delivery_status(sealed.header.id))
 
     await wait_for(receipted, within=30)
-    assert "delivered" == (await ita.delivery_status(sealed.header.id))["GRC-HCG"]["status"]
+    status = await ita.delivery_status(sealed.header.id)
+    assert {"GRC-HCG": "delivered", LEAF: "delivered"} == {
+        a: r["status"] for a, r in status.items()
+    }
 
 
 async def _violations(deployed: Deployment, agency: str, action: Any) -> list[str]:
@@ -226,3 +229,20 @@ async def test_killing_a_hub_server_mid_stream_loses_and_duplicates_nothing(
         copies = await read_all(nc, "PLM_DLV", "plm.dlv.GRC-HCG.>")
     delivered = [json.loads(json.dumps(m.headers))["Nats-Msg-Id"].split(".")[0] for m in copies]
     assert sorted(sent) == sorted(i for i in delivered if i in set(sent))
+
+
+async def test_the_agency_behind_a_leafnode_sends(deployed: Deployment) -> None:
+    """MLT-AFM publishes through its own server; ITA-GDF stores it and MLT gets the receipt."""
+    mlt, ita = deployed.nodes[LEAF], deployed.nodes["ITA-GDF"]
+    report = _report().model_copy(update={"originator": LEAF})
+    sealed = await mlt.publish(report, to=["ITA-GDF"])
+
+    async def stored() -> bool:
+        return ita.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=30)
+
+    async def receipted() -> bool:
+        return "ITA-GDF" in await mlt.delivery_status(sealed.header.id)
+
+    await wait_for(receipted, within=30)
