@@ -121,9 +121,13 @@ def _aware_ms(value: datetime) -> datetime:
         raise ValueError("a time must carry a timezone, e.g. 2026-11-22T10:00:00Z")
     # Millisecond precision is all the wire keeps; truncate so a round-trip is exact.
     try:
-        return from_epoch_ms(_floor_ms(value.astimezone(UTC)))
+        ms = _floor_ms(value.astimezone(UTC))
     except OverflowError as exc:
         raise ValueError("time is outside the representable range") from exc
+    # The same range as integer input: a time accepted as text must read back from the wire.
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise ValueError(f"time {value.isoformat()} is outside 1970-01-01 to 9999-12-31")
+    return from_epoch_ms(ms)
 
 
 EpochMillis = Annotated[
