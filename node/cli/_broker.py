@@ -25,6 +25,25 @@ NatsOption = Annotated[
     list[str], typer.Option("--nats", help="NATS server URL (repeat for a cluster).")
 ]
 DEFAULT_NATS = ["nats://127.0.0.1:4222"]
+NatsConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--nats-config",
+        help="TOML with nats_url, TLS and credentials (admin.toml from 'palermo deploy "
+        "render'); replaces --nats.",
+    ),
+]
+
+
+def _nats(urls: list[str], config: Path | None) -> tuple[list[str], dict[str, Any]]:
+    """URLs and connect options: from --nats, or from a NATS settings TOML (checked)."""
+    if config is None:
+        return urls, {}
+    from ..config import NatsSettings
+
+    settings = NatsSettings.load(config)
+    settings.check_secure()
+    return settings.nats_url, settings.connect_options()
 
 
 @broker_app.command("keygen")
@@ -69,10 +88,13 @@ def run(
     asyncio.run(run_broker(settings))
 
 
-async def _read_stream(urls: list[str], subject: str, stream: str) -> list[dict[str, Any]]:
+async def _read_stream(
+    urls: list[str], subject: str, stream: str, config: Path | None = None
+) -> list[dict[str, Any]]:
     from ..transport import connect, map_nats_errors
 
-    async with connect(urls, "palermo-audit") as nc:
+    urls, options = _nats(urls, config)
+    async with connect(urls, "palermo-audit", **options) as nc:
         js = nc.jetstream()
         out: list[dict[str, Any]] = []
         with map_nats_errors(f"read {stream}"):
@@ -98,6 +120,7 @@ def verify(
         list[Path], typer.Option("--broker-key", help="Broker public key file(s) (*.pub.json).")
     ],
     nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check every audit chain: links, hashes, order and signed checkpoints.
@@ -114,7 +137,7 @@ def verify(
     for path in broker_key:
         public = load_public_key_file(path, "broker")
         keys[public.kid] = public.key
-    entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT"))
+    entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT", nats_config))
     reports = verify_entries(entries, keys)
     if as_json:
         print_json({"ok": all(r.ok for r in reports), "chains": [r.to_dict() for r in reports]})
@@ -134,6 +157,7 @@ def verify(
 def trail(
     report_id: Annotated[str, typer.Argument(help="Envelope / report id.")],
     nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Everyone who received a report, when, under which obligations, and every denial.
@@ -142,7 +166,8 @@ def trail(
     """
     from broker.audit import trail as audit_trail
 
-    rows = audit_trail(asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT")), report_id)
+    entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT", nats_config))
+    rows = audit_trail(entries, report_id)
     if as_json:
         print_json(rows)
         return
@@ -163,6 +188,7 @@ def publish(
     files: Annotated[list[Path], typer.Argument(help="Signed documents (*.json).")],
     root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
     nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
 ) -> None:
     """Verify signed trust and policy documents, then store them in the directory.
 
@@ -174,9 +200,10 @@ def publish(
     from ..transport import connect
 
     docs = [read_json(f) for f in files]
+    urls, options = _nats(nats_url, nats_config)
 
     async def go() -> list[str]:
-        async with connect(nats_url, "palermo-directory") as nc:
+        async with connect(urls, "palermo-directory", **options) as nc:
             directory = Directory(nc.jetstream(), TrustStore(load_root_public(root)))
             await directory.load()
             order = {"membership-certificate": 0, "revocation-list": 1, "federation-policy": 2}
@@ -192,6 +219,7 @@ def publish(
 def show(
     root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
     nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show the verified directory: members, keys, subscriptions, revocations, refusals.
@@ -203,8 +231,10 @@ def show(
     from ..directory import Directory
     from ..transport import connect
 
+    urls, options = _nats(nats_url, nats_config)
+
     async def go() -> dict[str, Any]:
-        async with connect(nats_url, "palermo-directory") as nc:
+        async with connect(urls, "palermo-directory", **options) as nc:
             store = TrustStore(load_root_public(root))
             directory = Directory(nc.jetstream(), store)
             await directory.load()
