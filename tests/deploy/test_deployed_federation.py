@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -18,11 +20,9 @@ import pytest
 import pytest_asyncio
 from nats.js.api import ConsumerConfig
 
-from node.config import NatsSettings, NodeSettings, load_root_public
-from node.directory import Directory
+from node.config import NatsSettings, NodeSettings
 from node.service import Node
 from node.transport import connect
-from policies.trust import TrustStore
 from schemas import Report
 from schemas.errors import TransportError
 from schemas.export import parse_report
@@ -48,18 +48,22 @@ def _report() -> Report:
     return parse_report(next(EXAMPLES.glob("01*.json")).read_text())
 
 
+async def _palermo(*args: str) -> subprocess.CompletedProcess[str]:
+    """The operator's CLI as a real process."""
+    palermo = Path(sys.executable).parent / "palermo"
+    return await asyncio.to_thread(
+        subprocess.run, [str(palermo), *args], capture_output=True, text=True, timeout=60
+    )
+
+
 async def _publish_directory(out: Path) -> None:
-    """What the operator does after the broker is up: publish every signed document."""
-    admin = NatsSettings.load(out / "admin.toml")
-    docs = [json.loads(p.read_text()) for p in sorted((out / "fed" / "documents").glob("*"))]
-    order = {"membership-certificate": 0, "revocation-list": 1, "federation-policy": 2}
-    async with connect(admin.nats_url, "palermo-admin", **admin.connect_options()) as nc:
-        directory = Directory(
-            nc.jetstream(), TrustStore(load_root_public(out / "fed" / "root.pub.json"))
-        )
-        await directory.load()
-        for doc in sorted(docs, key=lambda d: order.get(d["document"]["kind"], 3)):
-            await directory.publish(doc)
+    """What the operator does once the broker is up: publish every signed document."""
+    docs = sorted(str(p) for p in (out / "fed" / "documents").glob("*.json"))
+    done = await _palermo(
+        "directory", "publish", *docs, "--root", str(out / "fed" / "root.pub.json"),
+        "--nats-config", str(out / "admin.toml"),
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr + done.stdout
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -201,6 +205,25 @@ async def test_no_client_certificate_is_refused(deployed: Deployment) -> None:
                            max_reconnect_attempts=0, **bare.connect_options())  # fmt: skip
 
 
+async def _where(deployed: Deployment, missing: list[str]) -> str:
+    """Where the missing reports are: for a failure message worth reading."""
+    admin = NatsSettings.load(deployed.out / "admin.toml")
+    async with connect(admin.nats_url, "palermo-admin", **admin.connect_options()) as nc:
+        js = nc.jetstream()
+        pub = (await js.stream_info("PLM_PUB")).state
+        copies = await read_all(nc, "PLM_DLV", "plm.dlv.GRC-HCG.>")
+        ids = {m.headers["Nats-Msg-Id"].split(".")[0] for m in copies if m.headers}
+        broker = await js.consumer_info("PLM_PUB", "palermo-broker")
+        node = await js.consumer_info("PLM_DLV", "node-GRC-HCG")
+    return (
+        f"{len(missing)} missing; in PLM_DLV: {len(set(missing) & ids)}; PLM_PUB holds "
+        f"{pub.messages}; broker consumer pending={broker.num_pending} "
+        f"ack_pending={broker.num_ack_pending} redelivered={broker.num_redelivered}; node "
+        f"consumer pending={node.num_pending} ack_pending={node.num_ack_pending} "
+        f"redelivered={node.num_redelivered}"
+    )
+
+
 async def test_killing_a_hub_server_mid_stream_loses_and_duplicates_nothing(
     deployed: Deployment,
 ) -> None:
@@ -221,7 +244,11 @@ async def test_killing_a_hub_server_mid_stream_loses_and_duplicates_nothing(
     async def arrived() -> bool:
         return all(grc.inbox.seen(i) for i in sent)
 
-    await wait_for(arrived, within=60)
+    try:
+        await wait_for(arrived, within=60)
+    except AssertionError as exc:
+        missing = [i for i in sent if not grc.inbox.seen(i)]
+        raise AssertionError(await _where(deployed, missing)) from exc
     await deployed.hubs[0].start()
     await wait_cluster(deployed.hubs)
     admin = NatsSettings.load(deployed.out / "admin.toml")
@@ -246,3 +273,17 @@ async def test_the_agency_behind_a_leafnode_sends(deployed: Deployment) -> None:
         return "ITA-GDF" in await mlt.delivery_status(sealed.header.id)
 
     await wait_for(receipted, within=30)
+
+
+async def test_the_operator_verifies_the_audit_chain_with_admin_credentials(
+    deployed: Deployment,
+) -> None:
+    """'palermo audit verify --nats-config admin.toml' reads the R3 audit stream: it verifies."""
+    done = await _palermo(
+        "audit", "verify", "--broker-key", str(deployed.out / "fed" / "broker.pub.json"),
+        "--nats-config", str(deployed.out / "admin.toml"), "--json",
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert result["ok"] is True
+    assert sum(c["entries"] for c in result["chains"]) >= 1
