@@ -16,7 +16,7 @@ from fuzz import harness
 from schemas import parse_report, partition
 from tests.vectors import generate
 
-__all__ = ["CORPUS", "EXAMPLES", "envelope_seeds", "main", "report_seeds"]
+__all__ = ["CORPUS", "EXAMPLES", "envelope_seeds", "main", "report_regressions", "report_seeds"]
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 CORPUS: Final = ROOT / "fuzz" / "corpus"
@@ -40,6 +40,7 @@ def report_seeds() -> dict[str, bytes]:
         "vector-payload.msgpack": generate.PAYLOAD,
         "vector-personal.msgpack": generate.PERSONAL,
     }
+    seeds |= report_regressions()
     for path in sorted(EXAMPLES.glob("*.json")):
         text = path.read_bytes()
         seeds[path.name] = text
@@ -51,6 +52,19 @@ def report_seeds() -> dict[str, bytes]:
         for sid, body in parts.section_bodies().items():
             seeds[f"{path.stem}.{sid}.msgpack"] = msgpack.packb(body, use_bin_type=True)
     return seeds
+
+
+def report_regressions() -> dict[str, bytes]:
+    """Inputs that once made a target fail, replayed by every run (tests/fuzz names each)."""
+    first = json.loads(next(iter(sorted(EXAMPLES.glob("*.json")))).read_text())
+    return {
+        # 5597f50: a 5000-digit JSON integer raised a bare ValueError from json.loads.
+        "regression-int-5000-digits.json": b'{"title": ' + b"1" * 5000 + b"}",
+        # e42808d: a time before 1970 as text was accepted, but not its wire form (make fuzz).
+        "regression-observed-1013.json": json.dumps(
+            first | {"observed": "1013-11-21T02:02:00Z"}, indent=2
+        ).encode(),
+    }
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ gets a fuzzed value past canonical-encoding checks once the envelope is re-signe
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any, Final
 
 from hypothesis import HealthCheck, settings
@@ -89,6 +90,8 @@ _scalars = (
     | st.text(max_size=40)
     | st.sampled_from(["ITA-GDF", "MLT-AFM", "central-med", "routes", "alert", "AMBER"])
     | st.integers(4000, 6000).map(lambda n: "x" * n)
+    # RFC 3339 times from year 1 to 9999, in and out of the range the wire can carry.
+    | st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat().replace("+00:00", "Z"))
 )
 json_values: Final = st.recursive(
     _scalars,

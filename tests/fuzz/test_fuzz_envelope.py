@@ -65,7 +65,7 @@ def test_mutated_vectors(data: bytes) -> None:
         event(outcome)
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=1200)
 @given(tree_mutated(FIELDS, msgpack_values))
 def test_mutated_structure_resigned(fields: dict[str, Any]) -> None:
     """Any node of a valid envelope replaced, deleted or type-swapped, then re-signed."""
@@ -73,7 +73,7 @@ def test_mutated_structure_resigned(fields: dict[str, Any]) -> None:
         event(outcome)
 
 
-@settings(FUZZ, max_examples=800)
+@settings(FUZZ, max_examples=600)
 @given(st.dictionaries(st.sampled_from(list(FIELDS)), msgpack_values, max_size=4))
 def test_any_msgpack_fields_resigned(fields: dict[str, Any]) -> None:
     """Whole fields replaced by any msgpack-able value (header, stanzas, body, sections)."""
