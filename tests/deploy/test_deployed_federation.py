@@ -177,6 +177,29 @@ async def test_server_refuses_b_publishing_as_c(deployed: Deployment) -> None:
     assert any(denied in e.lower() for e in errors), errors
 
 
+async def test_the_leaf_link_cannot_publish_as_another_member(deployed: Deployment) -> None:
+    """The leaf server's own hub user (leaf-MLT-AFM) is refused plm.pub.ITA-GDF.> by the hub."""
+    node = NodeSettings.load(Path(deployed.manifest["agencies"][LEAF]["node_config"]))
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    options = node.model_copy(
+        update={"nats_nkey_seed": deployed.out / "nkeys" / f"leaf-{LEAF}.nk", "nats_url":
+                [deployed.manifest["servers"][1]["client_url"]], "nats_inbox_prefix": None}
+    ).connect_options()  # fmt: skip
+    nc = await nats.connect([deployed.manifest["servers"][1]["client_url"]],
+                            error_cb=on_error, allow_reconnect=False, **options)  # fmt: skip
+    try:
+        await nc.publish("plm.pub.ITA-GDF.alert.central-med.smuggling", b"forged")
+        await nc.flush()
+        await wait_for(lambda: _true(errors), within=10)
+    finally:
+        await nc.close()
+    assert any("plm.pub.ita-gdf" in e.lower() for e in errors), errors
+
+
 async def test_server_refuses_b_creating_a_consumer_on_c_deliveries(deployed: Deployment) -> None:
     """The JetStream API call to read ITA-GDF's deliveries is refused by permissions too."""
 

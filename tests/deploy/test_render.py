@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from broker.config import BrokerSettings
 from deploy.permissions import agency_permissions
+from deploy.render import RenderOptions, render
 from node.cli import app
 from node.config import NatsSettings, NodeSettings
 from node.devfed import EXAMPLES
@@ -115,3 +116,23 @@ def test_render_refuses_a_leaf_that_is_not_a_member(tmp_path: Path) -> None:
     assert 0 != result.exit_code
     assert "NOPE-1" in result.output
     assert "ITA-GDF" in result.output
+
+
+def test_render_reads_a_signed_federation_policy(tmp_path: Path) -> None:
+    """A signed policy (JSON) gives the same members as its TOML; a broken file is named."""
+    from datetime import UTC, datetime
+
+    from node.keys import SigningKey
+    from policies import Federation
+    from policies.trust import ROOT, sign_document
+
+    federation = Federation.from_toml((EXAMPLES / "federation.toml").read_text())
+    signed = tmp_path / "federation.signed.json"
+    signed.write_text(json.dumps(sign_document(federation, SigningKey.generate(ROOT), ROOT)))
+    manifest = render(RenderOptions(federation=signed, out=tmp_path / "out",
+                                    now=datetime.now(UTC)))  # fmt: skip
+    assert {m.id for m in federation.members} == set(manifest["agencies"])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    with pytest.raises(ConfigError, match="signed federation policy"):
+        render(RenderOptions(federation=broken, out=tmp_path / "out2"))
