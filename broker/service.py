@@ -500,7 +500,14 @@ class Broker:
                     msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
                 except (nats.errors.TimeoutError, TimeoutError):
                     if self.chain.since_checkpoint:
-                        await self._checkpoint(datetime.now(UTC))
+                        try:
+                            await self._checkpoint(datetime.now(UTC))
+                        except (nats.errors.Error, TimeoutError) as exc:
+                            # A server died or a stream leader is being elected: the chain
+                            # may now have a gap, so start a new one instead of exiting.
+                            _log.warning("checkpoint failed; starting a new chain",
+                                         error=repr(exc))  # fmt: skip
+                            self.chain = self._new_chain()
                     continue
                 except nats.errors.Error as exc:
                     # Server restarting, leader election, reconnect: wait and try again; the
