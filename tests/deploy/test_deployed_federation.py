@@ -243,7 +243,8 @@ async def _where(deployed: Deployment, missing: list[str]) -> str:
         f"{pub.messages}; broker consumer pending={broker.num_pending} "
         f"ack_pending={broker.num_ack_pending} redelivered={broker.num_redelivered}; node "
         f"consumer pending={node.num_pending} ack_pending={node.num_ack_pending} "
-        f"redelivered={node.num_redelivered}"
+        f"redelivered={node.num_redelivered}; broker log:\n"
+        + "\n".join((deployed.out / "broker.log").read_text().splitlines()[-12:])
     )
 
 
