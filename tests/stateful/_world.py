@@ -97,7 +97,7 @@ class WorldSpec:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> WorldSpec:
-    n = draw(st.integers(min_value=3, max_value=5))
+    n = draw(st.integers(min_value=4, max_value=5))
     picked = draw(st.permutations(POOL))[:n]
     members = tuple(
         MemberSpec(
