@@ -496,21 +496,33 @@ class Node:
     async def decide_release(self, request_id: str, grant: bool, reason: str = "") -> str | None:
         """An officer's decision on a pending request; a grant seals the report for the target.
 
-        Returns the release envelope id on a grant.
+        Returns the release envelope id on a grant. A grant that can no longer be sealed (the
+        target was revoked, or lost its keys or its agreement, since the request came) raises
+        InputError and leaves the request pending, to be denied.
         """
+        for pending in self.inbox.release_requests("pending") if grant else []:
+            if pending["id"] == request_id:
+                # A dry run before the grant is recorded: a grant must never be on record for
+                # a release that was not sent.
+                release, now = self._release_report(pending), datetime.now(UTC)
+                seal_report(release, self.identity.signing, [pending["target"]], self.trust,
+                            self.policy, now)  # fmt: skip
         row = self.inbox.decide_release(request_id, "granted" if grant else "denied", reason)
         if not grant:
             await self._release_answer(request_id, "denied", reason or "refused by the originator")
             return None
+        sealed = await self.publish(self._release_report(row), to=[row["target"]])
+        await self._release_answer(request_id, "granted", reason or None, sealed.header.id)
+        return sealed.header.id
+
+    def _release_report(self, row: Mapping[str, Any]) -> Report:
+        """The report as released to a request's target: kind release, target added to rel_to."""
         report = self.inbox.sent_report(row["report"])
         original = self.inbox.sent_header(row["report"])
         handling = original.handling.model_copy(
             update={"rel_to": sorted({*original.handling.rel_to, row["target"]})}
         )
-        release = report.model_copy(update={"kind": Kind.RELEASE, "handling": handling})
-        sealed = await self.publish(release, to=[row["target"]])
-        await self._release_answer(request_id, "granted", reason or None, sealed.header.id)
-        return sealed.header.id
+        return report.model_copy(update={"kind": Kind.RELEASE, "handling": handling})
 
     async def _release_answer(
         self, request_id: str, decision: str, reason: str | None, release: str | None = None

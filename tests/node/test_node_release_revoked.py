@@ -1,0 +1,64 @@
+"""A release granted for a partner revoked since it was requested (found by the stateful test)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from node.devfed import DevFederation
+from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+from schemas.errors import InputError
+from schemas.export import parse_report
+from tests.broker._support import read_all
+from tests.stateful._live import Live, wait_until
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+
+
+async def test_grant_for_a_revoked_target_is_refused_and_stays_pending(tmp_path: Path) -> None:
+    """MLT-AFM asks to pass a report to AUS-ABF, AUS-ABF is revoked, the officer grants: a typed
+    error, nothing sent, the request still pending; denying it then tells MLT-AFM."""
+    fed = DevFederation.build(datetime.now(UTC))
+    live = Live(tmp_path, fed)
+    await live.start()
+    try:
+        ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+        sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
+
+        async def at_mlt() -> bool:
+            return mlt.inbox.seen(sealed.header.id)
+
+        await wait_until("the report reaches MLT-AFM", at_mlt)
+        await mlt.request_release(sealed.header.id, "AUS-ABF", "joint operation")
+
+        async def asked() -> bool:
+            return len(ita.inbox.release_requests("pending")) == 1
+
+        await wait_until("the request reaches ITA-GDF", asked)
+        now = datetime.now(UTC)
+        revoked = RevocationList(seq=2, issued=now, entries=[
+            RevocationEntry(agency="AUS-ABF", reason="compromised", revoked_at=now)])  # fmt: skip
+        await live.directory.publish(sign_document(revoked, fed.root, ROOT))
+
+        async def known() -> bool:
+            return ita.trust.revocations.seq == 2
+
+        await wait_until("ITA-GDF knows of the revocation", known)
+        [request] = ita.inbox.release_requests()
+        sent_before = (await ita.js.stream_info("PLM_PUB")).state.last_seq
+        with pytest.raises(InputError, match="AUS-ABF was revoked"):
+            await ita.decide_release(request["id"], grant=True)
+        assert sent_before == (await ita.js.stream_info("PLM_PUB")).state.last_seq
+        assert ["pending"] == [r["state"] for r in ita.inbox.release_requests()]
+        assert (
+            await ita.decide_release(request["id"], grant=False, reason="AUS-ABF revoked") is None
+        )
+        answers = await read_all(mlt.nc, "PLM_RCPT", "plm.rcpt.MLT-AFM.release.>")
+        assert [("AUS-ABF", "denied")] == [
+            (d["target"], d["decision"]) for d in (json.loads(m.data)["document"] for m in answers)
+        ]
+    finally:
+        await live.close()
