@@ -386,6 +386,17 @@ class FederationMachine(RuleBasedStateMachine):
         note(f"release request {row['state']}")
         if row["state"] != "pending" or not grant():
             return
+        if target in self.revoked:
+            # Revoked since it asked (the policy check on arrival knows no certificates): the
+            # grant cannot be sealed, is not recorded, and the officer denies instead.
+            with pytest.raises(InputError, match=f"{target} was revoked"):
+                self.call(origin.decide_release(row["id"], grant=True))
+            assert ["pending"] == [
+                r["state"] for r in origin.inbox.release_requests() if r["id"] == row["id"]
+            ]
+            self.call(origin.decide_release(row["id"], grant=False, reason="target revoked"))
+            note("release grant refused: target revoked")
+            return
         note("release granted")
         release_id = self.call(origin.decide_release(row["id"], grant=True))
         assert release_id is not None
