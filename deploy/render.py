@@ -8,7 +8,8 @@ certificates, key bundles, subscriptions and the signed policies. A real federat
 its own (``palermo federation init/admit``, ``palermo agency init``) and replaces ``fed/``.
 
 Output layout under ``--out DIR`` (stable: packaging and docs/operations.md rely on it; every
-path written into a config is absolute, so render at the place the files will live)::
+path written into a config is absolute, so render at the place the files will live; rendering
+again into the same DIR replaces every key, seed and certificate)::
 
     DIR/manifest.json                what --json prints (see below)
     DIR/pki/ca.pem, ca.key           the development CA (key 0600; keep it offline)
