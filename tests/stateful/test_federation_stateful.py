@@ -5,14 +5,16 @@ subscriptions), starts a nats-server, the broker and one node per agency, then r
 steps: publications with random handling (sealed by the node, or carelessly sealed for everyone
 so that only the broker and the receiving nodes stand between the data and the wrong partner),
 subscription changes, key rotations, revocations, release requests and grants, broker stops,
-starts and crashes in the middle of a burst. After every step:
+starts and crashes (its connection dropped, possibly in the middle of a burst), and a
+nats-server restart on its file store. After every step:
 
 - nobody holds plaintext the policy did not allow it when it was delivered: the engine is the
   oracle for who receives what, and independent rules (``_world``) must hold for every inbox
   entry (RED only to named agencies, personal data only under a data-protection agreement,
   nothing for or from a revoked or suspended agency, the non-refoulement guard, ...);
 - every allowed delivery arrives exactly once (once the broker runs again after a stop);
-- every audit chain verifies, and every delivery has an audited 'allow'.
+- every audit chain verifies, and (once settled) every delivery has an audited 'allow';
+- an agency without a stanza cannot open an envelope, whatever keys it holds.
 
 ``PALERMO_STATEFUL_EXAMPLES`` and ``PALERMO_STATEFUL_STEPS`` make longer runs (the default, 4
 examples of 20 steps, is bounded for CI); ``PALERMO_STATEFUL_RANDOM=1`` draws new sequences
