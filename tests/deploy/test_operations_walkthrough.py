@@ -148,12 +148,19 @@ def _meta_leader(port: int) -> str:
         return ""
 
 
+def _report_id(output: str) -> str:
+    """The report id a 'palermo publish' printed (its first 8 hex digits, as lists show)."""
+    found = re.search(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", output)
+    assert found, output
+    return found.group(1)
+
+
 def test_operations_walkthrough(operator: Operator) -> None:
     """Render, 3-server hub, broker, directory, three nodes, a first report ITA-GDF -> GRC-HCG,
     key rotation, revocation of ESP-GC, backup and restore of GRC-HCG's node store."""
     assert [
         "render", "hub", "broker", "directory", "nodes", "first-report", "inbox", "rotate",
-        "revoke", "backup", "restore",
+        "restart-node", "report-to-rotated", "inbox-rotated", "revoke", "backup", "restore",
     ] == list(_blocks())  # fmt: skip
     listed = operator.run("render")
     assert "hub-1.conf" in listed
@@ -176,14 +183,12 @@ def test_operations_walkthrough(operator: Operator) -> None:
 
     published = operator.run("first-report")
     assert "GRC-HCG" in published
-    report_id = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-                          published)  # fmt: skip
-    assert report_id, published
+    report_id = _report_id(published)
 
     def in_inbox() -> bool:
         for label in nodes:
             operator.log(label)  # a node that died fails here, with its log
-        return report_id.group(0)[:8] in operator.run("inbox")
+        return report_id in operator.run("inbox")
 
     _until(in_inbox, 60, "the report in GRC-HCG's inbox")
 
@@ -193,13 +198,18 @@ def test_operations_walkthrough(operator: Operator) -> None:
     assert keys[0] != keys[1]
     assert all(Path(k).is_file() for k in keys)
 
+    operator.stop(nodes[0])  # ITA-GDF restarts on its new key list
+    operator.start("restart-node")
+    second = _report_id(operator.run("report-to-rotated"))
+    _until(lambda: second in operator.run("inbox-rotated"), 60, "GRC's report in ITA's inbox")
+
     revoked = operator.run("revoke")
     assert "revoked: ESP-GC" in revoked
 
     operator.stop(nodes[1])  # GRC-HCG: a node store is backed up with the node stopped
     operator.run("backup")
     restored = operator.run("restore")
-    assert report_id.group(0)[:8] in restored
+    assert report_id in restored
 
 
 def _palermo_commands() -> list[list[str]]:
