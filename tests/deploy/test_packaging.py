@@ -299,6 +299,8 @@ def test_kubernetes_workloads_run_hardened() -> None:
     for name, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"], name
+        if "fsGroup" in pod["securityContext"]:  # no recursive chmod of 0600 key files
+            assert "OnRootMismatch" == pod["securityContext"]["fsGroupChangePolicy"], name
         for container in pod.get("initContainers", []) + pod["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"], name
             assert not container["securityContext"]["allowPrivilegeEscalation"], name
