@@ -21,7 +21,7 @@ from nats.js.kv import KeyValue
 
 from policies.trust import TrustStore
 from policies.view import AGENCY_PREFIX, FEDERATION_KEY, PolicyStore
-from schemas.errors import PalermoError, TrustError
+from schemas.errors import PalermoError, TransportError, TrustError
 
 from .transport import map_nats_errors
 
@@ -82,10 +82,26 @@ class Directory:
                 except nats.js.errors.BucketNotFoundError:
                     if not create:
                         raise
-                    self._kv = await self.js.create_key_value(
-                        bucket=BUCKET, history=5, replicas=self.replicas
-                    )
+                    missing = True
+                else:
+                    missing = False
+            if missing:
+                self._kv = await self._create()
         return self._kv
+
+    async def _create(self) -> KeyValue:
+        try:
+            with map_nats_errors(f"create the directory bucket {BUCKET}"):
+                return await self.js.create_key_value(
+                    bucket=BUCKET, history=5, replicas=self.replicas
+                )
+        except TransportError as exc:
+            # Under a deployment's permissions only the broker and the operator may create it.
+            raise TransportError(
+                f"the directory bucket {BUCKET} does not exist and could not be created "
+                f"({exc.reason}); start the broker first (it creates the bucket), or publish "
+                "the directory with 'palermo directory publish --nats-config admin.toml'"
+            ) from exc
 
     async def publish(self, signed: dict[str, Any]) -> str:
         """Verify a document against what we hold, then store it. Returns its key."""

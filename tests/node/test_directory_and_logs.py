@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import structlog
 
 from node.devfed import DevFederation
@@ -55,3 +56,34 @@ def test_redaction_runs_before_rendering() -> None:
     with structlog.testing.capture_logs() as logs:
         structlog.get_logger().info("hello", envelope="e1")
     assert "e1" == logs[0]["envelope"]
+
+
+async def test_a_node_that_may_not_create_the_directory_is_told_to_start_the_broker(
+    tmp_path: Path,
+) -> None:
+    """Under permissions that deny stream creation (an agency's, in a deployment), a missing
+    directory bucket gives an error that says who creates it, not a bare timeout."""
+    import nats
+
+    from node.directory import Directory
+    from schemas.errors import TransportError
+
+    users = {"users": [{"user": "agency", "password": "pw", "permissions": {
+        "publish": {"allow": ["$JS.API.INFO", "$JS.API.STREAM.INFO.>"]},
+        "subscribe": {"allow": ["_INBOX.>"]},
+    }}]}  # fmt: skip
+    server = NatsServer(tmp_path / "nats", name="plm-perm", config={"authorization": users})
+    fed = DevFederation.build(datetime.now(UTC))
+    async with server:
+        host, port = server.client_url.removeprefix("nats://").rsplit(":", 1)
+        nc = await nats.connect(f"nats://agency:pw@{host}:{port}", error_cb=_ignore)
+        try:
+            directory = Directory(nc.jetstream(timeout=1), fed.trust_store())
+            with pytest.raises(TransportError, match="start the broker first"):
+                await directory.load()
+        finally:
+            await nc.close()
+
+
+async def _ignore(exc: Exception) -> None:
+    """nats-py reports the server's permissions violation here; the request then times out."""
