@@ -75,18 +75,16 @@ class Directory:
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     async def open(self, *, create: bool = True) -> KeyValue:
-        if self._kv is None:
-            with map_nats_errors(f"open the directory bucket {BUCKET}"):
-                try:
-                    self._kv = await self.js.key_value(BUCKET)
-                except nats.js.errors.BucketNotFoundError:
-                    if not create:
-                        raise
-                    missing = True
-                else:
-                    missing = False
-            if missing:
-                self._kv = await self._create()
+        if self._kv is not None:
+            return self._kv
+        with map_nats_errors(f"open the directory bucket {BUCKET}"):
+            try:
+                kv: KeyValue | None = await self.js.key_value(BUCKET)
+            except nats.js.errors.BucketNotFoundError:
+                if not create:
+                    raise
+                kv = None
+        self._kv = kv if kv is not None else await self._create()
         return self._kv
 
     async def _create(self) -> KeyValue:
