@@ -1,0 +1,68 @@
+"""nats-server SIGKILLed and restarted while a node publishes: each Node.publish either returned
+(and that report reaches the partner, once) or raised a typed TransportError telling the user to
+retry; nothing that returned is lost, nothing arrives twice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from schemas.errors import TransportError
+from tests.broker._support import setup_federation, wait_for
+from tests.faults._support import example, inbox_ids, node, running_broker
+
+N = 300
+KILL_AT = 100
+
+
+@pytest.mark.slow
+async def test_server_sigkill_during_node_publish_loses_nothing_that_returned(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(url, fed)
+    report = example("01")
+    ok: list[str] = []
+    failed: list[TransportError] = []
+    async with (
+        running_broker(url, fed),
+        node(url, fed, "ITA-GDF", tmp_path) as ita,
+        node(url, fed, "MLT-AFM", tmp_path) as mlt,
+    ):
+        consumer = asyncio.create_task(mlt.run())
+        for i in range(N):
+            if i == KILL_AT:
+                await nats_server.kill()
+                restart = asyncio.create_task(_restart_soon(nats_server))
+            try:
+                ok.append((await ita.publish(report, to=["MLT-AFM"])).header.id)
+            except TransportError as exc:
+                failed.append(exc)
+        await restart
+
+        async def all_ok_stored() -> bool:
+            return all(mlt.inbox.seen(i) for i in ok)
+
+        await wait_for(all_ok_stored, within=120)
+        mlt.stop()
+        await consumer
+    assert failed, "the kill should have made at least one publish fail"
+    told = ("cannot reach NATS", "timed out waiting for NATS")
+    assert all(any(t in str(e) for t in told) for e in failed), [str(e) for e in failed][:3]
+    stored = [i for _, i in inbox_ids(tmp_path / "MLT-AFM" / "inbox.db")]
+    assert len(stored) == len(set(stored))
+    assert set(ok) <= set(stored)
+    assert len(ok) + len(failed) == N
+    assert len(ok) > KILL_AT
+
+
+async def _restart_soon(server: NatsServer) -> None:
+    # While the server is down the publisher must get errors, not hang.
+    await asyncio.sleep(1.0)
+    await server.restart()
