@@ -55,6 +55,12 @@ def deliver_subject(recipient: str, header: EnvelopeHeader) -> str:
     return ".".join((SUBJECT_PREFIX_DLV, recipient, *header.subject_tokens()))
 
 
+# JetStream's refusals of a publish because a stream or the server's storage is full:
+# 10077 store failed (maximum bytes / messages exceeded), 10047 storage resources exceeded,
+# 10023 insufficient resources.
+STREAM_FULL: Final[frozenset[int]] = frozenset({10077, 10047, 10023})
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
@@ -72,6 +78,15 @@ def map_nats_errors(action: str) -> Iterator[None]:
         ) from exc
     except (nats.errors.MaxPayloadError, nats.js.errors.BadRequestError) as exc:
         raise PublishRejected(f"{action}: the server refused it ({_reason(exc)})") from exc
+    except nats.js.errors.APIError as exc:
+        if exc.err_code in STREAM_FULL:
+            raise PublishRejected(
+                f"{action}: the JetStream stream for this subject is full ({exc.description}); "
+                "nothing was stored: retry later, and ask the federation operator to raise the "
+                "stream limits (broker StreamLimits) or free disk space on the NATS servers",
+                exc.err_code or 0,
+            ) from exc
+        raise TransportError(f"{action}: {_reason(exc)}") from exc
     except nats.js.errors.NoStreamResponseError as exc:
         raise PublishRejected(
             f"{action}: no JetStream stream answered; are the Palermo streams created?"

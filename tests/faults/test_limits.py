@@ -1,0 +1,68 @@
+"""Streams full: the publisher gets a typed error that says what is full and what to do, and
+nothing already accepted is lost; a full PLM_DLV leaves envelopes pending, never acked away."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+
+from broker.streams import StreamLimits, ensure_streams
+from node.devfed import DevFederation
+from node.directory import Directory
+from node.natsserver import NatsServer
+from node.transport import PublishRejected
+from tests.broker._support import stream_count, wait_for
+from tests.faults._support import example, inbox_ids, node, running_broker
+
+PARTNER = "MLT-AFM"
+
+
+async def _federation(url: str, fed: DevFederation, limits: StreamLimits) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await ensure_streams(js, limits)
+    directory = Directory(js, fed.trust_store(), fed.policy_store())
+    for doc in fed.documents():
+        await directory.publish(doc)
+    await nc.close()
+
+
+async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepted(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await _federation(url, fed, StreamLimits(max_pub_bytes=64 * 1024))
+    accepted: list[str] = []
+    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+        refused: PublishRejected | None = None
+        for _ in range(1000):  # far more than 64 KiB of envelopes
+            try:
+                accepted.append((await ita.publish(example("01"), to=[PARTNER])).header.id)
+            except PublishRejected as exc:
+                refused = exc
+                break
+    assert accepted
+    assert refused is not None
+    assert "stream for this subject is full (maximum bytes exceeded)" in refused.reason
+    assert "retry later" in refused.reason
+    nc = await nats.connect(url)
+    assert len(accepted) == await stream_count(nc, "PLM_PUB")
+    await nc.close()
+    # The broker drains the stream: every accepted report reaches the partner, once.
+    async with (
+        running_broker(url, fed),
+        node(url, fed, PARTNER, tmp_path) as mlt,
+    ):
+        task = asyncio.create_task(mlt.run())
+
+        async def all_stored() -> bool:
+            return mlt.received >= len(accepted)
+
+        await wait_for(all_stored, within=60)
+        mlt.stop()
+        await task
+    assert sorted(accepted) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
