@@ -146,7 +146,7 @@ def test_revoked_signing_key_is_key_not_valid(fed: DevFederation) -> None:
     entry = RevocationEntry(agency=GENUINE, kid=kid, reason="stolen laptop", revoked_at=FED_NOW)
     revoked = RevocationList(seq=2, issued=FED_NOW, entries=[entry])
     store.set_revocations(sign_document(revoked, fed.root, ROOT))
-    _, data = envelope(fed)
+    _, data = envelope(fed, created=FED_NOW)
     with pytest.raises(KeyNotValid) as err:
         verify_envelope(data, store, now=FED_NOW + timedelta(seconds=1))
     assert ("key_not_valid", f"signing key {kid} of ITA-GDF is revoked") == (
@@ -166,7 +166,7 @@ def test_expired_membership_is_key_not_valid(fed: DevFederation) -> None:
             not_after=FED_NOW - timedelta(days=1),
         )
     )
-    _, data = envelope(fed)
+    _, data = envelope(fed, created=FED_NOW)
     with pytest.raises(KeyNotValid) as err:
         verify_envelope(data, store, now=FED_NOW)
     assert "key_not_valid" == err.value.code
@@ -178,7 +178,7 @@ def test_membership_not_yet_valid_is_key_not_valid(fed: DevFederation) -> None:
     """A certificate that starts tomorrow does not let its key sign today."""
     store = _store(fed)
     store.add_certificate(_certificate(fed, GENUINE, not_before=FED_NOW + timedelta(days=1)))
-    _, data = envelope(fed)
+    _, data = envelope(fed, created=FED_NOW)
     with pytest.raises(KeyNotValid) as err:
         verify_envelope(data, store, now=FED_NOW)
     assert "membership certificate is valid" in err.value.reason
@@ -191,7 +191,7 @@ def test_superseded_signing_key_is_unknown_signer(fed: DevFederation) -> None:
     old_kid = fed.agencies[GENUINE].signing.kid
     new_key = SigningKey.generate(GENUINE)
     store.add_certificate(_certificate(fed, GENUINE, signing_key=new_key.public.raw.hex()))
-    _, data = envelope(fed)
+    _, data = envelope(fed, created=FED_NOW)
     with pytest.raises(UnknownSigner) as err:
         verify_envelope(data, store, now=FED_NOW)
     assert (GENUINE, old_kid) == (err.value.originator, err.value.kid)

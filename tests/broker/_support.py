@@ -46,13 +46,16 @@ def envelope(
     rel_to: Sequence[str] = ("group:med-coastal",),
     body: bytes = b"x" * 2048,
     route: str = "central-med",
+    created: datetime | None = None,
 ) -> tuple[EnvelopeHeader, bytes]:
+    """A sealed envelope, created now unless ``created`` says when (tests that verify at a fixed
+    time must seal at it too: a long suite run moves the wall clock on)."""
     agency = fed.agencies[originator]
     header = EnvelopeHeader(
         id=new_uuid7(),
         originator=originator,
         kid=agency.signing.kid,
-        created=datetime.now(UTC),
+        created=created or datetime.now(UTC),
         kind="report",
         route=route,
         category="routes",

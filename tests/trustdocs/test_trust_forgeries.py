@@ -210,15 +210,17 @@ def test_trust_store_resolves_and_revokes_envelope_signers() -> None:
     """Envelopes verify against the store; after revocation the same envelope is refused."""
     from node.devfed import DevFederation
 
-    fed = DevFederation.build(NOW)
+    # envelope() stamps the wall clock; NOW (import time) may be minutes earlier in a long run.
+    now = datetime.now(UTC)
+    fed = DevFederation.build(now)
     store = fed.trust_store()
     header, data = envelope(fed)
-    assert header.id == verify_envelope(data, store, now=NOW).header.id
-    entry = RevocationEntry(agency="ITA-GDF", reason="test", revoked_at=NOW - timedelta(seconds=1))
-    revoked = RevocationList(seq=2, issued=NOW, entries=[entry])
+    assert header.id == verify_envelope(data, store, now=now).header.id
+    entry = RevocationEntry(agency="ITA-GDF", reason="test", revoked_at=now - timedelta(seconds=1))
+    revoked = RevocationList(seq=2, issued=now, entries=[entry])
     store.set_revocations(sign_document(revoked, fed.root, ROOT))
     with pytest.raises(KeyNotValid):
-        verify_envelope(data, store, now=NOW)
+        verify_envelope(data, store, now=now)
 
 
 def test_a_revoked_key_cannot_sign_by_backdating() -> None:
