@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nats
 
+from broker.service import CONSUMER
 from broker.streams import StreamLimits, ensure_streams
 from node.devfed import DevFederation
 from node.directory import Directory
@@ -66,3 +67,53 @@ async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepte
         mlt.stop()
         await task
     assert sorted(accepted) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
+
+
+async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """PLM_DLV refuses copies (full): the broker must not ack those envelopes; once the operator
+    makes room, every one is delivered, once."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await _federation(url, fed, StreamLimits())
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    dlv = (await js.stream_info("PLM_DLV")).config
+    dlv.max_msgs = 3
+    await js.update_stream(dlv)
+    sent: list[str] = []
+    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+        for _ in range(8):
+            sent.append((await ita.publish(example("01"), to=[PARTNER])).header.id)
+    async with running_broker(url, fed) as broker:
+
+        async def refused_and_pending() -> bool:
+            try:
+                info = await js.consumer_info("PLM_PUB", CONSUMER)
+            except nats.js.errors.NotFoundError:  # the broker has not subscribed yet
+                return False
+            return (
+                await stream_count(nc, "PLM_DLV") == 3
+                and info.num_redelivered > 0
+                and await stream_count(nc, "PLM_PUB") == 5
+            )
+
+        await wait_for(refused_and_pending, within=30)
+        assert broker.processed == 3
+        dlv.max_msgs = -1
+        await js.update_stream(dlv)
+        async with node(url, fed, PARTNER, tmp_path) as mlt:
+            task = asyncio.create_task(mlt.run())
+
+            async def all_stored() -> bool:
+                return mlt.received >= len(sent)
+
+            await wait_for(all_stored, within=60)
+            mlt.stop()
+            await task
+    assert 0 == await stream_count(nc, "PLM_PUB")
+    assert 8 == await stream_count(nc, "PLM_DLV")
+    assert 0 == await stream_count(nc, "PLM_DEAD")
+    await nc.close()
+    assert sorted(sent) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
