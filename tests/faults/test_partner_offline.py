@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client
 
 from node.devfed import DevFederation
 from node.natsserver import NatsServer
@@ -56,5 +57,5 @@ async def test_partner_offline_for_10k_reports_gets_all_in_order_exactly_once(
         assert published == [i for o, i in stored if o == agency]
 
 
-async def _count_at_least(nc: nats.NATS, stream: str, n: int) -> bool:
+async def _count_at_least(nc: Client, stream: str, n: int) -> bool:
     return await stream_count(nc, stream) >= n
