@@ -57,6 +57,9 @@ from .metrics import BrokerMetrics
 __all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView"]
 
 CONSUMER: Final[str] = "palermo-broker"
+# Reason code of a dead letter for an envelope whose outcome could not be stored in max_deliver
+# attempts (a full delivery stream, a server that stayed unreachable).
+EXHAUSTED: Final[str] = "redelivery_exhausted"
 _log = structlog.get_logger("palermo.broker")
 
 
@@ -94,6 +97,7 @@ class Outcome:
     allowed: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     unverified: Unverified | None = None
+    failure: str | None = None
 
 
 def _refusal(code: str, message: str) -> dict[str, Any]:
@@ -427,6 +431,7 @@ class Broker:
             if isinstance(result, BaseException) and id(o) not in failed:
                 _log.warning("publication failed; will retry", envelope=o.envelope_id,
                              error=repr(result))  # fmt: skip
+                o.failure = str(result)
                 failed.add(id(o))
         stored = [o for o in outcomes if id(o) not in failed]
         # Phase 3: one hash-chained audit entry for the batch's outcomes, stored before any ack.
@@ -451,13 +456,48 @@ class Broker:
             await o.msg.ack()
             self._count(o)
         for o in outcomes:
-            if id(o) in failed:
+            if id(o) not in failed:
+                continue
+            if o.msg.metadata.num_delivered >= self.options.max_deliver:
+                await self._give_up(o)
+            else:
                 await o.msg.nak(delay=self.options.nak_delay_s)
         if self.chain.since_checkpoint >= self.options.checkpoint_every or (
             self.chain.since_checkpoint
             and (time.monotonic() - self._last_checkpoint) * 1000 >= self.options.checkpoint_ms
         ):
             await self._checkpoint(now)
+
+    async def _give_up(self, o: Outcome) -> None:
+        """The last allowed attempt failed too: JetStream would never offer the envelope again,
+        so it goes to PLM_DEAD with the reason (an operator republishes it from there) rather
+        than stay unseen in PLM_PUB. Acked only once the dead letter is stored."""
+        reason = (
+            f"not stored after {o.msg.metadata.num_delivered} attempts "
+            f"(max_deliver): {o.failure or 'a replay marker or audit entry failed'}; "
+            "fix the cause (a full stream? see docs/broker.md) and republish this message"
+        )
+        future = await self.publisher.publish(
+            f"plm.dead.{o.originator or 'unknown'}.{EXHAUSTED}",
+            o.msg.data,
+            {
+                "Nats-Msg-Id": f"dead.{EXHAUSTED}.seq{o.msg.metadata.sequence.stream}",
+                "Palermo-Reason-Code": EXHAUSTED,
+                "Palermo-Reason": _header_value(reason[:1000]),
+                "Palermo-Subject": _header_value(o.msg.subject),
+            },
+        )
+        [result] = await self.publisher.settle([future])
+        if isinstance(result, BaseException):
+            _log.error("envelope neither stored nor dead-lettered; left in PLM_PUB",
+                       envelope=o.envelope_id, error=repr(result))  # fmt: skip
+            await o.msg.nak(delay=self.options.nak_delay_s)
+            return
+        _log.error("envelope dead-lettered after its last attempt", envelope=o.envelope_id,
+                   reason=reason)  # fmt: skip
+        self.metrics.dead_lettered.inc()
+        self.metrics.denied.labels(reason=EXHAUSTED).inc()
+        await o.msg.ack()
 
     def _count(self, o: Outcome) -> None:
         self.processed += 1

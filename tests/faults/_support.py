@@ -35,10 +35,12 @@ async def node(url: str, fed: DevFederation, agency: str, home: Path) -> AsyncIt
 
 
 @asynccontextmanager
-async def running_broker(url: str, fed: DevFederation) -> AsyncIterator[Broker]:
+async def running_broker(
+    url: str, fed: DevFederation, options: BrokerOptions | None = None
+) -> AsyncIterator[Broker]:
     nc = await nats.connect(url)
     broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
-                    BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
+                    options or BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
     task = asyncio.create_task(broker.run())
     try:
         yield broker

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import nats
 
-from broker.service import CONSUMER
+from broker.service import CONSUMER, EXHAUSTED, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
 from node.devfed import DevFederation
 from node.directory import Directory
 from node.natsserver import NatsServer
 from node.transport import PublishRejected
-from tests.broker._support import stream_count, wait_for
+from tests.broker._support import envelope, publish, stream_count, stream_messages, wait_for
 from tests.faults._support import example, inbox_ids, node, running_broker
 
 PARTNER = "MLT-AFM"
@@ -117,3 +117,38 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
     assert 0 == await stream_count(nc, "PLM_DEAD")
     await nc.close()
     assert sorted(sent) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
+
+
+async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stranded(
+    nats_server: NatsServer,
+) -> None:
+    """PLM_DLV stays full past the broker's last attempt: each refused envelope goes to PLM_DEAD
+    with the reason and leaves PLM_PUB, rather than sit there where no consumer offers it again."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await _federation(url, fed, StreamLimits())
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    dlv = (await js.stream_info("PLM_DLV")).config
+    dlv.max_msgs = 3
+    await js.update_stream(dlv)
+    items = [envelope(fed, recipients=[PARTNER]) for _ in range(8)]
+    await publish(nc, items)
+    options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
+    async with running_broker(url, fed, options):
+
+        async def settled() -> bool:
+            return 0 == await stream_count(nc, "PLM_PUB")
+
+        await wait_for(settled, within=30)
+    dead = await stream_messages(nc, "PLM_DEAD")
+    delivered = await stream_messages(nc, "PLM_DLV")
+    await nc.close()
+    assert 3 == len(delivered)
+    assert 5 == len(dead)
+    assert {EXHAUSTED} == {m.headers["Palermo-Reason-Code"] for m in dead}
+    assert all("max_deliver" in m.headers["Palermo-Reason"] for m in dead)
+    assert all("republish" in m.headers["Palermo-Reason"] for m in dead)
+    # Every envelope is accounted for: delivered, or kept whole in PLM_DEAD for republishing.
+    # (a delivery copy carries the envelope's bytes unchanged)
+    assert {data for _, data in items} == {m.data for m in dead} | {m.data for m in delivered}
