@@ -376,7 +376,7 @@ class Node:
             report = open_report(opened)
         except PalermoError as exc:
             # Validly signed but not a readable report: a redelivery cannot fix it, so it is
-            # refused like any other bad delivery instead of being retried max_deliver times.
+            # refused like any other bad delivery instead of being retried for ever.
             _log.warning("delivery refused", subject=msg.subject, code=exc.code, reason=exc.reason,
                          stage=None)  # fmt: skip
             await msg.term()
@@ -570,7 +570,10 @@ class Node:
                 f"plm.dlv.{me}.>",
                 durable=f"node-{me}",
                 stream="PLM_DLV",
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=10, ack_wait=30),
+                # No attempt limit: what cannot be stored yet (a full disk, a receipt that
+                # cannot be sent) is retried until it can; what can never be stored is refused
+                # and terminated by handle(). A limit would silently drop an alert.
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
             )
         try:
             while not self._stopping.is_set():

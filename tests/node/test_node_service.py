@@ -397,3 +397,16 @@ async def test_an_unexpected_error_on_one_delivery_does_not_stop_the_node(
     await wait_for(stored, within=30)
     assert 1 == len(failures)
     assert failures[0].startswith("plm.dlv.MLT-AFM.ITA-GDF.")
+
+
+async def test_deliveries_are_retried_without_an_attempt_limit(running: Federation) -> None:
+    """A delivery the node cannot store yet must never be dropped by JetStream after N tries:
+    the node's durable consumer has no max_deliver limit (refusals are terminated explicitly)."""
+    js = running.nodes["MLT-AFM"].js
+
+    async def subscribed() -> bool:  # node.run() creates the consumer as it starts
+        return "node-MLT-AFM" in {c.name for c in await js.consumers_info("PLM_DLV")}
+
+    await wait_for(subscribed, within=20)
+    info = await js.consumer_info("PLM_DLV", "node-MLT-AFM")
+    assert -1 == info.config.max_deliver
