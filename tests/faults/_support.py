@@ -67,3 +67,19 @@ def inbox_ids(db: Path) -> list[tuple[str, str]]:
         return [tuple(r) for r in con.execute("SELECT originator, id FROM reports ORDER BY rowid")]
     finally:
         con.close()
+
+
+async def run_until_stored(partner: Node, count: int, within: float) -> None:
+    """Run ``partner``'s node until it has stored ``count`` deliveries, then stop it."""
+    from tests.broker._support import wait_for
+
+    task = asyncio.create_task(partner.run())
+
+    async def stored() -> bool:
+        return partner.received >= count
+
+    try:
+        await wait_for(stored, within=within)
+    finally:
+        partner.stop()
+        await task

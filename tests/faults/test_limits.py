@@ -3,7 +3,6 @@ nothing already accepted is lost; a full PLM_DLV leaves envelopes pending, never
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from node.directory import Directory
 from node.natsserver import NatsServer
 from node.transport import PublishRejected
 from tests.broker._support import envelope, publish, stream_count, stream_messages, wait_for
-from tests.faults._support import example, inbox_ids, node, running_broker
+from tests.faults._support import example, inbox_ids, node, run_until_stored, running_broker
 
 PARTNER = "MLT-AFM"
 
@@ -58,14 +57,7 @@ async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepte
         running_broker(url, fed),
         node(url, fed, PARTNER, tmp_path) as mlt,
     ):
-        task = asyncio.create_task(mlt.run())
-
-        async def all_stored() -> bool:
-            return mlt.received >= len(accepted)
-
-        await wait_for(all_stored, within=60)
-        mlt.stop()
-        await task
+        await run_until_stored(mlt, len(accepted), within=60)
     assert sorted(accepted) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
 
 
@@ -104,14 +96,7 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
         dlv.max_msgs = -1
         await js.update_stream(dlv)
         async with node(url, fed, PARTNER, tmp_path) as mlt:
-            task = asyncio.create_task(mlt.run())
-
-            async def all_stored() -> bool:
-                return mlt.received >= len(sent)
-
-            await wait_for(all_stored, within=60)
-            mlt.stop()
-            await task
+            await run_until_stored(mlt, len(sent), within=60)
     assert 0 == await stream_count(nc, "PLM_PUB")
     assert 8 == await stream_count(nc, "PLM_DLV")
     assert 0 == await stream_count(nc, "PLM_DEAD")

@@ -3,7 +3,6 @@ its inbox exactly once, in publish order per originator (docs/node.md, "Delivery
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +13,14 @@ from nats.aio.client import Client
 from node.devfed import DevFederation
 from node.natsserver import NatsServer
 from tests.broker._support import publish, setup_federation, stream_count, wait_for
-from tests.faults._support import example, inbox_ids, node, running_broker, seal_many
+from tests.faults._support import (
+    example,
+    inbox_ids,
+    node,
+    run_until_stored,
+    running_broker,
+    seal_many,
+)
 
 N = 10_000
 ORIGINATORS = ("ITA-GDF", "GRC-HCG")
@@ -41,14 +47,7 @@ async def test_partner_offline_for_10k_reports_gets_all_in_order_exactly_once(
         await wait_for(lambda: _count_at_least(nc, "PLM_DLV", N), within=120)
     assert 0 == await stream_count(nc, "PLM_PUB")
     async with node(url, fed, PARTNER, tmp_path) as partner:
-        task = asyncio.create_task(partner.run())
-
-        async def all_stored() -> bool:
-            return partner.received >= N
-
-        await wait_for(all_stored, within=180)
-        partner.stop()
-        await task
+        await run_until_stored(partner, N, within=180)
     await nc.close()
     stored = inbox_ids(tmp_path / PARTNER / "inbox.db")
     assert len(stored) == N == len({i for _, i in stored})
