@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "redact"]
+__all__ = ["REDACTED", "configure_logging", "quiet_known_noise", "redact"]
 
 REDACTED: Final[str] = "[redacted]"
 _SENSITIVE: Final[tuple[str, ...]] = (
@@ -56,3 +56,21 @@ def configure_logging(*, json_output: bool = True, level: int = logging.INFO) ->
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+# asyncio warns this whenever a TLS peer closes a nats-py connection; it is harmless (nats-py
+# returns True from eof_received on every transport) and only alarms whoever reads stderr.
+_NOISE: Final[tuple[str, ...]] = ("eof_received() has no effect when using ssl",)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _NOISE)
+
+
+def quiet_known_noise() -> None:
+    """Drop asyncio's harmless TLS warning from the CLI's output (idempotent)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropNoise) for f in logger.filters):
+        logger.addFilter(_DropNoise())

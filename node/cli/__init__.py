@@ -50,4 +50,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    from ..logs import quiet_known_noise
+
+    quiet_known_noise()
     app()

@@ -87,3 +87,29 @@ async def test_a_node_that_may_not_create_the_directory_is_told_to_start_the_bro
 
 async def _ignore(exc: Exception) -> None:
     """nats-py reports the server's permissions violation here; the request then times out."""
+
+
+def test_asyncios_harmless_tls_warning_is_dropped_from_cli_output() -> None:
+    """'returning true from eof_received() has no effect when using ssl' alarms an operator
+    reading stderr for nothing; other asyncio warnings still get through."""
+    import logging
+
+    from node.logs import quiet_known_noise
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("asyncio")
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        quiet_known_noise()
+        quiet_known_noise()
+        logger.warning("returning true from eof_received() has no effect when using ssl")
+        logger.warning("Task was destroyed but it is pending!")
+    finally:
+        logger.removeHandler(handler)
+    assert ["Task was destroyed but it is pending!"] == seen
