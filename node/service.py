@@ -474,6 +474,9 @@ class Node:
         decision_reason: str | None
         if holder not in original.recipients:
             decision_reason = f"{holder} never received report {request.report}"
+        elif (not_member := self._not_a_member(request.to, now)) is not None:
+            # Not worth an officer's time: no grant could be sealed for it (decide_release).
+            decision_reason = f"{request.to} cannot receive reports: {not_member}"
         else:
             assert self.policy.index is not None
             decision = may_forward(
@@ -492,6 +495,14 @@ class Node:
             await self._release_answer(header.id, "denied", decision_reason)
         await msg.ack()
         return f"release-{state}"
+
+    def _not_a_member(self, agency: str, now: datetime) -> str | None:
+        """Why ``agency`` is not a member in good standing at ``now``, or None if it is."""
+        try:
+            self.trust.certificate(agency, now)
+        except PalermoError as exc:
+            return exc.reason
+        return None
 
     async def decide_release(self, request_id: str, grant: bool, reason: str = "") -> str | None:
         """An officer's decision on a pending request; a grant seals the report for the target.

@@ -62,3 +62,45 @@ async def test_grant_for_a_revoked_target_is_refused_and_stays_pending(tmp_path:
         ]
     finally:
         await live.close()
+
+
+async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
+    tmp_path: Path,
+) -> None:
+    """AUS-ABF is already revoked when MLT-AFM asks to pass a report to it: ITA-GDF's node
+    denies the request at once (no officer decision waits on it) and MLT-AFM is told why."""
+    fed = DevFederation.build(datetime.now(UTC))
+    live = Live(tmp_path, fed)
+    await live.start()
+    try:
+        ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+        sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
+
+        async def at_mlt() -> bool:
+            return mlt.inbox.seen(sealed.header.id)
+
+        await wait_until("the report reaches MLT-AFM", at_mlt)
+        now = datetime.now(UTC)
+        revoked = RevocationList(seq=2, issued=now, entries=[
+            RevocationEntry(agency="AUS-ABF", reason="compromised", revoked_at=now)])  # fmt: skip
+        await live.directory.publish(sign_document(revoked, fed.root, ROOT))
+
+        async def known() -> bool:
+            return ita.trust.revocations.seq == 2
+
+        await wait_until("ITA-GDF knows of the revocation", known)
+        await mlt.request_release(sealed.header.id, "AUS-ABF", "joint operation")
+
+        async def answered() -> bool:
+            return bool(await read_all(mlt.nc, "PLM_RCPT", "plm.rcpt.MLT-AFM.release.>"))
+
+        await wait_until("MLT-AFM gets the answer", answered)
+        [request] = ita.inbox.release_requests()
+        assert "denied" == request["state"]
+        assert [] == ita.inbox.release_requests("pending")
+        [answer] = await read_all(mlt.nc, "PLM_RCPT", "plm.rcpt.MLT-AFM.release.>")
+        document = json.loads(answer.data)["document"]
+        assert ("AUS-ABF", "denied") == (document["target"], document["decision"])
+        assert "AUS-ABF was revoked" in json.dumps(document)
+    finally:
+        await live.close()

@@ -417,13 +417,15 @@ class FederationMachine(RuleBasedStateMachine):
         standing = self.policy.agency_policies.get(original.originator)
         verdict = may_forward(original, holder, target, self.policy.index, True,
                               datetime.now(UTC), agency_policy=standing)  # fmt: skip
-        assert ("pending" if verdict.allowed else "denied") == row["state"], row
+        # A request to pass it to a revoked agency is denied on arrival, whatever the policy.
+        allowed = verdict.allowed and target not in self.revoked
+        assert ("pending" if allowed else "denied") == row["state"], row
         note(f"release request {row['state']}")
         if row["state"] != "pending" or not grant():
             return
         if target in self.revoked:
-            # Revoked since it asked (the policy check on arrival knows no certificates): the
-            # grant cannot be sealed, is not recorded, and the officer denies instead.
+            # Revoked after the request arrived: the grant cannot be sealed, is not recorded,
+            # and the officer denies instead.
             with pytest.raises(InputError, match=f"{target} was revoked"):
                 self.call(origin.decide_release(row["id"], grant=True))
             assert ["pending"] == [
