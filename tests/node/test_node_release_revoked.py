@@ -26,27 +26,14 @@ async def test_grant_for_a_revoked_target_is_refused_and_stays_pending(tmp_path:
     await live.start()
     try:
         ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-        sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
-
-        async def at_mlt() -> bool:
-            return mlt.inbox.seen(sealed.header.id)
-
-        await wait_until("the report reaches MLT-AFM", at_mlt)
-        await mlt.request_release(sealed.header.id, "AUS-ABF", "joint operation")
+        report_id = await _report_from_ita_at_mlt(live)
+        await mlt.request_release(report_id, "AUS-ABF", "joint operation")
 
         async def asked() -> bool:
             return len(ita.inbox.release_requests("pending")) == 1
 
         await wait_until("the request reaches ITA-GDF", asked)
-        now = datetime.now(UTC)
-        revoked = RevocationList(seq=2, issued=now, entries=[
-            RevocationEntry(agency="AUS-ABF", reason="compromised", revoked_at=now)])  # fmt: skip
-        await live.directory.publish(sign_document(revoked, fed.root, ROOT))
-
-        async def known() -> bool:
-            return ita.trust.revocations.seq == 2
-
-        await wait_until("ITA-GDF knows of the revocation", known)
+        await _revoke_aus(live, fed)
         [request] = ita.inbox.release_requests()
         sent_before = (await ita.js.stream_info("PLM_PUB")).state.last_seq
         with pytest.raises(InputError, match="AUS-ABF was revoked"):
@@ -74,22 +61,9 @@ async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
     await live.start()
     try:
         ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-        sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
-
-        async def at_mlt() -> bool:
-            return mlt.inbox.seen(sealed.header.id)
-
-        await wait_until("the report reaches MLT-AFM", at_mlt)
-        now = datetime.now(UTC)
-        revoked = RevocationList(seq=2, issued=now, entries=[
-            RevocationEntry(agency="AUS-ABF", reason="compromised", revoked_at=now)])  # fmt: skip
-        await live.directory.publish(sign_document(revoked, fed.root, ROOT))
-
-        async def known() -> bool:
-            return ita.trust.revocations.seq == 2
-
-        await wait_until("ITA-GDF knows of the revocation", known)
-        await mlt.request_release(sealed.header.id, "AUS-ABF", "joint operation")
+        report_id = await _report_from_ita_at_mlt(live)
+        await _revoke_aus(live, fed)
+        await mlt.request_release(report_id, "AUS-ABF", "joint operation")
 
         async def answered() -> bool:
             return bool(await read_all(mlt.nc, "PLM_RCPT", "plm.rcpt.MLT-AFM.release.>"))
@@ -104,3 +78,28 @@ async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
         assert "AUS-ABF was revoked" in json.dumps(document)
     finally:
         await live.close()
+
+
+async def _report_from_ita_at_mlt(live: Live) -> str:
+    """ITA-GDF publishes example 01; returns its id once MLT-AFM has stored it."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
+
+    async def at_mlt() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_until("the report reaches MLT-AFM", at_mlt)
+    return sealed.header.id
+
+
+async def _revoke_aus(live: Live, fed: DevFederation) -> None:
+    """The root revokes AUS-ABF; returns once ITA-GDF's node knows."""
+    now = datetime.now(UTC)
+    revoked = RevocationList(seq=2, issued=now, entries=[
+        RevocationEntry(agency="AUS-ABF", reason="compromised", revoked_at=now)])  # fmt: skip
+    await live.directory.publish(sign_document(revoked, fed.root, ROOT))
+
+    async def known() -> bool:
+        return live.nodes["ITA-GDF"].trust.revocations.seq == 2
+
+    await wait_until("ITA-GDF knows of the revocation", known)
