@@ -237,11 +237,14 @@ class Node:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
             )
-        now = datetime.now(UTC)
         candidates = list(to) if to is not None else self.interested(report)
         sealed = seal_report(
-            report, self.identity.signing, candidates, self.trust, self.policy, now
+            report, self.identity.signing, candidates, self.trust, self.policy, datetime.now(UTC)
         )
+        await self._send_sealed(report, sealed)
+        return sealed
+
+    async def _send_sealed(self, report: Report, sealed: SealedReport) -> None:
         with map_nats_errors(f"publish report {sealed.header.id}"):
             await self.js.publish(
                 publish_subject(sealed.header),
@@ -250,7 +253,6 @@ class Node:
             )
         self.inbox.record_sent(sealed.header, report, datetime.now(UTC))
         self.metrics.published.inc()
-        return sealed
 
     async def retract(self, report_id: str, reason: str) -> EnvelopeHeader:
         """Withdraw one of our reports: every recipient's node purges it and confirms.
@@ -314,6 +316,16 @@ class Node:
                 headers={"Nats-Msg-Id": f"rcpt.{envelope_id}.{self.identity.agency}.{status}"},
             )
 
+    async def _refuse(self, msg: Msg, exc: PalermoError) -> str:
+        """Terminate a delivery no redelivery can fix, and log and count why."""
+        stage = exc.stage if isinstance(exc, AuthenticationFailed) else None
+        _log.warning("delivery refused", subject=msg.subject, code=exc.code, reason=exc.reason,
+                     stage=stage)  # fmt: skip
+        await msg.term()
+        self.refused += 1
+        self.metrics.refused.labels(reason=exc.code).inc()
+        return exc.code
+
     async def handle(self, msg: Msg) -> str:
         """Verify, open, re-check, store, receipt; returns the outcome (for tests and logs)."""
         now = datetime.now(UTC)
@@ -331,18 +343,7 @@ class Node:
                 await msg.ack()  # already stored: a redelivery after a crash
                 return "duplicate"
             # Not for us, forged or altered: never retried, logged for the operator.
-            stage = exc.stage if isinstance(exc, AuthenticationFailed) else None
-            _log.warning(
-                "delivery refused",
-                subject=msg.subject,
-                code=exc.code,
-                reason=exc.reason,
-                stage=stage,
-            )
-            await msg.term()
-            self.refused += 1
-            self.metrics.refused.labels(reason=exc.code).inc()
-            return exc.code
+            return await self._refuse(msg, exc)
         header = opened.header
         decision = self.policy.decide(header, self.identity.agency, now)
         if not decision.allowed:
@@ -377,12 +378,7 @@ class Node:
         except PalermoError as exc:
             # Validly signed but not a readable report: a redelivery cannot fix it, so it is
             # refused like any other bad delivery instead of being retried for ever.
-            _log.warning("delivery refused", subject=msg.subject, code=exc.code, reason=exc.reason,
-                         stage=None)  # fmt: skip
-            await msg.term()
-            self.refused += 1
-            self.metrics.refused.labels(reason=exc.code).inc()
-            return exc.code
+            return await self._refuse(msg, exc)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
         await msg.ack()
@@ -511,18 +507,23 @@ class Node:
         target was revoked, or lost its keys or its agreement, since the request came) raises
         InputError and leaves the request pending, to be denied.
         """
+        release: tuple[Report, SealedReport] | None = None
         for pending in self.inbox.release_requests("pending") if grant else []:
             if pending["id"] == request_id:
-                # A dry run before the grant is recorded: a grant must never be on record for
-                # a release that was not sent.
-                release, now = self._release_report(pending), datetime.now(UTC)
-                seal_report(release, self.identity.signing, [pending["target"]], self.trust,
-                            self.policy, now)  # fmt: skip
-        row = self.inbox.decide_release(request_id, "granted" if grant else "denied", reason)
+                # Sealed before the grant is recorded: a grant must never be on record for a
+                # release that could not be sent.
+                report = self._release_report(pending)
+                release = report, seal_report(report, self.identity.signing,
+                                              [pending["target"]], self.trust, self.policy,
+                                              datetime.now(UTC))  # fmt: skip
+        # Refuses an unknown or already decided request (so a grant always has its release).
+        self.inbox.decide_release(request_id, "granted" if grant else "denied", reason)
         if not grant:
             await self._release_answer(request_id, "denied", reason or "refused by the originator")
             return None
-        sealed = await self.publish(self._release_report(row), to=[row["target"]])
+        assert release is not None
+        report, sealed = release
+        await self._send_sealed(report, sealed)
         await self._release_answer(request_id, "granted", reason or None, sealed.header.id)
         return sealed.header.id
 
