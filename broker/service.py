@@ -161,6 +161,22 @@ def _dedup_ident(outcome: Outcome) -> str:
     return f"seq{outcome.msg.metadata.sequence.stream}"
 
 
+def _dead_letter(
+    outcome: Outcome, code: str, reason: str, ident: str
+) -> tuple[str, bytes, dict[str, str]]:
+    """The whole envelope to PLM_DEAD, with why (``ident`` makes its ``Nats-Msg-Id``)."""
+    return (
+        f"plm.dead.{outcome.originator or 'unknown'}.{code}",
+        outcome.msg.data,
+        {
+            "Nats-Msg-Id": f"dead.{ident}",
+            "Palermo-Reason-Code": code,
+            "Palermo-Reason": _header_value(reason[:1000]),
+            "Palermo-Subject": _header_value(outcome.msg.subject),
+        },
+    )
+
+
 def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
     """A reason to refuse if a section policy withholds is wrapped for this recipient anyway."""
     for section in withheld:
@@ -317,19 +333,7 @@ class Broker:
         refused: list[dict[str, Any]] = []
         if outcome.error is not None or header is None:
             error = outcome.error or EnvelopeError("unparseable")
-            ident = _dedup_ident(outcome)
-            out.append(
-                (
-                    f"plm.dead.{outcome.originator or 'unknown'}.{error.code}",
-                    data,
-                    {
-                        "Nats-Msg-Id": f"dead.{ident}",
-                        "Palermo-Reason-Code": error.code,
-                        "Palermo-Reason": _header_value(error.reason[:1000]),
-                        "Palermo-Subject": _header_value(outcome.msg.subject),
-                    },
-                )
-            )
+            out.append(_dead_letter(outcome, error.code, error.reason, _dedup_ident(outcome)))
             refused.append({"recipient": "*", "reasons": [error.to_dict()]})
         else:
             for recipient, record in outcome.decisions.items():
@@ -477,16 +481,8 @@ class Broker:
             f"(max_deliver): {o.failure or 'a replay marker or audit entry failed'}; "
             "fix the cause (a full stream? see docs/broker.md) and republish this message"
         )
-        future = await self.publisher.publish(
-            f"plm.dead.{o.originator or 'unknown'}.{EXHAUSTED}",
-            o.msg.data,
-            {
-                "Nats-Msg-Id": f"dead.{EXHAUSTED}.seq{o.msg.metadata.sequence.stream}",
-                "Palermo-Reason-Code": EXHAUSTED,
-                "Palermo-Reason": _header_value(reason[:1000]),
-                "Palermo-Subject": _header_value(o.msg.subject),
-            },
-        )
+        ident = f"{EXHAUSTED}.seq{o.msg.metadata.sequence.stream}"
+        future = await self.publisher.publish(*_dead_letter(o, EXHAUSTED, reason, ident))
         [result] = await self.publisher.settle([future])
         if isinstance(result, BaseException):
             _log.error("envelope neither stored nor dead-lettered; left in PLM_PUB",
