@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import stat
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -22,7 +21,7 @@ from policies.trust import ROOT
 from schemas._validation import invalid
 from schemas.errors import ConfigError
 
-from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key
+from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key, shared_access
 
 __all__ = [
     "NatsSettings",
@@ -155,10 +154,8 @@ def _private_file_problems(path: Path) -> list[str]:
         mode = path.stat().st_mode
     except OSError as exc:
         return [f"cannot read {path}: {exc.strerror}"]
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return [f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
-                f"run: chmod 600 {path}"]  # fmt: skip
-    return []
+    loose = shared_access(path, mode)
+    return [] if loose is None else [loose]
 
 
 class NodeSettings(NatsSettings):

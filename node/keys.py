@@ -30,6 +30,7 @@ __all__ = [
     "SigningKey",
     "load_private_key",
     "save_private_key",
+    "shared_access",
 ]
 
 KEY_FILE_MODE: Final[int] = 0o600
@@ -143,6 +144,16 @@ def save_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = Non
         fh.write(pem)
 
 
+def shared_access(path: Path, mode: int) -> str | None:
+    """What to fix if a secret file's ``mode`` lets group or others in, else None."""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (
+            f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
+    return None
+
+
 def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     """Read a key written by :func:`save_private_key`, checking its permissions first."""
     try:
@@ -153,11 +164,8 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
     if not stat.S_ISREG(info.st_mode):
         raise KeyFileError(f"{path} is not a regular file")
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"key file {path} is accessible by group or others (mode "
-            f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
-        )
+    if (loose := shared_access(path, info.st_mode)) is not None:
+        raise KeyFileError(f"key file {loose}")
     if info.st_size > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"key file {path} is {info.st_size} bytes; a key file is a few hundred")
     try:
