@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
+import nats.aio.client
+from nats.js.api import StreamConfig
 
 from broker.service import CONSUMER, EXHAUSTED, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
@@ -28,6 +30,20 @@ async def _federation(url: str, fed: DevFederation, limits: StreamLimits) -> Non
     for doc in fed.documents():
         await directory.publish(doc)
     await nc.close()
+
+
+async def _full_delivery_stream(
+    url: str, fed: DevFederation, max_msgs: int
+) -> tuple[nats.aio.client.Client, StreamConfig]:
+    """The federation with PLM_DLV capped at ``max_msgs``; a connection and the stream config
+    (set ``max_msgs = -1`` on it and update the stream to make room again)."""
+    await _federation(url, fed, StreamLimits())
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    dlv = (await js.stream_info("PLM_DLV")).config
+    dlv.max_msgs = max_msgs
+    await js.update_stream(dlv)
+    return nc, dlv
 
 
 async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepted(
@@ -68,12 +84,8 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
     makes room, every one is delivered, once."""
     url = nats_server.client_url
     fed = DevFederation.build(datetime.now(UTC))
-    await _federation(url, fed, StreamLimits())
-    nc = await nats.connect(url)
+    nc, dlv = await _full_delivery_stream(url, fed, max_msgs=3)
     js = nc.jetstream()
-    dlv = (await js.stream_info("PLM_DLV")).config
-    dlv.max_msgs = 3
-    await js.update_stream(dlv)
     sent: list[str] = []
     async with node(url, fed, "ITA-GDF", tmp_path) as ita:
         for _ in range(8):
@@ -111,12 +123,7 @@ async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stran
     with the reason and leaves PLM_PUB, rather than sit there where no consumer offers it again."""
     url = nats_server.client_url
     fed = DevFederation.build(datetime.now(UTC))
-    await _federation(url, fed, StreamLimits())
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    dlv = (await js.stream_info("PLM_DLV")).config
-    dlv.max_msgs = 3
-    await js.update_stream(dlv)
+    nc, _ = await _full_delivery_stream(url, fed, max_msgs=3)
     items = [envelope(fed, recipients=[PARTNER]) for _ in range(8)]
     await publish(nc, items)
     options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
