@@ -8,11 +8,17 @@ Suite 1 (the v1 default):
 
 Suite 2 replaces the KEM with the hybrid ML-KEM-768 + X25519 of ``cryptography.hpke``.
 
+Ed25519 and the X25519 of HPKE sealing run on libsodium (PyNaCl); AES-GCM, key files and HPKE
+opening on ``cryptography`` (OpenSSL). Ed25519 is deterministic, so both libraries give the same
+signature bytes; libsodium verifies in half OpenSSL's time and refuses small-order and
+non-canonical keys and points that OpenSSL lets through (docs/decisions/0010).
+
 HPKE sealing is written here from the RFC so that the ephemeral key can be injected: golden test
 vectors must be rebuilt byte for byte (Fernet's ``_encrypt_from_parts``), and
-``cryptography``'s one-shot ``Suite.encrypt`` draws its ephemeral key internally. Opening uses
-``cryptography``'s HPKE, and the test suite checks both directions against it, so our sealing
-cannot drift from the standard. See docs/decisions/0002-hpke-seal-from-parts.md.
+``cryptography``'s one-shot ``Suite.encrypt`` draws its ephemeral key internally. Production and
+the vectors take the same path. Opening uses ``cryptography``'s HPKE, and the test suite checks
+both directions against it, so our sealing cannot drift from the standard.
+See docs/decisions/0002-hpke-seal-from-parts.md.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import hmac
 import os
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl import bindings as sodium
+from nacl.exceptions import BadSignatureError
 
 __all__ = [
     "AEAD_TAG_LEN",
@@ -78,14 +86,21 @@ def key_id(public_raw: bytes) -> str:
     return hashlib.sha256(public_raw).digest()[:8].hex()
 
 
+_ED25519_SIG_LEN: Final[int] = 64
+
+
 def sign(key: Ed25519PrivateKey, domain: bytes, data: bytes) -> bytes:
-    return key.sign(digest(domain, data))
+    # libsodium's secret key is seed || public key.
+    secret = key.private_bytes_raw() + key.public_key().public_bytes_raw()
+    return sodium.crypto_sign(digest(domain, data), secret)[:_ED25519_SIG_LEN]
 
 
 def verify(key: Ed25519PublicKey, signature: bytes, domain: bytes, data: bytes) -> None:
+    if len(signature) != _ED25519_SIG_LEN:
+        raise AuthError("signature length")
     try:
-        key.verify(signature, digest(domain, data))
-    except InvalidSignature as exc:
+        sodium.crypto_sign_open(signature + digest(domain, data), key.public_bytes_raw())
+    except BadSignatureError as exc:
         raise AuthError("signature") from exc
 
 
@@ -110,27 +125,31 @@ def _labeled_expand(suite: bytes, prk: bytes, label: bytes, info: bytes, length:
     return _expand(prk, length.to_bytes(2, "big") + b"HPKE-v1" + suite + label + info, length)
 
 
+# Base mode has no PSK: its id hash is a constant.
+_PSK_ID_HASH: Final[bytes] = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+
+
 def hpke_seal_x25519(
     recipient: X25519PublicKey, info: bytes, plaintext: bytes, ephemeral: X25519PrivateKey | None
 ) -> bytes:
     """HPKE base-mode single-shot seal (RFC 9180 5.1.1 and 6.1); returns ``enc || ct``.
 
-    Production passes no ``ephemeral`` and gets ``cryptography``'s implementation (faster, and
-    the one with the most eyes on it). The test-vector generator passes a fixed ephemeral key
-    and gets the same computation written out here from the RFC; tests check that the two agree
-    in both directions.
+    Production passes no ``ephemeral`` and draws 32 random bytes; the test-vector generator
+    passes a fixed one. Both take this path; tests check it against ``cryptography``'s HPKE in
+    both directions.
     """
-    if ephemeral is None:
-        return _SUITE1.encrypt(plaintext, recipient, info=info)
-    eph = ephemeral
-    enc = eph.public_key().public_bytes_raw()
-    dh = eph.exchange(recipient)
-    kem_context = enc + recipient.public_bytes_raw()
+    eph = ephemeral.private_bytes_raw() if ephemeral is not None else os.urandom(X25519_LEN)
+    pk_r = recipient.public_bytes_raw()
+    enc = sodium.crypto_scalarmult_base(eph)
+    try:
+        dh = sodium.crypto_scalarmult(eph, pk_r)
+    except RuntimeError as exc:  # libsodium refuses an all-zero shared secret
+        raise ValueError("the recipient's X25519 key is a low-order point") from exc
+    kem_context = enc + pk_r
     eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
     shared = _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", kem_context, 32)
-    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
     info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
-    context = _MODE_BASE + psk_id_hash + info_hash
+    context = _MODE_BASE + _PSK_ID_HASH + info_hash
     secret = _labeled_extract(_HPKE_SUITE, shared, b"secret", b"")
     key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
     nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)

@@ -8,14 +8,14 @@ import re
 from collections.abc import Callable
 
 import pytest
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hpke
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 from hypothesis import given
 from hypothesis import strategies as st
+from nacl.exceptions import BadSignatureError
 
 from node import crypto
 from node.envelope import _seal
@@ -300,7 +300,32 @@ def test_signature_under_one_domain_fails_under_another() -> None:
     sig = crypto.sign(SIGNING, DOMAIN_A, b"data")
     with pytest.raises(crypto.AuthError) as err:
         crypto.verify(SIGNING.public_key(), sig, DOMAIN_B, b"data")
-    assert isinstance(err.value.__cause__, InvalidSignature)
+    assert isinstance(err.value.__cause__, BadSignatureError)
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=256))
+@FEW
+def test_signatures_are_the_bytes_openssl_gives(key_seed: bytes, data: bytes) -> None:
+    """Ed25519 is deterministic: libsodium's signature is OpenSSL's, and each verifies the other."""
+    key = Ed25519PrivateKey.from_private_bytes(key_seed)
+    ours = crypto.sign(key, DOMAIN_A, data)
+    assert ours == key.sign(crypto.digest(DOMAIN_A, data))
+    key.public_key().verify(ours, crypto.digest(DOMAIN_A, data))
+    crypto.verify(key.public_key(), key.sign(crypto.digest(DOMAIN_A, data)), DOMAIN_A, data)
+
+
+# The identity point, encoded: a small-order public key. "Signatures" for it with R = identity
+# and S = 0 hold for every message under cofactorless verification, which OpenSSL performs.
+_IDENTITY = (1).to_bytes(32, "little")
+_TRIVIAL_SIG = _IDENTITY + bytes(32)
+
+
+def test_small_order_public_key_is_refused() -> None:
+    """libsodium refuses a small-order signer key whose trivial signature OpenSSL accepts."""
+    weak = Ed25519PublicKey.from_public_bytes(_IDENTITY)
+    weak.verify(_TRIVIAL_SIG, b"any message")  # OpenSSL: "valid" for anything
+    with pytest.raises(crypto.AuthError):
+        crypto.verify(weak, _TRIVIAL_SIG, DOMAIN_A, b"any message")
 
 
 def test_domains_end_in_nul_and_none_prefixes_another() -> None:
@@ -389,3 +414,9 @@ def test_random_bytes_length_and_freshness() -> None:
     """random_bytes gives n bytes, different each call."""
     assert 32 == len(crypto.random_bytes(32))
     assert crypto.random_bytes(32) != crypto.random_bytes(32)
+
+
+def test_seal_to_a_low_order_recipient_key_is_refused() -> None:
+    """An all-zero X25519 key would give an all-zero shared secret: sealing refuses it."""
+    with pytest.raises(ValueError, match="low-order"):
+        crypto.hpke_seal_x25519(X25519PublicKey.from_public_bytes(bytes(32)), b"i", b"k", None)
