@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from ..config import load_root_public
 from ._app import handles_errors, out_console, print_json
 from ._federation import read_json
+
+T = TypeVar("T")
 
 broker_app = typer.Typer(help="Run the federation broker.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and query the audit log.", no_args_is_help=True)
@@ -88,28 +92,43 @@ def run(
     asyncio.run(run_broker(settings))
 
 
+# A server that was just restarted, or a stream whose leader is being elected, does not answer
+# JetStream API requests for a few seconds: keep asking that long instead of failing the read.
+READ_PATIENCE_S = 30.0
+
+
+async def _patiently(call: Callable[[], Awaitable[T]], deadline: float) -> T:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await call()
+        except TimeoutError:  # nats.errors.TimeoutError is one
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def _read_stream(
     urls: list[str], subject: str, stream: str, config: Path | None = None
 ) -> list[dict[str, Any]]:
+    from nats.js.errors import NotFoundError
+
     from ..transport import connect, map_nats_errors
 
     urls, options = _nats(urls, config)
     async with connect(urls, "palermo-audit", **options) as nc:
         js = nc.jetstream()
+        deadline = asyncio.get_running_loop().time() + READ_PATIENCE_S
         out: list[dict[str, Any]] = []
         with map_nats_errors(f"read {stream}"):
-            info = await js.stream_info(stream)
-            last = info.state.last_seq
-            seq = info.state.first_seq
-            while 0 < seq <= last:
+            info = await _patiently(lambda: js.stream_info(stream), deadline)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 try:
-                    msg = await js.get_msg(stream, seq)
-                except Exception:
-                    seq += 1
+                    msg = await _patiently(partial(js.get_msg, stream, seq), deadline)
+                except NotFoundError:  # deleted from the stream: nothing to read there
                     continue
                 if msg.subject and msg.subject.startswith(subject.rstrip(">")):
                     out.append(json.loads(msg.data or b"{}"))
-                seq += 1
         return out
 
 
