@@ -249,7 +249,10 @@ def _parse_header(env: Envelope) -> EnvelopeHeader:
         ) from exc
     # Compare encodings, not Python values: 0 == False and 1 == 1.0 in Python, never on the wire.
     if canonical_packb(header.to_wire()) != msgpack.packb(env.hdr, use_bin_type=True):
-        raise NonCanonicalEncoding("header values are not in canonical form (sorted lists, ms)")
+        raise NonCanonicalEncoding(
+            "header values are not in canonical form (sorted lists, times in ms, and fields "
+            "at their default value left out)"
+        )
     return header
 
 

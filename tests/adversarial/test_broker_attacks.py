@@ -85,7 +85,7 @@ def _build() -> tuple[DevFederation, list[Case], list[bytes]]:
     def add(name: str, data: bytes, code: str, fragment: str, subject: str = SUBJECT) -> None:
         cases.append(Case(name, data, subject, code, fragment))
 
-    green = Handling(tlp="GREEN").model_dump(mode="json", by_alias=True, exclude_none=True)
+    green = Handling(tlp="GREEN").model_dump(mode="json", by_alias=True, exclude_defaults=True)
     for name, changes in {
         "header-priority-raised": {"priority": "urgent"},
         "header-handling-widened-to-green": {"handling": green},

@@ -106,12 +106,14 @@ def test_section_nationalities_are_checked() -> None:
 
 
 def test_wire_round_trip() -> None:
-    """to_wire gives plain data with epoch-ms times and the alias 'schema'; it reads back equal."""
+    """to_wire gives plain data with epoch-ms times, no defaults; it reads back equal."""
     created = datetime(2026, 11, 13, 1, tzinfo=timezone(timedelta(hours=1)))
     h = EnvelopeHeader.model_validate(_header(created=created, priority="urgent"))
     wire = h.to_wire()
     assert 1_794_528_000_000 == wire["created"]
-    assert "iir/1" == wire["schema"]
-    assert "schema_" not in wire
+    assert "urgent" == wire["priority"]
+    assert {"schema", "schema_", "refs", "sections"}.isdisjoint(wire)
+    assert "tlp" in wire["handling"]
+    assert "h0" not in wire["handling"]
     assert h == EnvelopeHeader.model_validate(wire)
     assert datetime(2026, 11, 13, tzinfo=UTC) == h.created

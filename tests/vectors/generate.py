@@ -154,6 +154,10 @@ def build_all() -> list[Vector]:
     bad_header = _resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"}))
     # Regression (issue 7): the id pattern once accepted a trailing newline ('$' with re.match).
     id_newline = _resign(replace(env, hdr={**env.hdr, "id": env.hdr["id"] + "\n"}))
+    # Decision 0011: a field at its default value is left out; writing it out is not canonical.
+    default_written = _resign(
+        replace(env, hdr=dict(sorted({**env.hdr, "priority": "routine"}.items())))
+    )
     unsorted = dict(reversed(list(env.hdr.items())))
     non_canonical = msgpack.packb(
         {
@@ -197,6 +201,9 @@ def build_all() -> list[Vector]:
                error="unsupported_suite"),
         Vector("non-canonical-header", "header failure", "header map keys not sorted",
                non_canonical, "MLT-AFM", error="non_canonical"),
+        Vector("default-written-out", "header failure",
+               "validly signed header that writes out priority 'routine', its default value",
+               default_written, "MLT-AFM", error="non_canonical"),
         Vector("header-schema", "header failure",
                "validly signed header whose originator is not an agency id", bad_header,
                "MLT-AFM", error="header_invalid"),
