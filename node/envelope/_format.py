@@ -94,12 +94,16 @@ class Envelope:
     sig: bytes
 
 
+_CONTAINERS: Final = (dict, list, tuple)
+
+
 def _canon(obj: Any) -> Any:
     """Sort map keys recursively; lists keep their order (the header model sorts them)."""
+    # Recursing only into containers halves the cost: sealing and opening both pay for it.
     if isinstance(obj, dict):
-        return {k: _canon(obj[k]) for k in sorted(obj)}
+        return {k: _canon(v) if isinstance(v, _CONTAINERS) else v for k, v in sorted(obj.items())}
     if isinstance(obj, list | tuple):
-        return [_canon(x) for x in obj]
+        return [_canon(x) if isinstance(x, _CONTAINERS) else x for x in obj]
     return obj
 
 

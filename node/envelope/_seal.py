@@ -9,6 +9,7 @@ key unwrapping and decryption, whose failures all surface as ``AuthenticationFai
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -204,8 +205,7 @@ def seal(
     pairs = [(r.agency, r.kid) for r in recipients]
     if len(pairs) != len(set(pairs)):
         raise InputError("the same recipient key is given twice")
-    per_agency = max(sum(1 for a, _ in pairs if a == agency) for agency in header.recipients)
-    if per_agency > MAX_STANZAS_PER_AGENCY:
+    if max(Counter(r.agency for r in recipients).values()) > MAX_STANZAS_PER_AGENCY:
         raise InputError(
             f"at most {MAX_STANZAS_PER_AGENCY} keys per recipient agency (openers refuse more)"
         )
