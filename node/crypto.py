@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -47,6 +48,7 @@ __all__ = [
     "digest",
     "hpke_open_x25519",
     "hpke_seal_x25519",
+    "hpke_seal_x25519_many",
     "key_id",
     "random_bytes",
     "sign",
@@ -138,22 +140,42 @@ def hpke_seal_x25519(
     passes a fixed one. Both take this path; tests check it against ``cryptography``'s HPKE in
     both directions.
     """
+    return hpke_seal_x25519_many([(recipient, info)], plaintext, ephemeral)[0]
+
+
+def hpke_seal_x25519_many(
+    recipients: Sequence[tuple[X25519PublicKey, bytes]],
+    plaintext: bytes,
+    ephemeral: X25519PrivateKey | None,
+) -> list[bytes]:
+    """One HPKE single-shot ``enc || ct`` per ``(recipient key, info)``, under one ephemeral key.
+
+    Each result is exactly what RFC 9180's ``SealBase`` gives with that ephemeral key, so every
+    recipient opens it with any RFC 9180 implementation. Drawing the ephemeral once per plaintext
+    instead of once per recipient is randomness re-use in multi-recipient encryption, proven
+    secure for Diffie-Hellman KEMs that hash the recipient's key into the shared secret, as
+    DHKEM's ``kem_context`` does (Bellare, Boldyreva, Kurosawa, Staddon, IEEE Trans. IT 53(11),
+    2007); CMS does the same for its key-agreement recipients (RFC 5753). It saves one X25519
+    base-point multiplication per extra recipient (docs/decisions/0012).
+    """
     eph = ephemeral.private_bytes_raw() if ephemeral is not None else os.urandom(X25519_LEN)
-    pk_r = recipient.public_bytes_raw()
     enc = sodium.crypto_scalarmult_base(eph)
-    try:
-        dh = sodium.crypto_scalarmult(eph, pk_r)
-    except RuntimeError as exc:  # libsodium refuses an all-zero shared secret
-        raise ValueError("the recipient's X25519 key is a low-order point") from exc
-    kem_context = enc + pk_r
-    eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
-    shared = _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", kem_context, 32)
-    info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
-    context = _MODE_BASE + _PSK_ID_HASH + info_hash
-    secret = _labeled_extract(_HPKE_SUITE, shared, b"secret", b"")
-    key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
-    nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
-    return enc + AESGCM(key).encrypt(nonce, plaintext, None)
+    sealed = []
+    for recipient, info in recipients:
+        pk_r = recipient.public_bytes_raw()
+        try:
+            dh = sodium.crypto_scalarmult(eph, pk_r)
+        except RuntimeError as exc:  # libsodium refuses an all-zero shared secret
+            raise ValueError("the recipient's X25519 key is a low-order point") from exc
+        eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
+        shared = _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", enc + pk_r, 32)
+        info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
+        context = _MODE_BASE + _PSK_ID_HASH + info_hash
+        secret = _labeled_extract(_HPKE_SUITE, shared, b"secret", b"")
+        key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
+        nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
+        sealed.append(enc + AESGCM(key).encrypt(nonce, plaintext, None))
+    return sealed
 
 
 def hpke_open_x25519(identity: X25519PrivateKey, info: bytes, sealed: bytes) -> bytes:

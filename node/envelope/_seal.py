@@ -162,19 +162,14 @@ def _wrap(
     recipients: Sequence[PublicEncryptionKey],
 ) -> tuple[tuple[Stanza, ...], bytes]:
     content_key = rand.content_key()
-    stanzas = tuple(
-        Stanza(
-            r.agency,
-            r.kid,
-            crypto.hpke_seal_x25519(
-                r.key,
-                _stanza_info(envelope_id, r.agency, r.kid, part),
-                content_key,
-                rand.ephemeral(),
-            ),
-        )
-        for r in sorted(recipients, key=lambda r: (r.agency, r.kid))
+    ordered = sorted(recipients, key=lambda r: (r.agency, r.kid))
+    # One ephemeral key per part, shared by its stanzas (docs/decisions/0012).
+    wrapped = crypto.hpke_seal_x25519_many(
+        [(r.key, _stanza_info(envelope_id, r.agency, r.kid, part)) for r in ordered],
+        content_key,
+        rand.ephemeral(),
     )
+    stanzas = tuple(Stanza(r.agency, r.kid, enc) for r, enc in zip(ordered, wrapped, strict=True))
     key = crypto.derive_part_key(content_key, envelope_id, part)
     return stanzas, crypto.aead_seal(key, plaintext, hdr_hash + b"\x00" + part)
 

@@ -93,6 +93,32 @@ def test_interop_property(r_seed: bytes, e_seed: bytes, info: bytes, plaintext: 
     assert plaintext == SUITE.decrypt(sealed, recipient, info=info)
 
 
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=6, unique=True),
+    st.binary(min_size=32, max_size=32),
+)
+@FEW
+def test_one_ephemeral_for_many_recipients_is_rfc_9180_for_each(
+    r_seeds: list[bytes], e_seed: bytes
+) -> None:
+    """Each stanza of a shared-ephemeral seal is SealBase with that ephemeral for its recipient:
+    cryptography opens it with that recipient's key and info, and with no other."""
+    recipients = [X25519PrivateKey.from_private_bytes(r) for r in r_seeds]
+    infos = [b"info %d" % i for i in range(len(recipients))]
+    eph = X25519PrivateKey.from_private_bytes(e_seed)
+    sealed = crypto.hpke_seal_x25519_many(
+        [(r.public_key(), i) for r, i in zip(recipients, infos, strict=True)], CONTENT_KEY, eph
+    )
+    for i, (recipient, info, one) in enumerate(zip(recipients, infos, sealed, strict=True)):
+        assert eph.public_key().public_bytes_raw() == one[:32]
+        assert one == crypto.hpke_seal_x25519(recipient.public_key(), info, CONTENT_KEY, eph)
+        assert CONTENT_KEY == SUITE.decrypt(one, recipient, info=info)
+        other = recipients[(i + 1) % len(recipients)]
+        if other.public_key() != recipient.public_key():
+            with pytest.raises(crypto.AuthError):
+                crypto.hpke_open_x25519(other, info, one)
+
+
 def test_fixed_ephemeral_is_deterministic() -> None:
     """A fixed ephemeral key gives byte-identical output twice."""
     first = crypto.hpke_seal_x25519(RECIPIENT.public_key(), b"i", CONTENT_KEY, EPHEMERAL)

@@ -435,6 +435,15 @@ def test_stanza_moved_between_recipients() -> None:
     assert "stanza" == _auth_failed(resign(replace(ENV, rcpt=rcpt)), a)
 
 
+def test_one_ephemeral_per_part_and_a_fresh_one_per_envelope() -> None:
+    """The body's stanzas share one ephemeral key; a section and another envelope do not."""
+    body_encs = {s.enc[:32] for s in ENV.rcpt}
+    assert 1 == len(body_encs)
+    assert len(ENV.rcpt) > 1
+    assert body_encs.isdisjoint({s.enc[:32] for s in ENV.sections[0].rcpt})
+    assert body_encs.isdisjoint({s.enc[:32] for s in OTHER.rcpt})
+
+
 def test_bodies_swapped_between_envelopes() -> None:
     """Another envelope's body: 'signature'; re-signed, the body tag fails: 'body'."""
     doctored = replace(ENV, body=OTHER.body)

@@ -129,7 +129,8 @@ def sealed(label: str, recipients: tuple[str, ...], *, sections: bool = False, n
         signing_key("ITA-GDF"),
         [encryption_key(a).public for a in recipients],
         section_map,
-        _randomness=_randomness(label, 2 * len(recipients) + 2),
+        # One content key and one ephemeral key per part: the body, then the section.
+        _randomness=_randomness(label, 2),
     )
 
 
