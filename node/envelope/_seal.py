@@ -103,6 +103,8 @@ class Verified:
     header: EnvelopeHeader
     envelope: Envelope
     size: int
+    header_hash: bytes = field(repr=False)
+    """SHA-256 of the canonical header: the AAD of every part."""
 
     def stanza_agencies(self, section: str | None = None) -> frozenset[str]:
         """Agencies holding a key stanza for the body, or for the named section."""
@@ -230,7 +232,8 @@ def seal(
     return data
 
 
-def _parse_header(env: Envelope) -> EnvelopeHeader:
+def _parse_header(env: Envelope) -> tuple[EnvelopeHeader, bytes]:
+    """The validated header and its canonical encoding (what the header hash covers)."""
     try:
         header = EnvelopeHeader.model_validate(env.hdr)
     except ValidationError as exc:
@@ -243,12 +246,13 @@ def _parse_header(env: Envelope) -> EnvelopeHeader:
             f"header fails the schema at {first['field']}: {first['message']}", errors
         ) from exc
     # Compare encodings, not Python values: 0 == False and 1 == 1.0 in Python, never on the wire.
-    if canonical_packb(header.to_wire()) != msgpack.packb(env.hdr, use_bin_type=True):
+    packed = canonical_packb(header.to_wire())
+    if packed != msgpack.packb(env.hdr, use_bin_type=True):
         raise NonCanonicalEncoding(
             "header values are not in canonical form (sorted lists, times in ms, and fields "
             "at their default value left out)"
         )
-    return header
+    return header, packed
 
 
 def _check_consistency(header: EnvelopeHeader, env: Envelope) -> None:
@@ -294,7 +298,7 @@ def inspect_envelope(
 ) -> Unverified:
     """Format, header, consistency, clock skew and the signer's key; not the signature."""
     env = decode(data, max_size)
-    header = _parse_header(env)
+    header, packed_header = _parse_header(env)
     _check_consistency(header, env)
     skew = int((header.created - now).total_seconds() * 1000)
     if skew > max_clock_skew_ms:
@@ -302,7 +306,8 @@ def inspect_envelope(
     # Key validity and revocation are judged at verification time, not at the header's
     # "created": a stolen key must not be able to sign past its revocation by backdating.
     public = signers.signing_key(header.originator, header.kid, now)
-    return Unverified(Verified(header, env, len(data)), public, signed_prefix(data))
+    verified = Verified(header, env, len(data), crypto.digest(DOMAIN_HEADER, packed_header))
+    return Unverified(verified, public, signed_prefix(data))
 
 
 def check_signature(item: Unverified) -> Verified:
@@ -331,19 +336,16 @@ def verify_envelope(
 
 
 def _unwrap(
-    env: Envelope,
+    envelope_id: bytes,
     stanzas: Sequence[Stanza],
     part: bytes,
     sealed: bytes,
-    identity: Sequence[EncryptionKey],
+    keys: Mapping[tuple[str, str], EncryptionKey],
     hdr_hash: bytes,
 ) -> bytes | None:
-    envelope_id = uuid.UUID(env.hdr["id"]).bytes
-    keys = {(k.agency, k.kid): k for k in identity}
-    mine = [s for s in stanzas if (s.agency, s.kid) in keys]
-    if not mine:
+    stanza = next((s for s in stanzas if (s.agency, s.kid) in keys), None)
+    if stanza is None:
         return None
-    stanza = mine[0]
     key = keys[(stanza.agency, stanza.kid)]
     try:
         content_key = crypto.hpke_open_x25519(
@@ -373,21 +375,22 @@ def open_envelope(
     verified = verify_envelope(
         data, signers, now=now, max_size=max_size, max_clock_skew_ms=max_clock_skew_ms
     )
-    header, env = verified.header, verified.envelope
+    header, env, hdr_hash = verified.header, verified.envelope, verified.header_hash
     if seen is not None and seen(header.id):
         raise Replayed(header.id)
-    agencies = {k.agency for k in identity}
-    hdr_hash = header_digest(env.hdr, hdr_sorted=True)  # decode() checked its key order
-    body = _unwrap(env, env.rcpt, PART_BODY, env.body, identity, hdr_hash)
+    envelope_id = uuid.UUID(header.id).bytes
+    keys = {(k.agency, k.kid): k for k in identity}
+    body = _unwrap(envelope_id, env.rcpt, PART_BODY, env.body, keys, hdr_hash)
     if body is None:
+        agencies = ", ".join(sorted({k.agency for k in identity}))
         raise NotARecipient(
-            f"envelope {header.id} holds no key for {', '.join(sorted(agencies))} with the "
+            f"envelope {header.id} holds no key for {agencies} with the "
             "current keys; if keys were rotated, keep the previous key until its overlap ends"
         )
     opened: dict[str, bytes] = {}
     withheld = []
     for sec in env.sections:
-        plain = _unwrap(env, sec.rcpt, _section_part(sec.id), sec.body, identity, hdr_hash)
+        plain = _unwrap(envelope_id, sec.rcpt, _section_part(sec.id), sec.body, keys, hdr_hash)
         if plain is None:
             withheld.append(sec.id)
         else:
