@@ -26,6 +26,12 @@ Timed region of **open** (decrypt for one recipient, the last, + verify the sign
   key and no ``kid`` lookup, where ``jwcrypto`` tries every recipient entry (an X25519 exchange
   and a failed key unwrap each).
 
+**Open floors** (same rounds, same envelope): ``floor_open_crypto`` is only the cryptography any
+open must do (signature over the signed bytes, the reader's HPKE stanza, the body's AES-GCM),
+inputs located in advance; ``floor_open_parsed`` adds msgpack decoding and the header schema.
+``open_ceiling_*`` = JOSE open / floor: the best open ratio any implementation on these libraries
+could report.
+
 **Size** = bytes on the wire: ours msgpack, JOSE's JSON serialization as UTF-8. JOSE carries only
 the key ids it needs, our header also the routing and handling metadata the broker reads; for
 information, the JOSE size with that same metadata in its JWE protected header is reported too.
