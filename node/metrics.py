@@ -21,3 +21,8 @@ class NodeMetrics:
         )
         self.published = Counter("palermo_node_published", "Reports published", registry=r)
         self.purged = Counter("palermo_node_purged", "Reports purged (expiry)", registry=r)
+        self.publish_retries = Counter(
+            "palermo_node_publish_retries",
+            "Publishes sent again because JetStream did not acknowledge them in time",
+            registry=r,
+        )

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import msgpack
 import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -46,6 +47,7 @@ from schemas.errors import (
     PalermoError,
     ReportInvalid,
     SubjectMismatch,
+    TransportError,
     TrustError,
 )
 
@@ -63,7 +65,13 @@ from .transport import connect, deliver_subject, map_nats_errors, publish_subjec
 __all__ = ["Node", "NodeIdentity"]
 
 _log = structlog.get_logger("palermo.node")
+# Causes after which a message may not have been stored, and sending it again is safe.
+_UNACKNOWLEDGED: Final = (TimeoutError, nats.js.errors.NoStreamResponseError)
 FETCH_BATCH: Final[int] = 64
+# A publish whose acknowledgement does not come (a server restarting, a stream leader being
+# elected) is sent again: the same bytes under the same Nats-Msg-Id, which JetStream's duplicate
+# window (2 minutes) stores at most once. These are the pauses between attempts.
+PUBLISH_RETRY_DELAYS_S: Final[tuple[float, ...]] = (0.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -244,13 +252,28 @@ class Node:
         await self._send_sealed(report, sealed)
         return sealed
 
+    async def _publish(self, subject: str, data: bytes, msg_id: str, action: str) -> None:
+        """Publish to JetStream and wait for it to be stored, retrying only what may be lost."""
+        delays = iter(PUBLISH_RETRY_DELAYS_S)
+        while True:
+            try:
+                with map_nats_errors(action):
+                    await self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+                return
+            except TransportError as exc:
+                delay = next(delays, None)
+                if delay is None or not isinstance(exc.__cause__, _UNACKNOWLEDGED):
+                    raise
+                _log.warning("publish not acknowledged; sending it again", action=action,
+                             msg_id=msg_id, retry_in_s=delay, error=exc.reason)  # fmt: skip
+                self.metrics.publish_retries.inc()
+                await asyncio.sleep(delay)
+
     async def _send_sealed(self, report: Report, sealed: SealedReport) -> None:
-        with map_nats_errors(f"publish report {sealed.header.id}"):
-            await self.js.publish(
-                publish_subject(sealed.header),
-                sealed.data,
-                headers={"Nats-Msg-Id": sealed.header.id},
-            )
+        header = sealed.header
+        await self._publish(
+            publish_subject(header), sealed.data, header.id, f"publish report {header.id}"
+        )
         self.inbox.record_sent(sealed.header, report, datetime.now(UTC))
         self.metrics.published.inc()
 
@@ -282,8 +305,9 @@ class Node:
         )
         body = msgpack.packb({"retracts": report_id, "reason": reason})
         data = seal(header, body, self.identity.signing, readers)
-        with map_nats_errors(f"publish the retraction of {report_id}"):
-            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
+        await self._publish(
+            publish_subject(header), data, header.id, f"publish the retraction of {report_id}"
+        )
         self.inbox.mark_retracted(report_id, now)
         return header
 
@@ -309,12 +333,12 @@ class Node:
             time=datetime.now(UTC),
         )
         signed = sign_document(receipt, self.identity.signing, self.identity.agency)
-        with map_nats_errors("send a receipt"):
-            await self.js.publish(
-                f"plm.rcpt.{originator}.receipt.{self.identity.agency}",
-                canonical_json(signed),
-                headers={"Nats-Msg-Id": f"rcpt.{envelope_id}.{self.identity.agency}.{status}"},
-            )
+        await self._publish(
+            f"plm.rcpt.{originator}.receipt.{self.identity.agency}",
+            canonical_json(signed),
+            f"rcpt.{envelope_id}.{self.identity.agency}.{status}",
+            "send a receipt",
+        )
 
     async def _refuse(self, msg: Msg, exc: PalermoError) -> str:
         """Terminate a delivery no redelivery can fix, and log and count why."""
@@ -415,8 +439,7 @@ class Node:
             refs=list(refs),
         )
         data = seal(header, json.dumps(content).encode(), self.identity.signing, [keys[0]])
-        with map_nats_errors(f"publish a {kind.value}"):
-            await self.js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
+        await self._publish(publish_subject(header), data, header.id, f"publish a {kind.value}")
         return header
 
     async def request(
@@ -546,12 +569,12 @@ class Node:
             time=datetime.now(UTC),
         )  # fmt: skip
         signed = sign_document(answer, self.identity.signing, self.identity.agency)
-        with map_nats_errors("answer a release request"):
-            await self.js.publish(
-                f"plm.rcpt.{row['requester']}.release.{self.identity.agency}",
-                canonical_json(signed),
-                headers={"Nats-Msg-Id": f"release.{request_id}.{decision}"},
-            )
+        await self._publish(
+            f"plm.rcpt.{row['requester']}.release.{self.identity.agency}",
+            canonical_json(signed),
+            f"release.{request_id}.{decision}",
+            "answer a release request",
+        )
 
     async def _retraction(
         self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime

@@ -1,6 +1,7 @@
 """nats-server SIGKILLed and restarted while a node publishes: each Node.publish either returned
 (and that report reaches the partner, once) or raised a typed TransportError telling the user to
-retry; nothing that returned is lost, nothing arrives twice."""
+retry; nothing that returned is lost, nothing arrives twice. A publish whose acknowledgement the
+kill swallowed is sent again under the same id (Node._publish), so most ride the outage out."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ async def test_server_sigkill_during_node_publish_loses_nothing_that_returned(
         await wait_for(all_ok_stored, within=120)
         mlt.stop()
         await consumer
-    assert failed, "the kill should have made at least one publish fail"
+        retries = ita.metrics.registry.get_sample_value("palermo_node_publish_retries_total")
+    assert (retries or 0) + len(failed) >= 1, "the kill should have cost a retry or a failure"
     told = ("cannot reach NATS", "timed out waiting for NATS")
     assert all(any(t in str(e) for t in told) for e in failed), [str(e) for e in failed][:3]
     stored = [i for _, i in inbox_ids(tmp_path / "MLT-AFM" / "inbox.db")]
