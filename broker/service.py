@@ -491,9 +491,28 @@ class Broker:
             return
         _log.error("envelope dead-lettered after its last attempt", envelope=o.envelope_id,
                    reason=reason)  # fmt: skip
+        await self._release_marker(o)
         self.metrics.dead_lettered.inc()
         self.metrics.denied.labels(reason=EXHAUSTED).inc()
         await o.msg.ack()
+
+    async def _release_marker(self, o: Outcome) -> None:
+        """Forget the replay marker this very message wrote, so that republishing the envelope
+        from PLM_DEAD ('palermo dead republish') is not refused as a replay of itself. A marker
+        another message wrote is kept: that one is a real replay."""
+        if o.envelope_id is None:
+            return
+        subject = f"plm.seen.{o.envelope_id}"
+        try:
+            marker = await self.js.get_last_msg("PLM_SEEN", subject)
+            if marker.data == str(o.msg.metadata.sequence.stream).encode():
+                await self.js.purge_stream("PLM_SEEN", subject=subject)
+        except nats.js.errors.NotFoundError:
+            return  # the marker was never written (that may be what failed)
+        except (nats.errors.Error, TimeoutError) as exc:
+            _log.warning("replay marker kept: republishing this envelope will be refused as a "
+                         "replay until the marker expires", envelope=o.envelope_id,
+                         error=repr(exc))  # fmt: skip
 
     def _count(self, o: Outcome) -> None:
         self.processed += 1

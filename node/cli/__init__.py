@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._app import app, handles_errors
-from ._broker import audit_app, broker_app, directory_app
+from ._broker import audit_app, broker_app, dead_app, directory_app
 from ._deploy import deploy_app
 from ._envelope import envelope_app
 from ._federation import agency_app, federation_app
@@ -44,6 +44,7 @@ app.command("requests")(handles_errors(messages_cmd))
 app.add_typer(broker_app, name="broker")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
+app.add_typer(dead_app, name="dead")
 app.add_typer(deploy_app, name="deploy")
 
 __all__ = ["app", "main"]

@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from schemas.errors import InputError
+
 from ..config import load_root_public
 from ._app import handles_errors, out_console, print_json
 from ._federation import read_json
@@ -24,6 +26,9 @@ T = TypeVar("T")
 broker_app = typer.Typer(help="Run the federation broker.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and query the audit log.", no_args_is_help=True)
 directory_app = typer.Typer(help="Publish and show the federation directory.", no_args_is_help=True)
+dead_app = typer.Typer(
+    help="List dead letters (PLM_DEAD) and republish stranded envelopes.", no_args_is_help=True
+)
 
 NatsOption = Annotated[
     list[str], typer.Option("--nats", help="NATS server URL (repeat for a cluster).")
@@ -108,28 +113,34 @@ async def _patiently(call: Callable[[], Awaitable[T]], deadline: float) -> T:
             await asyncio.sleep(0.5)
 
 
+async def _stream_messages(js: Any, stream: str) -> list[Any]:
+    """Every message of ``stream`` (nats-py RawStreamMsg), oldest first, patient with restarts."""
+    from nats.js.errors import NotFoundError
+
+    deadline = asyncio.get_running_loop().time() + READ_PATIENCE_S
+    info = await _patiently(lambda: js.stream_info(stream), deadline)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            out.append(await _patiently(partial(js.get_msg, stream, seq), deadline))
+        except NotFoundError:  # deleted from the stream: nothing to read there
+            continue
+    return out
+
+
 async def _read_stream(
     urls: list[str], subject: str, stream: str, config: Path | None = None
 ) -> list[dict[str, Any]]:
-    from nats.js.errors import NotFoundError
-
     from ..transport import connect, map_nats_errors
 
     urls, options = _nats(urls, config)
     async with connect(urls, "palermo-audit", **options) as nc:
-        js = nc.jetstream()
-        deadline = asyncio.get_running_loop().time() + READ_PATIENCE_S
-        out: list[dict[str, Any]] = []
         with map_nats_errors(f"read {stream}"):
-            info = await _patiently(lambda: js.stream_info(stream), deadline)
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                try:
-                    msg = await _patiently(partial(js.get_msg, stream, seq), deadline)
-                except NotFoundError:  # deleted from the stream: nothing to read there
-                    continue
-                if msg.subject and msg.subject.startswith(subject.rstrip(">")):
-                    out.append(json.loads(msg.data or b"{}"))
-        return out
+            messages = await _stream_messages(nc.jetstream(), stream)
+        prefix = subject.rstrip(">")
+        return [
+            json.loads(m.data or b"{}") for m in messages if (m.subject or "").startswith(prefix)
+        ]
 
 
 @audit_app.command("verify")
@@ -289,3 +300,101 @@ def show(
         out_console.print(f"revoked: {entry['agency']} {entry.get('kid') or ''} {entry['reason']}")
     for key, reason in data["refused"].items():
         out_console.print(f"refused {key}: {reason}")
+
+
+async def _dead_letters(urls: list[str], config: Path | None) -> list[Any]:
+    from broker.deadletters import DeadLetter
+
+    from ..transport import connect, map_nats_errors
+
+    urls, options = _nats(urls, config)
+    async with connect(urls, "palermo-dead", **options) as nc:
+        with map_nats_errors("read PLM_DEAD"):
+            return [DeadLetter.of(m) for m in await _stream_messages(nc.jetstream(), "PLM_DEAD")]
+
+
+@dead_app.command("list")
+@handles_errors
+def dead_list(
+    code: Annotated[
+        str | None,
+        typer.Option("--code", help="Only this reason code (e.g. redelivery_exhausted)."),
+    ] = None,
+    nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every dead letter: its sequence, reason code, envelope id and whether a republish can
+    deliver it (only envelopes stranded by 'redelivery_exhausted').
+
+    Example: palermo dead list --code redelivery_exhausted --nats-config admin.toml
+    """
+    letters = [
+        d for d in asyncio.run(_dead_letters(nats_url, nats_config)) if code in (None, d.code)
+    ]
+    if as_json:
+        print_json([d.to_dict() for d in letters])
+        return
+    if not letters:
+        out_console.print("no dead letters" + (f" with code {code}" if code else ""))
+    for d in letters:
+        mark = "republishable" if d.republishable else ""
+        out_console.print(
+            f"{d.seq:>8}  {d.code:<22} {d.envelope_id or '?':<36}  {mark}\n          {d.reason}",
+            markup=False,
+        )
+
+
+@dead_app.command("republish")
+@handles_errors
+def dead_republish(
+    seqs: Annotated[
+        list[int] | None, typer.Argument(help="PLM_DEAD sequences, from 'palermo dead list'.")
+    ] = None,
+    all_exhausted: Annotated[
+        bool, typer.Option("--all-exhausted", help="Every redelivery_exhausted letter.")
+    ] = False,
+    nats_url: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish stranded envelopes again, unchanged, once the cause (a full stream) is fixed.
+
+    The broker verifies and decides each one again; copies a partner already stored are not
+    stored twice. Refused envelopes (policy, signature, ...) cannot be republished.
+
+    Example: palermo dead republish --all-exhausted --nats-config admin.toml
+    """
+    from broker.deadletters import republish
+
+    from ..transport import connect, map_nats_errors
+
+    if not seqs and not all_exhausted:
+        raise InputError("name the dead letters to republish (SEQ ...) or pass --all-exhausted")
+
+    async def go() -> list[dict[str, Any]]:
+        letters = await _dead_letters(nats_url, nats_config)
+        by_seq = {d.seq: d for d in letters}
+        missing = sorted(set(seqs or []) - set(by_seq))
+        if missing:
+            raise InputError(f"no dead letter with sequence {missing}; see 'palermo dead list'")
+        chosen = [by_seq[s] for s in seqs or []] or [d for d in letters if d.republishable]
+        urls, options = _nats(nats_url, nats_config)
+        out = []
+        async with connect(urls, "palermo-dead", **options) as nc:
+            js = nc.jetstream()
+            for d in chosen:
+                with map_nats_errors(f"republish dead letter {d.seq}"):
+                    fresh = await republish(js, d)
+                out.append({"seq": d.seq, "envelope_id": d.envelope_id, "republished": fresh})
+        return out
+
+    rows = asyncio.run(go())
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out_console.print("nothing to republish")
+    for row in rows:
+        state = "republished" if row["republished"] else "already republished (duplicate)"
+        out_console.print(f"{row['seq']:>8}  {row['envelope_id'] or '?':<36}  {state}")

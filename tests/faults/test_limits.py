@@ -3,6 +3,10 @@ nothing already accepted is lost; a full PLM_DLV leaves envelopes pending, never
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,3 +148,77 @@ async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stran
     # Every envelope is accounted for: delivered, or kept whole in PLM_DEAD for republishing.
     # (a delivery copy carries the envelope's bytes unchanged)
     assert {data for _, data in items} == {m.data for m in dead} | {m.data for m in delivered}
+
+
+async def _palermo(*args: str) -> subprocess.CompletedProcess[str]:
+    """The operator's CLI as a real process."""
+    palermo = Path(sys.executable).parent / "palermo"
+    return await asyncio.to_thread(
+        subprocess.run, [str(palermo), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_stranded_envelopes_are_delivered_once_the_operator_republishes_them(
+    nats_server: NatsServer,
+) -> None:
+    """After 'redelivery_exhausted', room is made and 'palermo dead republish --all-exhausted'
+    runs: every envelope reaches the partner exactly once, none is refused as a replay of
+    itself, and the CLI refuses to republish a letter whose code a retry cannot fix."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    nc, dlv = await _full_delivery_stream(url, fed, max_msgs=3)
+    js = nc.jetstream()
+    items = [envelope(fed, recipients=[PARTNER]) for _ in range(8)]
+    await publish(nc, items)
+    options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
+    async with running_broker(url, fed, options):
+
+        async def settled() -> bool:
+            return 0 == await stream_count(nc, "PLM_PUB")
+
+        await wait_for(settled, within=30)
+        dlv.max_msgs = -1
+        await js.update_stream(dlv)
+        listed = await _palermo("dead", "list", "--nats", url, "--json")
+        assert 0 == listed.returncode, listed.stderr + listed.stdout
+        letters = json.loads(listed.stdout)
+        assert 5 == len(letters)
+        assert all(row["republishable"] and row["code"] == EXHAUSTED for row in letters)
+        done = await _palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+        assert 0 == done.returncode, done.stderr + done.stdout
+        assert [True] * 5 == [row["republished"] for row in json.loads(done.stdout)]
+
+        async def all_delivered() -> bool:
+            return 8 == await stream_count(nc, "PLM_DLV")
+
+        await wait_for(all_delivered, within=30)
+        # The same letters again within the duplicate window: JetStream drops them.
+        again = await _palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+        assert [False] * 5 == [row["republished"] for row in json.loads(again.stdout)]
+    delivered = await stream_messages(nc, "PLM_DLV")
+    dead = await stream_messages(nc, "PLM_DEAD")
+    await nc.close()
+    assert sorted(data for _, data in items) == sorted(m.data for m in delivered)
+    assert 5 == len(dead), "a republished envelope was refused (as a replay of itself?)"
+
+
+async def test_a_refused_envelope_cannot_be_republished(nats_server: NatsServer) -> None:
+    """A policy refusal in PLM_DEAD: 'palermo dead republish SEQ' says why not, exit code 2."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await _federation(url, fed, StreamLimits())
+    nc = await nats.connect(url)
+    await publish(nc, [envelope(fed, recipients=[PARTNER], rel_to=("AUS-ABF",))])
+    async with running_broker(url, fed):
+
+        async def refused() -> bool:
+            return 1 <= await stream_count(nc, "PLM_DEAD")
+
+        await wait_for(refused, within=30)
+    [letter] = await stream_messages(nc, "PLM_DEAD")
+    await nc.close()
+    done = await _palermo("dead", "republish", str(letter.seq), "--nats", url, "--json")
+    assert 2 == done.returncode, done.stdout + done.stderr
+    error = json.loads(done.stdout or done.stderr)["error"]
+    assert "input_error" == error["code"]
+    assert "would be refused again" in error["reason"]
