@@ -7,7 +7,6 @@ import asyncio
 import json
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from node.transport import connect
 from schemas import Report
 from schemas.errors import TransportError
 from schemas.export import parse_report
+from tests._cli import palermo
 from tests.broker._support import read_all, start_broker_process, stop_process, wait_for
 
 from ._support import RenderedServer, render_on_free_ports, wait_cluster
@@ -49,18 +49,10 @@ def _report() -> Report:
     return parse_report(next(EXAMPLES.glob("01*.json")).read_text())
 
 
-async def _palermo(*args: str) -> subprocess.CompletedProcess[str]:
-    """The operator's CLI as a real process."""
-    palermo = Path(sys.executable).parent / "palermo"
-    return await asyncio.to_thread(
-        subprocess.run, [str(palermo), *args], capture_output=True, text=True, timeout=60
-    )
-
-
 async def _publish_directory(out: Path) -> None:
     """What the operator does once the broker is up: publish every signed document."""
     docs = sorted(str(p) for p in (out / "fed" / "documents").glob("*.json"))
-    done = await _palermo(
+    done = await palermo(
         "directory", "publish", *docs, "--root", str(out / "fed" / "root.pub.json"),
         "--nats-config", str(out / "admin.toml"),
     )  # fmt: skip
@@ -309,7 +301,7 @@ async def test_the_operator_verifies_the_audit_chain_with_admin_credentials(
     deployed: Deployment,
 ) -> None:
     """'palermo audit verify --nats-config admin.toml' reads the R3 audit stream: it verifies."""
-    done = await _palermo(
+    done = await palermo(
         "audit", "verify", "--broker-key", str(deployed.out / "fed" / "broker.pub.json"),
         "--nats-config", str(deployed.out / "admin.toml"), "--json",
     )  # fmt: skip

@@ -3,15 +3,15 @@ nothing already accepted is lost; a full PLM_DLV leaves envelopes pending, never
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import nats.aio.client
+from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
 from broker.service import CONSUMER, EXHAUSTED, BrokerOptions
@@ -20,10 +20,13 @@ from node.devfed import DevFederation
 from node.directory import Directory
 from node.natsserver import NatsServer
 from node.transport import PublishRejected
+from schemas import EnvelopeHeader
+from tests._cli import palermo
 from tests.broker._support import envelope, publish, stream_count, stream_messages, wait_for
 from tests.faults._support import example, inbox_ids, node, run_until_stored, running_broker
 
 PARTNER = "MLT-AFM"
+Sealed = tuple[EnvelopeHeader, bytes]
 
 
 async def _federation(url: str, fed: DevFederation, limits: StreamLimits) -> None:
@@ -120,14 +123,13 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
     assert sorted(sent) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
 
 
-async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stranded(
-    nats_server: NatsServer,
-) -> None:
-    """PLM_DLV stays full past the broker's last attempt: each refused envelope goes to PLM_DEAD
-    with the reason and leaves PLM_PUB, rather than sit there where no consumer offers it again."""
-    url = nats_server.client_url
+@asynccontextmanager
+async def _stranded(url: str) -> AsyncIterator[tuple[Client, StreamConfig, list[Sealed]]]:
+    """8 envelopes for PARTNER, PLM_DLV capped at 3, a broker that gives up after 2 attempts:
+    yields (connection, PLM_DLV config, envelopes) inside the running broker once PLM_PUB is
+    empty, that is once 3 are delivered and 5 dead-lettered as redelivery_exhausted."""
     fed = DevFederation.build(datetime.now(UTC))
-    nc, _ = await _full_delivery_stream(url, fed, max_msgs=3)
+    nc, dlv = await _full_delivery_stream(url, fed, max_msgs=3)
     items = [envelope(fed, recipients=[PARTNER]) for _ in range(8)]
     await publish(nc, items)
     options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
@@ -137,6 +139,16 @@ async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stran
             return 0 == await stream_count(nc, "PLM_PUB")
 
         await wait_for(settled, within=30)
+        yield nc, dlv, items
+
+
+async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stranded(
+    nats_server: NatsServer,
+) -> None:
+    """PLM_DLV stays full past the broker's last attempt: each refused envelope goes to PLM_DEAD
+    with the reason and leaves PLM_PUB, rather than sit there where no consumer offers it again."""
+    async with _stranded(nats_server.client_url) as (nc, _, items):
+        pass  # the broker has settled every envelope: look at what it left in the streams
     dead = await stream_messages(nc, "PLM_DEAD")
     delivered = await stream_messages(nc, "PLM_DLV")
     await nc.close()
@@ -150,14 +162,6 @@ async def test_envelopes_that_exhaust_their_attempts_are_dead_lettered_not_stran
     assert {data for _, data in items} == {m.data for m in dead} | {m.data for m in delivered}
 
 
-async def _palermo(*args: str) -> subprocess.CompletedProcess[str]:
-    """The operator's CLI as a real process."""
-    palermo = Path(sys.executable).parent / "palermo"
-    return await asyncio.to_thread(
-        subprocess.run, [str(palermo), *args], capture_output=True, text=True, timeout=60
-    )
-
-
 async def test_stranded_envelopes_are_delivered_once_the_operator_republishes_them(
     nats_server: NatsServer,
 ) -> None:
@@ -165,26 +169,15 @@ async def test_stranded_envelopes_are_delivered_once_the_operator_republishes_th
     runs: every envelope reaches the partner exactly once, none is refused as a replay of
     itself, and the CLI refuses to republish a letter whose code a retry cannot fix."""
     url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    nc, dlv = await _full_delivery_stream(url, fed, max_msgs=3)
-    js = nc.jetstream()
-    items = [envelope(fed, recipients=[PARTNER]) for _ in range(8)]
-    await publish(nc, items)
-    options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
-    async with running_broker(url, fed, options):
-
-        async def settled() -> bool:
-            return 0 == await stream_count(nc, "PLM_PUB")
-
-        await wait_for(settled, within=30)
+    async with _stranded(url) as (nc, dlv, items):
         dlv.max_msgs = -1
-        await js.update_stream(dlv)
-        listed = await _palermo("dead", "list", "--nats", url, "--json")
+        await nc.jetstream().update_stream(dlv)
+        listed = await palermo("dead", "list", "--nats", url, "--json")
         assert 0 == listed.returncode, listed.stderr + listed.stdout
         letters = json.loads(listed.stdout)
         assert 5 == len(letters)
         assert all(row["republishable"] and row["code"] == EXHAUSTED for row in letters)
-        done = await _palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+        done = await palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
         assert 0 == done.returncode, done.stderr + done.stdout
         assert [True] * 5 == [row["republished"] for row in json.loads(done.stdout)]
 
@@ -193,7 +186,7 @@ async def test_stranded_envelopes_are_delivered_once_the_operator_republishes_th
 
         await wait_for(all_delivered, within=30)
         # The same letters again within the duplicate window: JetStream drops them.
-        again = await _palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+        again = await palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
         assert [False] * 5 == [row["republished"] for row in json.loads(again.stdout)]
     delivered = await stream_messages(nc, "PLM_DLV")
     dead = await stream_messages(nc, "PLM_DEAD")
@@ -217,7 +210,7 @@ async def test_a_refused_envelope_cannot_be_republished(nats_server: NatsServer)
         await wait_for(refused, within=30)
     [letter] = await stream_messages(nc, "PLM_DEAD")
     await nc.close()
-    done = await _palermo("dead", "republish", str(letter.seq), "--nats", url, "--json")
+    done = await palermo("dead", "republish", str(letter.seq), "--nats", url, "--json")
     assert 2 == done.returncode, done.stdout + done.stderr
     error = json.loads(done.stdout or done.stderr)["error"]
     assert "input_error" == error["code"]
