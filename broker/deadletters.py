@@ -2,9 +2,10 @@
 
 A dead letter carries the envelope's bytes unchanged and the headers the broker wrote:
 ``Palermo-Reason-Code``, ``Palermo-Reason`` and ``Palermo-Subject`` (the subject it was published
-on). Only ``redelivery_exhausted`` letters are republishable: the envelope was accepted and
-failed only because its outcome could not be stored (a full stream, an outage). Every other code
-is a refusal, which republishing the same bytes would only repeat.
+on). Only ``redelivery_exhausted`` letters are republishable: the broker's outcome for the
+envelope (its copies, or its refusal) could not be stored (a full stream, an outage), so the
+broker decides it again. Every other code is a refusal, which republishing the same bytes would
+only repeat.
 """
 
 from __future__ import annotations

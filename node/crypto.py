@@ -42,6 +42,7 @@ __all__ = [
     "CONTENT_KEY_LEN",
     "HPKE_X25519_STANZA_LEN",
     "AuthError",
+    "LowOrderKey",
     "aead_open",
     "aead_seal",
     "derive_part_key",
@@ -71,6 +72,14 @@ _MODE_BASE: Final[bytes] = b"\x00"
 _ZERO_NONCE: Final[bytes] = bytes(12)
 
 _SUITE1: Final = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+class LowOrderKey(ValueError):
+    """A recipient X25519 key that gives an all-zero shared secret: it cannot be sealed to."""
+
+    def __init__(self, public: bytes) -> None:
+        super().__init__("the recipient's X25519 key is a low-order point")
+        self.public = public
 
 
 class AuthError(Exception):
@@ -166,7 +175,7 @@ def hpke_seal_x25519_many(
         try:
             dh = sodium.crypto_scalarmult(eph, pk_r)
         except RuntimeError as exc:  # libsodium refuses an all-zero shared secret
-            raise ValueError("the recipient's X25519 key is a low-order point") from exc
+            raise LowOrderKey(pk_r) from exc
         eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
         shared = _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", enc + pk_r, 32)
         info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)

@@ -70,7 +70,8 @@ _UNACKNOWLEDGED: Final = (TimeoutError, nats.js.errors.NoStreamResponseError)
 FETCH_BATCH: Final[int] = 64
 # A publish whose acknowledgement does not come (a server restarting, a stream leader being
 # elected) is sent again: the same bytes under the same Nats-Msg-Id, which JetStream's duplicate
-# window (2 minutes) stores at most once. These are the pauses between attempts.
+# window (StreamLimits.duplicate_window_s, 1 hour) stores at most once. These are the pauses
+# between attempts.
 PUBLISH_RETRY_DELAYS_S: Final[tuple[float, ...]] = (0.5, 2.0)
 
 

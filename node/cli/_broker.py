@@ -119,7 +119,9 @@ async def _stream_messages(js: Any, stream: str) -> list[Any]:
 
     deadline = asyncio.get_running_loop().time() + READ_PATIENCE_S
     info = await _patiently(lambda: js.stream_info(stream), deadline)
-    out = []
+    out: list[Any] = []
+    if info.state.messages == 0:  # a stream never written to has first_seq 0: nothing to get
+        return out
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         try:
             out.append(await _patiently(partial(js.get_msg, stream, seq), deadline))
@@ -369,7 +371,7 @@ def dead_republish(
 
     from ..transport import connect, map_nats_errors
 
-    if not seqs and not all_exhausted:
+    if bool(seqs) == all_exhausted:
         raise InputError("name the dead letters to republish (SEQ ...) or pass --all-exhausted")
 
     async def go() -> list[dict[str, Any]]:
@@ -379,6 +381,15 @@ def dead_republish(
         if missing:
             raise InputError(f"no dead letter with sequence {missing}; see 'palermo dead list'")
         chosen = [by_seq[s] for s in seqs or []] or [d for d in letters if d.republishable]
+        refused = [d for d in chosen if not d.republishable]
+        if refused:  # checked before anything is published: all or nothing
+            raise InputError(
+                "; ".join(
+                    f"dead letter {d.seq} was refused with {d.code!r}: publishing the same "
+                    "envelope again would be refused again; the originator must fix the cause"
+                    for d in refused
+                )
+            )
         urls, options = _nats(nats_url, nats_config)
         out = []
         async with connect(urls, "palermo-dead", **options) as nc:

@@ -27,6 +27,7 @@ from schemas.errors import (
     EnvelopeTooLarge,
     HeaderInvalid,
     InputError,
+    KeyNotValid,
     MalformedEnvelope,
     NonCanonicalEncoding,
     NotARecipient,
@@ -166,11 +167,18 @@ def _wrap(
     content_key = rand.content_key()
     ordered = sorted(recipients, key=lambda r: (r.agency, r.kid))
     # One ephemeral key per part, shared by its stanzas (docs/decisions/0012).
-    wrapped = crypto.hpke_seal_x25519_many(
-        [(r.key, _stanza_info(envelope_id, r.agency, r.kid, part)) for r in ordered],
-        content_key,
-        rand.ephemeral(),
-    )
+    try:
+        wrapped = crypto.hpke_seal_x25519_many(
+            [(r.key, _stanza_info(envelope_id, r.agency, r.kid, part)) for r in ordered],
+            content_key,
+            rand.ephemeral(),
+        )
+    except crypto.LowOrderKey as exc:
+        bad = next(r for r in ordered if r.raw == exc.public)
+        raise KeyNotValid(
+            f"encryption key {bad.kid} of {bad.agency} is a low-order X25519 point and cannot "
+            f"be sealed to; {bad.agency} must publish a new key bundle"
+        ) from exc
     stanzas = tuple(Stanza(r.agency, r.kid, enc) for r, enc in zip(ordered, wrapped, strict=True))
     key = crypto.derive_part_key(content_key, envelope_id, part)
     return stanzas, crypto.aead_seal(key, plaintext, hdr_hash + b"\x00" + part)

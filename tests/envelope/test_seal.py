@@ -11,7 +11,7 @@ from typing import Any
 import msgpack
 import pytest
 from cryptography.hazmat.primitives import hashes, hpke
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
@@ -28,7 +28,7 @@ from node.envelope._seal import (
     seal,
     verify_envelope,
 )
-from node.keys import SigningKey
+from node.keys import PublicEncryptionKey, SigningKey
 from schemas import Handling
 from schemas.errors import (
     AuthenticationFailed,
@@ -37,6 +37,7 @@ from schemas.errors import (
     EnvelopeTooLarge,
     HeaderInvalid,
     InputError,
+    KeyNotValid,
     MalformedEnvelope,
     NonCanonicalEncoding,
     NotARecipient,
@@ -830,3 +831,12 @@ def test_sections_in_envelope_follow_header_order() -> None:
     env = decode(sealed(READERS, sections={"b-sec": (b"b", []), "a-sec": (b"a", READERS)}))
     assert ["a-sec", "b-sec"] == [s.id for s in env.sections]
     assert isinstance(env.sections[0], Section)
+
+
+def test_sealing_to_a_low_order_key_names_the_agency_and_key() -> None:
+    """A directory key bundle with an all-zero X25519 key: KeyNotValid naming who must fix it."""
+    weak = PublicEncryptionKey(READERS[1], X25519PublicKey.from_public_bytes(bytes(32)))
+    keys = [weak if k.agency == READERS[1] else k for k in publics(READERS)]
+    with pytest.raises(KeyNotValid) as err:
+        _seal.seal(header(READERS), BODY, SIGNER, keys)
+    assert f"encryption key {weak.kid} of {READERS[1]} is a low-order" in err.value.reason

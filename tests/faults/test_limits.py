@@ -215,3 +215,17 @@ async def test_a_refused_envelope_cannot_be_republished(nats_server: NatsServer)
     error = json.loads(done.stdout or done.stderr)["error"]
     assert "input_error" == error["code"]
     assert "would be refused again" in error["reason"]
+
+
+async def test_dead_commands_on_a_dead_letter_stream_never_written_to(
+    nats_server: NatsServer,
+) -> None:
+    """A fresh federation: PLM_DEAD is empty (first sequence 0); list and republish say so."""
+    url = nats_server.client_url
+    await _federation(url, DevFederation.build(datetime.now(UTC)), StreamLimits())
+    listed = await palermo("dead", "list", "--nats", url, "--json")
+    assert 0 == listed.returncode, listed.stdout + listed.stderr
+    assert [] == json.loads(listed.stdout)
+    done = await palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert [] == json.loads(done.stdout)
