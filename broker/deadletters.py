@@ -10,6 +10,7 @@ only repeat.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +22,7 @@ from schemas.errors import InputError
 
 from .service import EXHAUSTED
 
-__all__ = ["REPUBLISHABLE", "DeadLetter", "republish"]
+__all__ = ["REPUBLISHABLE", "DeadLetter", "refuse_unrepublishable", "republish"]
 
 REPUBLISHABLE: Final[frozenset[str]] = frozenset({EXHAUSTED})
 _PUBLISH_PREFIX: Final[str] = "plm.pub."
@@ -75,15 +76,25 @@ class DeadLetter:
         }
 
 
+def refuse_unrepublishable(letters: Iterable[DeadLetter]) -> None:
+    """InputError naming every letter a republish cannot fix; callers check a whole selection
+    before publishing any of it."""
+    refused = [d for d in letters if not d.republishable]
+    if refused:
+        raise InputError(
+            "; ".join(
+                f"dead letter {d.seq} was refused with {d.code!r}: publishing the same envelope "
+                "again would be refused again; the originator must fix the cause"
+                for d in refused
+            )
+            + f" (only {', '.join(sorted(REPUBLISHABLE))} letters can be republished)"
+        )
+
+
 async def republish(js: JetStreamContext, letter: DeadLetter) -> bool:
     """Publish the envelope again on its original subject; False if JetStream already had this
     republish (the same dead letter republished twice within the duplicate window)."""
-    if not letter.republishable:
-        raise InputError(
-            f"dead letter {letter.seq} was refused with {letter.code!r}: publishing the same "
-            "envelope again would be refused again; fix the cause at the originator instead "
-            f"(only {', '.join(sorted(REPUBLISHABLE))} letters can be republished)"
-        )
+    refuse_unrepublishable([letter])
     ack = await js.publish(
         letter.subject,
         letter.data,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -130,15 +131,24 @@ async def _stream_messages(js: Any, stream: str) -> list[Any]:
     return out
 
 
+@asynccontextmanager
+async def _jetstream(urls: list[str], config: Path | None, name: str) -> AsyncIterator[Any]:
+    """A JetStream context on a connection from --nats or --nats-config, closed on exit."""
+    from ..transport import connect
+
+    urls, options = _nats(urls, config)
+    async with connect(urls, name, **options) as nc:
+        yield nc.jetstream()
+
+
 async def _read_stream(
     urls: list[str], subject: str, stream: str, config: Path | None = None
 ) -> list[dict[str, Any]]:
-    from ..transport import connect, map_nats_errors
+    from ..transport import map_nats_errors
 
-    urls, options = _nats(urls, config)
-    async with connect(urls, "palermo-audit", **options) as nc:
+    async with _jetstream(urls, config, "palermo-audit") as js:
         with map_nats_errors(f"read {stream}"):
-            messages = await _stream_messages(nc.jetstream(), stream)
+            messages = await _stream_messages(js, stream)
         prefix = subject.rstrip(">")
         return [
             json.loads(m.data or b"{}") for m in messages if (m.subject or "").startswith(prefix)
@@ -304,15 +314,13 @@ def show(
         out_console.print(f"refused {key}: {reason}")
 
 
-async def _dead_letters(urls: list[str], config: Path | None) -> list[Any]:
+async def _dead_letters(js: Any) -> list[Any]:
     from broker.deadletters import DeadLetter
 
-    from ..transport import connect, map_nats_errors
+    from ..transport import map_nats_errors
 
-    urls, options = _nats(urls, config)
-    async with connect(urls, "palermo-dead", **options) as nc:
-        with map_nats_errors("read PLM_DEAD"):
-            return [DeadLetter.of(m) for m in await _stream_messages(nc.jetstream(), "PLM_DEAD")]
+    with map_nats_errors("read PLM_DEAD"):
+        return [DeadLetter.of(m) for m in await _stream_messages(js, "PLM_DEAD")]
 
 
 @dead_app.command("list")
@@ -331,9 +339,12 @@ def dead_list(
 
     Example: palermo dead list --code redelivery_exhausted --nats-config admin.toml
     """
-    letters = [
-        d for d in asyncio.run(_dead_letters(nats_url, nats_config)) if code in (None, d.code)
-    ]
+
+    async def go() -> list[Any]:
+        async with _jetstream(nats_url, nats_config, "palermo-dead") as js:
+            return await _dead_letters(js)
+
+    letters = [d for d in asyncio.run(go()) if code in (None, d.code)]
     if as_json:
         print_json([d.to_dict() for d in letters])
         return
@@ -367,33 +378,23 @@ def dead_republish(
 
     Example: palermo dead republish --all-exhausted --nats-config admin.toml
     """
-    from broker.deadletters import republish
+    from broker.deadletters import refuse_unrepublishable, republish
 
-    from ..transport import connect, map_nats_errors
+    from ..transport import map_nats_errors
 
     if bool(seqs) == all_exhausted:
         raise InputError("name the dead letters to republish (SEQ ...) or pass --all-exhausted")
 
     async def go() -> list[dict[str, Any]]:
-        letters = await _dead_letters(nats_url, nats_config)
-        by_seq = {d.seq: d for d in letters}
-        missing = sorted(set(seqs or []) - set(by_seq))
-        if missing:
-            raise InputError(f"no dead letter with sequence {missing}; see 'palermo dead list'")
-        chosen = [by_seq[s] for s in seqs or []] or [d for d in letters if d.republishable]
-        refused = [d for d in chosen if not d.republishable]
-        if refused:  # checked before anything is published: all or nothing
-            raise InputError(
-                "; ".join(
-                    f"dead letter {d.seq} was refused with {d.code!r}: publishing the same "
-                    "envelope again would be refused again; the originator must fix the cause"
-                    for d in refused
-                )
-            )
-        urls, options = _nats(nats_url, nats_config)
-        out = []
-        async with connect(urls, "palermo-dead", **options) as nc:
-            js = nc.jetstream()
+        async with _jetstream(nats_url, nats_config, "palermo-dead") as js:
+            letters = await _dead_letters(js)
+            by_seq = {d.seq: d for d in letters}
+            missing = sorted(set(seqs or []) - set(by_seq))
+            if missing:
+                raise InputError(f"no dead letter with sequence {missing}; see 'palermo dead list'")
+            chosen = [by_seq[s] for s in seqs or []] or [d for d in letters if d.republishable]
+            refuse_unrepublishable(chosen)  # all or nothing: before anything is published
+            out = []
             for d in chosen:
                 with map_nats_errors(f"republish dead letter {d.seq}"):
                     fresh = await republish(js, d)
