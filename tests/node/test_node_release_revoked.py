@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,12 +23,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 async def test_grant_for_a_revoked_target_is_refused_and_stays_pending(tmp_path: Path) -> None:
     """MLT-AFM asks to pass a report to AUS-ABF, AUS-ABF is revoked, the officer grants: a typed
     error, nothing sent, the request still pending; denying it then tells MLT-AFM."""
-    fed = DevFederation.build(datetime.now(UTC))
-    live = Live(tmp_path, fed)
-    await live.start()
-    try:
+    async with _report_at_mlt(tmp_path) as (live, fed, report_id):
         ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-        report_id = await _report_from_ita_at_mlt(live)
         await mlt.request_release(report_id, "AUS-ABF", "joint operation")
 
         async def asked() -> bool:
@@ -47,8 +45,6 @@ async def test_grant_for_a_revoked_target_is_refused_and_stays_pending(tmp_path:
         assert [("AUS-ABF", "denied")] == [
             (d["target"], d["decision"]) for d in (json.loads(m.data)["document"] for m in answers)
         ]
-    finally:
-        await live.close()
 
 
 async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
@@ -56,12 +52,8 @@ async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
 ) -> None:
     """AUS-ABF is already revoked when MLT-AFM asks to pass a report to it: ITA-GDF's node
     denies the request at once (no officer decision waits on it) and MLT-AFM is told why."""
-    fed = DevFederation.build(datetime.now(UTC))
-    live = Live(tmp_path, fed)
-    await live.start()
-    try:
+    async with _report_at_mlt(tmp_path) as (live, fed, report_id):
         ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-        report_id = await _report_from_ita_at_mlt(live)
         await _revoke_aus(live, fed)
         await mlt.request_release(report_id, "AUS-ABF", "joint operation")
 
@@ -76,20 +68,26 @@ async def test_request_to_release_to_a_revoked_agency_is_denied_on_arrival(
         document = json.loads(answer.data)["document"]
         assert ("AUS-ABF", "denied") == (document["target"], document["decision"])
         assert "AUS-ABF was revoked" in json.dumps(document)
+
+
+@asynccontextmanager
+async def _report_at_mlt(tmp_path: Path) -> AsyncIterator[tuple[Live, DevFederation, str]]:
+    """A live federation in which ITA-GDF published example 01 and MLT-AFM stored it: yields
+    (live, federation, report id), and stops everything on exit."""
+    fed = DevFederation.build(datetime.now(UTC))
+    live = Live(tmp_path, fed)
+    await live.start()
+    try:
+        ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+        sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
+
+        async def at_mlt() -> bool:
+            return mlt.inbox.seen(sealed.header.id)
+
+        await wait_until("the report reaches MLT-AFM", at_mlt)
+        yield live, fed, sealed.header.id
     finally:
         await live.close()
-
-
-async def _report_from_ita_at_mlt(live: Live) -> str:
-    """ITA-GDF publishes example 01; returns its id once MLT-AFM has stored it."""
-    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-    sealed = await ita.publish(parse_report(next(EXAMPLES.glob("01*.json")).read_text()))
-
-    async def at_mlt() -> bool:
-        return mlt.inbox.seen(sealed.header.id)
-
-    await wait_until("the report reaches MLT-AFM", at_mlt)
-    return sealed.header.id
 
 
 async def _revoke_aus(live: Live, fed: DevFederation) -> None:
