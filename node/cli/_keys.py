@@ -75,3 +75,27 @@ def rotate_command(
     from ._node import rotate
 
     rotate(config, overlap_days)
+
+
+@keys_app.command("migrate")
+@handles_errors
+def migrate_command(
+    files: Annotated[list[Path], typer.Argument(help="Passphrase-protected key files.")],
+    passphrase_env: Annotated[
+        str,
+        typer.Option("--passphrase-env", help="Name of the env var holding the key passphrase."),
+    ],
+) -> None:
+    """Rewrite older passphrase-protected key files (PKCS#8, PBKDF2) with Argon2id, in place.
+
+    The key and passphrase stay the same; files already in the current format are left alone.
+
+    Example: PALERMO_PASS=... palermo keys migrate keys/*.pem --passphrase-env PALERMO_PASS
+    """
+    from ..keys import migrate_private_key
+
+    passphrase = passphrase_from_env(passphrase_env)
+    assert passphrase is not None  # a named variable is read or refused, never None
+    for path in files:
+        done = migrate_private_key(path, passphrase)
+        out_console.print(f"{path}: {'migrated to Argon2id' if done else 'already current'}")

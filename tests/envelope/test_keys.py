@@ -86,17 +86,18 @@ def test_saved_file_mode_ignores_permissive_umask(tmp_path: Path) -> None:
 
 
 def test_saved_file_is_pkcs8_pem(tmp_path: Path) -> None:
-    """Unencrypted keys are standard PKCS#8 PEM; encrypted ones are ENCRYPTED PRIVATE KEY."""
+    """Unencrypted keys are standard PKCS#8 PEM; encrypted ones the Argon2id JSON container."""
     save_private_key(tmp_path / "plain", KEYS["ed25519"])
     save_private_key(tmp_path / "locked", KEYS["ed25519"], PASS)
     assert (tmp_path / "plain").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert (tmp_path / "locked").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    locked = json.loads((tmp_path / "locked").read_bytes())
+    assert "palermo-encrypted-key/1" == locked["format"]
 
 
 def test_passphrase_file_holds_no_plain_key(tmp_path: Path) -> None:
-    """The passphrase-protected file cannot be loaded as an unencrypted PEM."""
+    """The passphrase-protected file cannot be loaded as a PEM (it is not one)."""
     save_private_key(tmp_path / "k", KEYS["x25519"], PASS)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="Unable to load PEM"):
         serialization.load_pem_private_key((tmp_path / "k").read_bytes(), password=None)
 
 

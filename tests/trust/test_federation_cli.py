@@ -261,9 +261,9 @@ def test_passphrase_env_for_init_admit_and_revoke(
     monkeypatch.setenv(PASS_ENV, "correct horse battery staple")
     fed, agency_dir = tmp_path / "fed", tmp_path / "agency"
     _init(fed, "--passphrase-env", PASS_ENV)
-    assert b"ENCRYPTED" in (fed / "root.sign.pem").read_bytes()
+    assert b"palermo-encrypted-key/1" in (fed / "root.sign.pem").read_bytes()
     request = _agency(agency_dir, AGENCY, "--passphrase-env", PASS_ENV)
-    assert b"ENCRYPTED" in (agency_dir / f"{AGENCY}.sign.pem").read_bytes()
+    assert b"palermo-encrypted-key/1" in (agency_dir / f"{AGENCY}.sign.pem").read_bytes()
     result = _admit(fed, request, "--passphrase-env", PASS_ENV)
     assert 0 == result.exit_code, result.output
     assert AGENCY == _cert(fed).agency
