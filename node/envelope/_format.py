@@ -15,6 +15,7 @@ from typing import Any, Final
 import msgpack
 
 from schemas.errors import (
+    EnvelopeTooComplex,
     EnvelopeTooLarge,
     MalformedEnvelope,
     NonCanonicalEncoding,
@@ -24,6 +25,9 @@ from schemas.errors import (
 
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_OBJECTS",
+    "MAX_OBJECTS",
     "MAX_SECTIONS",
     "MAX_STANZAS",
     "SUITES",
@@ -59,6 +63,18 @@ MAX_SECTIONS: Final[int] = 8
 MAX_ARRAY_LEN: Final[int] = 1024
 MAX_MAP_LEN: Final[int] = 64
 MAX_DEPTH: Final[int] = 8
+# Totals, checked by a streaming pre-scan before anything is materialised. Per-container limits
+# do not bound a total: a megabyte of tiny objects (arrays of maps of one entry) cost ~400 ms
+# and ~68 MiB to decode, against 0.2 ms for a genuine 1 MiB envelope, whose bytes are nearly
+# all in a few bin fields; fifty such messages held up a genuine envelope for ~27 s.
+MAX_HEADER_BYTES: Final[int] = 64 * 1024
+"""The header's encoded size. The largest header the schema admits (256 recipients, 256 rel_to
+and deny_to entries, 32 refs, 16 H3 texts) is well under it; a typical one is 250-400 bytes."""
+MAX_HEADER_OBJECTS: Final[int] = 4096
+"""msgpack objects in the header (maps, arrays, keys and values); the schema's largest is ~1,700."""
+MAX_OBJECTS: Final[int] = 20_480
+"""msgpack objects in the whole envelope: the header's 4,096, plus 256 stanzas (7 objects each)
+in the body's list and in each of 8 sections, plus the fixed fields (20,294 at most)."""
 _PREFIX: Final[bytes] = b"\x87\xa1v"  # fixmap(7), fixstr "v": the version comes first
 _TOP_KEYS: Final[tuple[str, ...]] = ("v", "suite", "hdr", "rcpt", "body", "sections", "sig")
 _STANZA_KEYS: Final[frozenset[str]] = frozenset({"agency", "kid", "enc"})
@@ -264,9 +280,119 @@ def _stanzas(value: Any, suite: int, what: str) -> tuple[Stanza, ...]:
     return tuple(out)
 
 
+_MAP_HEADS: Final[frozenset[int]] = frozenset({*range(0x80, 0x90), 0xDE, 0xDF})
+_ARRAY_HEADS: Final[frozenset[int]] = frozenset({*range(0x90, 0xA0), 0xDC, 0xDD})
+_CONTAINER_HEADS: Final[frozenset[int]] = _MAP_HEADS | _ARRAY_HEADS
+# What the streaming pre-scan stops at: the decoder then names the problem, having built no more
+# objects than the scan counted up to that point (msgpack parses in order).
+_SCAN_STOP: Final = (ValueError, IndexError, msgpack.UnpackException)
+
+
+def _unpacker(data: bytes | memoryview) -> msgpack.Unpacker:
+    unpacker = msgpack.Unpacker(
+        None,
+        raw=False,
+        max_buffer_size=max(len(data), 1),
+        max_str_len=len(data),
+        max_bin_len=len(data),
+        max_ext_len=len(data),
+        max_array_len=MAX_ARRAY_LEN,
+        max_map_len=MAX_MAP_LEN,
+    )
+    unpacker.feed(data)
+    return unpacker
+
+
+def _count(data: bytes, start: int, budget: int, what: str, limit: int) -> int:
+    """The msgpack objects in the one value at ``start``, walked without building any of them;
+    EnvelopeTooComplex(what, limit) once there are more than ``budget``.
+
+    Containers are entered (their headers read), scalars skipped in C: the walk costs one step
+    per object and stops at the budget, whatever the input's size.
+    """
+    unpacker = _unpacker(memoryview(data)[start:])
+    pending, seen = 1, 0
+    try:
+        while pending:
+            if seen >= budget:
+                raise EnvelopeTooComplex(what, limit)
+            pending -= 1
+            seen += 1
+            head = data[start + unpacker.tell()]
+            if head in _MAP_HEADS:
+                entries = unpacker.read_map_header()
+                if entries > MAX_MAP_LEN:
+                    return seen  # the decoder refuses this header at once (max_map_len)
+                pending += 2 * entries
+            elif head in _ARRAY_HEADS:
+                items = unpacker.read_array_header()
+                if items > MAX_ARRAY_LEN:
+                    return seen
+                pending += items
+            else:
+                unpacker.skip()
+    except _SCAN_STOP:
+        return seen  # malformed here: the decoder says how
+    return seen
+
+
+def _prescan(data: bytes) -> None:
+    """Bound the header's encoded size and the envelope's object count before decoding.
+
+    A streaming pass over the top-level map: each field is skipped in C (no object is built)
+    and charged its byte length as an upper bound on its objects (every object takes at least
+    one byte), so a genuine envelope costs a few microseconds; a field whose bytes exceed what
+    is left of the budget (a header over 4 KiB, a large section) is walked and counted exactly.
+    The header is also bounded by its encoded size.
+    """
+    unpacker = _unpacker(data)
+    budget = MAX_OBJECTS - 1  # the top-level map
+    objects = "msgpack object count"
+    key: object = None
+    try:
+        fields = unpacker.read_map_header()
+    except _SCAN_STOP:
+        return
+    for _ in range(fields):
+        for is_key in (True, False):
+            start = unpacker.tell()
+            try:
+                head = data[start]
+                if is_key and head not in _CONTAINER_HEADS:
+                    key = unpacker.unpack()
+                    budget -= 1
+                    continue
+                unpacker.skip()
+            except _SCAN_STOP:
+                _count(data, start, budget, objects, MAX_OBJECTS)
+                return
+            extent = unpacker.tell() - start
+            if not is_key and key == "hdr":
+                if extent > MAX_HEADER_BYTES:
+                    raise EnvelopeTooComplex(f"header ({extent:,} bytes)", MAX_HEADER_BYTES)
+                if extent > MAX_HEADER_OBJECTS:
+                    budget -= _count(
+                        data, start, MAX_HEADER_OBJECTS, "header's msgpack object count",
+                        MAX_HEADER_OBJECTS,
+                    )  # fmt: skip
+                else:
+                    budget -= extent
+            elif head not in _CONTAINER_HEADS:
+                budget -= 1
+            elif extent <= budget:
+                budget -= extent
+            else:
+                budget -= _count(data, start, budget, objects, MAX_OBJECTS)
+            if budget < 0:
+                raise EnvelopeTooComplex(objects, MAX_OBJECTS)
+            key = None
+
+
 def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
     """Parse and structurally check an envelope. Verifies nothing cryptographic."""
     check_prefix(data, max_size)
+    # Totals before anything is built: no input may cost more to refuse than a genuine envelope.
+    _prescan(data)
     try:
         obj = msgpack.unpackb(
             data,
