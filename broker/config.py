@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Final, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from node.config import NatsSettings
+from policies._marks import FEDERATION_KEY, REVOCATIONS_KEY, Mark
 
-__all__ = ["BrokerSettings"]
+__all__ = ["DEV_STATE_DIR", "BrokerSettings"]
+
+DEV_STATE_DIR: Final[str] = "broker-state"
+"""In dev mode, the state dir's default: this folder next to the config file."""
 
 
 class BrokerSettings(NatsSettings):
@@ -33,3 +37,33 @@ class BrokerSettings(NatsSettings):
     checkpoint_ms: int = Field(default=1000, ge=10)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8480, ge=0, le=65535)
+    state_dir: Path | None = Field(
+        default=None,
+        description="This replica's own state: the trust high-water marks "
+        "(docs/decisions/0013-trust-high-water-marks.md). One persistent volume per replica, "
+        "never shared. Required outside dev mode; in dev mode 'broker-state' next to the config.",
+    )
+    min_revocation_seq: int = Field(
+        default=0,
+        ge=0,
+        description="Never run on a revocation list below this seq (a replica with no state "
+        "yet starts from it; 'palermo deploy render' and 'palermo federation revoke' write it).",
+    )
+    min_federation_version: int = Field(
+        default=0, ge=0, description="Never run on a federation policy below this version."
+    )
+
+    @model_validator(mode="after")
+    def _dev_state_dir(self) -> Self:
+        path = type(self).toml_path
+        if self.state_dir is None and self.dev and path is not None:
+            self.state_dir = path.resolve().parent / DEV_STATE_DIR
+        return self
+
+    def minimum_marks(self) -> dict[str, Mark]:
+        """The configured minimums as high-water marks (no digest: any document at them)."""
+        minimums = {
+            REVOCATIONS_KEY: self.min_revocation_seq,
+            FEDERATION_KEY: self.min_federation_version,
+        }
+        return {key: Mark(version) for key, version in minimums.items() if version > 0}

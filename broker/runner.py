@@ -19,6 +19,7 @@ from node.directory import Directory
 from node.keys import SigningKey, load_private_key
 from node.ops import OpsServer
 from node.transport import connect
+from policies._marks import HighWaterMarks
 from policies.trust import TrustStore
 from policies.view import PolicyStore
 from schemas.errors import ConfigError
@@ -49,6 +50,13 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
     from node.config import load_root_public
 
     settings.check_secure()
+    if settings.state_dir is None:
+        # Without state a restarted replica forgets the versions it accepted and would adopt
+        # a rolled-back revocation list or policy from the directory.
+        raise ConfigError(
+            f"{settings.what}: set state_dir, a persistent directory of this replica's own "
+            "(one volume per replica; docs/operations.md)"
+        )
     root = load_root_public(settings.root_key)
     key = load_broker_key(settings)
     started = time.monotonic()
@@ -63,9 +71,13 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         js = nc.jetstream()
         await ensure_streams(js, StreamLimits(replicas=settings.replicas,
                                               max_payload=settings.max_envelope_bytes))  # fmt: skip
-        trust = TrustStore(root)
+        # Marks: the configured minimums, raised by what this replica accepted before (its
+        # state_dir); the directory refuses to start below them for revocations and policy.
+        trust = TrustStore(root, HighWaterMarks(settings.minimum_marks()))
         policy = PolicyStore(root, trust)
-        directory = Directory(js, trust, policy, replicas=settings.replicas)
+        directory = Directory(
+            js, trust, policy, replicas=settings.replicas, state_dir=settings.state_dir
+        )
         await directory.load()
         await directory.watch()
         stack.push_async_callback(directory.close)

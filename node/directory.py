@@ -5,6 +5,13 @@ Keys: ``cert.<AGENCY>``, ``bundle.<AGENCY>``, ``subs.<AGENCY>``, ``revocations``
 used before the :class:`~policies.trust.TrustStore` has verified it against the pinned root, so
 a writer to the bucket can at worst withhold documents, never forge them. Both the broker and
 the nodes keep a live view with :meth:`Directory.watch`.
+
+A key holds only its own subject's document (``policy.agency.B`` only B's standing policy), and
+versions only go up: each key has a high-water mark, persisted in the process's state dir
+(:mod:`node.watermarks`), and nothing below it is adopted, in this run or after a restart. At
+start-up, a directory offering only an older revocation list or federation policy than the marks
+stops the process (:class:`~schemas.errors.Rollback`); an older per-agency document is refused
+and that agency's document treated as missing (docs/decisions/0013-trust-high-water-marks.md).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import nats.js.errors
@@ -19,38 +27,29 @@ import structlog
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from policies._marks import REVOCATIONS_KEY, check_key, document_key
 from policies.trust import TrustStore
 from policies.view import AGENCY_PREFIX, FEDERATION_KEY, PolicyStore
-from schemas.errors import PalermoError, TransportError, TrustError
+from schemas.errors import PalermoError, Rollback, TransportError, TrustError
 
 from .transport import map_nats_errors
+from .watermarks import MarksFile
 
 __all__ = ["BUCKET", "Directory", "directory_key"]
 
 BUCKET: Final[str] = "PLM_DIR"
 MAX_DOCUMENT_BYTES: Final[int] = 256 * 1024
+REFUSE_START_BELOW: Final[tuple[str, ...]] = (REVOCATIONS_KEY, FEDERATION_KEY)
+"""Keys whose rollback at start-up stops the process: running on an older revocation list
+un-revokes keys, on an older federation policy re-admits what the operator withdrew. Below the
+mark on any other key, only that agency's document is missing (no bundle: nobody seals for it;
+no standing policy: its reports are denied), which fails closed."""
 _log = structlog.get_logger("palermo.directory")
 
 
 def directory_key(signed: Mapping[str, Any]) -> str:
     """Where a signed document lives in the bucket, from its kind and agency."""
-    document = signed.get("document")
-    if not isinstance(document, Mapping):
-        raise TrustError("not a signed document: no 'document'")
-    kind, agency = document.get("kind"), document.get("agency")
-    if kind == "revocation-list":
-        return "revocations"
-    if kind == "federation-policy":
-        return "policy.federation"
-    prefixes = {
-        "membership-certificate": "cert",
-        "key-bundle": "bundle",
-        "subscriptions": "subs",
-        "agency-policy": "policy.agency",
-    }
-    if kind in prefixes and isinstance(agency, str):
-        return f"{prefixes[kind]}.{agency}"
-    raise TrustError(f"cannot store a document of kind {kind!r} in the directory")
+    return document_key(signed)
 
 
 class Directory:
@@ -63,13 +62,23 @@ class Directory:
         policy: PolicyStore | None = None,
         *,
         replicas: int = 1,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir``: where the high-water marks persist (None: in memory only, for tools
+        that publish and exit)."""
         self.js = js
         self.store = store
         self.policy = policy or PolicyStore(store.root, store)
         self.replicas = replicas
         self.raw: dict[str, dict[str, Any]] = {}
         self.rejected: dict[str, str] = {}
+        self.below_mark: dict[str, Rollback] = {}
+        """Keys whose latest entry was refused as a rollback (held, offered: on the error)."""
+        self._marks_file = MarksFile(state_dir) if state_dir is not None else None
+        if self._marks_file is not None:
+            store.marks.merge(self._marks_file.load())
+        self._saved_revision = -1 if self._marks_file is None else store.marks.revision
+        self._loading = False
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -105,6 +114,7 @@ class Directory:
         """Verify a document against what we hold, then store it. Returns its key."""
         key = directory_key(signed)
         self._verify(key, signed)
+        self._persist()
         data = json.dumps(signed, sort_keys=True).encode()
         if len(data) > MAX_DOCUMENT_BYTES:
             raise TrustError(f"{key} is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
@@ -114,8 +124,20 @@ class Directory:
         self.raw[key] = signed
         return key
 
+    def _persist(self) -> None:
+        """Write the marks when they moved (after the document was taken, before it is used
+        by anything slow: a crash in between re-reads the same document on restart)."""
+        if self._marks_file is None or self._loading:
+            return
+        if self.store.marks.revision != self._saved_revision:
+            self._marks_file.save(self.store.marks.as_dict())
+            self._saved_revision = self.store.marks.revision
+
     def _verify(self, key: str, signed: Mapping[str, Any]) -> None:
         """Verify and take a document; raises (and changes nothing) if it does not verify."""
+        # The key must be the document's own subject before anything else: the handler is
+        # chosen by the key, and the document is filed under the agency named inside it.
+        check_key(key, signed)
         if key == FEDERATION_KEY:
             self.policy.set_federation(signed)
         elif key.startswith(AGENCY_PREFIX):
@@ -146,10 +168,14 @@ class Directory:
             )
             # A bad entry is logged and ignored; the last good state stays in force.
             self.rejected[key] = reason
+            if isinstance(exc, Rollback):
+                self.below_mark[key] = exc
             _log.warning("directory entry refused", key=key, reason=reason)
             return
         self.rejected.pop(key, None)
+        self.below_mark.pop(key, None)
         self.raw[key] = signed
+        self._persist()
         for listener in self._listeners:
             listener(key, signed)
 
@@ -163,10 +189,35 @@ class Directory:
                 return
             entries = {k: (await kv.get(k)).value or b"" for k in keys}
         # Certificates first (bundles and standing policies are checked against them), then
-        # revocations, then the federation policy, then the rest.
+        # revocations, then the federation policy, then the rest. The order decides nothing
+        # else: each key holds only its own subject's document, and versions are checked
+        # against the marks.
         order = {"cert": 0, "revocations": 1, "policy": 2}
-        for key in sorted(entries, key=lambda k: (order.get(k.split(".")[0], 3), k)):
-            self._apply(key, entries[key])
+        self._loading = True
+        try:
+            for key in sorted(entries, key=lambda k: (order.get(k.split(".")[0], 3), k)):
+                self._apply(key, entries[key])
+        finally:
+            self._loading = False
+        self._persist()
+        self._refuse_to_run_below_marks()
+
+    def _refuse_to_run_below_marks(self) -> None:
+        """Stop on a rolled-back revocation list or federation policy; log the rest."""
+        for key, exc in sorted(self.below_mark.items()):
+            if key in REFUSE_START_BELOW:
+                offered = "nothing newer" if exc.offered is None else f"version {exc.offered}"
+                raise Rollback(
+                    f"refusing to start: the directory offers {key} {offered}, but this process "
+                    f"has already accepted version {exc.held} ({exc.reason}); running on it "
+                    f"would undo what the newer one says. Publish the current {key} to the "
+                    "directory ('palermo directory publish'), then start again",
+                    key=key,
+                    held=exc.held,
+                    offered=exc.offered,
+                )
+            _log.error("directory entry below its high-water mark: treated as missing",
+                       key=key, held=exc.held, offered=exc.offered)  # fmt: skip
 
     async def watch(self) -> None:
         """Start applying updates as they arrive (revocations take effect within a second)."""

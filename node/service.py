@@ -138,7 +138,9 @@ class Node:
             ) as nc:
                 trust = TrustStore(root)
                 js = nc.jetstream(domain=js_domain)
-                directory = Directory(js, trust, PolicyStore(root, trust))
+                # The high-water marks persist in the state dir: a rollback written to the
+                # directory while this node was down is not adopted when it comes back.
+                directory = Directory(js, trust, PolicyStore(root, trust), state_dir=state_dir)
                 await directory.load()
                 await directory.watch()
                 try:

@@ -47,6 +47,9 @@ from schemas.errors import (
     UnknownSigner,
 )
 
+from ._marks import REVOCATIONS_KEY, HighWaterMarks
+from ._marks import digest as _digest
+
 __all__ = [
     "MAX_BUNDLE_KEYS",
     "ROOT",
@@ -253,8 +256,11 @@ class TrustStore:
     before use and answers look-ups for envelope verification and sealing.
     """
 
-    def __init__(self, root: PublicSigningKey) -> None:
+    def __init__(self, root: PublicSigningKey, marks: HighWaterMarks | None = None) -> None:
         self.root = root
+        # The highest version accepted per directory key, in this run and (seeded by the
+        # directory from the state dir) earlier ones: nothing below them is ever adopted.
+        self.marks = marks if marks is not None else HighWaterMarks()
         self._certs: dict[str, MembershipCertificate] = {}
         self._bundles: dict[str, KeyBundle] = {}
         self._revocations = RevocationList(seq=1, issued=0, entries=[])
@@ -271,27 +277,27 @@ class TrustStore:
     def revocations(self) -> RevocationList:
         return self._revocations
 
+    @property
+    def revocation_seq(self) -> int:
+        """The seq of the revocation list held; 0 before any was accepted."""
+        return self._revocation_seq
+
     def add_certificate(self, signed: Mapping[str, Any]) -> MembershipCertificate:
         cert = verify_document(signed, MembershipCertificate, self.root, ROOT)
-        current = self._certs.get(cert.agency)
-        if current is not None and current.serial > cert.serial:
-            raise TrustError(
-                f"certificate serial {cert.serial} for {cert.agency} is older than the one held "
-                f"({current.serial}); a rollback is refused"
-            )
-        if current is not None and current.serial == cert.serial and current != cert:
-            # Two different certificates under one serial: only a new serial may change one.
-            raise TrustError(
-                f"a different certificate with serial {cert.serial} for {cert.agency} is held; "
-                "issue the change with a new serial"
-            )
+        # An older serial, or a different certificate under the serial held: refused (Rollback),
+        # also across restarts through the persisted marks.
+        key, cert_digest = f"cert.{cert.agency}", _digest(cert)
+        self.marks.check(key, cert.serial, cert_digest, "membership certificate", "serial")
         self._certs[cert.agency] = cert
+        self.marks.raise_to(key, cert.serial, cert_digest)
         self._signing_keys[cert.agency] = cert.public_signing_key
         return cert
 
     def add_bundle(self, signed: Mapping[str, Any]) -> KeyBundle:
         cert = self._member_signed(signed, "key bundle")
         bundle = verify_document(signed, KeyBundle, cert.public_signing_key, cert.agency)
+        mark_key, bundle_digest = f"bundle.{bundle.agency}", _digest(bundle)
+        self.marks.check(mark_key, bundle.seq, bundle_digest, "key bundle", "seq")
         current = self._bundles.get(bundle.agency)
         if current is not None and current.seq >= bundle.seq:
             if current == bundle:
@@ -303,6 +309,7 @@ class TrustStore:
             if crypto.key_id(bytes.fromhex(entry.x25519)) != entry.kid:
                 raise TrustError(f"key bundle for {bundle.agency}: kid {entry.kid} does not match")
         self._bundles[bundle.agency] = bundle
+        self.marks.raise_to(mark_key, bundle.seq, bundle_digest)
         return bundle
 
     def _member_signed(self, signed: Mapping[str, Any], what: str) -> MembershipCertificate:
@@ -316,10 +323,12 @@ class TrustStore:
     def set_subscriptions(self, signed: Mapping[str, Any]) -> Subscriptions:
         cert = self._member_signed(signed, "subscriptions")
         subs = verify_document(signed, Subscriptions, cert.public_signing_key, cert.agency)
-        current = self._subscriptions.get(subs.agency)
-        if current is not None and current.seq > subs.seq:
-            raise TrustError(f"subscriptions seq {subs.seq} for {subs.agency} is older than held")
+        # Older, or different under the seq held (item 12): a publisher would otherwise seal
+        # for whatever topics the last writer of subs.<A> chose.
+        key, subs_digest = f"subs.{subs.agency}", _digest(subs)
+        self.marks.check(key, subs.seq, subs_digest, "subscriptions", "seq")
         self._subscriptions[subs.agency] = subs
+        self.marks.raise_to(key, subs.seq, subs_digest)
         return subs
 
     @property
@@ -332,16 +341,13 @@ class TrustStore:
 
     def set_revocations(self, signed: Mapping[str, Any]) -> RevocationList:
         rl = verify_document(signed, RevocationList, self.root, ROOT)
-        if rl.seq < self._revocation_seq:
-            raise TrustError(f"revocation list seq {rl.seq} is older than {self._revocation_seq}")
-        if rl.seq == self._revocation_seq and rl != self._revocations:
-            # A second list under the same seq must never un-revoke anyone (two operators
-            # revoking at once): the later one has to take the next seq.
-            raise TrustError(
-                f"a different revocation list with seq {rl.seq} is held; publish it as seq "
-                f"{rl.seq + 1}"
-            )
+        # An older list would un-revoke keys; a second list under the same seq must never
+        # un-revoke anyone either (two operators revoking at once): the later one has to take
+        # the next seq. The mark also carries the seq seen by earlier runs of this process.
+        rl_digest = _digest(rl)
+        self.marks.check(REVOCATIONS_KEY, rl.seq, rl_digest, "revocation list", "seq")
         self._revocations, self._revocation_seq = rl, rl.seq
+        self.marks.raise_to(REVOCATIONS_KEY, rl.seq, rl_digest)
         return rl
 
     def revoked(self, agency: str, kid: str | None, at: datetime) -> RevocationEntry | None:

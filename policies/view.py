@@ -4,13 +4,19 @@ It takes signed documents from the directory (``policy.federation`` signed by th
 root, ``policy.agency.<AGENCY>`` signed by that agency) and keeps the last good version of each:
 a document that fails verification is refused and the previous one stays in force. Until a
 federation policy has been verified, every decision is a denial (deny by default).
+
+Versions only go up (the trust store's high-water marks, ``policies._marks``): an older policy,
+or a different one under the version in force, is refused as a rollback, and a standing policy
+is only taken from its own key, ``policy.agency.<its agency>``. Two gaps deny instead of
+guessing: no revocation list at or above the mark (running on an older one would un-revoke
+keys), and an originator whose standing policy was seen once but is missing now.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from schemas import EnvelopeHeader
 from schemas.errors import PalermoError, TrustError
@@ -20,12 +26,10 @@ from ._decision import Decision, Reason
 from ._engine import decide
 from ._federation import Federation
 from ._index import FederationIndex, compile_federation
+from ._marks import AGENCY_PREFIX, FEDERATION_KEY, REVOCATIONS_KEY, check_key, digest
 from .trust import ROOT, TrustStore, verify_document
 
-__all__ = ["FEDERATION_KEY", "PolicyStore"]
-
-FEDERATION_KEY: Final[str] = "policy.federation"
-AGENCY_PREFIX: Final[str] = "policy.agency."
+__all__ = ["AGENCY_PREFIX", "FEDERATION_KEY", "PolicyStore"]
 
 
 class PolicyStore:
@@ -41,16 +45,21 @@ class PolicyStore:
 
     @property
     def ready(self) -> bool:
-        return self.index is not None
+        return self.index is not None and self.revocations_current
+
+    @property
+    def revocations_current(self) -> bool:
+        """A revocation list at or above the high-water mark is held (or none was ever seen)."""
+        mark = self.trust.marks.get(REVOCATIONS_KEY)
+        return mark is None or self.trust.revocation_seq >= mark.version
 
     def set_federation(self, signed: Mapping[str, Any]) -> Federation:
         federation = verify_document(signed, Federation, self.root, ROOT)
-        if self.federation is not None and federation.version < self.federation.version:
-            raise TrustError(
-                f"federation policy version {federation.version} is older than the one in force "
-                f"({self.federation.version}); a rollback is refused"
-            )
+        # Older, or different under the version in force: refused (also across restarts).
+        marks, fed_digest = self.trust.marks, digest(federation)
+        marks.check(FEDERATION_KEY, federation.version, fed_digest, "federation policy")
         self.federation, self.index = federation, compile_federation(federation)
+        marks.raise_to(FEDERATION_KEY, federation.version, fed_digest)
         return federation
 
     def set_agency_policy(self, signed: Mapping[str, Any]) -> AgencyPolicy:
@@ -60,12 +69,22 @@ class PolicyStore:
         if cert is None:
             raise TrustError(f"standing policy of {agency!r}, which has no membership certificate")
         policy = verify_document(signed, AgencyPolicy, cert.public_signing_key, cert.agency)
+        # Without this check any member could re-publish another agency's older, looser
+        # standing policy (a valid signature for ever) and the originator's own node would
+        # seal for partners its current policy denies.
+        key, policy_digest = AGENCY_PREFIX + policy.agency, digest(policy)
+        self.trust.marks.check(key, policy.version, policy_digest, "standing policy")
         self.agency_policies[policy.agency] = policy
+        self.trust.marks.raise_to(key, policy.version, policy_digest)
         return policy
 
     def apply(self, key: str, signed: Mapping[str, Any]) -> None:
         """Directory listener: take policy documents, ignore the rest, keep the last good one."""
+        if key != FEDERATION_KEY and not key.startswith(AGENCY_PREFIX):
+            return
         try:
+            # The key must be the document's own: never file one agency's policy under another.
+            check_key(key, signed)
             if key == FEDERATION_KEY:
                 self.set_federation(signed)
             elif key.startswith(AGENCY_PREFIX):
@@ -90,12 +109,40 @@ class PolicyStore:
                     ),
                 ),
             )
+        if not self.revocations_current:
+            mark = self.trust.marks.get(REVOCATIONS_KEY)
+            return Decision(
+                recipient,
+                False,
+                (
+                    Reason(
+                        "revocations-below-mark",
+                        f"the revocation list held (seq {self.trust.revocation_seq}) is older "
+                        f"than seq {mark.version if mark else 0} already seen; publish the "
+                        "current list ('palermo directory publish')",
+                    ),
+                ),
+            )
         try:
             # Membership is also a matter of certificates: a revoked or expired member receives
             # nothing, whatever the policy document says.
             self.trust.certificate(recipient, now)
         except TrustError as exc:
             return Decision(recipient, False, (Reason("recipient-not-certified", exc.reason),))
-        return decide(
-            header, recipient, self.index, self.agency_policies.get(header.originator), now
-        )
+        standing = self.agency_policies.get(header.originator)
+        if standing is None and self.trust.marks.get(AGENCY_PREFIX + header.originator):
+            # Its standing policy was seen once and is gone (refused as below its mark, or
+            # dropped): deciding without it would ignore restrictions the originator set.
+            return Decision(
+                recipient,
+                False,
+                (
+                    Reason(
+                        "standing-policy-missing",
+                        f"{header.originator}'s standing policy is not held at or above the "
+                        f"version already seen; {header.originator} must publish its current "
+                        "standing policy",
+                    ),
+                ),
+            )
+        return decide(header, recipient, self.index, standing, now)

@@ -9,8 +9,6 @@ This module imports nothing else of ours, so any layer can raise from it.
     ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
     ├── EnvelopeError                 an envelope was refused (wire format or authentication)
     │   ├── EnvelopeTooLarge          bigger than the configured limit, refused before parsing
-    │   ├── EnvelopeTooComplex        too many msgpack objects or too big a header, refused
-    │   │                             before anything is materialised
     │   ├── UnsupportedVersion        first field is not a version we speak
     │   ├── UnsupportedSuite          crypto suite id we do not implement
     │   ├── MalformedEnvelope         not msgpack, wrong shape, wrong types, limits exceeded
@@ -28,7 +26,9 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── UnknownIssuer             signed by a key that is not the one expected (wrong root)
     │   ├── SignatureInvalid          the document was altered after signing
     │   ├── NotValidNow               expired, or not yet valid
-    │   └── Revoked                   on the root's revocation list
+    │   ├── Revoked                   on the root's revocation list
+    │   ├── Rollback                  older than (or a different text at) a version already seen
+    │   └── WrongDirectoryKey         filed under a directory key that is not its own subject
     ├── PolicyError                   the policy engine cannot decide (bad policy input)
     └── TransportError                talking to NATS failed
 
@@ -45,7 +45,6 @@ __all__ = [
     "ClockSkew",
     "ConfigError",
     "EnvelopeError",
-    "EnvelopeTooComplex",
     "EnvelopeTooLarge",
     "EnvelopeTooOld",
     "HeaderInvalid",
@@ -61,6 +60,7 @@ __all__ = [
     "Replayed",
     "ReportInvalid",
     "Revoked",
+    "Rollback",
     "SignatureInvalid",
     "SubjectMismatch",
     "TransportError",
@@ -69,6 +69,7 @@ __all__ = [
     "UnknownSigner",
     "UnsupportedSuite",
     "UnsupportedVersion",
+    "WrongDirectoryKey",
 ]
 
 
@@ -124,23 +125,6 @@ class EnvelopeTooLarge(EnvelopeError):
             "split the report or move attachments out of band (by hash)"
         )
         self.size = size
-        self.limit = limit
-
-
-class EnvelopeTooComplex(EnvelopeError):
-    """Within the size limit, but over a structural bound (the count of msgpack objects, or the
-    header's encoded size): refused by a streaming pre-scan, before the envelope is
-    materialised, so that a megabyte of tiny objects costs what a genuine envelope costs."""
-
-    code = "too_complex"
-
-    def __init__(self, what: str, limit: int) -> None:
-        super().__init__(
-            f"envelope {what} is over the limit of {limit:,}; a Palermo envelope is a small "
-            "signed header, key stanzas and ciphertext: re-encode it with a conforming encoder "
-            "(docs/envelope-v1.md, section 2)"
-        )
-        self.what = what
         self.limit = limit
 
 
@@ -281,6 +265,38 @@ class NotValidNow(TrustError):
 
 class Revoked(TrustError):
     code = "revoked"
+
+
+class Rollback(TrustError):
+    """A trust document below this process's high-water mark for its directory key.
+
+    Older signed versions stay valid signatures for ever (and readable in the bucket history), so
+    only the version tells a rollback apart: a document older than the highest version accepted
+    (in this run or, through the persisted marks, any earlier one), or a different document under
+    the same version, is refused.
+    """
+
+    code = "rollback"
+
+    def __init__(self, reason: str, *, key: str, held: int, offered: int | None) -> None:
+        super().__init__(reason)
+        self.key = key
+        self.held = held
+        self.offered = offered
+
+
+class WrongDirectoryKey(TrustError):
+    """A signed document stored under a directory key that is not its own kind and agency."""
+
+    code = "wrong_directory_key"
+
+    def __init__(self, key: str, expected: str) -> None:
+        super().__init__(
+            f"directory key {key} holds the document of {expected}; a document is only "
+            f"accepted under its own key ({expected}), so it is refused here"
+        )
+        self.key = key
+        self.expected = expected
 
 
 class PolicyError(PalermoError):
