@@ -9,6 +9,8 @@ This module imports nothing else of ours, so any layer can raise from it.
     ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
     ├── EnvelopeError                 an envelope was refused (wire format or authentication)
     │   ├── EnvelopeTooLarge          bigger than the configured limit, refused before parsing
+    │   ├── EnvelopeTooComplex        too many msgpack objects or too big a header, refused
+    │   │                             before anything is materialised
     │   ├── UnsupportedVersion        first field is not a version we speak
     │   ├── UnsupportedSuite          crypto suite id we do not implement
     │   ├── MalformedEnvelope         not msgpack, wrong shape, wrong types, limits exceeded
@@ -45,6 +47,7 @@ __all__ = [
     "ClockSkew",
     "ConfigError",
     "EnvelopeError",
+    "EnvelopeTooComplex",
     "EnvelopeTooLarge",
     "EnvelopeTooOld",
     "HeaderInvalid",
@@ -125,6 +128,23 @@ class EnvelopeTooLarge(EnvelopeError):
             "split the report or move attachments out of band (by hash)"
         )
         self.size = size
+        self.limit = limit
+
+
+class EnvelopeTooComplex(EnvelopeError):
+    """Within the size limit, but over a structural bound (the count of msgpack objects, or the
+    header's encoded size): refused by a streaming pre-scan, before the envelope is
+    materialised, so that a megabyte of tiny objects costs what a genuine envelope costs."""
+
+    code = "too_complex"
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(
+            f"envelope {what} is over the limit of {limit:,}; a Palermo envelope is a small "
+            "signed header, key stanzas and ciphertext: re-encode it with a conforming encoder "
+            "(docs/envelope-v1.md, section 2)"
+        )
+        self.what = what
         self.limit = limit
 
 
