@@ -378,8 +378,8 @@ class Inbox:
         ).fetchone()
         if row is None:
             raise InboxError(
-                f"stored report {row_id} has no data key in {self.keys_path}: the keys file "
-                "was replaced or restored from elsewhere"
+                f"stored report {row_id} has no data key in {self.keys_path}: it was purged "
+                "(its key destroyed), or the keys file is not this inbox's"
             )
         data_key = self.key.unwrap(table, row_id, row[0])
         try:
