@@ -23,7 +23,7 @@ import nats.errors
 from broker.audit import ChainReport, verify_entries
 from broker.service import CONSUMER, Broker, BrokerOptions
 from node.devfed import DevFederation
-from node.directory import Directory
+from node.directory import BUCKET, Directory
 from node.envelope import decode
 from node.inbox import InboxEntry
 from node.natsserver import NatsServer
@@ -84,6 +84,7 @@ class Live:
         self._stack = AsyncExitStack()
         self._node_tasks: list[asyncio.Task[None]] = []
         self.broker: Broker | None = None
+        self.broker_directory: Directory | None = None
         self._broker_task: asyncio.Task[None] | None = None
         self._broker_stack: AsyncExitStack | None = None
         self.broker_starts = 0
@@ -130,6 +131,7 @@ class Live:
         options = BrokerOptions(broker_id="BROKER-1", fetch_timeout_s=0.2, ack_wait_s=2.0,
                                 nak_delay_s=0.2)  # fmt: skip
         self.broker = Broker(nc, trust, policy, self.fed.broker_key, options)
+        self.broker_directory = directory
         self._broker_task = asyncio.create_task(self.broker.run(), name="broker")
         self._broker_stack = stack
         self.broker_starts += 1
@@ -150,15 +152,33 @@ class Live:
         assert done, f"the broker did not stop within {WAIT_S:g}s"
         assert self._broker_stack is not None
         stack, self._broker_stack = self._broker_stack, None
-        self.broker = self._broker_task = None
+        self.broker = self._broker_task = self.broker_directory = None
         # After a crash the directory watcher cannot unsubscribe from a closed connection.
         with contextlib.suppress(*((nats.errors.ConnectionClosedError,) if crash else ())):
             await stack.aclose()
 
-    async def restart_server(self) -> None:
-        """Stop nats-server (SIGTERM) and start it on the same port and store; wait until every
-        client has reconnected."""
-        await self.server.restart()
+    def views(self) -> dict[str, Directory]:
+        """Every live directory view that decides something: the running broker's and each
+        node's (the operator's own view, ``directory``, only publishes)."""
+        views = {f"node {a}": n.directory for a, n in self.nodes.items()}
+        if self.broker_directory is not None:
+            views["broker"] = self.broker_directory
+        return views
+
+    async def put_raw(self, key: str, signed: dict[str, Any]) -> None:
+        """Write a document under ``key`` as a member with write access to the bucket would:
+        straight into the key-value store, with no check of ours on the way."""
+        kv = await self.js.key_value(BUCKET)
+        await kv.put(key, json.dumps(signed, sort_keys=True).encode())
+
+    async def restart_server(self, *, kill: bool = False) -> None:
+        """Stop nats-server (SIGTERM, or SIGKILL as a crash would) and start it on the same port
+        and store; wait until every client has reconnected."""
+        if kill:
+            await self.server.kill()
+            await self.server.start()
+        else:
+            await self.server.restart()
         clients = [self.nc, *(n.nc for n in self.nodes.values())]
         if self.broker is not None:
             clients.append(self.broker.nc)
@@ -210,19 +230,21 @@ class Live:
                     lines.append(f"{stream} {msg.subject} {dict(msg.headers or {})}")
         return "\n".join(lines)
 
-    async def deliveries(self) -> tuple[Counter[tuple[str, str]], list[str]]:
+    async def deliveries(self) -> tuple[Counter[tuple[str, str]], list[str], dict[str, bytes]]:
         """(envelope id, recipient) -> copies in PLM_DLV, read from the envelope and the
-        subject; and every copy whose Nats-Msg-Id (the broker's dedup key) is not
-        ``<envelope>.<recipient>``."""
+        subject; every copy whose Nats-Msg-Id (the broker's dedup key) is not
+        ``<envelope>.<recipient>``; and the bytes of each delivered envelope."""
         copies: Counter[tuple[str, str]] = Counter()
         wrong: list[str] = []
+        data: dict[str, bytes] = {}
         for msg in await read_all(self.nc, "PLM_DLV"):
             key = (str(decode(msg.data).hdr["id"]), msg.subject.split(".")[2])
             copies[key] += 1
+            data[key[0]] = msg.data
             msg_id = (msg.headers or {}).get("Nats-Msg-Id")
             if msg_id != ".".join(key):
                 wrong.append(f"{msg.subject} carries Nats-Msg-Id {msg_id!r}")
-        return copies, wrong
+        return copies, wrong, data
 
     async def audit(self) -> tuple[list[ChainReport], set[tuple[str, str]]]:
         """Every chain verified, and every (envelope, recipient) the log says was allowed."""

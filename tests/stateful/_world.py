@@ -176,16 +176,19 @@ def write_documents(spec: WorldSpec, directory: Path, now: datetime) -> Path:
     path = directory / "federation.toml"
     path.write_text(text)
     for agency, rules in spec.standing.items():
-        policy = f'kind = "agency-policy"\nagency = "{agency}"\nversion = 1\n'
-        policy += f"issued = {_toml(now - year)}\n"
-        if rules.deny:
-            policy += _table("rules", {"rule": "deny", "targets": rules.deny})
-        if rules.no_personal_data:
-            policy += _table(
-                "rules", {"rule": "no-personal-data", "targets": rules.no_personal_data}
-            )
-        (directory / f"{agency}.toml").write_text(policy)
+        (directory / f"{agency}.toml").write_text(standing_toml(agency, rules, 1, now - year))
     return path
+
+
+def standing_toml(agency: str, rules: StandingSpec, version: int, issued: datetime) -> str:
+    """An agency's standing policy as the TOML its operator signs."""
+    policy = f'kind = "agency-policy"\nagency = "{agency}"\nversion = {version}\n'
+    policy += f"issued = {_toml(issued)}\n"
+    if rules.deny:
+        policy += _table("rules", {"rule": "deny", "targets": rules.deny})
+    if rules.no_personal_data:
+        policy += _table("rules", {"rule": "no-personal-data", "targets": rules.no_personal_data})
+    return policy
 
 
 # --- independent invariants --------------------------------------------------------------------
@@ -201,6 +204,8 @@ class Sent:
     """Who must receive it: the engine's verdict at send time (the oracle)."""
     revoked_then: frozenset[str]
     granted: frozenset[str] = field(default_factory=frozenset)
+    standing: Mapping[str, StandingSpec] = field(default_factory=dict)
+    """The standing policies in force when it was sent (they tighten during a run)."""
 
 
 def header_violations(spec: WorldSpec, sent: Sent, holder: str) -> list[str]:
@@ -242,7 +247,7 @@ def header_violations(spec: WorldSpec, sent: Sent, holder: str) -> list[str]:
         handling.classification.rank > Classification(to.accreditation).rank,
         f"{handling.classification.value} above accreditation {to.accreditation}",
     )
-    standing = spec.standing.get(h.originator, StandingSpec())
+    standing = (sent.standing or spec.standing).get(h.originator, StandingSpec())
     bad(holder in standing.deny, "the originator's standing policy denies it")
     bad(personal and holder in standing.no_personal_data, "standing policy: no personal data")
     bad(h.kind.value == "release" and holder not in sent.granted, "a release nobody granted")
