@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := schemas policies node broker deploy
 
-.PHONY: demo test lint typecheck pytest bench bench-quick fuzz install clean
+.PHONY: demo test lint typecheck pytest soak bench bench-quick fuzz install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PKGS)
 
+# pytest-xdist on both cores of the CI machine (every test is xdist-safe: random ports, its own
+# tmp_path); the stateful shards start first (tests/stateful/conftest.py).
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
+
+# The stateful federation test at length, on new random seeds (printed, to replay with
+# PALERMO_STATEFUL_SEED): 2 shards x SOAK_EXAMPLES examples x up to SOAK_STEPS steps, at least
+# 2,000 steps, with broker and nats-server kills and the attacks as rules. Prints the counts of
+# steps, invariant checks, kills and attacks at the end.
+SOAK_EXAMPLES ?= 21
+SOAK_STEPS    ?= 52
+
+soak: $(STAMP)
+	PALERMO_STATEFUL_RANDOM=1 PALERMO_STATEFUL_SHARDS=2 PALERMO_STATEFUL_MIN_STEPS=2000 \
+	PALERMO_STATEFUL_EXAMPLES=$(SOAK_EXAMPLES) PALERMO_STATEFUL_STEPS=$(SOAK_STEPS) \
+	  $(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/stateful $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
