@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import ssl
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -24,6 +25,7 @@ from schemas.errors import ConfigError
 from .keys import EncryptionKey, PublicSigningKey, SigningKey, load_private_key, shared_access
 
 __all__ = [
+    "DEFAULT_MAX_ENVELOPE_AGE",
     "NatsSettings",
     "NodeSettings",
     "TomlSettings",
@@ -158,6 +160,14 @@ def _private_file_problems(path: Path) -> list[str]:
     return [] if loose is None else [loose]
 
 
+# The oldest envelope a node takes. The broker refuses one created more than 7 days before it
+# reaches it (BrokerOptions.max_age) and refuses an embargoed one outright (the policy denies
+# until not_before, so an embargo never holds a copy in a stream); PLM_DLV keeps a delivery
+# for 30 days (StreamLimits.delivery_days), so a node back from a month offline still takes its
+# backlog. One day more for clocks. Anything older is a replay from a record, not a delivery.
+DEFAULT_MAX_ENVELOPE_AGE: Final[timedelta] = timedelta(days=7 + 30 + 1)
+
+
 class NodeSettings(NatsSettings):
     """Everything a node needs. Secrets never appear in a repr."""
 
@@ -174,6 +184,20 @@ class NodeSettings(NatsSettings):
         default_factory=list,
         description="Signed documents this node publishes to the directory when it starts "
         "(its key bundle, its subscriptions), each verified first.",
+    )
+    # 'palermo status' shows a broker's refusals only from notices these keys signed: a notice
+    # is a claim about other agencies, and anyone who can write to the receipt stream could
+    # forge one (docs/node.md, "Receipts and status").
+    broker_keys: list[Path] = Field(
+        default_factory=list,
+        description="The broker's public key file(s) (broker.pub.json); notices signed by any "
+        "other key are ignored.",
+    )
+    max_envelope_age: timedelta = Field(
+        default=DEFAULT_MAX_ENVELOPE_AGE,
+        gt=timedelta(0),
+        description="Oldest delivery taken (ISO 8601 duration, e.g. 'P38D'); see "
+        "DEFAULT_MAX_ENVELOPE_AGE.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)

@@ -51,6 +51,7 @@ __all__ = [
     "hpke_seal_x25519",
     "hpke_seal_x25519_many",
     "key_id",
+    "low_order_x25519",
     "random_bytes",
     "sign",
     "verify",
@@ -80,6 +81,20 @@ class LowOrderKey(ValueError):
     def __init__(self, public: bytes) -> None:
         super().__init__("the recipient's X25519 key is a low-order point")
         self.public = public
+
+
+# Any scalar will do: X25519 clamps it to a multiple of the cofactor 8, so every small-order
+# point gives the all-zero output that libsodium refuses, and every other point does not.
+_PROBE_SCALAR: Final[bytes] = bytes(range(1, 33))
+
+
+def low_order_x25519(public: bytes) -> bool:
+    """Whether an X25519 public key is a low-order point, which can never be sealed to."""
+    try:
+        sodium.crypto_scalarmult(_PROBE_SCALAR, public)
+    except RuntimeError:  # libsodium refuses an all-zero shared secret
+        return True
+    return False
 
 
 class AuthError(Exception):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from schemas import AgencyId, EpochMillis
 from schemas._types import UUIDv7
 
-__all__ = ["Receipt"]
+__all__ = ["MAX_RECEIPT_REASON", "Receipt"]
+
+MAX_RECEIPT_REASON: Final[int] = 2000
 
 
 class Receipt(BaseModel):
@@ -22,5 +24,7 @@ class Receipt(BaseModel):
     originator: AgencyId
     recipient: AgencyId
     status: Literal["delivered", "opened", "refused", "purged"]
-    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,64}$")] | None = None
+    """With ``refused``: the machine-readable reason (an error or policy code)."""
+    reason: Annotated[str, StringConstraints(max_length=MAX_RECEIPT_REASON)] | None = None
     time: EpochMillis

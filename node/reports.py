@@ -11,22 +11,35 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 from pydantic import ValidationError
 
-from policies import Decision
+from policies import Decision, Reason
 from policies.trust import TrustStore
 from policies.view import PolicyStore
-from schemas import EnvelopeHeader, Report, join, new_uuid7, partition
+from schemas import (
+    PERSONAL_DATA,
+    PROTECTED_PERSONS,
+    EnvelopeHeader,
+    Report,
+    SectionInfo,
+    join,
+    new_uuid7,
+    partition,
+)
 from schemas._validation import invalid
-from schemas.errors import InputError, MalformedEnvelope
+from schemas.errors import BodyMismatch, InputError, MalformedEnvelope, TrustError
 
+from . import crypto
 from .envelope import Opened, seal
 from .keys import PublicEncryptionKey, SigningKey
 
-__all__ = ["SealedReport", "open_report", "seal_report"]
+__all__ = ["NO_USABLE_KEY", "SealedReport", "open_report", "seal_report"]
+
+NO_USABLE_KEY: Final[str] = "no-usable-key"
+"""Reason code of a candidate dropped at sealing: no current key, or only an unusable one."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +95,13 @@ def seal_report(
     keys: dict[str, PublicEncryptionKey] = {}
     for agency, decision in decisions.items():
         if decision.allowed:
-            current = trust.encryption_keys(agency, now)
-            if current:
-                keys[agency] = current[0]
+            key, problem = _sealing_key(trust, agency, now)
+            if key is not None:
+                keys[agency] = key
+            else:
+                # One partner's unusable key costs that partner this report, not everyone
+                # theirs: it is dropped from the envelope and reported like a policy denial.
+                decisions[agency] = Decision(agency, False, (Reason(NO_USABLE_KEY, problem),))
     if not keys:
         reasons = "; ".join(
             f"{a}: {d.reasons[0].message}" for a, d in decisions.items() if d.reasons
@@ -102,8 +119,37 @@ def seal_report(
     return SealedReport(header, data, decisions)
 
 
+def _sealing_key(
+    trust: TrustStore, agency: str, now: datetime
+) -> tuple[PublicEncryptionKey | None, str]:
+    """The key to wrap for ``agency`` (its newest current one), or None and why it has none."""
+    try:
+        current = trust.encryption_keys(agency, now)
+    except TrustError as exc:  # not a member in good standing (revoked, expired certificate)
+        return None, exc.reason
+    if not current:
+        return None, (
+            f"{agency} has no current encryption key in the directory; it must publish a key "
+            "bundle before it can receive"
+        )
+    if crypto.low_order_x25519(current[0].raw):
+        # Sealing to a low-order point would give an all-zero shared secret: anyone could
+        # unwrap the content key. Never fall back to an older key the agency replaced.
+        return None, (
+            f"encryption key {current[0].kid} of {agency} is a low-order X25519 point and "
+            f"cannot be sealed to; {agency} must publish a new key bundle"
+        )
+    return current[0], ""
+
+
 def open_report(opened: Opened) -> Report:
-    """The report as this recipient may read it: withheld sections stay absent."""
+    """The report as this recipient may read it: withheld sections stay absent.
+
+    The policy was decided on the signed header, so the body must say the same: its
+    originator, kind, route, category, priority and handling must equal the header's, and its
+    partition into sections must be the header's section list (for the sections opened here;
+    none where the header lists none). Otherwise ``BodyMismatch``.
+    """
     # The body is signed, but by a partner whose node may be buggy or hostile: whatever is in
     # it ends in a typed error, never an exception that would stop the receiving node.
     try:
@@ -112,7 +158,11 @@ def open_report(opened: Opened) -> Report:
             k: msgpack.unpackb(v, raw=False, strict_map_key=False)
             for k, v in opened.sections.items()
         }
-        return join(main, sections.get("personal-data"), sections.get("protected-persons"))
+        report = join(main, sections.get(PERSONAL_DATA), sections.get(PROTECTED_PERSONS))
+        # The sections this report would be sealed with, from what was opened: equal to the
+        # header's for those sections, and nothing (personal data, protected persons) that the
+        # header does not announce, since the broker's guards judged the header's list.
+        found = partition(report).sections()
     except ValidationError as exc:
         raise invalid(exc, "the opened body is not a valid report") from exc
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, msgpack.FormatError,
@@ -120,3 +170,37 @@ def open_report(opened: Opened) -> Report:
         raise MalformedEnvelope(
             f"the opened body is not a msgpack report: {type(exc).__name__}: {exc}"
         ) from exc
+    _check_against_header(report, found, opened)
+    return report
+
+
+_HEADER_FIELDS: Final[tuple[str, ...]] = (
+    "originator", "kind", "route", "category", "priority", "handling",
+)  # fmt: skip
+
+
+def _check_against_header(report: Report, found: list[SectionInfo], opened: Opened) -> None:
+    header = opened.header
+    for name in _HEADER_FIELDS:
+        if getattr(report, name) != getattr(header, name):
+            raise BodyMismatch(
+                f"the report's {name} differs from the signed header's; policy was decided on "
+                f"the header, so envelope {header.id} from {header.originator} is refused"
+            )
+    expected = [s for s in header.sections if s.id in opened.sections]
+    if found != expected:
+        raise BodyMismatch(
+            f"the report's sections ({_describe(found)}) are not the signed header's "
+            f"({_describe(expected)}); the broker judged the header, so envelope {header.id} "
+            f"from {header.originator} is refused"
+        )
+
+
+def _describe(sections: list[SectionInfo]) -> str:
+    return (
+        ", ".join(
+            f"{s.id} [{' '.join(s.protected_nationalities)}]" if s.protected_nationalities else s.id
+            for s in sections
+        )
+        or "none"
+    )

@@ -43,21 +43,30 @@ from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
 from schemas.errors import (
     AuthenticationFailed,
     EnvelopeError,
+    EnvelopeTooOld,
     InputError,
+    NotARecipient,
     PalermoError,
+    Replayed,
     ReportInvalid,
     SubjectMismatch,
     TransportError,
     TrustError,
 )
 
-from .config import NodeSettings, load_root_public
+from . import crypto
+from .config import (
+    DEFAULT_MAX_ENVELOPE_AGE,
+    NodeSettings,
+    load_public_key_file,
+    load_root_public,
+)
 from .directory import Directory
-from .envelope import open_envelope, seal
+from .envelope import Verified, open_verified, seal, verify_envelope
 from .inbox import Inbox, InboxEntry, StorageKey
 from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
-from .receipts import Receipt
+from .receipts import MAX_RECEIPT_REASON, Receipt
 from .releases import ReleaseDecision, ReleaseRequest
 from .reports import SealedReport, open_report, seal_report
 from .transport import connect, deliver_subject, map_nats_errors, publish_subject
@@ -73,6 +82,10 @@ FETCH_BATCH: Final[int] = 64
 # window (StreamLimits.duplicate_window_s, 1 hour) stores at most once. These are the pauses
 # between attempts.
 PUBLISH_RETRY_DELAYS_S: Final[tuple[float, ...]] = (0.5, 2.0)
+# The broker signs its notices under this domain (broker/service.py, Broker._notice).
+BROKER_NOTICE_DOMAIN: Final[bytes] = b"palermo/v1/broker-notice\x00"
+# Domain of the signatures that make this node's PLM_RCPT message ids (Node._msg_id).
+MSG_ID_DOMAIN: Final[bytes] = b"palermo/v1/rcpt-msg-id\x00"
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,9 @@ class Node:
         root: PublicSigningKey,
         inbox: Inbox,
         directory: Directory,
+        *,
+        broker_keys: Sequence[PublicSigningKey] = (),
+        max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
     ) -> None:
         self.nc = nc
         # The directory's context: it carries the JetStream domain of a node behind a leafnode.
@@ -110,7 +126,11 @@ class Node:
         self.received = 0
         self.refused = 0
         self.metrics = NodeMetrics()
+        self.metrics.watch_revocations(self.trust)  # the overdue-list alarm (decision 0014)
         self.on_stored: list[Callable[[InboxEntry, Report], object]] = []
+        # The broker keys that may sign notices to us ('palermo status'), by key id.
+        self.broker_keys = {k.kid: k for k in broker_keys}
+        self.max_envelope_age = max_envelope_age
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -123,11 +143,16 @@ class Node:
         state_dir: Path,
         nats_options: Mapping[str, Any] | None = None,
         js_domain: str | None = None,
+        *,
+        broker_keys: Sequence[PublicSigningKey] = (),
+        max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
     ) -> AsyncIterator[Node]:
         """Connect, load and follow the directory, open the inbox; close everything on exit.
 
         ``nats_options`` go to ``nats.connect`` (TLS, credentials, inbox prefix);
-        ``js_domain`` is the hub's JetStream domain when this node is behind a leafnode.
+        ``js_domain`` is the hub's JetStream domain when this node is behind a leafnode;
+        ``broker_keys`` verify the broker's notices (unverified ones are ignored);
+        ``max_envelope_age`` is the oldest delivery taken.
         """
         # Local files only, once at start-up: not worth a thread.
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
@@ -144,7 +169,8 @@ class Node:
                 await directory.load()
                 await directory.watch()
                 try:
-                    yield cls(nc, identity, root, inbox, directory)
+                    yield cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
+                              max_envelope_age=max_envelope_age)  # fmt: skip
                 finally:
                     await directory.close()
         finally:
@@ -166,6 +192,8 @@ class Node:
             settings.state_dir,
             settings.connect_options(),
             settings.nats_js_domain,
+            broker_keys=[load_public_key_file(p, "broker") for p in settings.broker_keys],
+            max_envelope_age=settings.max_envelope_age,
         ) as node:
             yield node
 
@@ -324,65 +352,127 @@ class Node:
         await self._receipt(entry.originator, report_id, "opened")
         return True
 
+    def _msg_id(self, kind: str, *fields: str) -> str:
+        """A ``Nats-Msg-Id`` for what this node publishes to PLM_RCPT.
+
+        JetStream deduplicates on the id across the whole stream, whoever publishes: an id
+        another member can predict (``rcpt.<envelope>.<agency>.<status>``) lets a co-recipient
+        publish first under it and have our genuine receipt dropped as a duplicate. This id is
+        a hash of our Ed25519 signature over the fields: only we can compute it, and, Ed25519
+        being deterministic, the same fields always give the same id, so a retry is still
+        stored once.
+        """
+        sig = crypto.sign(self.identity.signing.private, MSG_ID_DOMAIN, canonical_json(fields))
+        tag = crypto.digest(MSG_ID_DOMAIN, sig)[:16].hex()
+        return f"{kind}.{self.identity.agency}.{tag}"
+
     async def _receipt(
-        self, originator: str, envelope_id: str, status: str, reason: str = ""
-    ) -> None:
+        self, originator: str, envelope_id: str, status: str, reason: str = "",
+        code: str | None = None,
+    ) -> None:  # fmt: skip
         receipt = Receipt(
             envelope=envelope_id,
             originator=originator,
             recipient=self.identity.agency,
             status=status,
-            reason=reason or None,
+            code=code,
+            reason=reason[:MAX_RECEIPT_REASON] or None,
             time=datetime.now(UTC),
         )
         signed = sign_document(receipt, self.identity.signing, self.identity.agency)
         await self._publish(
             f"plm.rcpt.{originator}.receipt.{self.identity.agency}",
             canonical_json(signed),
-            f"rcpt.{envelope_id}.{self.identity.agency}.{status}",
+            self._msg_id("rcpt", envelope_id, status),
             "send a receipt",
         )
 
-    async def _refuse(self, msg: Msg, exc: PalermoError) -> str:
-        """Terminate a delivery no redelivery can fix, and log and count why."""
+    async def _refuse(
+        self, msg: Msg, exc: PalermoError, header: EnvelopeHeader | None = None
+    ) -> str:
+        """Terminate a delivery no redelivery can fix, and log and count why.
+
+        With ``header`` (only once its signature verified, so the originator is genuine), the
+        originator also gets a signed refusal receipt naming the code and the reason. The
+        receipt goes first: if it cannot be sent the delivery is retried, not lost.
+        """
         stage = exc.stage if isinstance(exc, AuthenticationFailed) else None
         _log.warning("delivery refused", subject=msg.subject, code=exc.code, reason=exc.reason,
                      stage=stage)  # fmt: skip
+        if header is not None:
+            await self._receipt(header.originator, header.id, "refused", exc.reason, exc.code)
         await msg.term()
         self.refused += 1
         self.metrics.refused.labels(reason=exc.code).inc()
         return exc.code
 
+    def _verify(self, msg: Msg, now: datetime) -> Verified:
+        """Signature, replay, subject and recipient: everything before any decision."""
+        verified = verify_envelope(msg.data, self.trust, now=now)
+        header = verified.header
+        if self.inbox.seen(header.id):
+            raise Replayed(header.id)
+        # The subject is not signed: a broker (or relay) that re-routes an envelope to
+        # another topic, or under another originator's name, is caught here.
+        expected = deliver_subject(self.identity.agency, header)
+        if msg.subject != expected:
+            raise SubjectMismatch(msg.subject, expected)
+        if self.identity.agency not in header.recipients:
+            raise NotARecipient(
+                f"envelope {header.id} holds no key for {self.identity.agency}: it does not "
+                "list this agency as a recipient"
+            )
+        return verified
+
+    def _check_age(self, header: EnvelopeHeader, now: datetime) -> None:
+        """Refuse what no genuine delivery can be: older than the broker's age limit plus the
+        time PLM_DLV keeps a delivery (``max_envelope_age``, DEFAULT_MAX_ENVELOPE_AGE)."""
+        age = now - header.created
+        if age > self.max_envelope_age:
+            raise EnvelopeTooOld(
+                int(age.total_seconds()), int(self.max_envelope_age.total_seconds())
+            )
+
     async def handle(self, msg: Msg) -> str:
-        """Verify, open, re-check, store, receipt; returns the outcome (for tests and logs)."""
+        """Verify, decide, open, re-check, store, receipt; returns the outcome (for tests and
+        logs).
+
+        The decision comes from the signed header before anything is decrypted, so a section
+        the decision withholds is never opened (and refused if it was wrapped for us).
+        """
         now = datetime.now(UTC)
         try:
-            opened = open_envelope(
-                msg.data, self.identity.encryption, self.trust, now=now, seen=self.inbox.seen
-            )
-            # The subject is not signed: a broker (or relay) that re-routes an envelope to
-            # another topic, or under another originator's name, is caught here.
-            expected = deliver_subject(self.identity.agency, opened.header)
-            if msg.subject != expected:
-                raise SubjectMismatch(msg.subject, expected)
+            verified = self._verify(msg, now)
         except EnvelopeError as exc:
             if exc.code == "replayed":
                 await msg.ack()  # already stored: a redelivery after a crash
                 return "duplicate"
             # Not for us, forged or altered: never retried, logged for the operator.
             return await self._refuse(msg, exc)
-        header = opened.header
+        header = verified.header
+        try:
+            self._check_age(header, now)
+        except EnvelopeError as exc:
+            return await self._refuse(msg, exc, header)
         decision = self.policy.decide(header, self.identity.agency, now)
         if not decision.allowed:
             # The broker let it through, but our verified view of the policy says no: we keep
             # nothing and tell the originator why.
             reason = "; ".join(r.message for r in decision.reasons)
             _log.warning("delivery refused by local policy", envelope=header.id, reason=reason)
-            await self._receipt(header.originator, header.id, "refused", reason)
+            await self._receipt(header.originator, header.id, "refused", reason, "local_policy")
             await msg.term()
             self.refused += 1
             self.metrics.refused.labels(reason="local-policy").inc()
             return "refused"
+        try:
+            opened = open_verified(
+                verified, self.identity.encryption, withhold=decision.withheld_sections
+            )
+        except EnvelopeError as exc:
+            # Signed by the originator: a section wrapped against our policy, or a stanza that
+            # does not open. The originator hears why.
+            return await self._refuse(msg, exc, header)
         if header.kind is Kind.RETRACTION:
             return await self._retraction(msg, opened.body, header, now)
         if header.kind is Kind.RELEASE_REQUEST:
@@ -403,9 +493,10 @@ class Node:
         try:
             report = open_report(opened)
         except PalermoError as exc:
-            # Validly signed but not a readable report: a redelivery cannot fix it, so it is
-            # refused like any other bad delivery instead of being retried for ever.
-            return await self._refuse(msg, exc)
+            # Validly signed but not a readable report, or one that says something else than
+            # its signed header: a redelivery cannot fix it, so it is refused like any other
+            # bad delivery instead of being retried for ever, and the originator hears why.
+            return await self._refuse(msg, exc, header)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
         await msg.ack()
@@ -575,7 +666,7 @@ class Node:
         await self._publish(
             f"plm.rcpt.{row['requester']}.release.{self.identity.agency}",
             canonical_json(signed),
-            f"release.{request_id}.{decision}",
+            self._msg_id("release", request_id, decision),
             "answer a release request",
         )
 
@@ -691,7 +782,15 @@ class Node:
             return
         if document.get("envelope") != report_id:
             return
+        me = self.identity.agency
         if document.get("kind") == "broker-notice":
+            # Only the broker's notice subject, only notices about our reports, only signed
+            # by a broker key this node was configured with: a notice names other agencies as
+            # refused, and anyone who could write it would decide what our status says.
+            if msg.subject != f"plm.rcpt.{me}.notice" or document.get("originator") != me:
+                return
+            if not self._broker_signed(signed, document):
+                return
             for refusal in document.get("refused", []):
                 out[refusal["recipient"]] = {
                     "status": "denied by broker",
@@ -699,24 +798,55 @@ class Node:
                     "by": document.get("broker"),
                 }
             return
+        # plm.rcpt.<me>.receipt.<recipient>: NATS permissions let only <recipient> publish
+        # there, so a receipt counts only on its own recipient's subject, signed by it, and
+        # about one of our reports. Anything else is ignored, not shown: a receipt moved to
+        # another agency's subject is a claim by one agency dressed as another's channel.
         recipient = document.get("recipient")
+        if msg.subject != f"plm.rcpt.{me}.receipt.{recipient}" or document.get("originator") != me:
+            _log.warning("receipt ignored: its subject and its content disagree",
+                         subject=msg.subject, recipient=recipient,
+                         originator=document.get("originator"))  # fmt: skip
+            return
         cert = self.trust.members.get(recipient) if isinstance(recipient, str) else None
         try:
             if cert is None:
                 raise TrustError(f"no certificate for {recipient!r}")
             receipt = verify_document(signed, Receipt, cert.public_signing_key, cert.agency)
         except PalermoError as exc:
-            out[str(recipient)] = {"status": "unverifiable receipt", "reasons": [exc.to_dict()]}
+            # Shown, but never over a verified receipt from the same agency.
+            out.setdefault(
+                str(recipient), {"status": "unverifiable receipt", "reasons": [exc.to_dict()]}
+            )
             return
         current = out.get(receipt.recipient, {})
         # The most advanced state wins: purged after delivered, delivered after nothing.
         rank = {"delivered": 1, "opened": 2, "refused": 3, "purged": 4}
         if rank.get(receipt.status, 0) >= rank.get(str(current.get("status")), 0):
+            reasons = [{"message": receipt.reason}] if receipt.reason else []
+            if receipt.code and reasons:
+                reasons[0]["code"] = receipt.code
             out[receipt.recipient] = {
                 "status": receipt.status,
                 "time": receipt.time.isoformat(),
-                "reasons": [{"message": receipt.reason}] if receipt.reason else [],
+                "reasons": reasons,
             }
+
+    def _broker_signed(self, signed: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+        """Whether a broker notice carries a valid signature by one of ``broker_keys``."""
+        try:
+            signature = signed["signature"]
+            key = self.broker_keys.get(signature["kid"])
+            if key is None:
+                raise KeyError(signature["kid"])
+            crypto.verify(key.key, bytes.fromhex(signature["ed25519"]), BROKER_NOTICE_DOMAIN,
+                          canonical_json(document))  # fmt: skip
+        except (KeyError, TypeError, ValueError, crypto.AuthError) as exc:
+            _log.warning("broker notice ignored: not signed by a configured broker key",
+                         envelope=document.get("envelope"), error=repr(exc),
+                         configured=sorted(self.broker_keys))  # fmt: skip
+            return False
+        return True
 
     async def http_ingest(self, request: Any) -> Any:
         """POST /v1/reports: 202 {id, recipients, refused}; 422 with field errors; nothing is

@@ -23,6 +23,8 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── EnvelopeTooOld            created before the broker's replay window
     │   ├── SubjectMismatch           the NATS subject disagrees with the signed header
     │   ├── NotARecipient             no key stanza for us: we may not read it
+    │   ├── SectionWithheld           a section our policy withholds is wrapped for us anyway
+    │   ├── BodyMismatch              the decrypted report disagrees with the signed header
     │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
     ├── TrustError                    a trust document (certificate, bundle, policy) is refused
     │   ├── UnknownIssuer             signed by a key that is not the one expected (wrong root)
@@ -44,6 +46,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationFailed",
+    "BodyMismatch",
     "ClockSkew",
     "ConfigError",
     "EnvelopeError",
@@ -64,6 +67,7 @@ __all__ = [
     "ReportInvalid",
     "Revoked",
     "Rollback",
+    "SectionWithheld",
     "SignatureInvalid",
     "SubjectMismatch",
     "TransportError",
@@ -250,6 +254,30 @@ class SubjectMismatch(EnvelopeError):
 
 class NotARecipient(EnvelopeError):
     code = "not_a_recipient"
+
+
+class SectionWithheld(EnvelopeError):
+    """A section that this recipient's policy decision withholds is wrapped for it anyway.
+
+    Refused before anything is decrypted: the receiving node never opens what the originator's
+    handling keeps from it, whatever the originator's node wrapped.
+    """
+
+    code = "section_withheld"
+
+    def __init__(self, section: str, recipient: str) -> None:
+        super().__init__(
+            f"section {section} is wrapped for {recipient}, but policy withholds it from "
+            f"{recipient}; the originator's node must not wrap it (upgrade or fix that node)"
+        )
+        self.section = section
+        self.recipient = recipient
+
+
+class BodyMismatch(EnvelopeError):
+    """The decrypted report says something other than the signed header the policy judged."""
+
+    code = "body_mismatch"
 
 
 class AuthenticationFailed(EnvelopeError):

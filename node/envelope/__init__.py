@@ -25,6 +25,7 @@ from ._seal import (
     check_signature,
     inspect_envelope,
     open_envelope,
+    open_verified,
     seal,
     verify_envelope,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "encode",
     "inspect_envelope",
     "open_envelope",
+    "open_verified",
     "seal",
     "verify_envelope",
 ]

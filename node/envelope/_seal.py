@@ -2,15 +2,16 @@
 
 Order of checks when opening (each refusal has its own typed error until a key is used):
 size and version prefix, msgpack shape and limits, canonical encoding, header schema, stanza and
-section consistency with the header, clock skew, signer key, signature, replay, our stanza; then
-key unwrapping and decryption, whose failures all surface as ``AuthenticationFailed``.
+section consistency with the header, clock skew, signer key, signature, replay, our stanza, no
+section the caller withholds wrapped for us; then key unwrapping and decryption, whose failures
+all surface as ``AuthenticationFailed``. A section the caller withholds is never decrypted.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
@@ -32,6 +33,7 @@ from schemas.errors import (
     NonCanonicalEncoding,
     NotARecipient,
     Replayed,
+    SectionWithheld,
     UnknownSigner,
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "check_signature",
     "inspect_envelope",
     "open_envelope",
+    "open_verified",
     "seal",
     "verify_envelope",
 ]
@@ -365,6 +368,49 @@ def _unwrap(
         raise AuthenticationFailed(str(exc)) from exc
 
 
+def open_verified(
+    verified: Verified,
+    identity: Sequence[EncryptionKey],
+    *,
+    withhold: Collection[str] = (),
+) -> Opened:
+    """Decrypt a verified envelope for one agency, trying each of its current decryption keys.
+
+    ``withhold`` names the sections this agency's own policy decision keeps from it (the
+    receiving node decides on the signed header before calling this). They are never
+    decrypted; if one is wrapped for this agency anyway the delivery is refused with
+    ``SectionWithheld`` before any key is used, since the originator's node broke the policy.
+    """
+    header, env, hdr_hash = verified.header, verified.envelope, verified.header_hash
+    keys = {(k.agency, k.kid): k for k in identity}
+    agencies = sorted({k.agency for k in identity})
+    if not any((s.agency, s.kid) in keys for s in env.rcpt):
+        raise NotARecipient(
+            f"envelope {header.id} holds no key for {', '.join(agencies)} with the "
+            "current keys; if keys were rotated, keep the previous key until its overlap ends"
+        )
+    for sec in env.sections:
+        wrapped_for = {s.agency for s in sec.rcpt}
+        if sec.id in withhold and not wrapped_for.isdisjoint(agencies):
+            raise SectionWithheld(sec.id, ", ".join(sorted(wrapped_for & set(agencies))))
+    envelope_id = uuid.UUID(header.id).bytes
+    body = _unwrap(envelope_id, env.rcpt, PART_BODY, env.body, keys, hdr_hash)
+    assert body is not None  # a stanza for one of our keys was found above
+    opened: dict[str, bytes] = {}
+    withheld = []
+    for sec in env.sections:
+        plain = (
+            None
+            if sec.id in withhold
+            else _unwrap(envelope_id, sec.rcpt, _section_part(sec.id), sec.body, keys, hdr_hash)
+        )
+        if plain is None:
+            withheld.append(sec.id)
+        else:
+            opened[sec.id] = plain
+    return Opened(header, body, opened, tuple(withheld))
+
+
 def open_envelope(
     data: bytes,
     identity: Sequence[EncryptionKey],
@@ -372,10 +418,12 @@ def open_envelope(
     *,
     now: datetime,
     seen: Callable[[str], bool] | None = None,
+    withhold: Collection[str] = (),
     max_size: int = DEFAULT_MAX_ENVELOPE_BYTES,
     max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS,
 ) -> Opened:
-    """Verify and decrypt for one agency, trying each of its current decryption keys.
+    """Verify and decrypt for one agency: :func:`verify_envelope`, the replay check, then
+    :func:`open_verified` (``withhold``: sections never to decrypt).
 
     ``seen`` answers whether an envelope id was already accepted (replay protection); the caller
     records the id only once it has stored the result.
@@ -383,24 +431,6 @@ def open_envelope(
     verified = verify_envelope(
         data, signers, now=now, max_size=max_size, max_clock_skew_ms=max_clock_skew_ms
     )
-    header, env, hdr_hash = verified.header, verified.envelope, verified.header_hash
-    if seen is not None and seen(header.id):
-        raise Replayed(header.id)
-    envelope_id = uuid.UUID(header.id).bytes
-    keys = {(k.agency, k.kid): k for k in identity}
-    body = _unwrap(envelope_id, env.rcpt, PART_BODY, env.body, keys, hdr_hash)
-    if body is None:
-        agencies = ", ".join(sorted({k.agency for k in identity}))
-        raise NotARecipient(
-            f"envelope {header.id} holds no key for {agencies} with the "
-            "current keys; if keys were rotated, keep the previous key until its overlap ends"
-        )
-    opened: dict[str, bytes] = {}
-    withheld = []
-    for sec in env.sections:
-        plain = _unwrap(envelope_id, sec.rcpt, _section_part(sec.id), sec.body, keys, hdr_hash)
-        if plain is None:
-            withheld.append(sec.id)
-        else:
-            opened[sec.id] = plain
-    return Opened(header, body, opened, tuple(withheld))
+    if seen is not None and seen(verified.header.id):
+        raise Replayed(verified.header.id)
+    return open_verified(verified, identity, withhold=withhold)

@@ -1,0 +1,131 @@
+"""Sealing when one partner's key cannot be used: that partner is dropped from the envelope and
+reported as a denial; the report still reaches everyone else.
+
+The bundle check that refuses a low-order key when a bundle is accepted is bypassed here by
+writing the publisher's trust state directly: this is about the publisher's last line, a key
+that got in anyway (accepted before the check existed, or by an older node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+
+from broker.service import Broker, BrokerOptions
+from node.crypto import key_id
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from node.reports import seal_report
+from node.service import Node, NodeIdentity
+from policies import Decision
+from policies.trust import TrustStore
+from schemas import Report
+from schemas.export import parse_report
+from tests.broker._support import setup_federation, wait_for
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+BAD = "MLT-AFM"
+PARTNERS = ["ESP-GC", "GRC-HCG", BAD]
+LOW_ORDER = bytes(32)  # u = 0: every Diffie-Hellman with it gives the all-zero secret
+
+
+def _example_01() -> Report:
+    return parse_report(next(EXAMPLES.glob("01*.json")).read_text())
+
+
+def _low_order_key_for(store: TrustStore, agency: str) -> None:
+    """``agency``'s held bundle now lists only a low-order X25519 key (state written directly)."""
+    bundle = store.bundles[agency]
+    low = bundle.keys[0].model_copy(update={"kid": key_id(LOW_ORDER), "x25519": LOW_ORDER.hex()})
+    store._bundles[agency] = bundle.model_copy(update={"keys": [low]})
+
+
+def _reason_codes(decisions: Mapping[str, Decision], agency: str) -> tuple[bool, list[str]]:
+    decision = decisions[agency]
+    return decision.allowed, [r.code for r in decision.reasons]
+
+
+def test_a_low_order_key_drops_only_its_agency_from_the_envelope() -> None:
+    """seal_report: MLT-AFM (low-order key) is denied with no-usable-key, the others sealed."""
+    fed = DevFederation.build(datetime.now(UTC))
+    trust = fed.trust_store()
+    _low_order_key_for(trust, BAD)
+    sealed = seal_report(_example_01(), fed.agencies["ITA-GDF"].signing, PARTNERS, trust,
+                         fed.policy_store(trust), datetime.now(UTC))  # fmt: skip
+    assert ["ESP-GC", "GRC-HCG"] == sealed.recipients
+    assert (False, ["no-usable-key"]) == _reason_codes(sealed.decisions, BAD)
+    assert "low-order" in sealed.decisions[BAD].reasons[0].message
+
+
+def test_a_partner_without_any_key_is_reported_as_denied() -> None:
+    """seal_report: a partner the policy allows but with no key bundle is a denial with a
+    reason, not a silent omission."""
+    fed = DevFederation.build(datetime.now(UTC))
+    trust = TrustStore(fed.root.public)
+    without_bad_bundle = [
+        d
+        for d in fed.documents()
+        if "policy" not in d["document"]["kind"]
+        and (d["document"]["kind"], d["document"].get("agency")) != ("key-bundle", BAD)
+    ]
+    trust.load(without_bad_bundle)
+    sealed = seal_report(_example_01(), fed.agencies["ITA-GDF"].signing, PARTNERS, trust,
+                         fed.policy_store(trust), datetime.now(UTC))  # fmt: skip
+    assert ["ESP-GC", "GRC-HCG"] == sealed.recipients
+    assert (False, ["no-usable-key"]) == _reason_codes(sealed.decisions, BAD)
+
+
+@pytest.fixture
+async def federation(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
+    """A broker and the nodes of ITA-GDF and its three coastal partners, live."""
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    async with AsyncExitStack() as stack:
+        nodes: dict[str, Node] = {}
+        for agency in ["ITA-GDF", *PARTNERS]:
+            a = fed.agencies[agency]
+            nodes[agency] = await stack.enter_async_context(
+                Node.connect(
+                    nats_server.client_url,
+                    NodeIdentity(a.signing, [a.encryption]),
+                    fed.root.public,
+                    tmp_path / agency,
+                )
+            )
+        nc = await nats.connect(nats_server.client_url)
+        stack.push_async_callback(nc.close)
+        broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
+                        BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
+        tasks = [asyncio.create_task(n.run()) for n in nodes.values()]
+        tasks.append(asyncio.create_task(broker.run()))
+        try:
+            yield nodes
+        finally:
+            broker.stop()
+            for n in nodes.values():
+                n.stop()
+            await asyncio.gather(*tasks)
+
+
+async def test_one_partners_low_order_key_does_not_stop_the_report_reaching_the_others(
+    federation: dict[str, Node],
+) -> None:
+    """ITA-GDF's node holds a low-order key for MLT-AFM: the publish succeeds, MLT-AFM is in
+    the refusals with a reason, and ESP-GC and GRC-HCG store the report."""
+    ita = federation["ITA-GDF"]
+    _low_order_key_for(ita.trust, BAD)
+    sealed = await ita.publish(_example_01(), to=PARTNERS)
+    assert (False, ["no-usable-key"]) == _reason_codes(sealed.decisions, BAD)
+
+    async def stored() -> bool:
+        return all(federation[a].inbox.seen(sealed.header.id) for a in ("ESP-GC", "GRC-HCG"))
+
+    await wait_for(stored, within=20)
+    assert ["ESP-GC", "GRC-HCG"] == sealed.recipients
+    assert not federation[BAD].inbox.seen(sealed.header.id)
