@@ -23,7 +23,10 @@ again into the same DIR replaces every key, seed and certificate)::
     DIR/nats/hub-<n>.conf            nats-server configs of the 3-node JetStream cluster
     DIR/nats/leaf-<ID>.conf          an agency's leafnode server config (0600: holds its seed)
     DIR/state/hub-<n>/, leaf-<ID>/   JetStream store directories
-    DIR/state/nodes/<ID>/            each node's state_dir (inbox, storage key)
+    DIR/state/nodes/<ID>/            each node's state_dir (inbox, storage key, trust marks)
+    DIR/state/broker/                the broker's state_dir (trust high-water marks); every
+                                     replica needs its own, never shared (compose mounts
+                                     state/broker-<n> there; Kubernetes: a volume per pod)
     DIR/fed/                         root.pub.json, root.sign.pem, broker.sign.pem,
                                      broker.pub.json, documents/NNN-<kind>.json (to publish
                                      with 'palermo directory publish'), agencies/<ID>/ keys
@@ -319,6 +322,8 @@ def render(options: RenderOptions) -> dict[str, Any]:
         agencies[agency] = dict(sorted(entry.items()))
 
     broker_toml = out / "broker.toml"
+    broker_state = out / "state" / "broker"
+    broker_state.mkdir(parents=True, exist_ok=True, mode=0o700)
     _toml(
         broker_toml,
         {
@@ -331,6 +336,12 @@ def render(options: RenderOptions) -> dict[str, Any]:
             "replicas": HUB_SIZE,
             "http_host": host,
             "http_port": options.broker_http_port,
+            # A replica that starts with an empty state dir never runs below what this render
+            # published (docs/decisions/0013-trust-high-water-marks.md); 'palermo federation
+            # revoke' raises min_revocation_seq with every list it signs.
+            "state_dir": str(broker_state),
+            "min_revocation_seq": dev.revocations["document"]["seq"],
+            "min_federation_version": federation.version,
             "dev": False,
         },
     )

@@ -219,11 +219,14 @@ def _etc_paths(words: list[str]) -> set[str]:
 
 
 def test_compose_runs_a_3_server_hub_2_brokers_and_3_nodes() -> None:
-    """hub-1..3 run nats-server on hub-<n>.conf, broker has 2 replicas, 3 agency nodes."""
+    """hub-1..3 run nats-server on hub-<n>.conf, 2 broker replicas each with its own state
+    directory mounted at the rendered state_dir, 3 agency nodes."""
     services = _compose()["services"]
     hubs = {n: s["command"] for n, s in services.items() if s.get("entrypoint") == ["nats-server"]}
     assert {f"hub-{n}": ["--config", f"{ETC}/nats/hub-{n}.conf"] for n in (1, 2, 3)} == hubs
-    assert 2 == services["broker"]["deploy"]["replicas"]
+    brokers = {n: s["volumes"][-1] for n, s in services.items() if n.startswith("broker")}
+    assert {f"broker-{n}": f"../palermo-etc/state/broker-{n}:{ETC}/state/broker"
+            for n in (1, 2)} == brokers  # fmt: skip
     nodes = sorted(s["command"][-1] for n, s in services.items() if n.startswith("node-"))
     assert [f"{ETC}/nodes/{a}.node.toml" for a in ("ESP-GC", "GRC-HCG", "ITA-GDF")] == nodes
     for name, service in services.items():
@@ -296,6 +299,10 @@ def test_kubernetes_workloads_run_hardened() -> None:
         t["metadata"]["name"] for t in workloads["nats"]["spec"]["volumeClaimTemplates"]
     ]
     assert 2 == workloads["palermo-broker"]["spec"]["replicas"]
+    # Each broker replica keeps its trust high-water marks on a volume of its own.
+    assert ["state"] == [
+        t["metadata"]["name"] for t in workloads["palermo-broker"]["spec"]["volumeClaimTemplates"]
+    ]
     for name, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"], name
@@ -324,7 +331,7 @@ def test_kubernetes_secrets_are_empty_placeholders() -> None:
 
 def _secret_items(workload: str) -> set[str]:
     deployment = next(d for _, d in _manifests() if d["metadata"]["name"] == workload
-                      and d["kind"] == "Deployment")  # fmt: skip
+                      and d["kind"] in ("Deployment", "StatefulSet"))  # fmt: skip
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v)
     return {item["path"] for item in volume["secret"]["items"]}
 

@@ -136,3 +136,17 @@ def test_render_reads_a_signed_federation_policy(tmp_path: Path) -> None:
     broken.write_text("{}")
     with pytest.raises(ConfigError, match="signed federation policy"):
         render(RenderOptions(federation=broken, out=tmp_path / "out2"))
+
+
+def test_broker_config_names_a_state_dir_and_minimum_versions(rendered: tuple[Path, dict]) -> None:
+    """broker.toml names the broker's own state_dir (made 0700) and the revocation seq and the
+    federation version this render published: a replica with no state never runs below them."""
+    out, manifest = rendered
+    broker = BrokerSettings.load(Path(manifest["broker"]["config"]))
+    state = (out / "state" / "broker").resolve()
+    assert (state, 1, 4, 0o700) == (
+        broker.state_dir,
+        broker.min_revocation_seq,
+        broker.min_federation_version,
+        stat.S_IMODE(state.stat().st_mode),
+    )
