@@ -7,11 +7,14 @@ of replicas share it), and for each batch:
    verified directory, subject/originator match, age, then ``policy.decide`` per recipient;
 2. marks each verified envelope id in PLM_SEEN (atomically refused if another envelope already
    carried that id: a replay), pipelined for the whole batch;
-3. publishes, pipelined, one copy per allowed recipient to PLM_DLV (``Nats-Msg-Id`` =
+3. stores one hash-chained audit entry with every envelope's decisions, BEFORE anything is
+   published for them: a copy in PLM_DLV never exists without the entry that allowed it, even
+   if the process dies right after delivering;
+4. publishes, pipelined, one copy per allowed recipient to PLM_DLV (``Nats-Msg-Id`` =
    ``<id>.<recipient>``, so a redelivery never duplicates), dead letters with reason headers,
-   a signed notice to the originator for every refusal, and one audit entry per envelope;
-4. acks each envelope only once every one of its publications is stored; anything that failed
-   is nak'ed and comes back (bounded by ``max_deliver``).
+   and a signed notice to the originator for every refusal;
+5. acks each envelope only once every one of its publications is stored; anything that failed
+   is nak'ed and comes back (bounded by ``max_deliver``), and is decided and audited again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -61,6 +65,19 @@ CONSUMER: Final[str] = "palermo-broker"
 # attempts (a full delivery stream, a server that stayed unreachable).
 EXHAUSTED: Final[str] = "redelivery_exhausted"
 _log = structlog.get_logger("palermo.broker")
+
+
+# Test-only fault injection: when this variable names a point of handle_batch ("after-audit",
+# "after-deliveries"), the process exits there at once, as a SIGKILL would stop it, so tests can
+# check what a crash at that exact point leaves behind. Nothing sets it outside tests.
+CRASH_AT_ENV: Final[str] = "PALERMO_TEST_BROKER_CRASH_AT"
+CRASH_EXIT_CODE: Final[int] = 86
+_CRASH_AT: Final[str | None] = os.environ.get(CRASH_AT_ENV)
+
+
+def _fault_point(name: str) -> None:
+    if _CRASH_AT == name:
+        os._exit(CRASH_EXIT_CODE)
 
 
 class PolicyView(Protocol):
@@ -417,17 +434,40 @@ class Broker:
             ]
         return record
 
+    async def _audit(self, outcomes: Sequence[Outcome], now: datetime) -> bool:
+        """One hash-chained entry with every outcome's decisions, stored; False if it was not."""
+        entry = self.chain.append(
+            {"type": "decisions", "records": [self._audit_record(o) for o in outcomes]}, now
+        )
+        [result] = await self.publisher.settle(
+            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))]
+        )
+        if isinstance(result, BaseException):
+            # The chain may now have a gap: start a new one rather than fork it.
+            _log.warning("audit entry failed; will retry", error=repr(result))
+            self.chain = self._new_chain()
+            return False
+        return True
+
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
         now = datetime.now(UTC)
         outcomes = await self.assess(msgs, now)
-        # Phase 1: replay markers, which must be known before anything is delivered.
+        # Phase 1: replay markers, which must be known before anything is decided for good.
         failed = await self._mark_seen([o for o in outcomes if o.error is None])
-        # Phase 2: deliveries, dead letters and notices, pipelined, then all awaited together.
+        # Phase 2: the batch's audit entry, stored BEFORE any copy is published: a copy in
+        # PLM_DLV always has the decision that allowed it in PLM_AUDIT, even if this process
+        # dies right after delivering (audit-before-ack for every copy). If the broker dies
+        # before the copies go out, the redelivered envelope is decided and audited again
+        # (its record's "delivery" counts the attempts) and only then delivered.
+        decided = [o for o in outcomes if id(o) not in failed]
+        if decided and not await self._audit(decided, now):
+            failed.update(id(o) for o in decided)
+            decided = []
+        _fault_point("after-audit")
+        # Phase 3: deliveries, dead letters and notices, pipelined, then all awaited together.
         owners: list[Outcome] = []
         futures = []
-        for o in outcomes:
-            if id(o) in failed:
-                continue
+        for o in decided:
             for subject, payload, headers in self._publications(o, now):
                 futures.append(await self.publisher.publish(subject, payload, headers))
                 owners.append(o)
@@ -437,28 +477,11 @@ class Broker:
                              error=repr(result))  # fmt: skip
                 o.failure = str(result)
                 failed.add(id(o))
-        stored = [o for o in outcomes if id(o) not in failed]
-        # Phase 3: one hash-chained audit entry for the batch's outcomes, stored before any ack.
-        if stored:
-            entry = self.chain.append(
-                {"type": "decisions", "records": [self._audit_record(o) for o in stored]}, now
-            )
-            [result] = await self.publisher.settle(
-                [
-                    await self.publisher.publish(
-                        f"plm.audit.{self.chain.chain}", canonical_json(entry)
-                    )
-                ]
-            )
-            if isinstance(result, BaseException):
-                # The chain may now have a gap: start a new one rather than fork it.
-                _log.warning("audit entry failed; will retry", error=repr(result))
-                self.chain = self._new_chain()
-                failed.update(id(o) for o in stored)
-                stored = []
-        for o in stored:
-            await o.msg.ack()
-            self._count(o)
+        _fault_point("after-deliveries")
+        for o in decided:
+            if id(o) not in failed:
+                await o.msg.ack()
+                self._count(o)
         for o in outcomes:
             if id(o) not in failed:
                 continue

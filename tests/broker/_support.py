@@ -108,16 +108,48 @@ def write_broker_config(tmp: Path, fed: DevFederation, url: str, **overrides: An
     return fed.broker_config(tmp, url, **overrides)
 
 
-def start_broker_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``palermo broker run`` as a real process, its log in a file."""
+def start_broker_process(
+    config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``palermo broker run`` as a real process, its log in a file (``env``: extra variables)."""
     palermo = Path(sys.executable).parent / "palermo"
     with log.open("ab") as out:
         return subprocess.Popen(
             [str(palermo), "broker", "run", "--config", str(config)],
             stdout=out,
             stderr=out,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
+
+
+def standing_policy_denying(fed: DevFederation, originator: str, target: str) -> dict[str, Any]:
+    """``originator``'s standing policy one version up with a ``deny target`` rule added,
+    signed by its key: what an agency publishes when it stops trusting a partner."""
+    from policies import AgencyPolicy, DenyRule
+    from policies.trust import sign_document
+
+    agency = fed.agencies[originator]
+    held = AgencyPolicy.model_validate(agency.policy["document"]) if agency.policy else None
+    policy = AgencyPolicy(
+        agency=originator,
+        version=held.version + 1 if held else 1,
+        issued=datetime.now(UTC),
+        rules=[
+            *(held.rules if held else []),
+            DenyRule(rule="deny", targets=[target], note="partner no longer trusted"),
+        ],
+    )
+    return sign_document(policy, agency.signing, originator)
+
+
+async def publish_document(url: str, fed: DevFederation, signed: dict[str, Any]) -> None:
+    """Put one signed document in the live directory, as 'palermo directory publish' does."""
+    nc = await nats.connect(url)
+    try:
+        directory = Directory(nc.jetstream(), fed.trust_store(), fed.policy_store())
+        await directory.publish(signed)
+    finally:
+        await nc.close()
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
