@@ -17,11 +17,12 @@ pinned root and answers key look-ups for envelopes (it is a ``SignerResolver``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl import bindings as sodium
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from node import crypto
@@ -52,6 +53,7 @@ from ._marks import digest as _digest
 
 __all__ = [
     "MAX_BUNDLE_KEYS",
+    "REVOCATION_LIST_VALIDITY",
     "ROOT",
     "EncryptionKeyEntry",
     "KeyBundle",
@@ -73,6 +75,39 @@ _DOMAIN: Final[str] = "palermo/v1/trust/{kind}\x00"
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 MAX_BUNDLE_KEYS: Final[int] = 8
 MAX_REVOCATIONS: Final[int] = 10_000
+# How long a revocation list is current after it is signed (its ``next_update``) unless the
+# operator says otherwise; short enough that a list withheld from a process is noticed within a
+# week, long enough for a root key kept offline (docs/decisions/0014).
+REVOCATION_LIST_VALIDITY: Final[timedelta] = timedelta(days=7)
+# Any clamped X25519 scalar (a multiple of 8) maps every point of order 1, 2, 4 or 8, on the
+# curve or its twist, to zero, and no other point: multiplying by this one tells a small-order
+# key (the seven of libsodium's list, high bit set or not) from a usable one.
+_SMALL_ORDER_PROBE: Final[bytes] = bytes([8]) + bytes(30) + bytes([64])
+_X25519_P: Final[int] = 2**255 - 19
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _unusable_x25519(public_raw: bytes) -> str | None:
+    """Why no one can (or should) encrypt to this X25519 public key; None for a usable one."""
+    # Honest keys are canonical (u < p, top bit clear); the rest are aliases that RFC 7748
+    # implementations read differently (masking the top bit or not), so none is accepted.
+    if int.from_bytes(public_raw, "little") >= _X25519_P:
+        return "not a canonical X25519 encoding (u is 2^255 - 19 or more)"
+    if _small_order(public_raw):
+        return "a small-order X25519 point, which gives everyone the all-zero secret"
+    return None
+
+
+def _small_order(public_raw: bytes) -> bool:
+    """True for an X25519 public key every Diffie-Hellman with gives the all-zero secret."""
+    try:
+        sodium.crypto_scalarmult(_SMALL_ORDER_PROBE, public_raw)
+    except RuntimeError:  # libsodium refuses a small-order point or an all-zero result
+        return True
+    return False
 
 
 def canonical_json(data: Any) -> bytes:
@@ -156,9 +191,18 @@ class RevocationEntry(_Doc):
 
 
 class RevocationList(_Doc):
+    """The root's list of revoked agencies and keys; ``seq`` only ever grows.
+
+    ``next_update`` says when the root will have signed the next list: past it the list held is
+    stale (a newer one may be withheld), which raises an alarm but never stops delivery and
+    never lets an older list in (docs/decisions/0014). Absent in lists signed before it
+    existed, and then left out of the canonical JSON, so their signatures still verify.
+    """
+
     kind: Literal["revocation-list"] = "revocation-list"
     seq: int = Field(ge=1)
     issued: EpochMillis
+    next_update: EpochMillis | None = None
     entries: list[RevocationEntry] = Field(default_factory=list, max_length=MAX_REVOCATIONS)
 
 
@@ -256,8 +300,16 @@ class TrustStore:
     before use and answers look-ups for envelope verification and sealing.
     """
 
-    def __init__(self, root: PublicSigningKey, marks: HighWaterMarks | None = None) -> None:
+    def __init__(
+        self,
+        root: PublicSigningKey,
+        marks: HighWaterMarks | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.root = root
+        # What "now" is when a document arrives (is its signer valid now?); tests pin it.
+        self._clock = clock or _utcnow
         # The highest version accepted per directory key, in this run and (seeded by the
         # directory from the state dir) earlier ones: nothing below them is ever adopted.
         self.marks = marks if marks is not None else HighWaterMarks()
@@ -268,6 +320,10 @@ class TrustStore:
         self._subscriptions: dict[str, Subscriptions] = {}
         # Parsed once per certificate: every envelope verified looks its signer up here.
         self._signing_keys: dict[str, PublicSigningKey] = {}
+        # The signing kid behind each held bundle and subscriptions, by directory key
+        # ("bundle.<A>", "subs.<A>"): when that key is replaced or revoked they are dropped.
+        self._signed_by: dict[str, str] = {}
+        self._on_drop: list[Callable[[str, str | None], None]] = []
 
     @property
     def members(self) -> Mapping[str, MembershipCertificate]:
@@ -290,11 +346,16 @@ class TrustStore:
         self.marks.check(key, cert.serial, cert_digest, "membership certificate", "serial")
         self._certs[cert.agency] = cert
         self.marks.raise_to(key, cert.serial, cert_digest)
+        previous = self._signing_keys.get(cert.agency)
         self._signing_keys[cert.agency] = cert.public_signing_key
+        if previous is not None and previous.kid != cert.public_signing_key.kid:
+            # A new signing key: what the old one signed is no longer the agency's word (the
+            # old key may be the reason for the change); the agency re-signs with the new key.
+            self._drop_signed_by(cert.agency, previous.kid)
         return cert
 
     def add_bundle(self, signed: Mapping[str, Any]) -> KeyBundle:
-        cert = self._member_signed(signed, "key bundle")
+        cert = self.document_signer(signed, "key bundle")
         bundle = verify_document(signed, KeyBundle, cert.public_signing_key, cert.agency)
         mark_key, bundle_digest = f"bundle.{bundle.agency}", _digest(bundle)
         self.marks.check(mark_key, bundle.seq, bundle_digest, "key bundle", "seq")
@@ -308,26 +369,104 @@ class TrustStore:
         for entry in bundle.keys:
             if crypto.key_id(bytes.fromhex(entry.x25519)) != entry.kid:
                 raise TrustError(f"key bundle for {bundle.agency}: kid {entry.kid} does not match")
+            unusable = _unusable_x25519(bytes.fromhex(entry.x25519))
+            if unusable is not None:
+                # Every publisher would fail to seal to it (libsodium refuses an all-zero
+                # secret): one member's bad key must not block everyone's reports to it.
+                raise KeyNotValid(
+                    f"key bundle for {bundle.agency}: encryption key {entry.kid} is "
+                    f"{unusable}; generate a new key and publish a bundle without this one"
+                )
         self._bundles[bundle.agency] = bundle
+        self._signed_by[f"bundle.{bundle.agency}"] = cert.public_signing_key.kid
         self.marks.raise_to(mark_key, bundle.seq, bundle_digest)
         return bundle
 
-    def _member_signed(self, signed: Mapping[str, Any], what: str) -> MembershipCertificate:
+    def document_signer(self, signed: Mapping[str, Any], what: str) -> MembershipCertificate:
+        """The certificate whose key may sign this member document, if that key is valid now.
+
+        The signature itself is checked by the caller (``verify_document`` with the key
+        returned); here: the key named is the certificate's current one, neither the agency
+        nor the key is revoked, and the certificate is valid now.
+        """
         document = signed.get("document") if isinstance(signed, Mapping) else None
         agency = document.get("agency") if isinstance(document, Mapping) else None
+        signature = signed.get("signature") if isinstance(signed, Mapping) else None
+        kid = signature.get("kid") if isinstance(signature, Mapping) else None
         cert = self._certs.get(agency) if isinstance(agency, str) else None
         if cert is None:
             raise UnknownIssuer(f"{what} for {agency!r}, which has no membership certificate")
+        if not isinstance(kid, str):
+            return cert  # a malformed signature block: verify_document refuses it, saying so
+        return self.member_signer(cert.agency, kid, self._clock(), what)
+
+    def member_signer(
+        self, agency: str, kid: str, at: datetime, what: str = "document"
+    ) -> MembershipCertificate:
+        """The certificate of ``agency`` if ``kid`` may sign its documents at ``at``.
+
+        Only the key of the agency's current certificate may, while that certificate is valid
+        and while no revocation held names the agency or the key. A document's signing time
+        cannot be known (``issued`` is whatever the signer wrote, and the thief of a key writes
+        what it likes), so a key named on the list signs nothing from the moment the list is
+        held, whatever its ``revoked_at``. Raises ``UnknownIssuer``, ``Revoked`` or
+        ``NotValidNow``.
+        """
+        cert = self._certs.get(agency)
+        if cert is None:
+            raise UnknownIssuer(f"{what} for {agency!r}, which has no membership certificate")
+        current = cert.public_signing_key.kid
+        if kid != current:
+            raise UnknownIssuer(
+                f"{what} of {agency} is signed with key {kid}, but its certificate (serial "
+                f"{cert.serial}) certifies key {current}; a replaced or revoked key signs "
+                "nothing: sign it again with the current key"
+            )
+        for entry in self._revocations.entries:
+            if entry.agency == agency and entry.kid in (None, kid):
+                raise Revoked(
+                    f"{what} of {agency} is signed with key {kid}, which the revocation list "
+                    f"(seq {self._revocation_seq}) revokes: {entry.reason}; a revoked key "
+                    "signs nothing, the agency needs a new certificate"
+                )
+        if not cert.not_before <= at < cert.not_after:
+            raise NotValidNow(
+                f"{what} of {agency}: its certificate is valid {cert.not_before:%Y-%m-%d} to "
+                f"{cert.not_after:%Y-%m-%d}, not at {at:%Y-%m-%dT%H:%MZ}; ask the federation "
+                "operator to renew it"
+            )
         return cert
 
+    def on_drop(self, listener: Callable[[str, str | None], None]) -> None:
+        """Call ``listener(agency, kid)`` when documents signed by that key must be dropped.
+
+        ``kid`` None: every key of the agency (it is revoked). The policy view uses it for the
+        standing policies it holds; bundles and subscriptions are dropped here.
+        """
+        self._on_drop.append(listener)
+
+    def _drop_signed_by(self, agency: str, kid: str | None) -> None:
+        """Forget what ``agency``'s key ``kid`` (None: any of its keys) signed."""
+        for key in (f"bundle.{agency}", f"subs.{agency}"):
+            signer = self._signed_by.get(key)
+            if signer is not None and kid in (None, signer):
+                del self._signed_by[key]
+                if key.startswith("bundle."):
+                    self._bundles.pop(agency, None)
+                else:
+                    self._subscriptions.pop(agency, None)
+        for listener in self._on_drop:
+            listener(agency, kid)
+
     def set_subscriptions(self, signed: Mapping[str, Any]) -> Subscriptions:
-        cert = self._member_signed(signed, "subscriptions")
+        cert = self.document_signer(signed, "subscriptions")
         subs = verify_document(signed, Subscriptions, cert.public_signing_key, cert.agency)
         # Older, or different under the seq held (item 12): a publisher would otherwise seal
         # for whatever topics the last writer of subs.<A> chose.
         key, subs_digest = f"subs.{subs.agency}", _digest(subs)
         self.marks.check(key, subs.seq, subs_digest, "subscriptions", "seq")
         self._subscriptions[subs.agency] = subs
+        self._signed_by[key] = cert.public_signing_key.kid
         self.marks.raise_to(key, subs.seq, subs_digest)
         return subs
 
@@ -346,9 +485,43 @@ class TrustStore:
         # the next seq. The mark also carries the seq seen by earlier runs of this process.
         rl_digest = _digest(rl)
         self.marks.check(REVOCATIONS_KEY, rl.seq, rl_digest, "revocation list", "seq")
+        named = {(e.agency, e.kid) for e in self._revocations.entries}
         self._revocations, self._revocation_seq = rl, rl.seq
         self.marks.raise_to(REVOCATIONS_KEY, rl.seq, rl_digest)
+        # What a newly revoked key (or agency) signed goes at once: the thief of a key must not
+        # keep the agency's encryption keys, topics or standing policy it may have published.
+        for agency, kid in sorted({(e.agency, e.kid) for e in rl.entries} - named, key=str):
+            self._drop_signed_by(agency, kid)
         return rl
+
+    def revocation_list_overdue(self, at: datetime) -> timedelta | None:
+        """How long past its ``next_update`` the list held is at ``at``; None while current.
+
+        A list without ``next_update`` (signed before it existed) is never overdue.
+        """
+        next_update = self._revocations.next_update if self._revocation_seq else None
+        if next_update is None or at < next_update:
+            return None
+        return at - next_update
+
+    def revocation_seconds_left(self, at: datetime) -> float:
+        """Seconds until the list held reaches ``next_update`` (negative past it; inf: none)."""
+        next_update = self._revocations.next_update if self._revocation_seq else None
+        return float("inf") if next_update is None else (next_update - at).total_seconds()
+
+    def warnings(self, at: datetime | None = None) -> list[str]:
+        """What an operator must act on while the service keeps running (for /readyz)."""
+        overdue = self.revocation_list_overdue(self._clock() if at is None else at)
+        if overdue is None:
+            return []
+        rl = self._revocations
+        return [
+            f"revocation list seq {rl.seq} passed its next_update "
+            f"({rl.next_update:%Y-%m-%dT%H:%MZ}, {int(overdue.total_seconds())} s ago): a newer "
+            "list may be withheld from this process; deliveries go on under this one. The "
+            "federation operator re-issues it with 'palermo federation revoke --renew' and "
+            "publishes it with 'palermo directory publish'"
+        ]
 
     def revoked(self, agency: str, kid: str | None, at: datetime) -> RevocationEntry | None:
         for entry in self._revocations.entries:
@@ -389,9 +562,15 @@ class TrustStore:
 
     def encryption_keys(self, agency: str, at: datetime) -> list[PublicEncryptionKey]:
         """Keys to wrap for at ``at``, newest first; empty if the agency cannot receive."""
-        self.certificate(agency, at)
+        cert = self.certificate(agency, at)
         bundle = self._bundles.get(agency)
-        if bundle is None:
+        signer = self._signed_by.get(f"bundle.{agency}")
+        # Only keys vouched for by the key the agency's certificate names today, and not
+        # revoked: a bundle from a replaced or revoked signing key would hand its keys' owner
+        # (the thief of that key) every report sealed for the agency.
+        if bundle is None or signer != cert.public_signing_key.kid:
+            return []
+        if any(e.agency == agency and e.kid == signer for e in self._revocations.entries):
             return []
         valid = [
             e

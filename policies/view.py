@@ -42,6 +42,18 @@ class PolicyStore:
         self.index: FederationIndex | None = None
         self.agency_policies: dict[str, AgencyPolicy] = {}
         self.rejected: dict[str, str] = {}
+        # The signing kid behind each standing policy held: when the trust store drops that
+        # key (replaced or revoked), the policy it signed goes too (decide() then denies).
+        self._policy_signers: dict[str, str] = {}
+        trust.on_drop(self._signer_dropped)
+
+    def _signer_dropped(self, agency: str, kid: str | None) -> None:
+        if self._policy_signers.get(agency) is not None and kid in (
+            None,
+            self._policy_signers[agency],
+        ):
+            del self._policy_signers[agency]
+            self.agency_policies.pop(agency, None)
 
     @property
     def ready(self) -> bool:
@@ -63,11 +75,8 @@ class PolicyStore:
         return federation
 
     def set_agency_policy(self, signed: Mapping[str, Any]) -> AgencyPolicy:
-        document = signed.get("document")
-        agency = document.get("agency") if isinstance(document, Mapping) else None
-        cert = self.trust.members.get(agency) if isinstance(agency, str) else None
-        if cert is None:
-            raise TrustError(f"standing policy of {agency!r}, which has no membership certificate")
+        # Signed by the agency's current key, neither revoked nor out of its validity.
+        cert = self.trust.document_signer(signed, "standing policy")
         policy = verify_document(signed, AgencyPolicy, cert.public_signing_key, cert.agency)
         # Without this check any member could re-publish another agency's older, looser
         # standing policy (a valid signature for ever) and the originator's own node would
@@ -75,6 +84,7 @@ class PolicyStore:
         key, policy_digest = AGENCY_PREFIX + policy.agency, digest(policy)
         self.trust.marks.check(key, policy.version, policy_digest, "standing policy")
         self.agency_policies[policy.agency] = policy
+        self._policy_signers[policy.agency] = cert.public_signing_key.kid
         self.trust.marks.raise_to(key, policy.version, policy_digest)
         return policy
 

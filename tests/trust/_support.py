@@ -110,7 +110,7 @@ def sign_raw(body: dict[str, Any], key: SigningKey, signer: str) -> dict[str, An
 
 def store(*certs: MembershipCertificate) -> TrustStore:
     """A store pinned to ROOT_KEY holding the given certificates (default: ITA-GDF's)."""
-    trust = TrustStore(ROOT_KEY.public)
+    trust = TrustStore(ROOT_KEY.public, clock=lambda: NOW)
     for c in certs or (cert(),):
         trust.add_certificate(sign_document(c, ROOT_KEY, ROOT))
     return trust

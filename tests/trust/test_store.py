@@ -11,7 +11,6 @@ from node.envelope import seal, verify_envelope
 from node.keys import SigningKey
 from policies.trust import (
     ROOT,
-    KeyBundle,
     RevocationEntry,
     Subscriptions,
     TopicFilter,
@@ -351,7 +350,7 @@ DOCUMENTS = [
 def test_load_accepts_documents_in_any_order() -> None:
     """Every order of certificates, bundles, subscriptions and revocations loads the same state."""
     for order in itertools.permutations(DOCUMENTS):
-        trust = TrustStore(ROOT_KEY.public)
+        trust = TrustStore(ROOT_KEY.public, clock=lambda: NOW)
         trust.load(order)
         state = (
             sorted(trust.members),
@@ -368,7 +367,7 @@ def test_load_refuses_a_forged_document_and_unknown_kinds() -> None:
     forged = signed_bundle(MLT)
     forged["document"]["seq"] = 2
     with pytest.raises(SignatureInvalid):
-        TrustStore(ROOT_KEY.public).load([forged, *DOCUMENTS[:2]])
+        TrustStore(ROOT_KEY.public, clock=lambda: NOW).load([forged, *DOCUMENTS[:2]])
     mystery = sign_raw({"kind": "mystery"}, ROOT_KEY, ROOT)
     with pytest.raises(TrustError, match="unknown trust document kind"):
         TrustStore(ROOT_KEY.public).load([mystery])
@@ -430,11 +429,13 @@ def test_envelope_from_unknown_or_expired_signer_is_refused() -> None:
         verify_envelope(late, trust, now=NOW + 31 * DAY)
 
 
-def test_key_bundle_of_revoked_agency_is_still_held_but_unusable() -> None:
-    """A revoked agency's bundle can be stored, but encryption_keys refuses to offer it."""
+def test_key_bundle_of_revoked_agency_is_refused() -> None:
+    """A revoked agency's bundle is refused (issue 12 item 2), and it has no encryption keys."""
     trust = store()
     gone = RevocationEntry(agency="ITA-GDF", reason="compromised", revoked_at=NOW - DAY)
     trust.set_revocations(signed_revocations(2, gone))
-    assert isinstance(trust.add_bundle(signed_bundle()), KeyBundle)
+    with pytest.raises(Revoked, match="revoked key signs nothing"):
+        trust.add_bundle(signed_bundle())
+    assert {} == dict(trust.bundles)
     with pytest.raises(Revoked):
         trust.encryption_keys("ITA-GDF", NOW)
