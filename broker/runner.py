@@ -82,6 +82,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         await directory.watch()
         stack.push_async_callback(directory.close)
         metrics = BrokerMetrics()
+        metrics.watch_revocations(trust)
         broker = Broker(
             nc,
             trust,
@@ -100,7 +101,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
             metrics,
         )
         ops = OpsServer(nc, metrics.registry, lambda: policy.ready, settings.http_host,
-                        settings.http_port)  # fmt: skip
+                        settings.http_port, warnings=trust.warnings)  # fmt: skip
         port = await ops.start()
         stack.push_async_callback(ops.stop)
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from policies import AgencyPolicy, Federation
 from policies.trust import (
+    REVOCATION_LIST_VALIDITY,
     ROOT,
     MembershipCertificate,
     RevocationList,
@@ -92,7 +93,12 @@ class DevFederation:
             root=root,
             federation=federation,
             signed_policy=sign_document(federation, root, ROOT),
-            revocations=sign_document(RevocationList(seq=1, issued=now), root, ROOT),
+            # Due again in a week, as 'palermo federation init' makes it (decision 0014).
+            revocations=sign_document(
+                RevocationList(seq=1, issued=now, next_update=now + REVOCATION_LIST_VALIDITY),
+                root,
+                ROOT,
+            ),
             broker_key=SigningKey.generate("BROKER-1"),
         )
         for serial, member in enumerate(federation.members, start=1):

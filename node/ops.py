@@ -29,8 +29,13 @@ class OpsServer:
         port: int = 0,
         routes: Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = (),
         max_body: int = 1024 * 1024,
+        *,
+        warnings: Callable[[], list[str]] | None = None,
     ) -> None:
         self.nc, self.registry, self.ready = nc, registry, ready
+        # Conditions an operator must act on that do not stop the service (an overdue
+        # revocation list): /readyz stays 200 and lists them (docs/decisions/0014).
+        self.warnings = warnings or (lambda: [])
         self.host, self.port = host, port
         self.routes, self.max_body = list(routes), max_body
         self._runner: web.AppRunner | None = None
@@ -43,9 +48,11 @@ class OpsServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
+        warnings = self.warnings()
+        extra = {"warnings": warnings} if warnings else {}
         if self.ready() and self.nc.is_connected:
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+            return web.json_response({"status": "ready", **extra})
+        return web.json_response({"status": "not ready", **extra}, status=503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, self.registry)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from policies.trust import (
+    REVOCATION_LIST_VALIDITY,
     ROOT,
     MembershipCertificate,
     MembershipRequest,
@@ -48,6 +49,18 @@ PassphraseEnv = Annotated[
     typer.Option("--passphrase-env", help="Name of the env var holding the key passphrase."),
 ]
 FedDir = Annotated[Path, typer.Option("--dir", help="The federation operator's directory.")]
+# The longest a revocation list may claim to stay current: past a quarter, a withheld list (and
+# with it every revocation since) would go unnoticed too long (docs/decisions/0014).
+MAX_REVOCATION_LIST_DAYS: Final[int] = 90
+ListDays = Annotated[
+    int,
+    typer.Option(
+        "--list-valid-days",
+        min=1,
+        max=MAX_REVOCATION_LIST_DAYS,
+        help="Days until the list's next_update: re-issue it before then ('revoke --renew').",
+    ),
+]
 
 
 def read_json(path: Path) -> Any:
@@ -70,9 +83,23 @@ def _load_signing(path: Path, agency: str, passphrase_env: str | None) -> Signin
     return SigningKey(agency, key)
 
 
+def _signed_list(
+    root: SigningKey, seq: int, entries: list[RevocationEntry], now: datetime, days: int
+) -> dict[str, Any]:
+    """A revocation list signed now, current for ``days`` (its ``next_update``)."""
+    rl = RevocationList(
+        seq=seq, issued=now, next_update=now + timedelta(days=days), entries=entries
+    )
+    return sign_document(rl, root, ROOT)
+
+
 @federation_app.command("init")
 @handles_errors
-def init(dir: FedDir = Path("federation"), passphrase_env: PassphraseEnv = None) -> None:
+def init(
+    dir: FedDir = Path("federation"),
+    passphrase_env: PassphraseEnv = None,
+    list_valid_days: ListDays = REVOCATION_LIST_VALIDITY.days,
+) -> None:
     """Create the federation root key, the pinned root file and an empty revocation list.
 
     Example: palermo federation init --dir federation
@@ -83,7 +110,7 @@ def init(dir: FedDir = Path("federation"), passphrase_env: PassphraseEnv = None)
     save_private_key(dir / ROOT_KEY, root.private, passphrase_from_env(passphrase_env))
     write_public_key_file(dir / ROOT_PUB, root.public)
     now = datetime.now(UTC)
-    write_json(dir / REVOCATIONS, sign_document(RevocationList(seq=1, issued=now), root, ROOT))
+    write_json(dir / REVOCATIONS, _signed_list(root, 1, [], now, list_valid_days))
     draft = dir / "federation.toml"
     if not draft.exists():
         draft.write_text((EXAMPLES / "federation.toml").read_text())
@@ -140,24 +167,53 @@ def admit(
 @federation_app.command("revoke")
 @handles_errors
 def revoke(
-    agency: Annotated[str, typer.Argument(help="Agency id to revoke.")],
-    reason: Annotated[str, typer.Option(help="Why (shown to every member).")],
+    agency: Annotated[str | None, typer.Argument(help="Agency id to revoke.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (shown to every member).")] = None,
     kid: Annotated[str | None, typer.Option(help="Revoke one key only.")] = None,
+    renew: Annotated[
+        bool,
+        typer.Option(
+            "--renew", help="Re-issue the current list (next seq, new next_update), same entries."
+        ),
+    ] = False,
     dir: FedDir = Path("federation"),
+    list_valid_days: ListDays = REVOCATION_LIST_VALIDITY.days,
     passphrase_env: PassphraseEnv = None,
 ) -> None:
-    """Add an agency (or one of its keys) to the signed revocation list.
+    """Add an agency (or one of its keys) to the signed revocation list, or renew the list.
+
+    Every list says when the next one is due (next_update, in 7 days unless --list-valid-days
+    says otherwise); past it nodes and brokers raise an alarm. Renew it before then.
 
     Example: palermo federation revoke LBY-DCIM --reason "key compromised" --dir federation
+    Example: palermo federation revoke --renew --dir federation
     """
+    if renew and (agency is not None or reason is not None or kid is not None):
+        raise ConfigError(
+            "--renew re-issues the list as it is; revoke with a separate command "
+            "(AGENCY --reason ...), which renews the list too"
+        )
+    if not renew and (agency is None or reason is None):
+        raise ConfigError(
+            "name the agency to revoke and say why (AGENCY --reason TEXT), "
+            "or pass --renew to re-issue the current list"
+        )
     root = _load_signing(dir / ROOT_KEY, ROOT, passphrase_env)
     pinned = load_root_public(dir / ROOT_PUB)
     current = verify_document(read_json(dir / REVOCATIONS), RevocationList, pinned, ROOT)
     now = datetime.now(UTC)
-    entry = RevocationEntry(agency=agency, kid=kid, reason=reason, revoked_at=now)
-    updated = RevocationList(seq=current.seq + 1, issued=now, entries=[*current.entries, entry])
-    write_json(dir / REVOCATIONS, sign_document(updated, root, ROOT))
-    out_console.print(f"{agency} revoked (list seq {updated.seq}); publish {dir}/{REVOCATIONS}")
+    entries = list(current.entries)
+    if agency is not None and reason is not None:
+        entries.append(RevocationEntry(agency=agency, kid=kid, reason=reason, revoked_at=now))
+    # Always the next seq: a list under a seq already published is refused everywhere.
+    signed = _signed_list(root, current.seq + 1, entries, now, list_valid_days)
+    write_json(dir / REVOCATIONS, signed)
+    seq, due = current.seq + 1, now + timedelta(days=list_valid_days)
+    done = f"{agency} revoked" if agency is not None else "revocation list renewed"
+    out_console.print(
+        f"{done} (list seq {seq}, next update due {due:%Y-%m-%dT%H:%MZ}); "
+        f"publish {dir}/{REVOCATIONS}"
+    )
 
 
 @agency_app.command("init")

@@ -73,6 +73,7 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
                 settings.http_host,
                 settings.http_port,
                 routes=[("POST", "/v1/reports", node.http_ingest)],
+                warnings=node.trust.warnings,  # an overdue revocation list (decision 0014)
             )
             await ops.start()
             loop = asyncio.get_running_loop()
