@@ -74,7 +74,7 @@ class Directory:
         self.rejected: dict[str, str] = {}
         self.below_mark: dict[str, Rollback] = {}
         """Keys whose latest entry was refused as a rollback (held, offered: on the error)."""
-        self._marks_file = MarksFile(state_dir) if state_dir is not None else None
+        self._marks_file = MarksFile(state_dir, store.root.kid) if state_dir is not None else None
         if self._marks_file is not None:
             store.marks.merge(self._marks_file.load())
         self._saved_revision = -1 if self._marks_file is None else store.marks.revision

@@ -204,7 +204,9 @@ class Node:
     ) -> Subscriptions:
         """Register interest (replacing the previous registration): a signed document in the
         directory that publishers read to decide whom to encrypt for."""
-        current = self.trust.subscriptions.get(self.identity.agency)
+        # The next seq above the highest ever accepted, not above the one held: the held one may
+        # have been dropped (signed by a replaced key) and the directory refuses a lower seq.
+        mark = self.trust.marks.get(f"subs.{self.identity.agency}")
         filters = [
             TopicFilter.model_validate(
                 {"route": r, "categories": list(categories), "kinds": list(kinds)}
@@ -213,7 +215,7 @@ class Node:
         ]
         subs = Subscriptions(
             agency=self.identity.agency,
-            seq=(current.seq + 1) if current else 1,
+            seq=(mark.version + 1) if mark else 1,
             issued=datetime.now(UTC),
             filters=filters,
         )
@@ -236,9 +238,10 @@ class Node:
             if until > now:
                 keep.append(entry.model_copy(update={"not_after": until}))
         fresh = bundle_for(self.identity.agency, [new.public], now=now, days=days)
+        mark = self.trust.marks.get(f"bundle.{self.identity.agency}")
         bundle = KeyBundle(
             agency=self.identity.agency,
-            seq=(current.seq + 1) if current else 1,
+            seq=(mark.version + 1) if mark else 1,  # above every seq accepted, held or dropped
             issued=now,
             keys=[*fresh.keys, *keep][:MAX_BUNDLE_KEYS],
         )

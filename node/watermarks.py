@@ -9,7 +9,13 @@ replica), so a rollback never survives a restart (docs/decisions/0013-trust-high
 The file, ``trust-marks.json`` (0600, written to a temporary file, fsynced and renamed, so a
 crash leaves either the old or the new file, never half of one)::
 
-    {"format": 1, "marks": {"cert.ITA-GDF": {"version": 3, "sha256": "<hex>"}, ...}}
+    {"format": 1, "root": "<kid of the pinned root>",
+     "marks": {"cert.ITA-GDF": {"version": 3, "sha256": "<hex>"}, ...}}
+
+Marks count only under the root they were taken with: versions of another federation (a
+re-rendered development deployment, a new root) say nothing about this one, so a file written
+under another root is set aside (logged) and replaced. Whoever can change the pinned root file
+already decides what the process trusts; the marks do not defend against that.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+import structlog
+
 from policies._marks import Mark
 from schemas.errors import ConfigError
 
@@ -29,16 +37,18 @@ FILE_NAME: Final[str] = "trust-marks.json"
 FORMAT: Final[int] = 1
 MAX_FILE_BYTES: Final[int] = 16 * 1024 * 1024
 """Four keys per member at ~120 bytes each: room for 30,000 members, far above MAX_MEMBERS."""
+_log = structlog.get_logger("palermo.directory")
 
 
 class MarksFile:
     """The marks of one process (node or broker replica); never shared by two processes."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, root_kid: str) -> None:
         self.path = state_dir / FILE_NAME
+        self.root_kid = root_kid
 
     def load(self) -> dict[str, Mark]:
-        """The marks on disk; none when the file does not exist yet (a first start)."""
+        """The marks on disk; none on a first start, or when they were taken under another root."""
         try:
             if self.path.stat().st_size > MAX_FILE_BYTES:
                 raise ConfigError(
@@ -52,6 +62,14 @@ class MarksFile:
         try:
             if data["format"] != FORMAT:
                 raise ConfigError(self._unreadable(f"format {data['format']!r}, not {FORMAT}"))
+            if data["root"] != self.root_kid:
+                _log.warning(
+                    "trust marks taken under another federation root set aside",
+                    path=str(self.path),
+                    root=data["root"],
+                    pinned=self.root_kid,
+                )
+                return {}
             marks = {
                 str(key): Mark(int(value["version"]), _digest(value.get("sha256")))
                 for key, value in data["marks"].items()
@@ -66,7 +84,8 @@ class MarksFile:
             key: {"version": m.version, **({"sha256": m.digest} if m.digest else {})}
             for key, m in sorted(marks.items())
         }
-        data = json.dumps({"format": FORMAT, "marks": body}, indent=1).encode() + b"\n"
+        document = {"format": FORMAT, "root": self.root_kid, "marks": body}
+        data = json.dumps(document, indent=1).encode() + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
         # 0600 from the start (not chmod after): what a process has trusted is its own business.

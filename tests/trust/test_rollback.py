@@ -32,7 +32,7 @@ from policies.trust import (
 )
 from policies.view import PolicyStore
 from schemas import EnvelopeHeader, Report
-from schemas.errors import TrustError
+from schemas.errors import ConfigError, TrustError
 from schemas.export import parse_report
 from tests.broker._support import (
     envelope,
@@ -343,3 +343,59 @@ async def test_broker_keeps_its_marks_across_a_restart(
     log = (tmp_path / "broker2.log").read_text()
     refused = "offers revocations version 1, but this process has already accepted version 2"
     assert (0, 0o600, 2, True) == (first, mode, code, refused in log)
+
+
+# --- the marks file ----------------------------------------------------------------------------
+
+
+def test_marks_file_round_trips_owner_only_and_names_its_root(tmp_path: Path) -> None:
+    """Saved marks load back equal, the file is 0600, and it records the pinned root's kid."""
+    from node.watermarks import MarksFile
+    from policies._marks import Mark
+
+    marks = {"revocations": Mark(3, "ab" * 32), "cert.ITA-GDF": Mark(2)}
+    MarksFile(tmp_path, "root-kid").save(marks)
+    path = tmp_path / "trust-marks.json"
+    loaded = MarksFile(tmp_path, "root-kid").load()
+    root = json.loads(path.read_text())["root"]
+    assert (marks, 0o600, "root-kid") == (loaded, path.stat().st_mode & 0o777, root)
+
+
+def test_marks_taken_under_another_root_are_set_aside(tmp_path: Path) -> None:
+    """A re-rendered federation (a new root) does not inherit the old federation's versions."""
+    from node.watermarks import MarksFile
+    from policies._marks import Mark
+
+    MarksFile(tmp_path, "old-root").save({"revocations": Mark(7, "cd" * 32)})
+    assert {} == MarksFile(tmp_path, "new-root").load()
+
+
+@pytest.mark.parametrize(
+    "text", ["not json", '{"format": 2, "root": "r", "marks": {}}', '{"format": 1}', "[]"]
+)
+def test_a_damaged_marks_file_stops_start_up(tmp_path: Path, text: str) -> None:
+    """A marks file that cannot be read is a config error naming it, never an empty start."""
+    from node.watermarks import MarksFile
+
+    (tmp_path / "trust-marks.json").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        MarksFile(tmp_path, "r").load()
+    assert str(tmp_path / "trust-marks.json") in info.value.reason
+
+
+async def test_a_node_publishes_above_its_marks_when_its_own_document_is_gone(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """X's node that saw its subscriptions at seq 4 and holds none now publishes seq 5, not 1
+    (which its own directory view would refuse as a rollback)."""
+    fed, _ = _federation()
+    await setup_federation(nats_server.client_url, fed)
+    x = fed.agencies[X]
+    later = Subscriptions(agency=X, seq=4, issued=datetime.now(UTC),
+                          filters=[TopicFilter(route="central-med")])  # fmt: skip
+    async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
+        await node.directory.publish(sign_document(later, x.signing, X))
+        node.trust._subscriptions.pop(X)
+        subs = await node.subscribe(["air"])
+        held = node.trust.subscriptions[X].seq
+    assert (5, 5) == (subs.seq, held)
