@@ -35,6 +35,9 @@ again into the same DIR replaces every key, seed and certificate)::
                                      publish --nats-config', 'palermo audit --nats-config')
     DIR/nodes/<ID>.node.toml         each agency's node (NodeSettings); an agency rendered
                                      with --leaf points at its own leaf server
+    DIR/nodes/<ID>.ingest.token      the bearer token of the node's POST /v1/reports (0600);
+                                     ingest listens on 127.0.0.1, port node_ingest_port + the
+                                     agency's place in the sorted member list (8482, 8483, ...)
 
 The manifest: ``{"ca": path, "servers": [{"name", "config", "client_url"}], "broker":
 {"config", "credentials"}, "agencies": {"<ID>": {"node_config", "credentials",
@@ -62,6 +65,7 @@ from typing import Any, Final
 import nkeys
 
 from node.devfed import DevFederation
+from node.ingest import write_token_file
 from node.natsserver import DEFAULT_MAX_PAYLOAD, render_config
 from policies import Federation
 from schemas.errors import ConfigError
@@ -117,6 +121,9 @@ class RenderOptions:
     """Agencies that run their own server: its client and monitoring ports."""
     cluster_name: str = "palermo-hub"
     broker_http_port: int = 8480
+    node_ingest_port: int = 8482
+    """The first agency's ingest port (loopback only); the next agency's is one more, so the
+    nodes of one host do not collide. 0: every node picks a free port (tests)."""
     now: datetime | None = None
 
 
@@ -259,7 +266,7 @@ def render(options: RenderOptions) -> dict[str, Any]:
 
     leaf_urls = [f"nats-leaf://{_hostport(host, p.leafnode)}" for p in options.hub]
     agencies: dict[str, dict[str, Any]] = {}
-    for agency in sorted(members):
+    for index, agency in enumerate(sorted(members)):
         entry: dict[str, Any] = {"credentials": str(creds[agency])}
         urls = tls_urls
         if agency in options.leaves:
@@ -303,6 +310,10 @@ def render(options: RenderOptions) -> dict[str, Any]:
         keys = fed / "agencies" / agency
         enc = dev.agencies[agency].encryption
         node_toml = out / "nodes" / f"{agency}.node.toml"
+        # Ingest signs in the agency's name: loopback only, behind a fresh token (0600); the
+        # Kubernetes and compose files keep it off every Service and published port.
+        token = out / "nodes" / f"{agency}.ingest.token"
+        write_token_file(token)
         _toml(
             node_toml,
             {
@@ -315,6 +326,9 @@ def render(options: RenderOptions) -> dict[str, Any]:
                 "signing_key": str(keys / f"{agency}.sign.pem"),
                 "encryption_keys": [str(keys / f"{agency}.enc.{enc.kid}.pem")],
                 "state_dir": str(out / "state" / "nodes" / agency),
+                "ingest_host": "127.0.0.1",
+                "ingest_port": options.node_ingest_port + index if options.node_ingest_port else 0,
+                "ingest_token_file": str(token),
                 "dev": False,
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 from datetime import timedelta
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Final, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,10 +30,26 @@ __all__ = [
     "NatsSettings",
     "NodeSettings",
     "TomlSettings",
+    "is_loopback",
     "load_public_key_file",
     "load_root_public",
     "write_public_key_file",
 ]
+
+
+MAX_SOCKET: Final[int] = 107
+"""The longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``); a name that might resolve
+    elsewhere counts as not loopback, so an unknown host is never trusted as local."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TomlSettings(BaseSettings):
@@ -199,8 +216,87 @@ class NodeSettings(NatsSettings):
         description="Oldest delivery taken (ISO 8601 duration, e.g. 'P38D'); see "
         "DEFAULT_MAX_ENVELOPE_AGE.",
     )
-    http_host: str = "127.0.0.1"
+    http_host: str = Field(
+        default="127.0.0.1", description="/healthz, /readyz and /metrics only (no ingest)."
+    )
     http_port: int = Field(default=0, ge=0, le=65535)
+    # Ingest (POST /v1/reports) makes this agency sign and publish: its own listener, off
+    # unless configured, and authenticated (docs/decisions/0016-authenticated-ingest.md).
+    ingest_host: str = Field(default="127.0.0.1", description="Ingest TCP address.")
+    ingest_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Ingest TCP port (0: a free one; unset: none)."
+    )
+    ingest_socket: Path | None = Field(default=None, description="Ingest on a Unix socket.")
+    ingest_socket_mode: int = Field(
+        default=0o600, description="0o600 (this user) or 0o660 (and its group)."
+    )
+    ingest_token_file: Path | None = Field(
+        default=None, description="Bearer token callers must send (file 0600)."
+    )
+    ingest_tls_cert: Path | None = Field(default=None, description="Ingest server certificate.")
+    ingest_tls_key: Path | None = Field(default=None, description="Its key (0600).")
+    ingest_tls_client_ca: Path | None = Field(
+        default=None, description="CA whose client certificates ingest requires (mTLS)."
+    )
+
+    @field_validator("ingest_socket_mode")
+    @classmethod
+    def _socket_mode(cls, mode: int) -> int:
+        if mode not in (0o600, 0o660):
+            raise ValueError("must be 0o600 (384) or 0o660 (432): others never reach ingest")
+        return mode
+
+    @property
+    def ingest_enabled(self) -> bool:
+        return self.ingest_port is not None or self.ingest_socket is not None
+
+    @property
+    def ingest_mtls(self) -> bool:
+        return self.ingest_tls_client_ca is not None
+
+    def secret_files(self) -> list[Path]:
+        extra = [p for p in (self.ingest_token_file, self.ingest_tls_key) if p]
+        return super().secret_files() + extra
+
+    def check_secure(self) -> None:
+        """The NATS checks, then ingest's: an unauthenticated ingest anyone on the network
+        reaches is refused even in dev mode (it signs in the agency's name)."""
+        self.check_ingest()
+        super().check_secure()
+
+    def check_ingest(self) -> None:
+        """Refuse an ingest listener that anyone who reaches it could use, saying what to fix."""
+        problems: list[str] = []
+        tls = (self.ingest_tls_cert, self.ingest_tls_key, self.ingest_tls_client_ca)
+        if any(tls) and not all(tls):
+            problems.append(
+                "ingest_tls_cert, ingest_tls_key and ingest_tls_client_ca go together: mTLS "
+                "needs the server's certificate and key and the CA of its clients' certificates"
+            )
+        authenticated = self.ingest_token_file is not None or all(tls)
+        if self.ingest_port is not None and not authenticated:
+            if not is_loopback(self.ingest_host):
+                problems.append(
+                    f"ingest on {self.ingest_host}, not a loopback address, without "
+                    "authentication: whoever reaches it could make this agency sign and publish; "
+                    "set ingest_token_file (a 0600 file with a random token) or ingest_tls_cert, "
+                    'ingest_tls_key and ingest_tls_client_ca, or ingest_host = "127.0.0.1"'
+                )
+            elif not self.dev:
+                problems.append(
+                    "ingest without authentication: every local process could make this agency "
+                    "sign and publish; set ingest_token_file (a 0600 file with a random token), "
+                    "or ingest_tls_*, or use ingest_socket (a 0600 Unix socket) instead"
+                )
+        if self.ingest_socket is not None and len(str(self.ingest_socket).encode()) > MAX_SOCKET:
+            problems.append(
+                f"ingest_socket {self.ingest_socket} is longer than {MAX_SOCKET} bytes, the "
+                "limit of a Unix socket path: choose a shorter path"
+            )
+        if problems:
+            raise ConfigError(
+                f"refusing to start with an insecure {self.what}: " + "; ".join(problems)
+            )
 
     def keys(self) -> tuple[SigningKey, list[EncryptionKey]]:
         secret = self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None

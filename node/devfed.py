@@ -31,6 +31,7 @@ from policies.trust import (
 from policies.view import PolicyStore
 from schemas import Route
 
+from .ingest import write_token_file
 from .keys import EncryptionKey, KeyCard, SigningKey, save_private_key
 
 __all__ = ["DEFAULT_SUBSCRIPTIONS", "EXAMPLES", "DevAgency", "DevFederation"]
@@ -185,8 +186,13 @@ class DevFederation:
             "signing_key": str(keys / f"{agency}.sign.pem"),
             "encryption_keys": [str(keys / f"{agency}.enc.{enc.kid}.pem")],
             "state_dir": str(directory / "state" / agency),
+            # Ingest on loopback (a free port, printed by 'palermo node run') behind a token:
+            # curl -H "Authorization: Bearer $(cat <AGENCY>.ingest.token)" (docs/node.md).
+            "ingest_port": 0,
+            "ingest_token_file": str(directory / f"{agency}.ingest.token"),
             "dev": True,
         }
+        write_token_file(directory / f"{agency}.ingest.token")
         path = directory / f"{agency}.node.toml"
         path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
         return path

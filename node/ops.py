@@ -2,12 +2,16 @@
 
 ``/healthz`` answers from a real round trip to the NATS server (FastStream's
 ``make_ping_asgi``), not from a flag: a service whose connection is dead says so.
+
+These endpoints are unauthenticated (probes and Prometheus scrape them), so nothing that acts
+is served here: the node's ``POST /v1/reports`` has its own authenticated listener
+(:mod:`node.ingest`, docs/decisions/0016-authenticated-ingest.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -17,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 __all__ = ["OpsServer"]
 
 PING_TIMEOUT_S: Final[int] = 2
+MAX_BODY: Final[int] = 4096
 
 
 class OpsServer:
@@ -27,8 +32,6 @@ class OpsServer:
         ready: Callable[[], bool],
         host: str = "127.0.0.1",
         port: int = 0,
-        routes: Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = (),
-        max_body: int = 1024 * 1024,
         *,
         warnings: Callable[[], list[str]] | None = None,
     ) -> None:
@@ -37,7 +40,6 @@ class OpsServer:
         # revocation list): /readyz stays 200 and lists them (docs/decisions/0014).
         self.warnings = warnings or (lambda: [])
         self.host, self.port = host, port
-        self.routes, self.max_body = list(routes), max_body
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -60,9 +62,8 @@ class OpsServer:
 
     async def start(self) -> int:
         """Listen; returns the bound port (0 in the config picks a free one)."""
-        app = web.Application(client_max_size=self.max_body)
-        for method, path, handler in self.routes:
-            app.router.add_route(method, path, handler)
+        # Only GETs with no body here: a small request limit is plenty.
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)

@@ -5,7 +5,8 @@ This module imports nothing else of ours, so any layer can raise from it.
     PalermoError                      root: catch this to catch everything of ours
     ├── InputError                    the caller gave us something we cannot use
     │   ├── ReportInvalid             a report or header fails the schema (field-level errors)
-    │   └── ConfigError               a configuration file or value is wrong
+    │   ├── ConfigError               a configuration file or value is wrong
+    │   └── Unauthenticated           a request without valid credentials (node ingest)
     ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
     ├── EnvelopeError                 an envelope was refused (wire format or authentication)
     │   ├── EnvelopeTooLarge          bigger than the configured limit, refused before parsing
@@ -72,6 +73,7 @@ __all__ = [
     "SubjectMismatch",
     "TransportError",
     "TrustError",
+    "Unauthenticated",
     "UnknownIssuer",
     "UnknownSigner",
     "UnsupportedSuite",
@@ -113,6 +115,15 @@ class ReportInvalid(InputError):
 
 class ConfigError(InputError):
     code = "config_error"
+
+
+class Unauthenticated(InputError):
+    """A request that did not prove who sent it (missing or wrong ingest token).
+
+    The reason is the same whatever was wrong, so a caller learns nothing about the token.
+    """
+
+    code = "unauthenticated"
 
 
 class KeyFileError(PalermoError):

@@ -57,9 +57,13 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
     configure_logging(json_output=log_format == "json")
 
     from ..config import NodeSettings
+    from ..ingest import IngestServer
     from ..ops import OpsServer
 
     settings = NodeSettings.load(config)
+    # POST /v1/reports on its own authenticated listener, only if configured; its settings,
+    # token and TLS files are checked before anything connects.
+    ingest = IngestServer.from_settings(settings) if settings.ingest_enabled else None
 
     async def go() -> None:
         async with _node(config) as node:
@@ -72,16 +76,21 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
                 lambda: True,
                 settings.http_host,
                 settings.http_port,
-                routes=[("POST", "/v1/reports", node.http_ingest)],
                 warnings=node.trust.warnings,  # an overdue revocation list (decision 0014)
             )
-            await ops.start()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.stop)
             try:
+                if ingest is not None:
+                    for where in await ingest.start(node.http_ingest):
+                        out_console.print(f"ingest: POST {where}", markup=False)
+                # Last: once /readyz answers, every listener is up.
+                await ops.start()
                 await node.run()
             finally:
+                if ingest is not None:
+                    await ingest.stop()
                 await ops.stop()
             out_console.print(f"node stopped: {node.status()}")
 

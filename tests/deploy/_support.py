@@ -50,6 +50,7 @@ def render_on_free_ports(out: Path, leaves: tuple[str, ...] = (), **options: Any
             hub=hub,
             leaves=leaf,
             broker_http_port=0,
+            node_ingest_port=0,
             **options,
         )
     )

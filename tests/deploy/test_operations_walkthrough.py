@@ -71,6 +71,8 @@ class Operator:
             "PATH": f"{BIN}:{os.environ['PATH']}",
             # The rendered broker.toml says 8480; other tests may hold it on this machine.
             "PALERMO_BROKER_HTTP_PORT": "0",
+            # Likewise the nodes' ingest ports (8482.. in the rendered node.toml files).
+            "PALERMO_NODE_INGEST_PORT": "0",
         }
         self.services: dict[str, subprocess.Popen[bytes]] = {}
         self.log_files: dict[str, BinaryIO] = {}

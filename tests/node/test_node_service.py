@@ -205,18 +205,17 @@ async def test_http_ingest_202_and_422(running: Federation) -> None:
     and publishes nothing."""
     import aiohttp
 
-    from node.ops import OpsServer
+    from node.ingest import IngestServer, IngestToken, generate_token
 
     ita = running.nodes["ITA-GDF"]
-    ops = OpsServer(ita.nc, ita.metrics.registry, lambda: True,
-                    routes=[("POST", "/v1/reports", ita.http_ingest)])  # fmt: skip
-    port = await ops.start()
-    url = f"http://127.0.0.1:{port}/v1/reports"
+    token = generate_token()
+    ops = IngestServer(port=0, token=IngestToken(token))
+    (url,) = await ops.start(ita.http_ingest)
     good = _example("01").to_wire()
     bad = {**good, "itinerary": {"embarkation": [{"country": "XXX"}]}}
     before = (await ita.js.stream_info("PLM_PUB")).state.last_seq
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
             async with http.post(url, json=bad) as resp:
                 refused = (resp.status, await resp.json())
             async with http.post(url, data=b"{not json") as resp:
