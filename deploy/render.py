@@ -323,6 +323,8 @@ def render(options: RenderOptions) -> dict[str, Any]:
                 "nats_inbox_prefix": inbox_prefix(agency),
                 **entry_domain,
                 "root_key": str(fed / "root.pub.json"),
+                # 'palermo status' believes a broker notice only when this key signed it.
+                "broker_keys": [str(fed / "broker.pub.json")],
                 "signing_key": str(keys / f"{agency}.sign.pem"),
                 "encryption_keys": [str(keys / f"{agency}.enc.{enc.kid}.pem")],
                 "state_dir": str(out / "state" / "nodes" / agency),

@@ -87,6 +87,7 @@ async def run_demo(state_dir: Path | None = None) -> DemoResult:
                     NodeIdentity(keys.signing, [keys.encryption]),
                     fed.root.public,
                     base / "nodes" / agency,
+                    broker_keys=[fed.broker_key.public],
                 )
             )
         tasks = [asyncio.create_task(broker.run())]

@@ -183,6 +183,8 @@ class DevFederation:
             "agency": agency,
             "nats_url": [nats_url],
             "root_key": str(directory / "root.pub.json"),
+            # 'palermo status' believes a broker notice only when this key signed it.
+            "broker_keys": [str(directory / "broker.pub.json")],
             "signing_key": str(keys / f"{agency}.sign.pem"),
             "encryption_keys": [str(keys / f"{agency}.enc.{enc.kid}.pem")],
             "state_dir": str(directory / "state" / agency),

@@ -83,7 +83,7 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
                 loop.add_signal_handler(sig, node.stop)
             try:
                 if ingest is not None:
-                    for where in await ingest.start(node.http_ingest):
+                    for where in await ingest.start(node.http_ingest, node.metrics.registry):
                         out_console.print(f"ingest: POST {where}", markup=False)
                 # Last: once /readyz answers, every listener is up.
                 await ops.start()
@@ -202,11 +202,19 @@ def status(
 ) -> None:
     """Per recipient: delivered, refused (and why), purged — from signed receipts and notices.
 
+    A receipt counts only on its recipient's own subject and signed by it; a broker's refusal
+    only from a notice signed by a key in the node config's broker_keys.
+
     Example: palermo status 01a2... --config ita.node.toml
     """
 
     async def go() -> dict[str, dict[str, Any]]:
         async with _node(config) as node:
+            if not node.broker_keys:
+                err_console.print(
+                    "no broker_keys in the node config: the broker's refusals are not shown "
+                    "(a notice is believed only when a configured broker key signed it)"
+                )
             result: dict[str, dict[str, Any]] = await node.delivery_status(report_id)
             return result
 

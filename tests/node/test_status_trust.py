@@ -11,6 +11,7 @@ network in a dev deployment without permissions) could.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from node.transport import deliver_subject
 from policies.trust import canonical_json, sign_document
 from schemas import EnvelopeHeader
 from schemas.export import parse_report
+from tests._cli import palermo
 from tests.broker._support import envelope, publish, read_all, setup_federation, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -167,3 +169,41 @@ async def test_a_notice_signed_by_the_broker_is_shown_only_with_the_brokers_key(
     keys = [w.fed.broker_key.public]
     async with _connect(w.fed, w.url, w.tmp / "aware", ITA, broker_keys=keys) as aware:
         assert "denied by broker" == (await _statuses(aware, header.id))["AUS-ABF"]
+
+
+async def test_palermo_status_shows_the_brokers_refusal_and_ignores_a_forged_one(w: World) -> None:
+    """The CLI on a dev node.toml (which names broker.pub.json): the real broker's refusal of
+    AUS-ABF is shown; an unsigned notice claiming MLT-AFM was refused is not."""
+    w.fed.write(w.tmp / "fed")
+    config = w.fed.node_config(w.tmp / "fed", ITA, w.url)
+    nc = await nats.connect(w.url)
+    w.stack.push_async_callback(nc.close)
+    broker = Broker(nc, w.fed.trust_store(), w.fed.policy_store(), w.fed.broker_key,
+                    BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
+    task = asyncio.create_task(broker.run())
+    try:
+        header, data = envelope(w.fed, recipients=[MLT, "AUS-ABF"])
+        await publish(nc, [(header, data)])
+
+        async def noticed() -> bool:
+            rows = await read_all(nc, "PLM_RCPT", f"plm.rcpt.{ITA}.notice")
+            return any(header.id in m.data.decode() for m in rows)
+
+        await wait_for(noticed, within=20)
+    finally:
+        broker.stop()
+        await task
+    forged = {
+        "document": {
+            "kind": "broker-notice", "broker": "BROKER-1", "kid": w.fed.broker_key.kid,
+            "envelope": header.id, "originator": ITA, "time": 0,
+            "refused": [{"recipient": MLT, "reasons": [{"code": "no-agreement",
+                                                         "message": "forged"}]}],
+        },
+        "signature": {"signer": "BROKER-1", "kid": w.fed.broker_key.kid, "ed25519": "00" * 64},
+    }  # fmt: skip
+    await nc.jetstream().publish(f"plm.rcpt.{ITA}.notice", canonical_json(forged))
+    done = await palermo("status", header.id, "--config", str(config), "--json")
+    assert 0 == done.returncode, done.stderr
+    rows = json.loads(done.stdout)
+    assert {"AUS-ABF": "denied by broker"} == {a: r["status"] for a, r in rows.items()}
