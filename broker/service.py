@@ -43,9 +43,9 @@ from node.envelope import Unverified, Verified, check_signature, inspect_envelop
 from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from node.keys import SigningKey
 from node.transport import PublishRejected, deliver_subject, map_nats_errors, publish_subject
-from policies import Decision
+from policies import Decision, decide_retraction
 from policies.trust import TrustStore, canonical_json
-from schemas import EnvelopeHeader
+from schemas import EnvelopeHeader, Kind
 from schemas.errors import (
     EnvelopeError,
     EnvelopeTooOld,
@@ -270,8 +270,14 @@ class Broker:
         if outcome.unverified is None:
             return
         verified = outcome.unverified.verified
-        for recipient in verified.header.recipients:
-            decision = self.policy.decide(verified.header, recipient, now)
+        header = verified.header
+        for recipient in header.recipients:
+            if header.kind is Kind.RETRACTION:
+                # Membership only: the policy change that motivated a withdrawal must not be
+                # able to stop it (docs/broker.md, "Retractions").
+                decision = decide_retraction(header, recipient, self._not_member(recipient, now))
+            else:
+                decision = self.policy.decide(header, recipient, now)
             record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
@@ -280,6 +286,14 @@ class Broker:
             outcome.decisions[recipient] = record
             if record["decision"] == "allow":
                 outcome.allowed.append(recipient)
+
+    def _not_member(self, agency: str, now: datetime) -> str | None:
+        """Why ``agency`` holds no current, valid, unrevoked certificate, or None if it does."""
+        try:
+            self.trust.certificate(agency, now)
+        except PalermoError as exc:
+            return exc.reason
+        return None
 
     async def assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
         """Inspect, verify signatures and decide for a batch.

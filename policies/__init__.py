@@ -39,6 +39,7 @@ from ._federation import (
     canonical_json,
 )
 from ._index import FederationIndex, MemberInfo, compile_federation
+from ._retraction import decide_retraction
 
 __all__ = [
     "CATALOGUE",
@@ -72,6 +73,7 @@ __all__ = [
     "canonical_json",
     "compile_federation",
     "decide",
+    "decide_retraction",
     "may_forward",
     "obligations_for",
 ]

@@ -222,6 +222,7 @@ class ReasonCode(StrEnum):
     SECTION_PROTECTED_PERSONS = "section-protected-persons"
     SECTION_NO_DATA_PROTECTION = "section-no-data-protection"
     SECTION_POLICY = "section-policy"
+    RETRACTION_INVALID = "retraction-invalid"
 
 
 class AuditFlag(StrEnum):

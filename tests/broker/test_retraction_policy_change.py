@@ -1,0 +1,108 @@
+"""A retraction reaches the original recipients whatever the policy says now (issue 12, item 9):
+membership is the only condition, at the broker and at the receiving node."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from node.service import Node, NodeIdentity
+from tests.broker._support import (
+    envelope,
+    publish,
+    publish_document,
+    read_all,
+    setup_federation,
+    standing_policy_denying,
+    start_broker_process,
+    stop_process,
+    wait_for,
+    write_broker_config,
+)
+from tests.faults._support import example
+
+AGENCIES = ("ITA-GDF", "MLT-AFM")
+
+
+@dataclass
+class Live:
+    fed: DevFederation
+    nodes: dict[str, Node]
+
+
+@pytest.fixture
+async def live(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Live]:
+    """A broker process following the directory, and the ITA-GDF and MLT-AFM nodes running."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(url, fed)
+    broker = start_broker_process(write_broker_config(tmp_path, fed, url), tmp_path / "b.log")
+    async with AsyncExitStack() as stack:
+        nodes: dict[str, Node] = {}
+        for agency in AGENCIES:
+            a = fed.agencies[agency]
+            identity = NodeIdentity(a.signing, [a.encryption])
+            nodes[agency] = await stack.enter_async_context(
+                Node.connect(url, identity, fed.root.public, tmp_path / agency)
+            )
+        tasks = [asyncio.create_task(n.run()) for n in nodes.values()]
+        try:
+            yield Live(fed, nodes)
+        finally:
+            for n in nodes.values():
+                n.stop()
+            await asyncio.gather(*tasks)
+            assert 0 == stop_process(broker)
+
+
+async def test_retraction_reaches_a_recipient_the_originator_now_denies(
+    live: Live, nats_server: NatsServer
+) -> None:
+    """ITA-GDF sends MLT-AFM a report, then adds 'deny MLT-AFM' to its standing policy, then
+    retracts: MLT-AFM's node purges the report and sends its signed confirmation."""
+    fed, ita, mlt = live.fed, live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    sealed = await ita.publish(example("01"), to=["MLT-AFM"])
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=20)
+    url = nats_server.client_url
+    await publish_document(url, fed, standing_policy_denying(fed, "ITA-GDF", "MLT-AFM"))
+    # The broker has taken the new policy once a new report to MLT-AFM is denied.
+    nc = await nats.connect(url)
+    probe = envelope(fed, recipients=["MLT-AFM"])
+    await publish(nc, [probe])
+
+    async def probe_denied() -> bool:
+        dead = await read_all(nc, "PLM_DEAD", "plm.dead.ITA-GDF.policy")
+        return any(m.headers.get("Palermo-Envelope-Id") == probe[0].id for m in dead)
+
+    await wait_for(probe_denied, within=20)
+    retraction = await ita.retract(sealed.header.id, "wrong vessel identified")
+
+    async def answered() -> bool:
+        rows = await ita.delivery_status(sealed.header.id)
+        if rows.get("MLT-AFM", {}).get("status") == "purged":
+            return True
+        dead = await read_all(nc, "PLM_DEAD", "plm.dead.ITA-GDF.>")
+        return any(m.headers.get("Palermo-Envelope-Id") == retraction.id for m in dead)
+
+    await wait_for(answered, within=30)
+    await nc.close()
+    status = (await ita.delivery_status(sealed.header.id)).get("MLT-AFM", {}).get("status")
+    entry, content = mlt.inbox.show(sealed.header.id)
+    assert ("purged", None, "retracted: wrong vessel identified") == (
+        status,
+        content,
+        entry.purge_reason,
+    )
