@@ -24,6 +24,7 @@ from typing import Final
 
 import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from schemas.errors import ConfigError, Unauthenticated
 
@@ -156,7 +157,7 @@ class IngestServer:
         self.host, self.port = host, port
         self.unix_socket, self.socket_mode = unix_socket, socket_mode
         self.token, self.tls, self.max_body = token, tls, max_body
-        self.refused = 0
+        self._refused: Counter | None = None
         self._runner: web.AppRunner | None = None
 
     @classmethod
@@ -179,7 +180,8 @@ class IngestServer:
         # Before the body is read: an unauthenticated caller costs us one hash, nothing more.
         peer = _peer(request)
         if self.token is not None and not self.token.accepts(request.headers.get("Authorization")):
-            self.refused += 1
+            if self._refused is not None:
+                self._refused.inc()
             _log.warning("ingest refused", peer=peer, path=request.path, why="no valid token")
             error = Unauthenticated(_REFUSAL)
             return web.json_response(
@@ -192,9 +194,16 @@ class IngestServer:
                   path=request.path, status=response.status)  # fmt: skip
         return response
 
-    async def start(self, handler: Handler) -> list[str]:
+    async def start(self, handler: Handler, registry: CollectorRegistry | None = None) -> list[str]:
         """Serve ``handler`` (:meth:`node.service.Node.http_ingest`) behind the checks; returns
-        where it listens (``http(s)://host:port/v1/reports``, ``unix:PATH``)."""
+        where it listens (``http(s)://host:port/v1/reports``, ``unix:PATH``). Refusals are
+        counted in ``registry`` (the node's /metrics): a rising count is someone guessing."""
+        if registry is not None:
+            self._refused = Counter(
+                "palermo_node_ingest_refused",
+                "Ingest requests refused for a missing or wrong token",
+                registry=registry,
+            )
         app = web.Application(client_max_size=self.max_body, middlewares=[self._authenticate])
         app.router.add_post(INGEST_PATH, handler)
         self._runner = web.AppRunner(app, access_log=None)

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import stat
 import subprocess
 import tempfile
@@ -155,7 +156,8 @@ async def test_ingest_with_the_token_is_202_and_published(live: LiveNode) -> Non
 
 
 async def test_a_refusal_is_logged_with_the_peer_never_the_token(live: LiveNode) -> None:
-    """Each 401 leaves a log line naming the caller's address; no line holds the token."""
+    """Each 401 leaves a log line naming the caller's address (no line holds the token) and
+    counts in /metrics."""
     wrong = secrets.token_urlsafe(32)
     assert 401 == (await _post(live.ingest, {"Authorization": f"Bearer {wrong}"}))[0]
 
@@ -171,6 +173,12 @@ async def test_a_refusal_is_logged_with_the_peer_never_the_token(live: LiveNode)
     assert "127.0.0.1" == refusals()[0]["peer"].rsplit(":", 1)[0]
     text = live.log.read_text()
     assert (False, False) == (live.token in text, wrong in text)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{live.health}/metrics") as resp,
+    ):
+        metrics = await resp.text()
+    assert "palermo_node_ingest_refused_total 1.0" in metrics.splitlines()
 
 
 # --- refusing to start -----------------------------------------------------------------------
@@ -343,3 +351,63 @@ async def test_concurrent_wrong_tokens_do_not_publish(live: LiveNode) -> None:
     )  # fmt: skip
     assert [401] * 20 == [status for status, _ in answers]
     assert before == await live.published()
+
+
+# --- mutual TLS ------------------------------------------------------------------------------
+
+
+async def _post_tls(url: str, context: ssl.SSLContext) -> int | None:
+    """POST the example report over TLS; the HTTP status, or None if no HTTP answer came
+    (the server ended the handshake)."""
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url, data=EXAMPLE.read_bytes(), ssl=context) as resp,
+        ):
+            return resp.status
+    except aiohttp.ClientError:
+        return None
+
+
+async def test_ingest_over_mtls_takes_only_client_certificates_from_its_ca(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """ingest_tls_*: a client with no certificate, or one from another CA, never gets an HTTP
+    answer (the handshake fails); a certificate from the configured CA publishes (202). mTLS
+    alone is authentication enough for a non-loopback address outside dev mode."""
+    from deploy.pki import DevCA
+    from node.ingest import IngestServer
+    from node.service import Node
+
+    ours, other = DevCA("ingest-ca"), DevCA("someone-else")
+    ca = ours.write(tmp_path / "pki" / "ca.pem", tmp_path / "pki" / "ca.key")
+    server = ours.issue("node-ita-gdf", tmp_path / "pki" / "server", hosts=["127.0.0.1"],
+                        server=True)  # fmt: skip
+    client = ours.issue("case-system", tmp_path / "pki" / "client", client=True)
+    stranger = other.issue("case-system", tmp_path / "pki" / "stranger", client=True)
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "ITA-GDF", nats_server.client_url)
+    tls = {"ingest_tls_cert": server.cert, "ingest_tls_key": server.key,
+           "ingest_tls_client_ca": ca.cert}  # fmt: skip
+    production = NodeSettings.load(config, ingest_host="0.0.0.0", ingest_token_file=None,
+                                   dev=False, **tls)  # fmt: skip
+    production.check_ingest()
+    settings = NodeSettings.load(config, ingest_port=0, ingest_token_file=None, **tls)
+    ingest = IngestServer.from_settings(settings)
+
+    def context(pair: Any | None) -> ssl.SSLContext:
+        made = ssl.create_default_context(cafile=str(ca.cert))
+        if pair is not None:
+            made.load_cert_chain(str(pair.cert), str(pair.key))
+        return made
+
+    async with Node.open(settings) as node:
+        (url,) = await ingest.start(node.http_ingest)
+        try:
+            answers = [await _post_tls(url, context(pair)) for pair in (None, stranger, client)]
+        finally:
+            await ingest.stop()
+    assert url.startswith("https://127.0.0.1:")
+    assert [None, None, 202] == answers
