@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -254,6 +257,45 @@ async def test_node_past_next_update_raises_its_alarm(
         late = node.metrics.registry.get_sample_value("palermo_revocation_list_expired")
         warned = node.trust.warnings()
     assert (0.0, 1.0, 1) == (fresh, late, len(warned))
+
+
+async def test_node_process_past_next_update_is_ready_with_the_warning(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """'palermo node run' holding an overdue list: /readyz 200 with the warning, alarm at 1."""
+    url = nats_server.client_url
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(url, fed)
+    await _overdue_list(url, fed)
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
+    port = free_port()
+    with (tmp_path / "node.log").open("ab") as log:
+        node = subprocess.Popen(
+            [str(Path(sys.executable).parent / "palermo"), "node", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PALERMO_NODE_HTTP_PORT": str(port)},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        async def ready() -> bool:
+            if node.poll() is not None:
+                raise AssertionError((tmp_path / "node.log").read_text())
+            return (await asyncio.to_thread(_get, base + "/readyz"))[0] == 200
+
+        await wait_for(ready, within=30)
+        _, body = await asyncio.to_thread(_get, base + "/readyz")
+        _, metrics = await asyncio.to_thread(_get, base + "/metrics")
+        readyz = json.loads(body)
+        assert ("ready", True, True) == (
+            readyz["status"],
+            readyz["warnings"][0].startswith("revocation list seq 2 passed its next_update"),
+            "palermo_revocation_list_expired 1.0" in metrics.splitlines(),
+        )
+    finally:
+        assert 0 == stop_process(node), (tmp_path / "node.log").read_text()
 
 
 def test_trust_store_of_a_fresh_process_has_no_warning() -> None:
