@@ -225,7 +225,9 @@ class Broker:
         self.metrics = metrics or BrokerMetrics()
         self.chain = self._new_chain()
         self._last_checkpoint = time.monotonic()
-        # Two threads for signature checks: Ed25519 verification releases the GIL.
+        # One thread assesses each batch (parsing, trust look-ups, decisions) off the event loop;
+        # two more check its signatures meanwhile: Ed25519 verification releases the GIL.
+        self._inspector = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plm-inspect")
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plm-verify")
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -296,22 +298,28 @@ class Broker:
         return None
 
     async def assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
-        """Inspect, verify signatures and decide for a batch.
+        """Inspect, verify signatures and decide for a batch, off the event loop.
 
-        Signatures are checked on worker threads while this thread computes the decisions:
-        Ed25519 verification releases the GIL. A decision taken for an envelope whose signature
-        then fails is discarded, never used.
+        The whole assessment runs on the broker's inspection thread, so that the loop keeps
+        acking, publishing, following the directory and answering health checks while a batch
+        is parsed (even a batch of hostile messages, each bounded by the decoder's pre-scan).
         """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._inspector, self._assess, msgs, now)
+
+    def _assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
+        """Runs on the inspection thread. Signatures are checked on two more threads while this
+        one computes the decisions: Ed25519 verification releases the GIL. A decision taken for
+        an envelope whose signature then fails is discarded, never used."""
         outcomes = [self.inspect(m, now) for m in msgs]
         pending = [o for o in outcomes if o.unverified is not None]
-        loop = asyncio.get_running_loop()
         half = (len(pending) + 1) // 2
         chunks = [pending[:half], pending[half:]]
-        checks = [loop.run_in_executor(self._pool, _check_all, c) for c in chunks if c]
+        checks = [self._pool.submit(_check_all, c) for c in chunks if c]
         for o in pending:
             self.decide(o, now)
-        for failures in await asyncio.gather(*checks):
-            for o, error in failures:
+        for check in checks:
+            for o, error in check.result():
                 o.error = error
                 o.decisions.clear()
                 o.allowed.clear()
@@ -619,6 +627,7 @@ class Broker:
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
                 await sub.unsubscribe()
+            self._inspector.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._stopped.set()
 

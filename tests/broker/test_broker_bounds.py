@@ -1,0 +1,50 @@
+"""The broker refuses a megabyte of tiny msgpack objects as too_complex (issue 12, item 10),
+and the genuine envelope published behind it is still delivered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgpack
+import nats
+
+from node.devfed import DevFederation
+from node.natsserver import NatsServer
+from node.transport import publish_subject
+from tests.broker._support import envelope, publish, read_all, setup_federation, wait_for
+from tests.faults._support import running_broker
+
+
+def _hostile(genuine: bytes) -> bytes:
+    """The genuine envelope's prefix, then a header of ~1 MB of one-entry maps."""
+    one = msgpack.packb({"a": 0})
+    inner = b"\xdc" + (1000).to_bytes(2, "big") + one * 1000
+    objects = b"\xdc" + (250).to_bytes(2, "big") + inner * 250
+    return genuine[: len(b"\x87\xa1v\x01\xa5suite\x01\xa3hdr")] + b"\x81\xa2zz" + objects
+
+
+async def test_tiny_objects_are_dead_lettered_as_too_complex(nats_server: NatsServer) -> None:
+    """A 1 MB envelope of tiny objects: one dead letter with code too_complex; the genuine
+    envelope published after it reaches its four recipients."""
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    nc = await nats.connect(nats_server.client_url)
+    header, data = envelope(fed)
+    hostile = _hostile(data)
+    await nc.jetstream().publish(publish_subject(header), hostile, headers={"Nats-Msg-Id": "x"})
+    await publish(nc, [(header, data)])
+    async with running_broker(nats_server.client_url, fed) as broker:
+
+        async def processed() -> bool:
+            return broker.processed >= 2
+
+        await wait_for(processed, within=30)
+    dead = await read_all(nc, "PLM_DEAD")
+    delivered = await read_all(nc, "PLM_DLV")
+    await nc.close()
+    codes = sorted(m.headers["Palermo-Reason-Code"] for m in dead)
+    assert (1_000_000 < len(hostile) < 1024 * 1024, ["not-in-rel-to", "too_complex"], 4) == (
+        True,
+        codes,
+        len(delivered),
+    )
