@@ -632,14 +632,42 @@ class FederationMachine(RuleBasedStateMachine):
         STATS["attacks"] += 1
         rollback = "older" if old is not versions[-1] else "current"
         note(f"attack: directory write, {rollback} {kind} under the {where}")
-        key = f"{kind}.{attacker if where == 'own key' else victim}"
+        owner = attacker if where == "own key" else victim
+        key = f"{kind}.{owner}"
         self.call(self.live.put_raw(key, old))
         self.publish_revocations(f"the write to {key}")
-        if where == "own key":
-            # The attacker puts its own document back; only what the views took stays.
-            self.call(self.live.put_raw(key, self.history[attacker][kind][-1]))
-        # What a rollback would change: whom the victim's next publication reaches.
+        assert [] == self.views_hold_newest()
+        STATS["invariant checks"] += 1
+        # The key's owner puts its own document back (restarted processes load the newest
+        # values; the broker keeps no state in this test), and the victim publishes: what a
+        # rollback taken by a view would change is whom that reaches.
+        self.call(self.live.put_raw(key, self.history[owner][kind][-1]))
         self.publish_one(data, originator=victim)
+
+    def views_hold_newest(self) -> list[str]:
+        """Every view decides with each member's newest standing policy, subscriptions and key
+        bundle (members in good standing: a revoked key's documents are void)."""
+        assert self.live is not None
+        problems = []
+        for name, view in self.live.views().items():
+            for agency in self.members_in_good_standing():
+                newest = {k: d[-1]["document"] for k, d in self.history[agency].items()}
+                policy = view.policy.agency_policies.get(agency)
+                subs = view.store.subscriptions.get(agency)
+                bundle = view.store.bundles.get(agency)
+                held = {
+                    "policy.agency": policy and policy.version,
+                    "subs": subs and subs.seq,
+                    "bundle": bundle and bundle.seq,
+                }
+                wanted = {
+                    "policy.agency": newest["policy.agency"]["version"],
+                    "subs": newest["subs"]["seq"],
+                    "bundle": newest["bundle"]["seq"],
+                }
+                if held != wanted:
+                    problems.append(f"{name} holds {held} for {agency}, not the newest {wanted}")
+        return problems
 
     @precondition(lambda self: self.running() and len(self.out) < len(self.spec.ids) - 2)
     @rule(data=st.data())
