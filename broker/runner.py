@@ -27,7 +27,7 @@ from schemas.errors import ConfigError
 from .config import BrokerSettings
 from .metrics import BrokerMetrics
 from .service import Broker, BrokerOptions
-from .streams import StreamLimits, ensure_streams
+from .streams import StreamLimits, ensure_directory_bucket, ensure_streams
 
 __all__ = ["load_broker_key", "run_broker"]
 
@@ -71,6 +71,9 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         js = nc.jetstream()
         await ensure_streams(js, StreamLimits(replicas=settings.replicas,
                                               max_payload=settings.max_envelope_bytes))  # fmt: skip
+        # Under a deployment's permissions this only checks (the operator creates them with
+        # 'palermo broker streams create'); with full rights (dev, tests) it creates them.
+        await ensure_directory_bucket(js, settings.replicas)
         # Marks: the configured minimums, raised by what this replica accepted before (its
         # state_dir); the directory refuses to start below them for revocations and policy.
         trust = TrustStore(root, HighWaterMarks(settings.minimum_marks()))

@@ -551,8 +551,9 @@ class Broker:
         try:
             marker = await self.js.get_last_msg("PLM_SEEN", subject)
             if marker.data == str(o.msg.metadata.sequence.stream).encode():
-                # Up to and including the marker read, never one written after it.
-                await self.js.purge_stream("PLM_SEEN", subject=subject, seq=(marker.seq or 0) + 1)
+                # Exactly the marker read, never one written after it. A message delete, not a
+                # purge: the broker's NATS user has no STREAM.PURGE (decision 0015).
+                await self.js.delete_msg("PLM_SEEN", marker.seq or 0)
         except nats.js.errors.NotFoundError:
             return  # the marker was never written (that may be what failed)
         except (nats.errors.Error, TimeoutError) as exc:

@@ -103,11 +103,11 @@ class Directory:
                     bucket=BUCKET, history=5, replicas=self.replicas
                 )
         except TransportError as exc:
-            # Under a deployment's permissions only the broker and the operator may create it.
+            # Under a deployment's permissions only the operator may create it (decision 0015).
             raise TransportError(
                 f"the directory bucket {BUCKET} does not exist and could not be created "
-                f"({exc.reason}); start the broker first (it creates the bucket), or publish "
-                "the directory with 'palermo directory publish --nats-config admin.toml'"
+                f"({exc.reason}); the operator creates it with the streams, once: 'palermo "
+                "broker streams create --config broker.toml --nats-config admin.toml'"
             ) from exc
 
     async def publish(self, signed: dict[str, Any]) -> str:

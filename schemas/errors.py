@@ -6,6 +6,7 @@ This module imports nothing else of ours, so any layer can raise from it.
     ├── InputError                    the caller gave us something we cannot use
     │   ├── ReportInvalid             a report or header fails the schema (field-level errors)
     │   ├── ConfigError               a configuration file or value is wrong
+    │   │   └── StreamsNotProvisioned a stream or the directory bucket is missing or differs
     │   └── Unauthenticated           a request without valid credentials (node ingest)
     ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
     ├── EnvelopeError                 an envelope was refused (wire format or authentication)
@@ -70,6 +71,7 @@ __all__ = [
     "Rollback",
     "SectionWithheld",
     "SignatureInvalid",
+    "StreamsNotProvisioned",
     "SubjectMismatch",
     "TransportError",
     "TrustError",
@@ -115,6 +117,18 @@ class ReportInvalid(InputError):
 
 class ConfigError(InputError):
     code = "config_error"
+
+
+class StreamsNotProvisioned(ConfigError):
+    """A JetStream stream (or the directory bucket) is missing or not as configured, and this
+    connection may not create or change it: the operator must, with ``command``."""
+
+    code = "streams_not_provisioned"
+
+    def __init__(self, reason: str, *, streams: list[str], command: str) -> None:
+        super().__init__(reason)
+        self.streams = streams
+        self.command = command
 
 
 class Unauthenticated(InputError):

@@ -98,6 +98,47 @@ def run(
     asyncio.run(run_broker(settings))
 
 
+streams_app = typer.Typer(
+    help="Create the JetStream streams and the directory bucket (the operator, once).",
+    no_args_is_help=True,
+)
+broker_app.add_typer(streams_app, name="streams")
+
+
+@streams_app.command("create")
+@handles_errors
+def streams_create(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="broker.toml: replicas, envelope size limit.")
+    ],
+    nats: NatsOption = DEFAULT_NATS,
+    nats_config: NatsConfigOption = None,
+) -> None:
+    """Create the six streams and the directory bucket, or bring them to broker.toml's
+    configuration; run it with the operator's credentials (admin.toml) before the first broker
+    starts, and again after changing replicas or max_envelope_bytes. The broker's own NATS
+    user may not create, change or delete streams (docs/decisions/0015-jetstream-api-per-role.md).
+
+    Example: palermo broker streams create --config broker.toml --nats-config admin.toml
+    """
+    from broker.config import BrokerSettings
+    from broker.streams import STREAMS, StreamLimits, ensure_directory_bucket, ensure_streams
+
+    from ..directory import BUCKET
+
+    settings = BrokerSettings.load(config)
+    limits = StreamLimits(replicas=settings.replicas, max_payload=settings.max_envelope_bytes)
+
+    async def go() -> None:
+        async with _jetstream(nats, nats_config, "palermo-streams") as js:
+            await ensure_streams(js, limits)
+            await ensure_directory_bucket(js, settings.replicas)
+
+    asyncio.run(go())
+    out_console.print(f"streams {', '.join(STREAMS)} and the directory bucket {BUCKET} are "
+                      f"ready ({settings.replicas} replicas)")  # fmt: skip
+
+
 # A server that was just restarted, or a stream whose leader is being elected, does not answer
 # JetStream API requests for a few seconds: keep asking that long instead of failing the read.
 READ_PATIENCE_S = 30.0

@@ -58,7 +58,7 @@ def test_redaction_runs_before_rendering() -> None:
     assert "e1" == logs[0]["envelope"]
 
 
-async def test_a_node_that_may_not_create_the_directory_is_told_to_start_the_broker(
+async def test_a_node_that_may_not_create_the_directory_is_told_the_operators_command(
     tmp_path: Path,
 ) -> None:
     """Under permissions that deny stream creation (an agency's, in a deployment), a missing
@@ -79,7 +79,7 @@ async def test_a_node_that_may_not_create_the_directory_is_told_to_start_the_bro
         nc = await nats.connect(f"nats://agency:pw@{host}:{port}", error_cb=_ignore)
         try:
             directory = Directory(nc.jetstream(timeout=1), fed.trust_store())
-            with pytest.raises(TransportError, match="start the broker first"):
+            with pytest.raises(TransportError, match="'palermo broker streams create --config"):
                 await directory.load()
         finally:
             await nc.close()
