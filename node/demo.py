@@ -260,6 +260,9 @@ async def run_dev(
             f"  palermo node run --config {configs['MLT-AFM']} --log-format console",
             f"  palermo publish {example} --config {configs['ITA-GDF']}",
             f"  palermo inbox list --config {configs['MLT-AFM']}",
+            "HTTP ingest: 'palermo node run' prints its URL; it needs the node's token:",
+            f'  curl -H "Authorization: Bearer $(cat {state_dir / "fed" / "ITA-GDF.ingest.token"})"'
+            f" --data @{example} URL",
             "Ctrl-C stops everything.",
         ):
             announce(line)

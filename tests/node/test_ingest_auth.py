@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
+from structlog.testing import capture_logs
 
 from node.config import NodeSettings
 from node.devfed import DevFederation
@@ -406,8 +407,50 @@ async def test_ingest_over_mtls_takes_only_client_certificates_from_its_ca(
     async with Node.open(settings) as node:
         (url,) = await ingest.start(node.http_ingest)
         try:
-            answers = [await _post_tls(url, context(pair)) for pair in (None, stranger, client)]
+            with capture_logs() as logs:
+                answers = [await _post_tls(url, context(pair)) for pair in (None, stranger, client)]
         finally:
             await ingest.stop()
     assert url.startswith("https://127.0.0.1:")
     assert [None, None, 202] == answers
+    accepted = [e["client"] for e in logs if e["event"] == "ingest request"]
+    assert ["commonName=case-system"] == accepted
+
+
+# --- the dev federation ----------------------------------------------------------------------
+
+
+async def test_dev_node_config_serves_ingest_with_its_own_token(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A node.toml as 'palermo dev up' writes it: 'palermo node run' prints the ingest URL, and
+    the token file next to the config (0600) is the one that publishes (docs/node.md)."""
+    fed = DevFederation.build(datetime.now(UTC))
+    url = nats_server.client_url
+    await setup_federation(url, fed)
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
+    token_file = tmp_path / "fed" / "ITA-GDF.ingest.token"
+    log = tmp_path / "node.log"
+    with log.open("ab") as out:
+        node = subprocess.Popen([str(PALERMO), "node", "run", "--config", str(config)],
+                                stdout=out, stderr=out,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+
+        async def printed() -> bool:
+            assert node.poll() is None, log.read_text()
+            return "ingest: POST http://127.0.0.1:" in log.read_text()
+
+        await wait_for(printed, within=30)
+        line = next(x for x in log.read_text().splitlines() if x.startswith("ingest: POST "))
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        token = token_file.read_text().strip()
+        answers = [
+            (await _post(port, headers))[0]
+            for headers in ({}, {"Authorization": f"Bearer {token}"})
+        ]
+    finally:
+        stop_process(node)
+    assert 0o600 == stat.S_IMODE(token_file.stat().st_mode)
+    assert [401, 202] == answers
