@@ -36,7 +36,7 @@ from . import crypto
 from .envelope import Opened, seal
 from .keys import PublicEncryptionKey, SigningKey
 
-__all__ = ["NO_USABLE_KEY", "SealedReport", "open_report", "seal_report"]
+__all__ = ["NO_USABLE_KEY", "SealedReport", "open_report", "seal_report", "sealing_key"]
 
 NO_USABLE_KEY: Final[str] = "no-usable-key"
 """Reason code of a candidate dropped at sealing: no current key, or only an unusable one."""
@@ -95,7 +95,7 @@ def seal_report(
     keys: dict[str, PublicEncryptionKey] = {}
     for agency, decision in decisions.items():
         if decision.allowed:
-            key, problem = _sealing_key(trust, agency, now)
+            key, problem = sealing_key(trust, agency, now)
             if key is not None:
                 keys[agency] = key
             else:
@@ -119,7 +119,7 @@ def seal_report(
     return SealedReport(header, data, decisions)
 
 
-def _sealing_key(
+def sealing_key(
     trust: TrustStore, agency: str, now: datetime
 ) -> tuple[PublicEncryptionKey | None, str]:
     """The key to wrap for ``agency`` (its newest current one), or None and why it has none."""

@@ -68,7 +68,7 @@ from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
 from .receipts import MAX_RECEIPT_REASON, Receipt
 from .releases import ReleaseDecision, ReleaseRequest
-from .reports import SealedReport, open_report, seal_report
+from .reports import SealedReport, open_report, seal_report, sealing_key
 from .transport import connect, deliver_subject, map_nats_errors, publish_subject
 
 __all__ = ["Node", "NodeIdentity"]
@@ -169,8 +169,10 @@ class Node:
                 await directory.load()
                 await directory.watch()
                 try:
-                    yield cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
-                              max_envelope_age=max_envelope_age)  # fmt: skip
+                    node = cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
+                               max_envelope_age=max_envelope_age)  # fmt: skip
+                    directory.register_metrics(node.metrics.registry)
+                    yield node
                 finally:
                     await directory.close()
         finally:
@@ -319,8 +321,10 @@ class Node:
         """
         original = self.inbox.sent_header(report_id)
         now = datetime.now(UTC)
-        keys = {a: self.trust.encryption_keys(a, now) for a in original.recipients}
-        readers = [k[0] for k in keys.values() if k]
+        # A recipient revoked since, or whose key became unusable, must not stop the others
+        # from getting the withdrawal (it cannot be sealed to, so it is left out).
+        keys = [sealing_key(self.trust, a, now)[0] for a in original.recipients]
+        readers = [k for k in keys if k is not None]
         if not readers:
             raise InputError(f"none of the recipients of {report_id} can receive any more")
         handling = original.handling.model_copy(update={"not_before": None, "expires": None})

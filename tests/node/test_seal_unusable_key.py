@@ -129,3 +129,26 @@ async def test_one_partners_low_order_key_does_not_stop_the_report_reaching_the_
     await wait_for(stored, within=20)
     assert ["ESP-GC", "GRC-HCG"] == sealed.recipients
     assert not federation[BAD].inbox.seen(sealed.header.id)
+
+
+async def test_a_retraction_still_reaches_the_others_when_one_key_became_unusable(
+    federation: dict[str, Node],
+) -> None:
+    """ITA-GDF retracts a report after MLT-AFM's key became low-order in its view: the
+    retraction is sealed for ESP-GC and GRC-HCG, who purge the report."""
+    ita = federation["ITA-GDF"]
+    sealed = await ita.publish(_example_01(), to=PARTNERS)
+
+    async def stored() -> bool:
+        return all(federation[a].inbox.seen(sealed.header.id) for a in PARTNERS)
+
+    await wait_for(stored, within=20)
+    _low_order_key_for(ita.trust, BAD)
+    retraction = await ita.retract(sealed.header.id, "wrong vessel")
+    assert ["ESP-GC", "GRC-HCG"] == retraction.recipients
+
+    async def purged() -> bool:
+        shown = [federation[a].inbox.show(sealed.header.id) for a in ("ESP-GC", "GRC-HCG")]
+        return all(report is None for _, report in shown)
+
+    await wait_for(purged, within=20)
