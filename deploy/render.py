@@ -46,9 +46,11 @@ The manifest: ``{"ca": path, "servers": [{"name", "config", "client_url"}], "bro
 Security model (docs/decisions/0009-nats-auth-and-permissions.md): one account, ``PALERMO``,
 with JetStream; every user authenticates with an nkey *and* a client certificate (mTLS on
 the client, route and leafnode listeners); subject permissions from :mod:`deploy.permissions`.
-Start order: the servers, the broker (it creates the streams and the directory bucket), then
-``palermo directory publish DIR/fed/documents/*.json --root DIR/fed/root.pub.json
---nats-config DIR/admin.toml``, then the nodes.
+Start order (:func:`start_order`, which ``palermo deploy render`` prints): the servers; the
+streams and the directory bucket, created by the operator with ``palermo broker streams create
+--config DIR/broker.toml --nats-config DIR/admin.toml`` (the broker's user may only check
+them: docs/decisions/0015-jetstream-api-per-role.md); the broker; ``palermo directory publish
+DIR/fed/documents/*.json --root DIR/fed/root.pub.json --nats-config DIR/admin.toml``; the nodes.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ from .permissions import (
 )
 from .pki import DevCA, write_private
 
-__all__ = ["ACCOUNT", "HUB_SIZE", "RenderOptions", "ServerPorts", "render"]
+__all__ = ["ACCOUNT", "HUB_SIZE", "RenderOptions", "ServerPorts", "render", "start_order"]
 
 HUB_SIZE: Final[int] = 3
 ACCOUNT: Final[str] = "PALERMO"
@@ -381,6 +383,19 @@ def render(options: RenderOptions) -> dict[str, Any]:
 
 
 _HEADER: Final[str] = "# Written by 'palermo deploy render' (deploy/render.py).\n"
+
+
+def start_order(out: Path) -> list[str]:
+    """The operator's steps after a render into ``out``, in order (docs/operations.md, 3)."""
+    out = out.resolve()
+    return [
+        f"nats-server --config {out}/nats/hub-<n>.conf   (n = 1, 2, 3; then each leaf-<ID>.conf)",
+        f"palermo broker streams create --config {out}/broker.toml --nats-config {out}/admin.toml",
+        f"palermo broker run --config {out}/broker.toml",
+        f"palermo directory publish {out}/fed/documents/*.json --root {out}/fed/root.pub.json "
+        f"--nats-config {out}/admin.toml",
+        f"palermo node run --config {out}/nodes/<ID>.node.toml",
+    ]
 
 
 def _nats_settings(seed: Path, ca: Path, cert: Any) -> dict[str, Any]:

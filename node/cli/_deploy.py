@@ -43,7 +43,7 @@ def render_cmd(
 
     Example: palermo deploy render --federation federation.toml --out deploy-out --leaf MLT-AFM=4300
     """
-    from deploy.render import RenderOptions, ServerPorts, default_hub_ports, render
+    from deploy.render import RenderOptions, ServerPorts, default_hub_ports, render, start_order
     from schemas.errors import ConfigError
 
     leaves: dict[str, ServerPorts] = {}
@@ -69,3 +69,7 @@ def render_cmd(
         f"rendered {len(manifest['servers'])} servers, a broker and "
         f"{len(manifest['agencies'])} agencies into {out}/ (manifest.json lists them)"
     )
+    # The streams come before the broker: its NATS user may only check them (decision 0015).
+    out_console.print("start order:")
+    for n, step in enumerate(start_order(out), start=1):
+        out_console.print(f"  {n}. {step}", markup=False, highlight=False)

@@ -59,6 +59,15 @@ async def _publish_directory(out: Path) -> None:
     assert 0 == done.returncode, done.stderr + done.stdout
 
 
+async def _create_streams(out: Path, broker_toml: Path) -> None:
+    """What the operator does before the first broker starts (docs/operations.md, 3)."""
+    done = await palermo(
+        "broker", "streams", "create", "--config", str(broker_toml),
+        "--nats-config", str(out / "admin.toml"),
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr + done.stdout
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def deployed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
     out = tmp_path_factory.mktemp("deployed") / "fed"
@@ -71,6 +80,8 @@ async def deployed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
         await wait_cluster(hubs)
         stack.push_async_callback(leaf.stop)
         await leaf.start()
+        # The operator creates the streams and the bucket; the broker's user may only check them.
+        await _create_streams(out, Path(manifest["broker"]["config"]))
         # The broker as the real service process ('palermo broker run'), on the rendered TOML.
         log = out / "broker.log"
         with pytest.MonkeyPatch.context() as env:

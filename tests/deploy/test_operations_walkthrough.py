@@ -162,7 +162,8 @@ def test_operations_walkthrough(operator: Operator) -> None:
     """Render, 3-server hub, broker, directory, three nodes, a first report ITA-GDF -> GRC-HCG,
     key rotation, revocation of ESP-GC, backup and restore of GRC-HCG's node store."""
     assert [
-        "render", "hub", "broker", "directory", "nodes", "first-report", "inbox", "rotate",
+        "render", "hub", "streams", "broker", "directory", "nodes", "first-report", "inbox",
+        "rotate",
         "restart-node", "report-to-rotated", "inbox-rotated", "revoke", "backup", "restore",
     ] == list(_blocks())  # fmt: skip
     listed = operator.run("render")
@@ -175,6 +176,8 @@ def test_operations_walkthrough(operator: Operator) -> None:
     _until(lambda: len({_meta_leader(p) for p in monitors} - {""}) == 1 and
            all(map(_meta_leader, monitors)), 60, "one JetStream meta leader")  # fmt: skip
 
+    # The operator creates the streams: the broker's user may not (decision 0015).
+    assert "ready" in operator.run("streams")
     (broker,) = operator.start("broker")
     _until(lambda: "broker consuming" in operator.log(broker), 60, "the broker consuming")
 
@@ -240,7 +243,8 @@ def test_every_palermo_command_in_the_document_exists_with_its_options() -> None
     assert len(commands) >= 20
     helps: dict[tuple[str, ...], subprocess.CompletedProcess[str]] = {}
     for words in commands:
-        path = tuple(w for w in words[:2] if re.fullmatch(r"[a-z]+", w))
+        # Up to three words: group, command and a sub-command ("broker streams create").
+        path = tuple(w for w in words[:3] if re.fullmatch(r"[a-z]+", w))
         helped = helps.get(path) or subprocess.run(
             [str(BIN / "palermo"), *path, "--help"],
             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
