@@ -86,6 +86,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         stack.push_async_callback(directory.close)
         metrics = BrokerMetrics()
         metrics.watch_revocations(trust)
+        directory.register_metrics(metrics.registry)
         broker = Broker(
             nc,
             trust,

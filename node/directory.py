@@ -26,6 +26,7 @@ import nats.js.errors
 import structlog
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry, Gauge
 
 from policies._marks import REVOCATIONS_KEY, check_key, document_key
 from policies.trust import TrustStore
@@ -144,6 +145,16 @@ class Directory:
             self.policy.set_agency_policy(signed)
         else:
             self.store.add(signed)
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """``palermo_trust_documents_below_mark``: directory entries refused as rollbacks now
+        (each is treated as missing; alert on > 0: someone wrote an older document)."""
+        gauge = Gauge(
+            "palermo_trust_documents_below_mark",
+            "Directory keys whose latest entry is below this process's high-water mark",
+            registry=registry,
+        )
+        gauge.set_function(lambda: len(self.below_mark))
 
     def on_change(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``listener(key, document)`` after each verified update (e.g. a revocation)."""

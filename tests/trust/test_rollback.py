@@ -167,7 +167,8 @@ async def test_a_rollback_written_while_the_node_was_down_is_not_adopted_on_rest
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     """X's node saw v3; while it is down the directory is rolled back to v2 under X's own key:
-    restarted on the same state dir, it adopts nothing below v3 and denies instead of sealing."""
+    restarted on the same state dir, it adopts nothing below v3, denies instead of sealing, and
+    counts the refused entry in palermo_trust_documents_below_mark."""
     fed, older = _federation()
     await setup_federation(nats_server.client_url, fed)
     async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
@@ -180,12 +181,14 @@ async def test_a_rollback_written_while_the_node_was_down_is_not_adopted_on_rest
     async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
         held = node.policy.agency_policies.get(X)
         decision = node.policy.decide(_header(fed), PARTNER, datetime.now(UTC))
+        alarm = node.metrics.registry.get_sample_value("palermo_trust_documents_below_mark")
     reasons = [r.code for r in decision.reasons]
-    assert (3, None, False, ["standing-policy-missing"]) == (
+    assert (3, None, False, ["standing-policy-missing"], 1.0) == (
         seen,
         held and held.version,
         decision.allowed,
         reasons,
+        alarm,
     )
 
 
