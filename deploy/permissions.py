@@ -17,6 +17,14 @@ it can the consumer and its filter, so an agency's API calls reach only its own 
 - the directory is readable by every member (it holds signed, public documents);
 - only the broker may consume PLM_PUB (``plm.pub.>``) and publish ``plm.dlv.>``, dead letters,
   audit entries, replay markers and notices; the administrator has the whole account.
+
+No user but the administrator has a JetStream API verb that changes a stream (create, update,
+delete, purge, snapshot, restore) or writes the directory's protected keys: the streams and the
+directory bucket are created by the operator at deployment (``palermo broker streams create
+--config broker.toml --nats-config admin.toml``), and the broker only checks them at start-up
+(docs/decisions/0015-jetstream-api-per-role.md). The table in docs/security.md ("NATS
+permissions per role") lists every verb per role, and tests/deploy/test_permissions_table.py
+tries each one on a rendered hub.
 """
 
 from __future__ import annotations
@@ -26,9 +34,12 @@ from typing import Any, Final
 
 __all__ = [
     "ADMIN_INBOX",
+    "BROKER_CONSUMER",
     "BROKER_INBOX",
     "DELIVERY_CONSUMER",
+    "DIRECTORY_STREAM",
     "STATUS_CONSUMER",
+    "STREAM_NAMES",
     "admin_permissions",
     "agency_permissions",
     "broker_permissions",
@@ -37,6 +48,18 @@ __all__ = [
 ]
 
 DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
+"""The JetStream stream behind the directory bucket ``PLM_DIR`` (node/directory.py)."""
+STREAM_NAMES: Final[tuple[str, ...]] = (
+    "PLM_PUB",
+    "PLM_DLV",
+    "PLM_DEAD",
+    "PLM_AUDIT",
+    "PLM_RCPT",
+    "PLM_SEEN",
+)
+"""The streams of broker/streams.py (the deploy layer cannot import the broker's)."""
+BROKER_CONSUMER: Final[str] = "palermo-broker"
+"""The broker replicas' shared durable pull consumer on PLM_PUB (broker/service.py)."""
 BROKER_INBOX: Final[str] = "_INBOX_BROKER"
 ADMIN_INBOX: Final[str] = "_INBOX_ADMIN"
 DELIVERY_CONSUMER: Final[str] = "node-{agency}"
@@ -71,15 +94,7 @@ def agency_permissions(agency: str, domain: str | None = None) -> dict[str, Any]
                 f"$KV.PLM_DIR.bundle.{agency}",
                 f"$KV.PLM_DIR.subs.{agency}",
                 f"$KV.PLM_DIR.policy.agency.{agency}",
-                # The directory: bucket info, reads, and the ordered consumer that watches it.
-                f"{api}.STREAM.INFO.{DIRECTORY_STREAM}",
-                f"{api}.DIRECT.GET.{DIRECTORY_STREAM}.>",
-                f"{api}.STREAM.MSG.GET.{DIRECTORY_STREAM}",
-                f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}",
-                f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}.>",
-                f"{api}.CONSUMER.DELETE.{DIRECTORY_STREAM}.*",
-                f"{api}.CONSUMER.INFO.{DIRECTORY_STREAM}.*",
-                "$JS.FC.>",
+                *_directory_reads(api),
                 # Deliveries: one durable consumer, its filter fixed to this agency.
                 f"{api}.CONSUMER.INFO.PLM_DLV.{dlv}",
                 f"{api}.CONSUMER.CREATE.PLM_DLV.{dlv}.plm.dlv.{agency}.>",
@@ -119,8 +134,31 @@ def leaf_permissions(agency: str, members: Iterable[str], domain: str) -> dict[s
     return {"publish": {"allow": allow, "deny": deny}, "subscribe": own["subscribe"]}
 
 
+def _directory_reads(api: str = "$JS.API") -> list[str]:
+    """Read and watch the directory: bucket info, gets, and the ordered consumer of a watch."""
+    return [
+        f"{api}.STREAM.INFO.{DIRECTORY_STREAM}",
+        f"{api}.DIRECT.GET.{DIRECTORY_STREAM}.>",
+        f"{api}.STREAM.MSG.GET.{DIRECTORY_STREAM}",
+        f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}",
+        f"{api}.CONSUMER.CREATE.{DIRECTORY_STREAM}.>",
+        f"{api}.CONSUMER.DELETE.{DIRECTORY_STREAM}.*",
+        f"{api}.CONSUMER.INFO.{DIRECTORY_STREAM}.*",
+        # Flow-control replies of the watch's push consumer ($JS.FC.<stream>.<consumer>.*):
+        # the directory's only, not every stream's.
+        f"$JS.FC.{DIRECTORY_STREAM}.>",
+    ]
+
+
 def broker_permissions() -> dict[str, Any]:
-    """The broker: consumes PLM_PUB, writes deliveries, dead letters, audit, notices."""
+    """The broker: consumes PLM_PUB, writes deliveries, dead letters, audit, markers, notices.
+
+    Exactly the JetStream API calls it makes, and no verb that changes a stream: with
+    ``$JS.API.>`` it could update the directory's stream KV_PLM_DIR to source another stream
+    through a subject transform into ``$KV.PLM_DIR.>`` and so write any directory key, an older
+    signed revocation list included (issue 12, item 5). It may not publish ``$KV.>`` at all.
+    """
+    api = "$JS.API"
     return {
         "publish": {
             "allow": [
@@ -129,10 +167,20 @@ def broker_permissions() -> dict[str, Any]:
                 "plm.audit.>",
                 "plm.seen.>",
                 "plm.rcpt.*.notice",
-                # It creates the streams and the directory bucket and runs their consumers.
-                "$JS.API.>",
-                "$JS.ACK.>",
-                "$JS.FC.>",
+                # Start-up: every stream must exist with the expected configuration; the
+                # broker checks, the operator creates (broker.streams.ensure_streams).
+                *(f"{api}.STREAM.INFO.{name}" for name in STREAM_NAMES),
+                # Its one durable consumer on PLM_PUB, filter fixed in the subject: look it up,
+                # create it on first start, pull from it, acknowledge.
+                f"{api}.CONSUMER.INFO.PLM_PUB.{BROKER_CONSUMER}",
+                f"{api}.CONSUMER.CREATE.PLM_PUB.{BROKER_CONSUMER}.plm.pub.>",
+                f"{api}.CONSUMER.MSG.NEXT.PLM_PUB.{BROKER_CONSUMER}",
+                f"$JS.ACK.PLM_PUB.{BROKER_CONSUMER}.>",
+                # Replay markers: read the marker a refused publish collided with, and delete
+                # the one marker a dead-lettered envelope wrote (not a purge: one message).
+                f"{api}.STREAM.MSG.GET.PLM_SEEN",
+                f"{api}.STREAM.MSG.DELETE.PLM_SEEN",
+                *_directory_reads(api),
             ]
         },
         "subscribe": {"allow": [f"{BROKER_INBOX}.>"]},
