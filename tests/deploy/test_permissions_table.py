@@ -54,6 +54,9 @@ DOMAIN_API = "$JS.hub.API."
 # sequence that cannot be is refused by the stream.
 PROBE_BODY = b"probe"
 PURGE_BODY = b'{"seq": 1}'  # purge what comes before sequence 1: nothing
+# A leader step-down asked to move to a cluster that does not exist is refused (a plain one would
+# succeed, and leave the stream without a leader for a moment).
+STEPDOWN_BODY = b'{"placement": {"cluster": "nowhere"}}'
 NOT_STORED = {"Nats-Expected-Last-Subject-Sequence": "999999999"}
 BARRIER_TRIES = 12  # of 5 s each
 VIOLATION = re.compile(r'permissions violation for publish to "([^"]+)"', re.I)
@@ -148,7 +151,11 @@ async def _refused(nc: Client, refused: list[str], subjects: list[str]) -> set[s
     """Publish a request on each subject; the (lower-cased) subjects nats-server refused."""
     refused.clear()
     for subject in subjects:
-        body = PURGE_BODY if ".STREAM.PURGE." in subject else PROBE_BODY
+        body = (
+            PURGE_BODY if ".STREAM.PURGE." in subject
+            else STEPDOWN_BODY if ".LEADER.STEPDOWN." in subject
+            else PROBE_BODY
+        )  # fmt: skip
         headers = None if subject.startswith("$JS.") else NOT_STORED
         await nc.publish(subject, body, reply=nc.new_inbox(), headers=headers)
     # The barrier. nats-server checks a publish when it reads it and queues the -ERR at once,
@@ -156,8 +163,7 @@ async def _refused(nc: Client, refused: list[str], subjects: list[str]) -> set[s
     # theirs; nats-py hands each -ERR to error_cb as it reads it. (nc.flush() is no barrier:
     # nats-py writes its PING ahead of the publishes still buffered.) Every role may ask for
     # the directory stream's info (the table says so; if not, this never answers). Any answer
-    # will do, to this request or a later one: the admin's allowed LEADER.STEPDOWN probes can
-    # leave the stream without a leader for a few seconds, and then nobody answers.
+    # will do, to this request or a later one (a stream briefly without a leader answers none).
     for _ in range(BARRIER_TRIES):
         try:
             await nc.request(f"$JS.API.STREAM.INFO.{STREAMS[-1]}", b"", timeout=5)
