@@ -150,3 +150,23 @@ def test_broker_config_names_a_state_dir_and_minimum_versions(rendered: tuple[Pa
         broker.min_federation_version,
         stat.S_IMODE(state.stat().st_mode),
     )
+
+
+def test_render_prints_the_start_order_with_the_streams_before_the_broker(tmp_path: Path) -> None:
+    """The printed steps: servers, the operator's 'broker streams create', broker, directory,
+    nodes (the broker's NATS user may only check the streams, decision 0015)."""
+    out = tmp_path / "fed"
+    result = CliRunner().invoke(
+        app,
+        ["deploy", "render", "--federation", str(EXAMPLES / "federation.toml"), "--out", str(out)],
+    )
+    assert 0 == result.exit_code, result.output
+    steps = [line.split(". ", 1)[1].split()[:3] for line in result.output.splitlines()
+             if line.startswith("  ") and ". " in line]  # fmt: skip
+    assert [
+        ["nats-server", "--config", f"{out.resolve()}/nats/hub-<n>.conf"],
+        ["palermo", "broker", "streams"],
+        ["palermo", "broker", "run"],
+        ["palermo", "directory", "publish"],
+        ["palermo", "node", "run"],
+    ] == steps
