@@ -1,4 +1,5 @@
-"""Run the broker as a service: connect, create streams, follow the directory, consume, stop.
+"""Run the broker as a service: connect, check the streams (create them only with full rights:
+in a deployment the operator does, decision 0015), follow the directory, consume, stop.
 
 On SIGTERM or SIGINT the broker stops fetching, finishes the batch in hand (or naks it), writes
 a final signed audit checkpoint, drains its NATS connection and logs one summary line.
