@@ -1,9 +1,11 @@
 """The agency node: publish reports, receive deliveries into the inbox, send receipts.
 
 This is the third enforcement point (DESIGN.md "Data flow"): every delivery is verified against
-the pinned root, opened with the agency's own keys, checked again against the signed policy
-(a broker cannot talk a node into keeping what the originator's handling forbids), stored with
-its obligations in the encrypted inbox, and acknowledged to the originator with a signed receipt.
+the pinned root, checked again against the signed policy on its signed header (a broker cannot
+talk a node into keeping what the originator's handling forbids), opened with the agency's own
+keys except for the sections that decision withholds, compared with its header, stored with its
+obligations in the encrypted inbox, and acknowledged to the originator with a signed receipt
+(a signed refusal, with a code, for what it refuses once the signature verified).
 """
 
 from __future__ import annotations
