@@ -32,6 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from broker.service import CONSUMER
+from broker.streams import STREAMS
+
 __all__ = [
     "ADMIN_INBOX",
     "BROKER_CONSUMER",
@@ -49,16 +52,9 @@ __all__ = [
 
 DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
 """The JetStream stream behind the directory bucket ``PLM_DIR`` (node/directory.py)."""
-STREAM_NAMES: Final[tuple[str, ...]] = (
-    "PLM_PUB",
-    "PLM_DLV",
-    "PLM_DEAD",
-    "PLM_AUDIT",
-    "PLM_RCPT",
-    "PLM_SEEN",
-)
-"""The streams of broker/streams.py (the deploy layer cannot import the broker's)."""
-BROKER_CONSUMER: Final[str] = "palermo-broker"
+STREAM_NAMES: Final[tuple[str, ...]] = STREAMS
+"""Palermo's streams (broker/streams.py)."""
+BROKER_CONSUMER: Final[str] = CONSUMER
 """The broker replicas' shared durable pull consumer on PLM_PUB (broker/service.py)."""
 BROKER_INBOX: Final[str] = "_INBOX_BROKER"
 ADMIN_INBOX: Final[str] = "_INBOX_ADMIN"
