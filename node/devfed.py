@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -141,9 +141,29 @@ class DevFederation:
         """Every signed document, in the order a directory takes them."""
         docs: list[dict[str, Any]] = [a.certificate for a in self.agencies.values()]
         docs += [self.revocations, self.signed_policy]
-        for a in self.agencies.values():
+        for a in self._signing_members():
             docs += [a.bundle, a.subscriptions] + ([a.policy] if a.policy else [])
         return docs
+
+    def _signing_members(self) -> list[DevAgency]:
+        """Members whose signing key may sign documents now.
+
+        A directory refuses what a revoked or lapsed key signed (decision 0014), so an agency
+        whose signing key or membership is revoked, or whose certificate is not valid now,
+        contributes only its certificate.
+        """
+        revoked = {
+            (e["agency"], e.get("kid")) for e in self.revocations["document"].get("entries", [])
+        }
+        now = datetime.now(UTC)
+        usable = []
+        for a in self.agencies.values():
+            cert = MembershipCertificate.model_validate(a.certificate["document"])
+            if (a.id, None) in revoked or (a.id, a.signing.kid) in revoked:
+                continue
+            if cert.not_before <= now < cert.not_after:
+                usable.append(a)
+        return usable
 
     def trust_store(self) -> TrustStore:
         store = TrustStore(self.root.public)
@@ -154,7 +174,7 @@ class DevFederation:
         trust = trust or self.trust_store()
         view = PolicyStore(self.root.public, trust)
         view.set_federation(self.signed_policy)
-        for a in self.agencies.values():
+        for a in self._signing_members():
             if a.policy is not None:
                 view.set_agency_policy(a.policy)
         return view
