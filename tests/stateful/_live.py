@@ -123,7 +123,11 @@ class Live:
         nc = await stack.enter_async_context(_connection(self.url))
         trust = TrustStore(self.fed.root.public)
         policy = PolicyStore(self.fed.root.public, trust)
-        directory = Directory(nc.jetstream(), trust, policy)
+        # Its own state directory, kept across restarts as a replica's volume is: the trust
+        # high-water marks it persists there keep a restarted broker from adopting rollbacks.
+        directory = Directory(
+            nc.jetstream(), trust, policy, state_dir=self.tmp / "state" / "broker"
+        )
         await directory.load()
         await directory.watch()
         stack.push_async_callback(directory.close)
