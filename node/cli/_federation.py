@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -74,6 +77,43 @@ def read_json(path: Path) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+_MIN_SEQ_LINE: Final = re.compile(r"^min_revocation_seq\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def raise_min_revocation_seq(config: Path, seq: int) -> bool:
+    """Raise ``min_revocation_seq`` in a broker.toml to ``seq`` (never lower it).
+
+    A broker replica with no state yet starts from that minimum (decision 0013): without it, a
+    new replica would take any older revocation list the directory offers. The file is edited
+    in place, line by line, so the operator's comments and layout stay; returns whether it
+    changed.
+    """
+    try:
+        text = config.read_text()
+        tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the broker config {config}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the broker config {config} is not TOML: {exc}") from exc
+    line = f"min_revocation_seq = {seq}"
+    match = _MIN_SEQ_LINE.search(text)
+    if match is not None:
+        if int(match.group(1)) >= seq:
+            return False
+        text = text[: match.start()] + line + text[match.end() :]
+    else:
+        # Top-level keys must come before the first [table]; rendered configs have none.
+        table = re.search(r"^\[", text, re.MULTILINE)
+        at = table.start() if table is not None else len(text)
+        head = text[:at] if text[:at].endswith("\n") or not text[:at] else text[:at] + "\n"
+        text = head + line + "\n" + text[at:]
+    tmp = config.with_name(config.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, config.stat().st_mode & 0o777)
+    tmp.replace(config)
+    return True
 
 
 def _load_signing(path: Path, agency: str, passphrase_env: str | None) -> SigningKey:
@@ -179,11 +219,20 @@ def revoke(
     dir: FedDir = Path("federation"),
     list_valid_days: ListDays = REVOCATION_LIST_VALIDITY.days,
     passphrase_env: PassphraseEnv = None,
+    broker_config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--broker-config",
+            help="A broker.toml whose min_revocation_seq to raise to the new seq (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Add an agency (or one of its keys) to the signed revocation list, or renew the list.
 
     Every list says when the next one is due (next_update, in 7 days unless --list-valid-days
-    says otherwise); past it nodes and brokers raise an alarm. Renew it before then.
+    says otherwise); past it nodes and brokers raise an alarm. Renew it before then. Every
+    broker.toml must then carry the new seq as min_revocation_seq, so that a replica with no
+    state never runs on an older list: --broker-config raises it in place.
 
     Example: palermo federation revoke LBY-DCIM --reason "key compromised" --dir federation
     Example: palermo federation revoke --renew --dir federation
@@ -214,6 +263,15 @@ def revoke(
         f"{done} (list seq {seq}, next update due {due:%Y-%m-%dT%H:%MZ}); "
         f"publish {dir}/{REVOCATIONS}"
     )
+    configs = broker_config or []
+    for config in configs:
+        changed = raise_min_revocation_seq(config, seq)
+        out_console.print(f"{config}: min_revocation_seq = {seq}" + ("" if changed else " (held)"))
+    if not configs:
+        out_console.print(
+            f"set min_revocation_seq = {seq} in every broker.toml (or pass --broker-config), "
+            "so that a broker replica with no state never runs on an older list"
+        )
 
 
 @agency_app.command("init")

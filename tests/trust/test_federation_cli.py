@@ -225,6 +225,32 @@ def test_revoke_increments_seq_and_the_list_verifies(tmp_path: Path) -> None:
         trust.certificate(AGENCY, datetime.now(UTC) + timedelta(seconds=1))
 
 
+def test_revoke_raises_min_revocation_seq_in_the_broker_configs(tmp_path: Path) -> None:
+    """--broker-config raises min_revocation_seq to the new seq (a line added where there was
+    none), keeps the rest of the file, and never lowers a higher minimum."""
+    fed = tmp_path / "fed"
+    _init(fed)
+    rendered, handwritten = tmp_path / "broker-1.toml", tmp_path / "broker-2.toml"
+    rendered.write_text('broker_id = "BROKER-1"\nmin_revocation_seq = 1\ndev = false\n')
+    handwritten.write_text('# mine\nbroker_id = "BROKER-2"\n')
+    result = _ok("federation", "revoke", "--renew", "--dir", fed,
+                 "--broker-config", rendered, "--broker-config", handwritten)  # fmt: skip
+    assert "min_revocation_seq = 2" in _text(result)
+    assert 'broker_id = "BROKER-1"\nmin_revocation_seq = 2\ndev = false\n' == rendered.read_text()
+    assert '# mine\nbroker_id = "BROKER-2"\nmin_revocation_seq = 2\n' == handwritten.read_text()
+    rendered.write_text("min_revocation_seq = 9\n")
+    _ok("federation", "revoke", "--renew", "--dir", fed, "--broker-config", rendered)
+    assert "min_revocation_seq = 9\n" == rendered.read_text()
+
+
+def test_revoke_without_broker_configs_says_which_minimum_to_set(tmp_path: Path) -> None:
+    """Without --broker-config, revoke tells the operator the minimum every broker must carry."""
+    fed = tmp_path / "fed"
+    _init(fed)
+    result = _ok("federation", "revoke", "--renew", "--dir", fed)
+    assert "set min_revocation_seq = 2 in every broker.toml" in _text(result)
+
+
 def test_revoke_refuses_a_tampered_revocation_list(tmp_path: Path) -> None:
     """revoke verifies the current list first: an edited list is refused with exit 2."""
     fed = tmp_path / "fed"
