@@ -88,6 +88,16 @@ async def test_retraction_reaches_a_recipient_the_originator_now_denies(
         return any(m.headers.get("Palermo-Envelope-Id") == probe[0].id for m in dead)
 
     await wait_for(probe_denied, within=20)
+
+    async def node_denies_too() -> bool:
+        # MLT-AFM's own view has the deny as well: its node must act on the retraction anyway.
+        held = mlt.policy.agency_policies.get("ITA-GDF")
+        return (
+            held is not None
+            and not mlt.policy.decide(probe[0], "MLT-AFM", probe[0].created).allowed
+        )
+
+    await wait_for(node_denies_too, within=20)
     retraction = await ita.retract(sealed.header.id, "wrong vessel identified")
 
     async def answered() -> bool:
@@ -95,7 +105,10 @@ async def test_retraction_reaches_a_recipient_the_originator_now_denies(
         if rows.get("MLT-AFM", {}).get("status") == "purged":
             return True
         dead = await read_all(nc, "PLM_DEAD", "plm.dead.ITA-GDF.>")
-        return any(m.headers.get("Palermo-Envelope-Id") == retraction.id for m in dead)
+        if any(m.headers.get("Palermo-Envelope-Id") == retraction.id for m in dead):
+            return True  # the broker refused it
+        answer = (await ita.delivery_status(retraction.id)).get("MLT-AFM", {})
+        return answer.get("status") == "refused"  # MLT-AFM's node refused it
 
     await wait_for(answered, within=30)
     await nc.close()
