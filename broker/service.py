@@ -456,11 +456,19 @@ class Broker:
             ]
         return record
 
-    async def _audit(self, outcomes: Sequence[Outcome], now: datetime) -> bool:
-        """One hash-chained entry with every outcome's decisions, stored; False if it was not."""
-        entry = self.chain.append(
-            {"type": "decisions", "records": [self._audit_record(o) for o in outcomes]}, now
-        )
+    async def _audit(
+        self, outcomes: Sequence[Outcome], now: datetime, error: dict[str, str] | None = None
+    ) -> bool:
+        """One hash-chained entry with every outcome's decisions (or, for envelopes given up,
+        ``error`` instead), stored; False if it was not."""
+        records = [self._audit_record(o) for o in outcomes]
+        if error is not None:
+            for record in records:
+                record.pop("decisions", None)
+                if "error" in record:
+                    record["refusal"] = record["error"]  # what its dead letter would have said
+                record["error"] = error
+        entry = self.chain.append({"type": "decisions", "records": records}, now)
         [result] = await self.publisher.settle(
             [await self.publisher.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))]
         )
@@ -526,6 +534,11 @@ class Broker:
             f"(max_deliver): {o.failure or 'a replay marker or audit entry failed'}; "
             "fix the cause (a full stream? see docs/broker.md) and republish this message"
         )
+        # On record before the dead letter, like every other outcome. If even this entry cannot
+        # be stored (the audit stream is what fails), the envelope is dead-lettered anyway: left
+        # in PLM_PUB no consumer would offer it again, and the log says what happened.
+        if not await self._audit([o], datetime.now(UTC), {"code": EXHAUSTED, "reason": reason}):
+            _log.error("envelope given up without its audit entry", envelope=o.envelope_id)
         ident = f"{EXHAUSTED}.seq{o.msg.metadata.sequence.stream}"
         future = await self.publisher.publish(*_dead_letter(o, EXHAUSTED, reason, ident))
         [result] = await self.publisher.settle([future])

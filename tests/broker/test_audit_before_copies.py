@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import nats
 import pytest
 from nats.aio.client import Client
@@ -163,3 +164,40 @@ async def test_a_broker_killed_before_its_acks_leaves_every_copy_audited(
     await nc.close()
     expected = {f"{h.id}.{r}" for h, _ in items for r in recipients}
     assert (CRASHED, expected, [], 0) == (status, copies, unaudited, verified)
+
+
+async def test_an_envelope_given_up_is_on_record_before_its_dead_letter(
+    nats_server: NatsServer,
+) -> None:
+    """PLM_DLV full past max_deliver: each envelope dead-lettered as redelivery_exhausted has an
+    audit record saying so, after one 'allow' record per attempt."""
+    from broker.service import BrokerOptions
+    from tests.faults._support import running_broker
+
+    fed = DevFederation.build(datetime.now(UTC))
+    await setup_federation(nats_server.client_url, fed)
+    nc = await nats.connect(nats_server.client_url)
+    js = nc.jetstream()
+    dlv = (await js.stream_info("PLM_DLV")).config
+    dlv.max_msgs = 1  # room for one copy only
+    await js.update_stream(dlv)
+    items = [envelope(fed, recipients=["MLT-AFM"]) for _ in range(3)]
+    await publish(nc, items)
+    options = BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1)
+    async with running_broker(nats_server.client_url, fed, options):
+
+        async def settled() -> bool:
+            return 0 == await stream_count(nc, "PLM_PUB")
+
+        await wait_for(settled, within=30)
+    dead = {msgpack.unpackb(m.data)["hdr"]["id"] for m in await read_all(nc, "PLM_DEAD")}
+    entries = [json.loads(m.data) for m in await read_all(nc, "PLM_AUDIT")]
+    await nc.close()
+    trail = [
+        (record["envelope"], record.get("error", {}).get("code", "allow"))
+        for entry in entries
+        for record in entry.get("records", [])
+        if record["envelope"] in dead
+    ]
+    expected = sorted((e, c) for e in dead for c in ("allow", "allow", "redelivery_exhausted"))
+    assert (2, expected) == (len(dead), sorted(trail))
