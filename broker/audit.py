@@ -38,6 +38,8 @@ __all__ = [
 GENESIS: Final[str] = "0" * 64
 DOMAIN_ENTRY: Final[bytes] = b"palermo/v1/audit-entry\x00"
 DOMAIN_CHECKPOINT: Final[bytes] = b"palermo/v1/audit-checkpoint\x00"
+# The error code of an envelope given up after max_deliver attempts (broker.service.EXHAUSTED).
+GIVEN_UP_CODE: Final[str] = "redelivery_exhausted"
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -207,6 +209,9 @@ def trail(entries: Iterable[Mapping[str, Any]], envelope_id: str) -> list[dict[s
             for decision in record.get("decisions", []):
                 rows.append({**where, **decision})
             if record.get("error"):
-                rows.append({**where, "decision": "invalid", "recipient": None,
-                             "reasons": [record["error"]]})  # fmt: skip
+                # An envelope the broker gave up on after its last attempt was not refused: it
+                # is in PLM_DEAD, to be republished (docs/broker.md, "Streams").
+                given_up = record["error"].get("code") == GIVEN_UP_CODE
+                rows.append({**where, "decision": "given-up" if given_up else "invalid",
+                             "recipient": None, "reasons": [record["error"]]})  # fmt: skip
     return rows

@@ -147,3 +147,16 @@ def test_trail_lists_receivers_and_denials() -> None:
         (r["recipient"], r["decision"]) for r in rows
     ]
     assert "no-judicial-disclosure" == rows[0]["obligations"][0]["code"]
+
+
+def test_trail_shows_an_envelope_given_up_as_such() -> None:
+    """A redelivery_exhausted record is 'given-up' in the trail (it can be republished), not
+    'invalid' like a refusal."""
+    from broker.service import EXHAUSTED
+
+    chain = AuditChain("B.1", KEY)
+    record = {"envelope": "env-9", "error": {"code": EXHAUSTED, "reason": "not stored"}}
+    entry = chain.append({"type": "decisions", "records": [record]}, T0)
+    assert [("given-up", EXHAUSTED)] == [
+        (r["decision"], r["reasons"][0]["code"]) for r in trail([entry], "env-9")
+    ]
