@@ -40,7 +40,7 @@ pytest: $(STAMP)
 # steps, invariant checks, kills and attacks at the end.
 # An example stops early once hypothesis has drawn most of its 8,192 choices (about 35 steps
 # here), so the length comes from the number of examples.
-SOAK_EXAMPLES ?= 30
+SOAK_EXAMPLES ?= 33
 SOAK_STEPS    ?= 40
 
 soak: $(STAMP)

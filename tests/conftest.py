@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.natsserver import NatsCluster, NatsLeafPair, NatsServer
+from tests.stateful._summary import print_counts, stateful_first
 
 # --- NATS ---------------------------------------------------------------------------------------
 
@@ -53,3 +55,16 @@ async def nats_leaf_pair(tmp_path: Path) -> AsyncIterator[NatsLeafPair]:
         yield await pair.start()
     finally:
         await pair.stop()
+
+
+# --- Order and summary ------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """The longest tests (the stateful shards) first, one per xdist worker."""
+    stateful_first(items)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The stateful run's counts, if a shard ran."""
+    print_counts(terminalreporter)

@@ -1,6 +1,9 @@
 """The stateful run's counts at the end of the session: steps, invariant checks, kills and
 attacks, summed over the shards (each shard records its counts as a test property, which
-pytest-xdist carries from the worker that ran it back to the controller that prints them)."""
+pytest-xdist carries from the worker that ran it back to the controller that prints them).
+
+The hooks that call these live in ``tests/conftest.py``: under pytest-xdist the controller
+collects nothing, so it never loads a conftest below ``tests/``."""
 
 from __future__ import annotations
 
@@ -11,14 +14,14 @@ PROPERTY = "stateful"
 HEADLINE = ("steps", "invariant checks", "kills", "attacks")
 
 
-def pytest_collection_modifyitems(items: list[Any]) -> None:
+def stateful_first(items: list[Any]) -> None:
     """Run the stateful shards first: they are the longest tests, and pytest-xdist hands out
     the first tests one per worker, so each shard starts at once on its own core and the
     short tests fill in around them instead of one shard running alone at the end."""
     items.sort(key=lambda item: not item.nodeid.startswith("tests/stateful/"))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def print_counts(terminalreporter: Any) -> None:
     """Print the counts if a stateful shard ran (passed or failed)."""
     totals: Counter[str] = Counter()
     seeds = []
@@ -37,6 +40,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write(f"seeds {', '.join(map(str, sorted(seeds)))}; examples {totals['examples']}")
     write(", ".join(f"{k} {totals[k]}" for k in HEADLINE))
     for group in ("kill: ", "attack: "):
-        write(", ".join(f"{k} {v}" for k, v in sorted(totals.items()) if k.startswith(group)))
+        if line := ", ".join(f"{k} {v}" for k, v in sorted(totals.items()) if k.startswith(group)):
+            write(line)
     others = [k for k in totals if k not in HEADLINE and not k.startswith(("kill: ", "attack: "))]
     write(", ".join(f"{k} {totals[k]}" for k in sorted(others)))
+
+
+__all__ = ["print_counts", "stateful_first"]
