@@ -38,7 +38,7 @@ pytest: $(STAMP)
 # PALERMO_STATEFUL_SEED): 2 shards x SOAK_EXAMPLES examples x up to SOAK_STEPS steps, at least
 # 2,000 steps, with broker and nats-server kills and the attacks as rules. Prints the counts of
 # steps, invariant checks, kills and attacks at the end.
-# An example stops early once hypothesis has drawn most of its 8,192 choices (about 35 steps
+# An example stops early once hypothesis has drawn most of its 8 KiB of choices (about 35 steps
 # here), so the length comes from the number of examples.
 SOAK_EXAMPLES ?= 33
 SOAK_STEPS    ?= 40
