@@ -206,6 +206,8 @@ class Sent:
     granted: frozenset[str] = field(default_factory=frozenset)
     standing: Mapping[str, StandingSpec] = field(default_factory=dict)
     """The standing policies in force when it was sent (they tighten during a run)."""
+    careless: bool = False
+    """Sealed and published by the test itself, so the originator's node has no record of it."""
 
 
 def header_violations(spec: WorldSpec, sent: Sent, holder: str) -> list[str]:
