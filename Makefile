@@ -28,23 +28,25 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(PKGS)
 
 # pytest-xdist on both cores of the CI machine (every test is xdist-safe: random ports, its own
-# tmp_path); the stateful shards start first (tests/stateful/conftest.py).
+# tmp_path); the stateful shards start first (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
 
 # The stateful federation test at length, on new random seeds (printed, to replay with
-# PALERMO_STATEFUL_SEED): 2 shards x SOAK_EXAMPLES examples x up to SOAK_STEPS steps, at least
-# 2,000 steps, with broker and nats-server kills and the attacks as rules. Prints the counts of
-# steps, invariant checks, kills and attacks at the end.
-# An example stops early once hypothesis has drawn most of its 8 KiB of choices (about 35 steps
-# here), so the length comes from the number of examples.
-SOAK_EXAMPLES ?= 33
+# PALERMO_STATEFUL_SEED): SOAK_SHARDS shards (two at a time, one per core) x SOAK_EXAMPLES
+# examples x up to SOAK_STEPS steps, at least 2,000 steps, with broker and nats-server kills and
+# the attacks as rules. Prints the counts of steps, invariant checks, kills and attacks at the end.
+# An example stops early once hypothesis has drawn most of its 8 KiB of choices (about 30 steps
+# here), and one shard's run has ended near 980 steps however many examples it was given, so the
+# length comes from the number of shards and examples.
+SOAK_SHARDS   ?= 4
+SOAK_EXAMPLES ?= 20
 SOAK_STEPS    ?= 40
 
 soak: $(STAMP)
-	PALERMO_STATEFUL_RANDOM=1 PALERMO_STATEFUL_SHARDS=2 PALERMO_STATEFUL_MIN_STEPS=2000 \
+	PALERMO_STATEFUL_RANDOM=1 PALERMO_STATEFUL_SHARDS=$(SOAK_SHARDS) PALERMO_STATEFUL_MIN_STEPS=2000 \
 	PALERMO_STATEFUL_EXAMPLES=$(SOAK_EXAMPLES) PALERMO_STATEFUL_STEPS=$(SOAK_STEPS) \
 	  $(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/stateful $(PYTEST_ARGS)
 
