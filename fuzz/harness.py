@@ -81,6 +81,7 @@ def _base_envelope() -> bytes:
         route=report.route,
         category=report.category,
         handling=report.handling,
+        priority=report.priority,
         recipients=sorted(readers),
         sections=parts.sections(),
     )
