@@ -114,7 +114,16 @@ async def test_cluster_r3_stream_survives_losing_a_server(nats_cluster: NatsClus
             leader = (await js.stream_info("R")).cluster.leader  # type: ignore[union-attr]
             if not leader:
                 await asyncio.sleep(0.1)
-        await js.publish("r.1", b"one", timeout=10)
+        # Even with a leader, the server this client is on may not yet know the stream's
+        # subject interest (it travels over the routes): a publish then finds no responders.
+        while True:
+            try:
+                await js.publish("r.1", b"one", timeout=10)
+                break
+            except nats.errors.NoRespondersError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
         # A follower the client is not using: killing the leader would add an election (~5 s).
         victim = next(
             s
