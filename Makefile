@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PKGS   := schemas policies node broker deploy
+PKGS   := schemas policies protocol node broker palermo deploy
 
-.PHONY: demo test lint typecheck pytest soak bench bench-quick fuzz install clean
+.PHONY: demo test lint imports typecheck pytest soak bench bench-quick fuzz install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+
+# Imports only go down the layers (DESIGN.md "Layout and layers"): the import-linter contracts in
+# pyproject.toml; a broken one names the importing and the imported module.
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PKGS)
@@ -50,7 +55,7 @@ soak: $(STAMP)
 	PALERMO_STATEFUL_EXAMPLES=$(SOAK_EXAMPLES) PALERMO_STATEFUL_STEPS=$(SOAK_STEPS) \
 	  $(BIN)/python -m pytest -n 2 -p no:cacheprovider tests/stateful $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 BENCHES := envelope policy broker
 

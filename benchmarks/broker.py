@@ -44,12 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from broker.streams import StreamLimits, ensure_streams  # noqa: E402
-from node.devfed import DevFederation  # noqa: E402
-from node.directory import Directory  # noqa: E402
-from node.envelope import seal  # noqa: E402
-from node.envelope._format import canonical_packb  # noqa: E402
-from node.natsserver import NatsServer  # noqa: E402
-from node.transport import publish_subject  # noqa: E402
+from palermo.devfed import DevFederation  # noqa: E402
+from palermo.natsserver import NatsServer  # noqa: E402
+from protocol.directory import Directory  # noqa: E402
+from protocol.envelope import seal  # noqa: E402
+from protocol.envelope._format import canonical_packb  # noqa: E402
+from protocol.transport import publish_subject  # noqa: E402
 from schemas import EnvelopeHeader, Handling, new_uuid7  # noqa: E402
 
 RECIPIENTS = ["ESP-GC", "GRC-HCG", "LBY-DCIM", "MLT-AFM", "TUR-CG"]

@@ -10,7 +10,7 @@ Ed25519 signing key and the same X25519 recipient keys (imported into ``jwcrypto
 
 Timed region of **seal** (sign + encrypt for N recipients):
 - Palermo: build the ``EnvelopeHeader`` (new UUIDv7, ``created`` now, pydantic validation), then
-  ``node.envelope.seal``: Ed25519 signature, one HPKE X25519 stanza per recipient, AES-256-GCM.
+  ``protocol.envelope.seal``: Ed25519 signature, one HPKE X25519 stanza per recipient, AES-256-GCM.
 - JOSE (``jwcrypto``): build the protected headers (compact ``json.dumps``), a JWS (``EdDSA``,
   with ``kid``) in compact form, nested in a JWE in general JSON serialization (protected
   ``enc: A256GCM``, ``cty: JOSE``) with one recipient per partner (``alg: ECDH-ES+A256KW`` and
@@ -65,9 +65,9 @@ from typing import Any, Final
 import msgpack
 from jwcrypto import jwe, jwk, jws
 
-from node import crypto
-from node.envelope import StaticSigners, _format, _seal, open_envelope, seal
-from node.keys import EncryptionKey, SigningKey
+from protocol import crypto
+from protocol.envelope import StaticSigners, _format, _seal, open_envelope, seal
+from protocol.keys import EncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, new_uuid7
 
 COUNTS: Final[tuple[int, ...]] = (1, 5, 20)

@@ -21,9 +21,9 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node import crypto
-from node.keys import SigningKey
-from policies.trust import canonical_json
+from protocol import crypto
+from protocol.keys import SigningKey
+from protocol.trust import canonical_json
 from schemas import to_epoch_ms
 
 __all__ = [

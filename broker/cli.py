@@ -1,7 +1,7 @@
-"""``palermo broker``, ``palermo audit`` and ``palermo directory``.
+"""The broker's command group: ``palermo broker``, ``palermo audit`` and ``palermo dead``.
 
-The broker package is imported inside each command, so the node's commands never load it
-(docs/decisions/0001-errors-and-layering.md).
+:mod:`palermo.cli` adds it to the ``palermo`` command; it imports no other role. The broker's
+modules are imported inside each command, so ``palermo --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -16,44 +16,24 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from protocol.commandline import (
+    DEFAULT_NATS,
+    NatsConfigOption,
+    NatsOption,
+    handles_errors,
+    nats_connection,
+    out_console,
+    print_json,
+)
 from schemas.errors import InputError
-
-from ..config import load_root_public
-from ._app import handles_errors, out_console, print_json
-from ._federation import read_json
 
 T = TypeVar("T")
 
 broker_app = typer.Typer(help="Run the federation broker.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and query the audit log.", no_args_is_help=True)
-directory_app = typer.Typer(help="Publish and show the federation directory.", no_args_is_help=True)
 dead_app = typer.Typer(
     help="List dead letters (PLM_DEAD) and republish stranded envelopes.", no_args_is_help=True
 )
-
-NatsOption = Annotated[
-    list[str], typer.Option("--nats", help="NATS server URL (repeat for a cluster).")
-]
-DEFAULT_NATS = ["nats://127.0.0.1:4222"]
-NatsConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--nats-config",
-        help="TOML with nats_url, TLS and credentials (admin.toml from 'palermo deploy "
-        "render'); replaces --nats.",
-    ),
-]
-
-
-def _nats(urls: list[str], config: Path | None) -> tuple[list[str], dict[str, Any]]:
-    """URLs and connect options: from --nats, or from a NATS settings TOML (checked)."""
-    if config is None:
-        return urls, {}
-    from ..config import NatsSettings
-
-    settings = NatsSettings.load(config)
-    settings.check_secure()
-    return settings.nats_url, settings.connect_options()
 
 
 @broker_app.command("keygen")
@@ -67,9 +47,9 @@ def keygen(
 
     Example: palermo broker keygen --out /etc/palermo
     """
-    from ..config import write_public_key_file
-    from ..keys import SigningKey, save_private_key
-    from ._keys import passphrase_from_env
+    from protocol.commandline import passphrase_from_env
+    from protocol.keys import SigningKey, save_private_key
+    from protocol.settings import write_public_key_file
 
     key = SigningKey.generate("broker")
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -90,8 +70,7 @@ def run(
     """
     from broker.config import BrokerSettings
     from broker.runner import run_broker
-
-    from ..logs import configure_logging
+    from protocol.logs import configure_logging
 
     configure_logging(json_output=log_format == "json")
     settings = BrokerSettings.load(config)
@@ -123,8 +102,7 @@ def streams_create(
     """
     from broker.config import BrokerSettings
     from broker.streams import STREAMS, StreamLimits, ensure_directory_bucket, ensure_streams
-
-    from ..directory import BUCKET
+    from protocol.directory import BUCKET
 
     settings = BrokerSettings.load(config)
     limits = StreamLimits(replicas=settings.replicas, max_payload=settings.max_envelope_bytes)
@@ -175,9 +153,9 @@ async def _stream_messages(js: Any, stream: str) -> list[Any]:
 @asynccontextmanager
 async def _jetstream(urls: list[str], config: Path | None, name: str) -> AsyncIterator[Any]:
     """A JetStream context on a connection from --nats or --nats-config, closed on exit."""
-    from ..transport import connect
+    from protocol.transport import connect
 
-    urls, options = _nats(urls, config)
+    urls, options = nats_connection(urls, config)
     async with connect(urls, name, **options) as nc:
         yield nc.jetstream()
 
@@ -185,7 +163,7 @@ async def _jetstream(urls: list[str], config: Path | None, name: str) -> AsyncIt
 async def _read_stream(
     urls: list[str], subject: str, stream: str, config: Path | None = None
 ) -> list[dict[str, Any]]:
-    from ..transport import map_nats_errors
+    from protocol.transport import map_nats_errors
 
     async with _jetstream(urls, config, "palermo-audit") as js:
         with map_nats_errors(f"read {stream}"):
@@ -213,8 +191,7 @@ def verify(
     Example: palermo audit verify --broker-key broker.pub.json --nats nats://hub:4222
     """
     from broker.audit import verify_entries
-
-    from ..config import load_public_key_file
+    from protocol.settings import load_public_key_file
 
     keys = {}
     for path in broker_key:
@@ -265,100 +242,9 @@ def trail(
         )
 
 
-@directory_app.command("publish")
-@handles_errors
-def publish(
-    files: Annotated[list[Path], typer.Argument(help="Signed documents (*.json).")],
-    root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
-    nats_url: NatsOption = DEFAULT_NATS,
-    nats_config: NatsConfigOption = None,
-) -> None:
-    """Verify signed trust and policy documents, then store them in the directory.
-
-    Example: palermo directory publish federation/members/*.cert.json --root root.pub.json
-    """
-    from policies.trust import TrustStore
-
-    from ..directory import Directory
-    from ..transport import connect
-
-    docs = [read_json(f) for f in files]
-    urls, options = _nats(nats_url, nats_config)
-
-    async def go() -> list[str]:
-        async with connect(urls, "palermo-directory", **options) as nc:
-            directory = Directory(nc.jetstream(), TrustStore(load_root_public(root)))
-            await directory.load()
-            order = {"membership-certificate": 0, "revocation-list": 1, "federation-policy": 2}
-            ranked = sorted(docs, key=lambda d: order.get(d.get("document", {}).get("kind"), 3))
-            return [await directory.publish(d) for d in ranked]
-
-    for key in asyncio.run(go()):
-        out_console.print(f"published {key}")
-
-
-@directory_app.command("show")
-@handles_errors
-def show(
-    root: Annotated[Path, typer.Option("--root", help="Pinned root.pub.json.")],
-    nats_url: NatsOption = DEFAULT_NATS,
-    nats_config: NatsConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Show the verified directory: members, keys, subscriptions, revocations, refusals.
-
-    Example: palermo directory show --root root.pub.json --json
-    """
-    from policies.trust import TrustStore
-
-    from ..directory import Directory
-    from ..transport import connect
-
-    urls, options = _nats(nats_url, nats_config)
-
-    async def go() -> dict[str, Any]:
-        async with connect(urls, "palermo-directory", **options) as nc:
-            store = TrustStore(load_root_public(root))
-            directory = Directory(nc.jetstream(), store)
-            await directory.load()
-            return {
-                "members": {
-                    a: {
-                        "name": c.name,
-                        "country": c.country,
-                        "groups": c.groups,
-                        "accreditation": c.accreditation.value,
-                        "serial": c.serial,
-                    }
-                    for a, c in sorted(store.members.items())
-                },
-                "revoked": [e.model_dump(mode="json") for e in store.revocations.entries],
-                "subscriptions": {
-                    a: [f.model_dump(mode="json") for f in s.filters]
-                    for a, s in sorted(store.subscriptions.items())
-                },
-                "federation_policy": directory.policy.federation.version
-                if directory.policy.federation
-                else None,
-                "refused": directory.rejected,
-            }
-
-    data = asyncio.run(go())
-    if as_json:
-        print_json(data)
-        return
-    for agency, info in data["members"].items():
-        out_console.print(f"{agency:<12} {info['country']} {','.join(info['groups'])}")
-    for entry in data["revoked"]:
-        out_console.print(f"revoked: {entry['agency']} {entry.get('kid') or ''} {entry['reason']}")
-    for key, reason in data["refused"].items():
-        out_console.print(f"refused {key}: {reason}")
-
-
 async def _dead_letters(js: Any) -> list[Any]:
     from broker.deadletters import DeadLetter
-
-    from ..transport import map_nats_errors
+    from protocol.transport import map_nats_errors
 
     with map_nats_errors("read PLM_DEAD"):
         return [DeadLetter.of(m) for m in await _stream_messages(js, "PLM_DEAD")]
@@ -420,8 +306,7 @@ def dead_republish(
     Example: palermo dead republish --all-exhausted --nats-config admin.toml
     """
     from broker.deadletters import refuse_unrepublishable, republish
-
-    from ..transport import map_nats_errors
+    from protocol.transport import map_nats_errors
 
     if bool(seqs) == all_exhausted:
         raise InputError("name the dead letters to republish (SEQ ...) or pass --all-exhausted")

@@ -8,8 +8,8 @@ from typing import ClassVar, Final, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from node.config import NatsSettings
-from policies._marks import FEDERATION_KEY, REVOCATIONS_KEY, Mark
+from protocol.marks import FEDERATION_KEY, REVOCATIONS_KEY, Mark
+from protocol.settings import NatsSettings
 
 __all__ = ["DEV_STATE_DIR", "BrokerSettings"]
 

@@ -16,13 +16,13 @@ from typing import Final
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from node.directory import Directory
-from node.keys import SigningKey, load_private_key
-from node.ops import OpsServer
-from node.transport import connect
-from policies._marks import HighWaterMarks
-from policies.trust import TrustStore
-from policies.view import PolicyStore
+from protocol.directory import Directory
+from protocol.keys import SigningKey, load_private_key
+from protocol.marks import HighWaterMarks
+from protocol.ops import OpsServer
+from protocol.transport import connect
+from protocol.trust import TrustStore
+from protocol.view import PolicyStore
 from schemas.errors import ConfigError
 
 from .config import BrokerSettings
@@ -48,7 +48,7 @@ def load_broker_key(settings: BrokerSettings) -> SigningKey:
 
 async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = None) -> int:
     """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
-    from node.config import load_root_public
+    from protocol.settings import load_root_public
 
     settings.check_secure()
     if settings.state_dir is None:

@@ -39,12 +39,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from node.envelope import Unverified, Verified, check_signature, inspect_envelope
-from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
-from node.keys import SigningKey
-from node.transport import PublishRejected, deliver_subject, map_nats_errors, publish_subject
 from policies import Decision, decide_retraction
-from policies.trust import TrustStore, canonical_json
+from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
+from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
+from protocol.keys import SigningKey
+from protocol.transport import PublishRejected, deliver_subject, map_nats_errors, publish_subject
+from protocol.trust import TrustStore, canonical_json
 from schemas import EnvelopeHeader, Kind
 from schemas.errors import (
     EnvelopeError,
@@ -410,7 +410,7 @@ class Broker:
         self, outcome: Outcome, refused: list[dict[str, Any]], now: datetime
     ) -> tuple[str, bytes, dict[str, str]]:
         """A broker-signed notice to the originator naming who was refused and why."""
-        from node import crypto
+        from protocol import crypto
 
         body = {
             "kind": "broker-notice",

@@ -7,7 +7,7 @@
 - PLM_RCPT  plm.rcpt.>  receipts and broker notices back to originators
 - PLM_SEEN  plm.seen.>  one marker per envelope id: replay detection across replicas
 
-and the directory bucket ``PLM_DIR`` (stream ``KV_PLM_DIR``, node/directory.py).
+and the directory bucket ``PLM_DIR`` (stream ``KV_PLM_DIR``, protocol/directory.py).
 
 Who creates them (docs/decisions/0015-jetstream-api-per-role.md): in a deployment the operator,
 once, with ``palermo broker streams create --config broker.toml --nats-config admin.toml``; the
@@ -32,8 +32,8 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from node.directory import BUCKET
-from node.transport import map_nats_errors
+from protocol.directory import BUCKET
+from protocol.transport import map_nats_errors
 from schemas.errors import PalermoError, StreamsNotProvisioned
 
 __all__ = [
@@ -53,7 +53,7 @@ CREATE_COMMAND: Final[str] = (
 """What the operator runs (with the admin's NATS user) to create or correct the streams."""
 DIRECTORY_STREAM: Final[str] = f"KV_{BUCKET}"
 DIRECTORY_HISTORY: Final[int] = 5
-"""Versions kept per directory key; the same as node/directory.py's ``Directory._create``."""
+"""Versions kept per directory key; the same as protocol/directory.py's ``Directory._create``."""
 
 
 @dataclass(frozen=True)

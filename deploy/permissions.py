@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
-"""The JetStream stream behind the directory bucket ``PLM_DIR`` (node/directory.py)."""
+"""The JetStream stream behind the directory bucket ``PLM_DIR`` (protocol/directory.py)."""
 STREAM_NAMES: Final[tuple[str, ...]] = STREAMS
 """Palermo's streams (broker/streams.py)."""
 BROKER_CONSUMER: Final[str] = CONSUMER

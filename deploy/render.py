@@ -3,7 +3,7 @@
 Input: the federation policy, as TOML (``policies/examples/federation.toml``, the draft
 ``palermo federation init`` writes) or as the signed JSON ``palermo policy sign`` writes (then
 only its ``document`` is read: the member list). The keys and signed documents come from
-:class:`node.devfed.DevFederation` — a fresh development root, agency keys, membership
+:class:`palermo.devfed.DevFederation` — a fresh development root, agency keys, membership
 certificates, key bundles, subscriptions and the signed policies. A real federation supplies
 its own (``palermo federation init/admit``, ``palermo agency init``) and replaces ``fed/``.
 
@@ -66,9 +66,9 @@ from typing import Any, Final
 
 import nkeys
 
-from node.devfed import DevFederation
 from node.ingest import write_token_file
-from node.natsserver import DEFAULT_MAX_PAYLOAD, render_config
+from palermo.devfed import DevFederation
+from palermo.natsserver import DEFAULT_MAX_PAYLOAD, render_config
 from policies import Federation
 from schemas.errors import ConfigError
 

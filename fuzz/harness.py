@@ -18,11 +18,11 @@ from typing import Any, Final
 
 import msgpack
 
-from node import crypto
-from node.envelope import Opened, StaticSigners, _seal, decode, inspect_envelope, open_envelope
-from node.envelope._format import _canon
-from node.envelope._seal import DOMAIN_SIGNATURE
 from node.reports import open_report
+from protocol import crypto
+from protocol.envelope import Opened, StaticSigners, _seal, decode, inspect_envelope, open_envelope
+from protocol.envelope._format import _canon
+from protocol.envelope._seal import DOMAIN_SIGNATURE
 from schemas import (
     PERSONAL_DATA,
     PROTECTED_PERSONS,

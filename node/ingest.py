@@ -1,7 +1,7 @@
 """The node's ingest listener: ``POST /v1/reports``, authenticated, on its own socket.
 
 Ingest makes the agency sign and publish in its own name, so it is never served beside the
-unauthenticated ``/healthz`` and ``/metrics`` (:mod:`node.ops`): it listens on loopback or a
+unauthenticated ``/healthz`` and ``/metrics`` (:mod:`protocol.ops`): it listens on loopback or a
 Unix socket by default, and every request must carry the bearer token from a 0600 file, or
 come over mutual TLS with a client certificate from the configured CA, or both
 (docs/decisions/0016-authenticated-ingest.md). A refusal is a 401 whose body is the same
@@ -26,10 +26,10 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from protocol.keys import shared_access
 from schemas.errors import ConfigError, Unauthenticated
 
 from .config import NodeSettings
-from .keys import shared_access
 
 __all__ = [
     "INGEST_PATH",

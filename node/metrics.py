@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from policies.trust import TrustStore
+from protocol.trust import TrustStore
 
 __all__ = ["NodeMetrics"]
 

@@ -17,8 +17,11 @@ import msgpack
 from pydantic import ValidationError
 
 from policies import Decision, Reason
-from policies.trust import TrustStore
-from policies.view import PolicyStore
+from protocol import crypto
+from protocol.envelope import Opened, seal
+from protocol.keys import PublicEncryptionKey, SigningKey
+from protocol.trust import TrustStore
+from protocol.view import PolicyStore
 from schemas import (
     PERSONAL_DATA,
     PROTECTED_PERSONS,
@@ -31,10 +34,6 @@ from schemas import (
 )
 from schemas._validation import invalid
 from schemas.errors import BodyMismatch, InputError, MalformedEnvelope, TrustError
-
-from . import crypto
-from .envelope import Opened, seal
-from .keys import PublicEncryptionKey, SigningKey
 
 __all__ = ["NO_USABLE_KEY", "SealedReport", "open_report", "seal_report", "sealing_key"]
 

@@ -29,7 +29,13 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from policies import decide_retraction, may_forward
-from policies.trust import (
+from protocol import crypto
+from protocol.directory import Directory
+from protocol.envelope import Verified, open_verified, seal, verify_envelope
+from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
+from protocol.settings import load_public_key_file, load_root_public
+from protocol.transport import connect, deliver_subject, map_nats_errors, publish_subject
+from protocol.trust import (
     MAX_BUNDLE_KEYS,
     KeyBundle,
     Subscriptions,
@@ -40,7 +46,7 @@ from policies.trust import (
     sign_document,
     verify_document,
 )
-from policies.view import PolicyStore
+from protocol.view import PolicyStore
 from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
 from schemas.errors import (
     AuthenticationFailed,
@@ -56,22 +62,12 @@ from schemas.errors import (
     TrustError,
 )
 
-from . import crypto
-from .config import (
-    DEFAULT_MAX_ENVELOPE_AGE,
-    NodeSettings,
-    load_public_key_file,
-    load_root_public,
-)
-from .directory import Directory
-from .envelope import Verified, open_verified, seal, verify_envelope
+from .config import DEFAULT_MAX_ENVELOPE_AGE, NodeSettings
 from .inbox import Inbox, InboxEntry, StorageKey
-from .keys import EncryptionKey, PublicSigningKey, SigningKey
 from .metrics import NodeMetrics
 from .receipts import MAX_RECEIPT_REASON, Receipt
 from .releases import ReleaseDecision, ReleaseRequest
 from .reports import SealedReport, open_report, seal_report, sealing_key
-from .transport import connect, deliver_subject, map_nats_errors, publish_subject
 
 __all__ = ["Node", "NodeIdentity"]
 

@@ -25,14 +25,14 @@ import nats
 
 from broker.service import Broker, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
+from node.service import Node, NodeIdentity
+from protocol.directory import Directory
 from schemas import Report
 from schemas.errors import InputError
 from schemas.export import parse_report
 
 from .devfed import DevFederation
-from .directory import Directory
 from .natsserver import NatsServer
-from .service import Node, NodeIdentity
 
 __all__ = ["DemoResult", "run_demo"]
 

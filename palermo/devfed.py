@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from node.ingest import write_token_file
 from policies import AgencyPolicy, Federation
-from policies.trust import (
+from protocol.keys import EncryptionKey, KeyCard, SigningKey, save_private_key
+from protocol.trust import (
     REVOCATION_LIST_VALIDITY,
     ROOT,
     MembershipCertificate,
@@ -28,11 +30,8 @@ from policies.trust import (
     bundle_for,
     sign_document,
 )
-from policies.view import PolicyStore
+from protocol.view import PolicyStore
 from schemas import Route
-
-from .ingest import write_token_file
-from .keys import EncryptionKey, KeyCard, SigningKey, save_private_key
 
 __all__ = ["DEFAULT_SUBSCRIPTIONS", "EXAMPLES", "DevAgency", "DevFederation"]
 

@@ -307,7 +307,7 @@ class NatsServer:
         }
         if self.jetstream:
             generated["jetstream"] = {"store_dir": str(self.store_dir)}
-        header = "# Written by palermo (node/natsserver.py) at every start; edits are lost.\n"
+        header = "# Written by palermo (palermo/natsserver.py) at every start; edits are lost.\n"
         return header + render_config(_merge(generated, self.config)) + self.extra_config
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:

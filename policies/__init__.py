@@ -4,7 +4,7 @@ policies (signed TOML documents), and the policy engine — a pure function from
 and the sections to withhold. No I/O.
 
 Trust documents (certificates, key bundles, revocations, signatures) are in
-:mod:`policies.trust`, which is not imported here so that the engine stays free of crypto.
+:mod:`protocol.trust`, which is not imported here so that the engine stays free of crypto.
 """
 
 from ._agency_policy import (

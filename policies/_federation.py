@@ -1,7 +1,7 @@
 """The federation policy document: members, groups, agreements and federation-wide rules.
 
 The federation operator writes it in TOML and signs it with the federation root key
-(``policies.trust.sign_document``). Lists are put in one canonical order when the document is
+(``protocol.trust.sign_document``). Lists are put in one canonical order when the document is
 validated, so :meth:`PolicyDocument.canonical_bytes` — what a signature covers — does not depend
 on the order in which the operator wrote members, groups or agreements, and neither does any
 decision taken on it.
@@ -51,7 +51,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 def canonical_json(data: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: byte-identical to ``policies.trust.canonical_json``."""
+    """Sorted keys, no whitespace, UTF-8: byte-identical to ``protocol.trust.canonical_json``."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -77,7 +77,7 @@ class PolicyDocument(BaseModel):
     """How error messages name the document."""
 
     def canonical_bytes(self) -> bytes:
-        """What a signer signs: the same bytes ``policies.trust.sign_document`` covers."""
+        """What a signer signs: the same bytes ``protocol.trust.sign_document`` covers."""
         return canonical_json(self.model_dump(mode="json", exclude_none=True))
 
     @classmethod

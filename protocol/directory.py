@@ -2,13 +2,13 @@
 
 Keys: ``cert.<AGENCY>``, ``bundle.<AGENCY>``, ``subs.<AGENCY>``, ``revocations``,
 ``policy.federation``, ``policy.agency.<AGENCY>``. Every value is a signed document; nothing is
-used before the :class:`~policies.trust.TrustStore` has verified it against the pinned root, so
+used before the :class:`~protocol.trust.TrustStore` has verified it against the pinned root, so
 a writer to the bucket can at worst withhold documents, never forge them. Both the broker and
 the nodes keep a live view with :meth:`Directory.watch`.
 
 A key holds only its own subject's document (``policy.agency.B`` only B's standing policy), and
 versions only go up: each key has a high-water mark, persisted in the process's state dir
-(:mod:`node.watermarks`), and nothing below it is adopted, in this run or after a restart. At
+(:mod:`protocol.watermarks`), and nothing below it is adopted, in this run or after a restart. At
 start-up, a directory offering only an older revocation list or federation policy than the marks
 stops the process (:class:`~schemas.errors.Rollback`); an older per-agency document is refused
 and that agency's document treated as missing (docs/decisions/0013-trust-high-water-marks.md).
@@ -28,9 +28,9 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Gauge
 
-from policies._marks import REVOCATIONS_KEY, check_key, document_key
-from policies.trust import TrustStore
-from policies.view import AGENCY_PREFIX, FEDERATION_KEY, PolicyStore
+from protocol.marks import REVOCATIONS_KEY, check_key, document_key
+from protocol.trust import TrustStore
+from protocol.view import AGENCY_PREFIX, FEDERATION_KEY, PolicyStore
 from schemas.errors import PalermoError, Rollback, TransportError, TrustError
 
 from .transport import map_nats_errors

@@ -5,7 +5,7 @@ readable in the directory bucket's history), so a signature check alone cannot t
 document from a rollback to an older, looser one. What can is the version: each directory key
 has a mark, the highest version accepted under it (with the digest of that document), and a
 document below the mark, or a different document at the mark, is refused. The marks are pure
-data here; ``node.watermarks`` keeps them on disk so a restart does not forget them.
+data here; ``protocol.watermarks`` keeps them on disk so a restart does not forget them.
 
 A document is also bound to its key: ``cert.<A>`` holds only A's membership certificate,
 ``policy.agency.<A>`` only A's standing policy, and so on (:func:`document_key`). Without the
@@ -21,9 +21,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
+from policies import canonical_json
 from schemas.errors import Rollback, TrustError, WrongDirectoryKey
-
-from ._federation import canonical_json
 
 __all__ = [
     "AGENCY_PREFIX",

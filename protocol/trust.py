@@ -25,8 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl import bindings as sodium
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from node import crypto
-from node.keys import PublicEncryptionKey, PublicSigningKey, SigningKey
+from protocol import crypto
+from protocol.keys import PublicEncryptionKey, PublicSigningKey, SigningKey
+from protocol.marks import REVOCATIONS_KEY, HighWaterMarks
+from protocol.marks import digest as _digest
 from schemas import (
     AgencyId,
     Category,
@@ -47,9 +49,6 @@ from schemas.errors import (
     UnknownIssuer,
     UnknownSigner,
 )
-
-from ._marks import REVOCATIONS_KEY, HighWaterMarks
-from ._marks import digest as _digest
 
 __all__ = [
     "MAX_BUNDLE_KEYS",

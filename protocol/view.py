@@ -5,7 +5,7 @@ root, ``policy.agency.<AGENCY>`` signed by that agency) and keeps the last good 
 a document that fails verification is refused and the previous one stays in force. Until a
 federation policy has been verified, every decision is a denial (deny by default).
 
-Versions only go up (the trust store's high-water marks, ``policies._marks``): an older policy,
+Versions only go up (the trust store's high-water marks, ``protocol.marks``): an older policy,
 or a different one under the version in force, is refused as a rollback, and a standing policy
 is only taken from its own key, ``policy.agency.<its agency>``. Two gaps deny instead of
 guessing: no revocation list at or above the mark (running on an older one would un-revoke
@@ -18,15 +18,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from policies import (
+    AgencyPolicy,
+    Decision,
+    Federation,
+    FederationIndex,
+    Reason,
+    compile_federation,
+    decide,
+)
+from protocol.marks import AGENCY_PREFIX, FEDERATION_KEY, REVOCATIONS_KEY, check_key, digest
 from schemas import EnvelopeHeader
 from schemas.errors import PalermoError, TrustError
 
-from ._agency_policy import AgencyPolicy
-from ._decision import Decision, Reason
-from ._engine import decide
-from ._federation import Federation
-from ._index import FederationIndex, compile_federation
-from ._marks import AGENCY_PREFIX, FEDERATION_KEY, REVOCATIONS_KEY, check_key, digest
 from .trust import ROOT, TrustStore, verify_document
 
 __all__ = ["AGENCY_PREFIX", "FEDERATION_KEY", "PolicyStore"]

@@ -28,7 +28,7 @@ from typing import Final
 
 import structlog
 
-from policies._marks import Mark
+from protocol.marks import Mark
 from schemas.errors import ConfigError
 
 __all__ = ["FILE_NAME", "FORMAT", "MAX_FILE_BYTES", "MarksFile"]

@@ -2,7 +2,7 @@
 
 Sections, one per concern (add new ones below their own heading):
 
-- NATS: real nats-server processes (``node/natsserver.py``) on free loopback ports, JetStream
+- NATS: real nats-server processes (``palermo/natsserver.py``) on free loopback ports, JetStream
   on file storage in ``tmp_path``; one fresh set per test, always stopped at teardown, even when
   the test fails. Every test talks to a real server.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from node.natsserver import NatsCluster, NatsLeafPair, NatsServer
+from palermo.natsserver import NatsCluster, NatsLeafPair, NatsServer
 from tests.stateful._summary import print_counts, stateful_first
 
 # --- NATS ---------------------------------------------------------------------------------------

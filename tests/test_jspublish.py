@@ -5,9 +5,9 @@ from __future__ import annotations
 import nats
 from nats.js.api import StreamConfig
 
-from node.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
-from node.natsserver import NatsServer
-from node.transport import PublishRejected
+from palermo.natsserver import NatsServer
+from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
+from protocol.transport import PublishRejected
 
 
 async def test_refusals_resolve_instead_of_hanging(nats_server: NatsServer) -> None:

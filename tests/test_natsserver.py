@@ -17,8 +17,8 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 
-from node import natsserver
-from node.natsserver import (
+from palermo import natsserver
+from palermo.natsserver import (
     DEFAULT_MAX_PAYLOAD,
     NatsCluster,
     NatsLeafPair,

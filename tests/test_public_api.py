@@ -9,14 +9,14 @@ import pytest
 MODULES = [
     "schemas",
     "schemas.errors",
-    "node.envelope",
-    "node.keys",
-    "node.crypto",
-    "node.transport",
-    "node.jspublish",
+    "protocol.envelope",
+    "protocol.keys",
+    "protocol.crypto",
+    "protocol.transport",
+    "protocol.jspublish",
     "policies",
-    "policies.trust",
-    "policies.view",
+    "protocol.trust",
+    "protocol.view",
     "broker.audit",
 ]
 

@@ -1,4 +1,5 @@
-"""``palermo node run``, ``palermo publish`` and ``palermo inbox``: what agencies touch."""
+"""The node's commands (``palermo node run``, ``publish``, ``inbox``, ``keys rotate``, ...):
+what agencies touch. :mod:`palermo.cli` puts them into the ``palermo`` command."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
 from schemas.errors import ConfigError
-
-from ._app import err_console, handles_errors, out_console, print_json
-from ._federation import read_json
 
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
 inbox_app = typer.Typer(help="Read the reports this agency received.", no_args_is_help=True)
@@ -52,13 +51,14 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     Example: palermo node run --config /etc/palermo/node.toml
     """
-    from ..logs import configure_logging
+    from protocol.logs import configure_logging
 
     configure_logging(json_output=log_format == "json")
 
+    from protocol.ops import OpsServer
+
     from ..config import NodeSettings
     from ..ingest import IngestServer
-    from ..ops import OpsServer
 
     settings = NodeSettings.load(config)
     # POST /v1/reports on its own authenticated listener, only if configured; its settings,
@@ -309,8 +309,9 @@ def rotate(
 
     Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
     """
+    from protocol.keys import EncryptionKey, save_private_key
+
     from ..config import NodeSettings
-    from ..keys import EncryptionKey, save_private_key
 
     settings = NodeSettings.load(config)
     new = EncryptionKey.generate(settings.agency)
@@ -327,6 +328,17 @@ def rotate(
     bundle = asyncio.run(go())
     out_console.print(f"key bundle {bundle.seq} published: new key {new.kid} at {path}")
     out_console.print(f"add it first in encryption_keys of {config}; keep the old keys for now")
+
+
+def rotate_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")],
+    overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
+) -> None:
+    """Rotate the node's encryption key with overlap (a new signed key bundle in the directory).
+
+    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
+    """
+    rotate(config, overlap_days)
 
 
 def import_reports(

@@ -1,14 +1,14 @@
-"""The ``palermo`` command line."""
+"""The ``palermo`` command: the composition root assembles each role's command group.
+
+The node's commands come from :mod:`node.cli`, the broker's from :mod:`broker.cli`; operator
+and tooling groups (federation, agency, keys, policy, directory, schema, envelope, deploy,
+demo, dev) live here. Nothing imports this package.
+"""
 
 from __future__ import annotations
 
-from ._app import app, handles_errors
-from ._broker import audit_app, broker_app, dead_app, directory_app
-from ._deploy import deploy_app
-from ._envelope import envelope_app
-from ._federation import agency_app, federation_app
-from ._keys import keys_app
-from ._node import (
+from broker.cli import audit_app, broker_app, dead_app
+from node.cli import (
     import_reports,
     inbox_app,
     messages_cmd,
@@ -21,6 +21,14 @@ from ._node import (
     status,
     subscribe,
 )
+from protocol.commandline import handles_errors
+
+from ._app import app
+from ._deploy import deploy_app
+from ._directory import directory_app
+from ._envelope import envelope_app
+from ._federation import agency_app, federation_app
+from ._keys import keys_app
 from ._policy import policy_app
 from ._schema import schema_app
 
@@ -51,7 +59,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    from ..logs import quiet_known_noise
+    from protocol.logs import quiet_known_noise
 
     quiet_known_noise()
     app()

@@ -1,23 +1,12 @@
-"""The root ``palermo`` command and the error boundary every subcommand shares."""
+"""The root ``palermo`` command, ``palermo demo`` and ``palermo dev up``."""
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from schemas._validation import invalid
-from schemas.errors import PalermoError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from protocol.commandline import handles_errors, out_console, print_json
 
 app = typer.Typer(
     name="palermo",
@@ -29,43 +18,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True, soft_wrap=True)  # never break an error message
-out_console = Console(highlight=False, soft_wrap=True)
-
-EXIT_REFUSED = 2
-
-
-def fail(error: PalermoError, *, as_json: bool = False) -> None:
-    """Print a typed error the way every command does, and exit non-zero."""
-    if as_json:
-        sys.stdout.write(json.dumps({"error": error.to_dict()}) + "\n")
-    else:
-        err_console.print(f"[bold red]error[/] {escape(f'[{error.code}]')}: {escape(error.reason)}")
-        details = getattr(error, "errors", None)
-        for item in details or []:
-            err_console.print(f"  - {item.get('field')}: {item.get('message')}", markup=False)
-    raise typer.Exit(EXIT_REFUSED)
-
-
-def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a PalermoError escaping a command into a clear message and exit code 2."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except PalermoError as exc:
-            fail(exc, as_json=bool(kwargs.get("as_json")))
-            raise  # unreachable: fail() always exits
-        except ValidationError as exc:
-            fail(invalid(exc, "invalid input"), as_json=bool(kwargs.get("as_json")))
-            raise
-
-    return wrapper
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @app.command("demo")
@@ -82,8 +34,9 @@ def demo(
     import asyncio
     import logging
 
+    from protocol.logs import configure_logging
+
     from ..demo import render, run_demo
-    from ..logs import configure_logging
 
     configure_logging(json_output=False, level=logging.WARNING)
     result = asyncio.run(run_demo())
@@ -114,8 +67,9 @@ def dev_up(
     import logging
     from pathlib import Path
 
+    from protocol.logs import configure_logging
+
     from ..demo import run_dev
-    from ..logs import configure_logging
 
     configure_logging(json_output=False, level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):

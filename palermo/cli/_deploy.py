@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import handles_errors, out_console, print_json
+from protocol.commandline import handles_errors, out_console, print_json
 
 deploy_app = typer.Typer(help="Render a federation's deployment.", no_args_is_help=True)
 

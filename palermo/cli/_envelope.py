@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
+from protocol.commandline import handles_errors, out_console, print_json
+from protocol.envelope import StaticSigners, verify_envelope
+from protocol.keys import KeyCard
 from schemas.errors import ConfigError
-
-from ..envelope import StaticSigners, verify_envelope
-from ..keys import KeyCard
-from ._app import handles_errors, out_console, print_json
 
 envelope_app = typer.Typer(help="Inspect envelopes (no decryption).", no_args_is_help=True)
 

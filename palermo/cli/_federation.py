@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -13,7 +12,22 @@ from typing import Annotated, Any, Final
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from policies.trust import (
+from protocol.commandline import (
+    handles_errors,
+    out_console,
+    passphrase_from_env,
+    read_json,
+    write_json,
+)
+from protocol.keys import (
+    EncryptionKey,
+    PublicSigningKey,
+    SigningKey,
+    load_private_key,
+    save_private_key,
+)
+from protocol.settings import load_root_public, write_public_key_file
+from protocol.trust import (
     REVOCATION_LIST_VALIDITY,
     ROOT,
     MembershipCertificate,
@@ -26,17 +40,6 @@ from policies.trust import (
 )
 from schemas import Classification
 from schemas.errors import ConfigError, TrustError
-
-from ..config import load_root_public, write_public_key_file
-from ..keys import (
-    EncryptionKey,
-    PublicSigningKey,
-    SigningKey,
-    load_private_key,
-    save_private_key,
-)
-from ._app import handles_errors, out_console
-from ._keys import passphrase_from_env
 
 federation_app = typer.Typer(help="Run a federation's root of trust.", no_args_is_help=True)
 agency_app = typer.Typer(
@@ -64,19 +67,6 @@ ListDays = Annotated[
         help="Days until the list's next_update: re-issue it before then ('revoke --renew').",
     ),
 ]
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not JSON: {exc}") from exc
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 _MIN_SEQ_LINE: Final = re.compile(r"^min_revocation_seq\s*=\s*(\d+)\s*$", re.MULTILINE)

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from node.cli import rotate_command
+from protocol.commandline import handles_errors, out_console, passphrase_from_env
+from protocol.keys import EncryptionKey, KeyCard, SigningKey, save_private_key
 from schemas.errors import ConfigError
 
-from ..keys import EncryptionKey, KeyCard, SigningKey, save_private_key
-from ._app import handles_errors, out_console
-
 keys_app = typer.Typer(help="Generate and manage an agency's keys.", no_args_is_help=True)
-
-
-def passphrase_from_env(var: str | None) -> bytes | None:
-    """Read a passphrase from the named environment variable (never from argv or logs)."""
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if not value:
-        raise ConfigError(f"environment variable {var} is empty or unset; export the passphrase")
-    return value.encode()
 
 
 @keys_app.command("generate")
@@ -62,19 +51,7 @@ def generate(
     )
 
 
-@keys_app.command("rotate")
-@handles_errors
-def rotate_command(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")],
-    overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
-) -> None:
-    """Rotate the node's encryption key with overlap (a new signed key bundle in the directory).
-
-    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
-    """
-    from ._node import rotate
-
-    rotate(config, overlap_days)
+keys_app.command("rotate")(handles_errors(rotate_command))
 
 
 @keys_app.command("migrate")
@@ -92,7 +69,7 @@ def migrate_command(
 
     Example: PALERMO_PASS=... palermo keys migrate keys/*.pem --passphrase-env PALERMO_PASS
     """
-    from ..keys import migrate_private_key
+    from protocol.keys import migrate_private_key
 
     passphrase = passphrase_from_env(passphrase_env)
     assert passphrase is not None  # a named variable is read or refused, never None

@@ -9,14 +9,18 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from policies import AgencyPolicy, Federation, PolicyDocument
-from policies.trust import ROOT, sign_document, verify_document
+from protocol.commandline import (
+    handles_errors,
+    out_console,
+    passphrase_from_env,
+    print_json,
+    read_json,
+    write_json,
+)
+from protocol.keys import KeyCard, SigningKey, load_private_key
+from protocol.settings import load_root_public
+from protocol.trust import ROOT, sign_document, verify_document
 from schemas.errors import ConfigError, TrustError
-
-from ..config import load_root_public
-from ..keys import KeyCard, SigningKey, load_private_key
-from ._app import handles_errors, out_console, print_json
-from ._federation import read_json, write_json
-from ._keys import passphrase_from_env
 
 policy_app = typer.Typer(help="Sign, verify and check policy documents.", no_args_is_help=True)
 

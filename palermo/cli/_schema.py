@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
+from protocol.commandline import handles_errors, out_console, print_json
 from schemas.errors import ConfigError
 from schemas.export import export_json_schemas, parse_report
-
-from ._app import handles_errors, out_console, print_json
 
 schema_app = typer.Typer(help="Export and use the IIR v1 schema.", no_args_is_help=True)
 

@@ -1,6 +1,6 @@
 """Envelope v1: the signed, per-recipient encrypted wire format (docs/envelope-v1.md).
 
-Layered like age: ``_format`` (canonical msgpack, no crypto), ``node.crypto`` (primitives, no
+Layered like age: ``_format`` (canonical msgpack, no crypto), ``protocol.crypto`` (primitives, no
 msgpack), ``_seal`` (the composition) and ``inspect`` helpers for operators.
 """
 

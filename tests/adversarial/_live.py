@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node import crypto
-from node.devfed import DevFederation
-from node.envelope import Envelope, decode, encode
-from node.envelope._format import Stanza, signed_bytes
-from node.envelope._seal import DOMAIN_SIGNATURE
-from node.keys import SigningKey
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol import crypto
+from protocol.envelope import Envelope, decode, encode
+from protocol.envelope._format import Stanza, signed_bytes
+from protocol.envelope._seal import DOMAIN_SIGNATURE
+from protocol.keys import SigningKey
 
 T = TypeVar("T")
 

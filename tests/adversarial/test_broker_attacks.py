@@ -18,12 +18,12 @@ import nats
 import pytest
 
 from broker.service import Broker, BrokerOptions
-from node.devfed import DevFederation
-from node.envelope import decode, encode
-from node.keys import SigningKey
-from node.natsserver import NatsServer
-from node.transport import publish_subject
-from policies.trust import (
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.envelope import decode, encode
+from protocol.keys import SigningKey
+from protocol.transport import publish_subject
+from protocol.trust import (
     ROOT,
     MembershipCertificate,
     RevocationEntry,
@@ -65,7 +65,7 @@ def _build() -> tuple[DevFederation, list[Case], list[bytes]]:
             kind="report", route="central-med", category="routes",
             handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"]), recipients=MED,
         )  # fmt: skip
-        from node.envelope import seal
+        from protocol.envelope import seal
 
         keys = [fed.agencies[r].encryption.public for r in header.recipients]
         return seal(header, b"x" * 64, ita.signing, keys)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import nats
 import pytest
 
-from node.devfed import DevFederation
-from node.directory import BUCKET, Directory
-from node.natsserver import NatsServer
-from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.directory import BUCKET, Directory
+from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from tests.broker._support import setup_federation, wait_for
 
 GARBAGE = {

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from node.envelope import StaticSigners, decode, encode, open_envelope, seal, verify_envelope
-from node.envelope._format import Stanza
+from protocol.envelope import StaticSigners, decode, encode, open_envelope, seal, verify_envelope
+from protocol.envelope._format import Stanza
 from schemas import EnvelopeHeader, Handling, SectionInfo
 from schemas._types import new_uuid7
 from schemas.errors import AuthenticationFailed, ClockSkew, HeaderInvalid

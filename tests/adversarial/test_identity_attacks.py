@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from node import crypto
-from node.devfed import DevFederation
-from node.envelope import decode, verify_envelope
-from node.envelope._format import Stanza
-from node.keys import SigningKey
-from policies.trust import (
+from palermo.devfed import DevFederation
+from protocol import crypto
+from protocol.envelope import decode, verify_envelope
+from protocol.envelope._format import Stanza
+from protocol.keys import SigningKey
+from protocol.trust import (
     ROOT,
     MembershipCertificate,
     RevocationEntry,

@@ -17,11 +17,11 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from structlog.testing import capture_logs
 
-from node.envelope import decode, encode, seal
-from node.natsserver import NatsServer
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
-from node.transport import deliver_subject
+from palermo.natsserver import NatsServer
+from protocol.envelope import decode, encode, seal
+from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, new_uuid7
 from schemas.export import parse_report
 from tests.adversarial._live import Case, DevFederation, run_once, with_recipient

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from node.envelope import seal
-from node.natsserver import NatsServer
 from node.service import Node, NodeIdentity
-from node.transport import deliver_subject
+from palermo.natsserver import NatsServer
+from protocol.envelope import seal
+from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, new_uuid7
 from tests.adversarial._live import DevFederation, run_once
 from tests.broker._support import setup_federation

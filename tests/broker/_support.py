@@ -17,10 +17,10 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from broker.streams import StreamLimits, ensure_streams
-from node.devfed import DevFederation
-from node.directory import Directory
-from node.envelope import seal
-from node.transport import publish_subject
+from palermo.devfed import DevFederation
+from protocol.directory import Directory
+from protocol.envelope import seal
+from protocol.transport import publish_subject
 from schemas import EnvelopeHeader, Handling, new_uuid7
 
 MED = ["ESP-GC", "GRC-HCG", "LBY-DCIM", "MLT-AFM"]
@@ -126,7 +126,7 @@ def standing_policy_denying(fed: DevFederation, originator: str, target: str) ->
     """``originator``'s standing policy one version up with a ``deny target`` rule added,
     signed by its key: what an agency publishes when it stops trusting a partner."""
     from policies import AgencyPolicy, DenyRule
-    from policies.trust import sign_document
+    from protocol.trust import sign_document
 
     agency = fed.agencies[originator]
     held = AgencyPolicy.model_validate(agency.policy["document"]) if agency.policy else None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from broker.audit import AuditChain, trail, verify_entries
-from node.keys import SigningKey
+from protocol.keys import SigningKey
 
 KEY = SigningKey.generate("BROKER-1")
 KEYS = {KEY.kid: KEY.public.key}

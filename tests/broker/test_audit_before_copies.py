@@ -20,8 +20,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from tests._cli import palermo
 from tests.broker._support import (
     envelope,

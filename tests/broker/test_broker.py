@@ -13,11 +13,11 @@ from nats.aio.client import Client
 
 from broker.audit import verify_entries
 from broker.service import Broker, BrokerOptions
-from node.devfed import DevFederation
-from node.directory import Directory
-from node.natsserver import NatsServer
-from node.transport import publish_subject
-from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.directory import Directory
+from protocol.transport import publish_subject
+from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from tests.broker._support import (
     envelope,
     publish,
@@ -46,7 +46,7 @@ async def start_broker(
 ) -> tuple[Broker, asyncio.Task[None], Directory]:
     """An in-process broker that follows the live directory, like the service does."""
     trust = fed.trust_store().__class__(fed.root.public)
-    from policies.view import PolicyStore
+    from protocol.view import PolicyStore
 
     policy = PolicyStore(fed.root.public, trust)
     directory = Directory(nc.jetstream(), trust, policy)

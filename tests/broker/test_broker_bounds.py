@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import msgpack
 import nats
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
-from node.transport import publish_subject
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.transport import publish_subject
 from tests.broker._support import envelope, publish, read_all, setup_federation, wait_for
 from tests.faults._support import running_broker
 

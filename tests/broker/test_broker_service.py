@@ -13,9 +13,9 @@ from pathlib import Path
 
 import nats
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer, free_port
-from policies.trust import canonical_json
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer, free_port
+from protocol.trust import canonical_json
 from tests.broker._support import (
     envelope,
     publish,

@@ -13,9 +13,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
 from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from tests.broker._support import (
     envelope,
     publish,

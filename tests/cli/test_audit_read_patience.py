@@ -7,7 +7,7 @@ import asyncio
 import nats.errors
 import pytest
 
-from node.cli._broker import _patiently
+from broker.cli import _patiently
 
 
 class _Flaky:

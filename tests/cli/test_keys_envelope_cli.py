@@ -9,9 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from node.cli import app
-from node.envelope import seal
-from node.keys import EncryptionKey, KeyCard, SigningKey, load_private_key
+from palermo.cli import app
+from protocol.envelope import seal
+from protocol.keys import EncryptionKey, KeyCard, SigningKey, load_private_key
 from schemas import EnvelopeHeader, Handling, new_uuid7
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from node.cli import app
+from palermo.cli import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.render import RenderOptions, ServerPorts, render
-from node.natsserver import LOOPBACK, NatsServer, _get_async, free_port
+from palermo.natsserver import LOOPBACK, NatsServer, _get_async, free_port
 from schemas.errors import ConfigError
 
 __all__ = ["RenderedServer", "free_ports", "render_on_free_ports", "wait_cluster"]
@@ -34,7 +34,7 @@ def free_ports(n: int) -> list[int]:
 
 def render_on_free_ports(out: Path, leaves: tuple[str, ...] = (), **options: Any) -> dict[str, Any]:
     """Render the example federation with every port a free one on loopback."""
-    from node.devfed import EXAMPLES
+    from palermo.devfed import EXAMPLES
 
     ports = free_ports(12 + 2 * len(leaves))
     hub = [ServerPorts(*ports[i * 4 : i * 4 + 4]) for i in range(3)]

@@ -19,9 +19,10 @@ import pytest
 import pytest_asyncio
 from nats.js.api import ConsumerConfig
 
-from node.config import NatsSettings, NodeSettings
+from node.config import NodeSettings
 from node.service import Node
-from node.transport import connect
+from protocol.settings import NatsSettings
+from protocol.transport import connect
 from schemas import Report
 from schemas.errors import TransportError
 from schemas.export import parse_report

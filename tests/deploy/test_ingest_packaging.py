@@ -16,7 +16,7 @@ import yaml
 
 from deploy.render import RenderOptions, render
 from node.config import NodeSettings
-from node.devfed import EXAMPLES
+from palermo.devfed import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_NODE = ROOT / "deploy" / "k8s" / "node-ita-gdf.yaml"

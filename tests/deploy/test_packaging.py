@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from deploy.render import RenderOptions, render
-from node.devfed import EXAMPLES
+from palermo.devfed import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -25,7 +25,8 @@ from nats.js.api import StreamSource, SubjectTransform
 
 from broker.config import BrokerSettings
 from broker.streams import StreamLimits, ensure_streams
-from node.config import NatsSettings, NodeSettings
+from node.config import NodeSettings
+from protocol.settings import NatsSettings
 from schemas.errors import PalermoError
 
 from ._support import RenderedServer, render_on_free_ports, wait_cluster

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from broker.config import BrokerSettings
 from deploy.permissions import agency_permissions
 from deploy.render import RenderOptions, render
-from node.cli import app
-from node.config import NatsSettings, NodeSettings
-from node.devfed import EXAMPLES
+from node.config import NodeSettings
+from palermo.cli import app
+from palermo.devfed import EXAMPLES
+from protocol.settings import NatsSettings
 from schemas.errors import ConfigError
 
 
@@ -122,9 +123,9 @@ def test_render_reads_a_signed_federation_policy(tmp_path: Path) -> None:
     """A signed policy (JSON) gives the same members as its TOML; a broken file is named."""
     from datetime import UTC, datetime
 
-    from node.keys import SigningKey
     from policies import Federation
-    from policies.trust import ROOT, sign_document
+    from protocol.keys import SigningKey
+    from protocol.trust import ROOT, sign_document
 
     federation = Federation.from_toml((EXAMPLES / "federation.toml").read_text())
     signed = tmp_path / "federation.signed.json"

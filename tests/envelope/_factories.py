@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, settings
 
-from node import crypto
-from node.envelope import _format, _seal
-from node.keys import EncryptionKey, PublicEncryptionKey, SigningKey
+from protocol import crypto
+from protocol.envelope import _format, _seal
+from protocol.keys import EncryptionKey, PublicEncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, SectionInfo
 from schemas._types import from_epoch_ms, new_uuid7
 
@@ -129,7 +129,7 @@ def raw(env: _format.Envelope, **fields: Any) -> bytes:
     """Pack an envelope's fields with plain msgpack (no canonicalisation), top keys in order.
 
     Any field can be replaced by an arbitrary msgpack-able value, so tests can build shapes
-    that :func:`node.envelope._format.encode` would never produce.
+    that :func:`protocol.envelope._format.encode` would never produce.
     """
     top: dict[str, Any] = {
         "v": env.v,

@@ -1,4 +1,4 @@
-"""node.crypto: HPKE interop with cryptography both ways, RFC 9180 structure, signatures, AEAD."""
+"""protocol.crypto: HPKE interop with cryptography both ways, RFC 9180, signatures, AEAD."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.exceptions import BadSignatureError
 
-from node import crypto
-from node.envelope import _seal
+from protocol import crypto
+from protocol.envelope import _seal
 from tests.envelope._factories import FEW, FUZZ, seed
 
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)

@@ -1,4 +1,4 @@
-"""node.envelope._format: canonical encode/decode and every structural rejection, typed."""
+"""protocol.envelope._format: canonical encode/decode and every structural rejection, typed."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.envelope import _format
-from node.envelope._format import (
+from protocol.envelope import _format
+from protocol.envelope._format import (
     DEFAULT_MAX_ENVELOPE_BYTES,
     MAX_ARRAY_LEN,
     MAX_DEPTH,

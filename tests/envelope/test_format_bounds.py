@@ -12,7 +12,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from node.envelope import MAX_SECTIONS, MAX_STANZAS, Envelope, Section, Stanza, decode, encode
+from protocol.envelope import MAX_SECTIONS, MAX_STANZAS, Envelope, Section, Stanza, decode, encode
 from schemas.errors import EnvelopeError
 from tests.envelope._factories import READERS, assemble, sealed
 

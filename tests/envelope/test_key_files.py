@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-import node.keys as keys
-from node.cli import app
-from node.keys import load_private_key, save_private_key
+import protocol.keys as keys
+from palermo.cli import app
+from protocol.keys import load_private_key, save_private_key
 from schemas.errors import KeyFileError
 from tests.envelope._factories import encryption_key, signing_key
 

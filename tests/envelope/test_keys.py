@@ -1,4 +1,4 @@
-"""node.keys: key files (0600, passphrase), typed load failures, key ids, reprs, key cards."""
+"""protocol.keys: key files (0600, passphrase), typed load failures, key ids, reprs, key cards."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node import crypto
-from node.keys import (
+from protocol import crypto
+from protocol.keys import (
     MAX_KEY_FILE_BYTES,
     EncryptionKey,
     KeyCard,

@@ -1,4 +1,4 @@
-"""node.envelope._seal: seal/open round trips, sections, tampering, forgery and every refusal."""
+"""protocol.envelope._seal: seal/open round trips, sections, tampering, forgery, every refusal."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.envelope import _format, _seal
-from node.envelope._format import Section, Stanza, decode, encode
-from node.envelope._seal import (
+from protocol.envelope import _format, _seal
+from protocol.envelope._format import Section, Stanza, decode, encode
+from protocol.envelope._seal import (
     DEFAULT_MAX_CLOCK_SKEW_MS,
     StaticSigners,
     check_signature,
@@ -28,7 +28,7 @@ from node.envelope._seal import (
     seal,
     verify_envelope,
 )
-from node.keys import PublicEncryptionKey, SigningKey
+from protocol.keys import PublicEncryptionKey, SigningKey
 from schemas import Handling
 from schemas.errors import (
     AuthenticationFailed,

@@ -12,9 +12,9 @@ from pathlib import Path
 import nats
 
 from broker.service import Broker, BrokerOptions
-from node.devfed import DevFederation
 from node.reports import SealedReport, seal_report
 from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
 from schemas import Report
 from schemas.export import parse_report
 

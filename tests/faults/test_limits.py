@@ -16,10 +16,10 @@ from nats.js.api import StreamConfig
 
 from broker.service import CONSUMER, EXHAUSTED, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
-from node.devfed import DevFederation
-from node.directory import Directory
-from node.natsserver import NatsServer
-from node.transport import PublishRejected
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.directory import Directory
+from protocol.transport import PublishRejected
 from schemas import EnvelopeHeader
 from tests._cli import palermo
 from tests.broker._support import envelope, publish, stream_count, stream_messages, wait_for

@@ -15,9 +15,9 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from node.devfed import DevFederation
 from node.inbox import Inbox, StorageKey
-from node.natsserver import NatsServer, free_port
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer, free_port
 from tests.broker._support import publish, setup_federation, stop_process, stream_count, wait_for
 from tests.faults._support import example, node, running_broker, seal_many
 

@@ -10,8 +10,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from tests.broker._support import publish, setup_federation, stream_count, wait_for
 from tests.faults._support import (
     example,

@@ -13,8 +13,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from tests.broker._support import setup_federation
 from tests.faults._support import example, node
 

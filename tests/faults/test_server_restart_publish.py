@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from schemas.errors import TransportError
 from tests.broker._support import setup_federation, wait_for
 from tests.faults._support import example, inbox_ids, node, running_broker

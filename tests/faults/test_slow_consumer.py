@@ -12,9 +12,9 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
 from node.service import FETCH_BATCH
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from tests.broker._support import publish, setup_federation, stream_count, wait_for
 from tests.faults._support import example, inbox_ids, node, running_broker, seal_many
 

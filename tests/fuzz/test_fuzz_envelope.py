@@ -16,8 +16,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from fuzz import harness, seeds
-from node.envelope import decode, open_envelope
 from node.reports import open_report
+from protocol.envelope import decode, open_envelope
 from schemas import parse_report
 from schemas.errors import AuthenticationFailed, HeaderInvalid, MalformedEnvelope
 from tests.fuzz._strategies import BOMBS, FUZZ, msgpack_values, mutated, tree_mutated

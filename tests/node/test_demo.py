@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node.demo import interested, load_examples, run_demo
-from node.devfed import DevFederation
+from palermo.demo import interested, load_examples, run_demo
+from palermo.devfed import DevFederation
 from schemas import EnvelopeHeader, new_uuid7, partition
 
 

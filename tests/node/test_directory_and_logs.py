@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from node.devfed import DevFederation
-from node.logs import REDACTED, redact
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.logs import REDACTED, redact
 
 PALERMO = str(Path(sys.executable).parent / "palermo")
 
@@ -65,7 +65,7 @@ async def test_a_node_that_may_not_create_the_directory_is_told_the_operators_co
     directory bucket gives an error that says who creates it, not a bare timeout."""
     import nats
 
-    from node.directory import Directory
+    from protocol.directory import Directory
     from schemas.errors import TransportError
 
     users = {"users": [{"user": "agency", "password": "pw", "permissions": {
@@ -94,7 +94,7 @@ def test_asyncios_harmless_tls_warning_is_dropped_from_cli_output() -> None:
     reading stderr for nothing; other asyncio warnings still get through."""
     import logging
 
-    from node.logs import quiet_known_noise
+    from protocol.logs import quiet_known_noise
 
     seen: list[str] = []
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from node.devfed import DevFederation
-from node.envelope import open_envelope
 from node.inbox import Inbox, InboxError, StorageKey
 from node.reports import open_report, seal_report
+from palermo.devfed import DevFederation
+from protocol.envelope import open_envelope
 from schemas import EnvelopeHeader, Report
 from schemas.errors import InputError, KeyFileError
 from schemas.export import parse_report

@@ -25,8 +25,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from node.config import NodeSettings
-from node.devfed import DevFederation
-from node.natsserver import NatsServer, free_port
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer, free_port
 from schemas.errors import ConfigError
 from tests._cli import PALERMO
 from tests.broker._support import setup_federation, stop_process, wait_for

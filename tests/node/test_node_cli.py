@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from node.devfed import DevFederation
-from node.natsserver import NatsServer, free_port
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer, free_port
 from tests.broker._support import setup_federation, start_broker_process, stop_process
 
 PALERMO = str(Path(sys.executable).parent / "palermo")

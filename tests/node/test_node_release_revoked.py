@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from node.devfed import DevFederation
-from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+from palermo.devfed import DevFederation
+from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from schemas.errors import InputError
 from schemas.export import parse_report
 from tests.broker._support import read_all

@@ -13,9 +13,9 @@ import nats
 import pytest
 
 from broker.service import Broker, BrokerOptions
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
 from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from schemas import Report
 from schemas.errors import InputError
 from schemas.export import parse_report
@@ -171,9 +171,9 @@ async def test_key_rotation_loses_nothing_sealed_before_during_or_after(
     running: Federation,
 ) -> None:
     """Reports sealed before, during (published after) and after MLT-AFM's rotation all open."""
-    from node.keys import EncryptionKey
     from node.reports import seal_report
-    from node.transport import publish_subject
+    from protocol.keys import EncryptionKey
+    from protocol.transport import publish_subject
 
     ita, mlt = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"]
     before = await ita.publish(_example("01"), to=["MLT-AFM"])
@@ -332,7 +332,7 @@ async def test_red_report_reaches_only_the_named_recipients(running: Federation)
 
 async def test_a_later_partner_cannot_open_earlier_reports(running: Federation) -> None:
     """A partner that was not a recipient holds no key: NotARecipient, until a release."""
-    from node.envelope import open_envelope
+    from protocol.envelope import open_envelope
     from schemas.errors import NotARecipient
 
     ita, aus = running.nodes["ITA-GDF"], running.nodes["AUS-ABF"]
@@ -345,7 +345,7 @@ async def test_node_refuses_a_revoked_originator_even_if_a_broker_delivers(
     running: Federation,
 ) -> None:
     """Within a second of a revocation, a node refuses the agency's envelopes by itself."""
-    from policies.trust import ROOT, RevocationEntry, RevocationList, sign_document
+    from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 
     ita, mlt = running.nodes["ITA-GDF"], running.nodes["MLT-AFM"]
     sealed = await ita.publish(_example("01"), to=["MLT-AFM"])

@@ -18,12 +18,12 @@ from typing import Any
 import msgpack
 import pytest
 
-from node.devfed import DevFederation
-from node.envelope import decode, seal
-from node.natsserver import NatsServer
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
-from node.transport import deliver_subject
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.envelope import decode, seal
+from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, Report, Route, new_uuid7, partition
 from schemas.export import parse_report
 from tests.broker._support import read_all, setup_federation

@@ -18,13 +18,13 @@ import nats
 import pytest
 
 from broker.service import Broker, BrokerOptions
-from node.crypto import key_id
-from node.devfed import DevFederation
-from node.natsserver import NatsServer
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from policies import Decision
-from policies.trust import TrustStore
+from protocol.crypto import key_id
+from protocol.trust import TrustStore
 from schemas import Report
 from schemas.export import parse_report
 from tests.broker._support import setup_federation, wait_for

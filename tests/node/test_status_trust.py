@@ -23,14 +23,14 @@ import nats
 import pytest
 
 from broker.service import Broker, BrokerOptions
-from node.devfed import DevFederation
-from node.envelope import decode
-from node.natsserver import NatsServer
 from node.receipts import Receipt
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
-from node.transport import deliver_subject
-from policies.trust import canonical_json, sign_document
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.envelope import decode
+from protocol.transport import deliver_subject
+from protocol.trust import canonical_json, sign_document
 from schemas import EnvelopeHeader
 from schemas.export import parse_report
 from tests._cli import palermo

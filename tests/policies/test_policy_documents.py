@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from node.keys import SigningKey
 from policies import AgencyPolicy, Federation, MemberStatus, canonical_json
-from policies.trust import ROOT, sign_document, verify_document
+from protocol.keys import SigningKey
+from protocol.trust import ROOT, sign_document, verify_document
 from schemas import Classification
 from schemas.errors import ConfigError
 from tests.policies._factories import (
@@ -191,7 +191,7 @@ def test_canonical_bytes_ignore_the_order_of_lists() -> None:
 
 
 def test_canonical_bytes_are_compact_sorted_json() -> None:
-    """canonical_bytes is sorted-key JSON without whitespace, as policies.trust signs it."""
+    """canonical_bytes is sorted-key JSON without whitespace, as protocol.trust signs it."""
     fed = example_federation()
     body = fed.model_dump(mode="json", exclude_none=True)
     assert canonical_json(body) == fed.canonical_bytes()
@@ -217,7 +217,7 @@ def test_agency_policy_rule_order_is_canonical() -> None:
 
 
 def test_documents_sign_and_verify_with_trust() -> None:
-    """policies.trust signs and verifies both documents over the same canonical bytes."""
+    """protocol.trust signs and verifies both documents over the same canonical bytes."""
     root = SigningKey.generate(ROOT)
     fed = example_federation()
     signed = sign_document(fed, root, ROOT)

@@ -22,14 +22,14 @@ import nats.errors
 
 from broker.audit import ChainReport, verify_entries
 from broker.service import CONSUMER, Broker, BrokerOptions
-from node.devfed import DevFederation
-from node.directory import BUCKET, Directory
-from node.envelope import decode
 from node.inbox import InboxEntry
-from node.natsserver import NatsServer
 from node.service import Node, NodeIdentity
-from policies.trust import TrustStore
-from policies.view import PolicyStore
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
+from protocol.directory import BUCKET, Directory
+from protocol.envelope import decode
+from protocol.trust import TrustStore
+from protocol.view import PolicyStore
 from schemas import Report
 from tests.broker._support import read_all, setup_federation, stream_messages
 

@@ -58,14 +58,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from node.devfed import DevFederation
-from node.envelope import StaticSigners, open_envelope
-from node.keys import EncryptionKey, PublicEncryptionKey, PublicSigningKey, SigningKey
 from node.reports import seal_report
 from node.service import NodeIdentity
-from node.transport import publish_subject
+from palermo.devfed import DevFederation
 from policies import AgencyPolicy, Decision, allowed_recipients, may_forward
-from policies.trust import (
+from protocol.envelope import StaticSigners, open_envelope
+from protocol.keys import EncryptionKey, PublicEncryptionKey, PublicSigningKey, SigningKey
+from protocol.transport import publish_subject
+from protocol.trust import (
     ROOT,
     RevocationEntry,
     RevocationList,

@@ -9,9 +9,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node import crypto
-from node.keys import EncryptionKey, SigningKey
-from policies.trust import (
+from protocol import crypto
+from protocol.keys import EncryptionKey, SigningKey
+from protocol.trust import (
     ROOT,
     EncryptionKeyEntry,
     KeyBundle,

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from node.keys import SigningKey
-from policies.trust import (
+from protocol.keys import SigningKey
+from protocol.trust import (
     ROOT,
     MembershipCertificate,
     MembershipRequest,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from node.cli import app
-from node.cli._federation import load_root_public
-from policies.trust import (
+from palermo.cli import app
+from protocol.settings import load_root_public
+from protocol.trust import (
     ROOT,
     KeyBundle,
     MembershipCertificate,

@@ -24,13 +24,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from broker.metrics import BrokerMetrics
-from node.cli import app
-from node.config import load_root_public
-from node.devfed import DevFederation
 from node.metrics import NodeMetrics
-from node.natsserver import NatsServer, free_port
 from node.service import Node, NodeIdentity
-from policies.trust import (
+from palermo.cli import app
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer, free_port
+from protocol.settings import load_root_public
+from protocol.trust import (
     ROOT,
     RevocationEntry,
     RevocationList,

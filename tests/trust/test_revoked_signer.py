@@ -20,13 +20,13 @@ from typing import Any
 import nats
 import pytest
 
-from node import crypto
-from node.devfed import DevFederation
-from node.directory import Directory
-from node.keys import EncryptionKey, SigningKey
-from node.natsserver import NatsServer
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from policies import AgencyPolicy
-from policies.trust import (
+from protocol import crypto
+from protocol.directory import Directory
+from protocol.keys import EncryptionKey, SigningKey
+from protocol.trust import (
     ROOT,
     EncryptionKeyEntry,
     RevocationEntry,
@@ -37,7 +37,7 @@ from policies.trust import (
     bundle_for,
     sign_document,
 )
-from policies.view import PolicyStore
+from protocol.view import PolicyStore
 from schemas.errors import KeyNotValid, NotValidNow, Revoked, UnknownIssuer
 from tests.broker._support import setup_federation, wait_for
 from tests.trust._support import (

@@ -16,13 +16,13 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from node.devfed import DevFederation
-from node.directory import BUCKET, Directory
-from node.natsserver import NatsServer
 from node.reports import seal_report
 from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
+from palermo.natsserver import NatsServer
 from policies import AgencyPolicy
-from policies.trust import (
+from protocol.directory import BUCKET, Directory
+from protocol.trust import (
     ROOT,
     RevocationList,
     Subscriptions,
@@ -30,7 +30,7 @@ from policies.trust import (
     TrustStore,
     sign_document,
 )
-from policies.view import PolicyStore
+from protocol.view import PolicyStore
 from schemas import EnvelopeHeader, Report
 from schemas.errors import ConfigError, TrustError
 from schemas.export import parse_report
@@ -353,8 +353,8 @@ async def test_broker_keeps_its_marks_across_a_restart(
 
 def test_marks_file_round_trips_owner_only_and_names_its_root(tmp_path: Path) -> None:
     """Saved marks load back equal, the file is 0600, and it records the pinned root's kid."""
-    from node.watermarks import MarksFile
-    from policies._marks import Mark
+    from protocol.marks import Mark
+    from protocol.watermarks import MarksFile
 
     marks = {"revocations": Mark(3, "ab" * 32), "cert.ITA-GDF": Mark(2)}
     MarksFile(tmp_path, "root-kid").save(marks)
@@ -366,8 +366,8 @@ def test_marks_file_round_trips_owner_only_and_names_its_root(tmp_path: Path) ->
 
 def test_marks_taken_under_another_root_are_set_aside(tmp_path: Path) -> None:
     """A re-rendered federation (a new root) does not inherit the old federation's versions."""
-    from node.watermarks import MarksFile
-    from policies._marks import Mark
+    from protocol.marks import Mark
+    from protocol.watermarks import MarksFile
 
     MarksFile(tmp_path, "old-root").save({"revocations": Mark(7, "cd" * 32)})
     assert {} == MarksFile(tmp_path, "new-root").load()
@@ -378,7 +378,7 @@ def test_marks_taken_under_another_root_are_set_aside(tmp_path: Path) -> None:
 )
 def test_a_damaged_marks_file_stops_start_up(tmp_path: Path, text: str) -> None:
     """A marks file that cannot be read is a config error naming it, never an empty start."""
-    from node.watermarks import MarksFile
+    from protocol.watermarks import MarksFile
 
     (tmp_path / "trust-marks.json").write_text(text)
     with pytest.raises(ConfigError) as info:

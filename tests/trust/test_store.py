@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from node.envelope import seal, verify_envelope
-from node.keys import SigningKey
-from policies.trust import (
+from protocol.envelope import seal, verify_envelope
+from protocol.keys import SigningKey
+from protocol.trust import (
     ROOT,
     RevocationEntry,
     Subscriptions,

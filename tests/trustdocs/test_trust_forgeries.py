@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from node.envelope import verify_envelope
-from node.keys import EncryptionKey, SigningKey
 from policies import AgencyPolicy, Federation
-from policies.trust import (
+from protocol.envelope import verify_envelope
+from protocol.keys import EncryptionKey, SigningKey
+from protocol.trust import (
     ROOT,
     EncryptionKeyEntry,
     KeyBundle,
@@ -24,7 +24,7 @@ from policies.trust import (
     sign_document,
     verify_document,
 )
-from policies.view import PolicyStore
+from protocol.view import PolicyStore
 from schemas.errors import (
     KeyNotValid,
     NotValidNow,
@@ -208,7 +208,7 @@ def test_malformed_signed_documents_say_what_is_wrong() -> None:
 
 def test_trust_store_resolves_and_revokes_envelope_signers() -> None:
     """Envelopes verify against the store; after revocation the same envelope is refused."""
-    from node.devfed import DevFederation
+    from palermo.devfed import DevFederation
 
     # envelope() stamps the wall clock; NOW (import time) may be minutes earlier in a long run.
     now = datetime.now(UTC)
@@ -225,8 +225,8 @@ def test_trust_store_resolves_and_revokes_envelope_signers() -> None:
 
 def test_a_revoked_key_cannot_sign_by_backdating() -> None:
     """An envelope dated before the revocation but verified after it is refused."""
-    from node.devfed import DevFederation
-    from node.envelope import seal
+    from palermo.devfed import DevFederation
+    from protocol.envelope import seal
     from schemas import EnvelopeHeader, Handling, new_uuid7
 
     fed = DevFederation.build(NOW)

@@ -23,9 +23,9 @@ import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node import crypto
-from node.envelope import _format, _seal
-from node.keys import EncryptionKey, SigningKey
+from protocol import crypto
+from protocol.envelope import _format, _seal
+from protocol.keys import EncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, SectionInfo
 from schemas._types import from_epoch_ms, new_uuid7
 

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node.envelope import StaticSigners, open_envelope
-from node.keys import EncryptionKey
+from protocol.envelope import StaticSigners, open_envelope
+from protocol.keys import EncryptionKey
 from schemas._types import from_epoch_ms
 from schemas.errors import AuthenticationFailed, EnvelopeError, NotARecipient
 from tests.vectors import generate

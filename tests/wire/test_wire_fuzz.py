@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.envelope import StaticSigners, decode, open_envelope, seal
-from node.keys import EncryptionKey, SigningKey
+from protocol.envelope import StaticSigners, decode, open_envelope, seal
+from protocol.keys import EncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, new_uuid7
 from schemas.errors import EnvelopeError, EnvelopeTooLarge, MalformedEnvelope, UnsupportedVersion
 

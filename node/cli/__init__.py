@@ -1,0 +1,35 @@
+"""The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
+agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
+``request``/``requests``/``respond``, ``release``, ``keys rotate``). It imports no other role."""
+
+from __future__ import annotations
+
+from ._node import (
+    import_reports,
+    inbox_app,
+    messages_cmd,
+    node_app,
+    publish,
+    release_app,
+    request_cmd,
+    respond_cmd,
+    retract,
+    rotate_command,
+    status,
+    subscribe,
+)
+
+__all__ = [
+    "import_reports",
+    "inbox_app",
+    "messages_cmd",
+    "node_app",
+    "publish",
+    "release_app",
+    "request_cmd",
+    "respond_cmd",
+    "retract",
+    "rotate_command",
+    "status",
+    "subscribe",
+]
