@@ -61,7 +61,8 @@ def _product_module(name: str) -> ModuleType:
     if Path(module.__file__ or "").resolve().parent in (path, path.parent):
         return module
     spec = importlib.util.spec_from_file_location(name, path / "__init__.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
