@@ -313,6 +313,9 @@ async def test_the_operator_verifies_the_audit_chain_with_admin_credentials(
     deployed: Deployment,
 ) -> None:
     """'palermo audit verify --nats-config admin.toml' reads the R3 audit stream: it verifies."""
+    # A delivery of its own, so the chain has an entry whichever xdist worker runs this test
+    # (the module's other tests may run on another worker, with another deployment).
+    await test_the_agency_behind_a_leafnode_sends(deployed)
     done = await palermo(
         "audit", "verify", "--broker-key", str(deployed.out / "fed" / "broker.pub.json"),
         "--nats-config", str(deployed.out / "admin.toml"), "--json",
