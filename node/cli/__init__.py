@@ -4,20 +4,17 @@ agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retr
 
 from __future__ import annotations
 
+from ._inbox import inbox_app
 from ._node import (
     import_reports,
-    inbox_app,
-    messages_cmd,
     node_app,
     publish,
-    release_app,
-    request_cmd,
-    respond_cmd,
     retract,
     rotate_command,
     status,
     subscribe,
 )
+from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
 
 __all__ = [
     "import_reports",

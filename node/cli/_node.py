@@ -1,13 +1,11 @@
-"""The node's commands (``palermo node run``, ``publish``, ``inbox``, ``keys rotate``, ...):
-what agencies touch. :mod:`palermo.cli` puts them into the ``palermo`` command."""
+"""The node's own commands (``palermo node run``, ``publish``, ``import``, ``subscribe``, ``status``,
+``retract``, ``keys rotate``): what agencies touch. :mod:`palermo.cli` puts them into the
+``palermo`` command."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,32 +14,9 @@ import typer
 from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
 from schemas.errors import ConfigError
 
+from ._common import ConfigOption, _node
+
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
-inbox_app = typer.Typer(help="Read the reports this agency received.", no_args_is_help=True)
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")]
-
-
-@asynccontextmanager
-async def _node(config: Path) -> Any:
-    from ..config import NodeSettings
-    from ..service import Node
-
-    async with Node.open(NodeSettings.load(config)) as node:
-        yield node
-
-
-@contextmanager
-def _open_inbox(config: Path) -> Iterator[Any]:
-    """The node's inbox file, read directly (no NATS needed to read what was received)."""
-    from ..config import NodeSettings
-    from ..inbox import Inbox, StorageKey
-
-    state = NodeSettings.load(config).state_dir
-    inbox = Inbox(state / "inbox.db", StorageKey.load_or_create(state / "storage.key"))
-    try:
-        yield inbox
-    finally:
-        inbox.close()
 
 
 @node_app.command("run")
@@ -132,67 +107,6 @@ def publish(
     out_console.print(f"published {sealed.header.id} to {', '.join(sealed.recipients)}")
     for agency, reasons in refused.items():
         out_console.print(f"  not sent to {agency}: {reasons[0]['message']}", markup=False)
-
-
-@inbox_app.command("list")
-@handles_errors
-def inbox_list(
-    config: ConfigOption,
-    route: Annotated[str | None, typer.Option(help="Only this route topic.")] = None,
-    since: Annotated[datetime | None, typer.Option(help="Received at or after (UTC).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The reports received, newest first, each with its handling codes.
-
-    Example: palermo inbox list --config mlt.node.toml --route central-med
-    """
-    with _open_inbox(config) as inbox:
-        entries = inbox.entries(route=route, since=since.astimezone() if since else None)
-    if as_json:
-        print_json([e.to_dict() for e in entries])
-        return
-    for e in entries:
-        state = "purged" if e.purged_ms else " ".join(e.codes)
-        out_console.print(f"{e.id}  {e.originator:<10} {e.route:<14} {e.priority:<8} {state}")
-
-
-def _send_opened(config: Path, report_id: str) -> None:
-    """The 'opened' receipt; the report is shown even if NATS cannot be reached right now."""
-    from schemas.errors import PalermoError
-
-    async def go() -> None:
-        async with _node(config) as node:
-            await node.confirm_opened(report_id)
-
-    try:
-        asyncio.run(go())
-    except PalermoError as exc:
-        err_console.print(f"warning: the 'opened' receipt was not sent: {exc.reason}", markup=False)
-
-
-@inbox_app.command("show")
-@handles_errors
-def inbox_show(
-    report_id: Annotated[str, typer.Argument(help="Report id from 'palermo inbox list'.")],
-    config: ConfigOption,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """One report with its handling banner and obligations (H1/H2 always shown).
-
-    Example: palermo inbox show 01a2... --config mlt.node.toml
-    """
-    with _open_inbox(config) as inbox:
-        entry, report = inbox.show(report_id)
-    if report is not None:
-        _send_opened(config, report_id)
-    data = {**entry.to_dict(), "report": report.to_wire() if report else None}
-    if as_json:
-        print_json(data)
-        return
-    out_console.print(f"[bold]{' '.join(entry.codes)}[/]  from {entry.originator}", markup=True)
-    for ob in entry.obligations:
-        out_console.print(f"  {ob['code']}: {ob.get('message', '')}", markup=False)
-    print_json(data["report"])
 
 
 def status(
@@ -399,163 +313,3 @@ def import_reports(
     out_console.print(
         ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; details: {results_path}"
     )
-
-
-release_app = typer.Typer(
-    help="Ask for, and decide on, onward dissemination.", no_args_is_help=True
-)
-
-
-@release_app.command("request")
-@handles_errors
-def release_request(
-    report_id: Annotated[str, typer.Argument(help="A report in this node's inbox.")],
-    to: Annotated[str, typer.Option("--to", help="The agency to share it with.")],
-    purpose: Annotated[str, typer.Option("--purpose", help="Why (the originator decides).")],
-    config: ConfigOption,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Ask the report's originator to let this agency pass it on.
-
-    Example: palermo release request 01a2... --to AUS-ABF --purpose "joint op" -c mlt.node.toml
-    """
-
-    async def go() -> Any:
-        async with _node(config) as node:
-            return await node.request_release(report_id, to, purpose)
-
-    header = asyncio.run(go())
-    if as_json:
-        print_json({"request": header.id, "report": report_id, "to": header.recipients[0]})
-        return
-    out_console.print(f"release request {header.id} sent to {header.recipients[0]}")
-
-
-@release_app.command("pending")
-@handles_errors
-def release_pending(
-    config: ConfigOption, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    """Release requests waiting for an officer's decision (requests policy forbids are refused
-    automatically and not listed).
-
-    Example: palermo release pending --config ita.node.toml
-    """
-    with _open_inbox(config) as inbox:
-        rows = inbox.release_requests("pending")
-    if as_json:
-        print_json(rows)
-        return
-    for r in rows:
-        out_console.print(
-            f"{r['id']}  {r['requester']} → {r['target']}  report {r['report']}: {r['purpose']}",
-            markup=False,
-        )
-
-
-def _decide(request_id: str, config: Path, grant: bool, reason: str) -> None:
-    async def go() -> Any:
-        async with _node(config) as node:
-            return await node.decide_release(request_id, grant, reason)
-
-    release = asyncio.run(go())
-    verb = f"granted: release {release} sent" if grant else "denied; the requester is told"
-    out_console.print(f"request {request_id} {verb}")
-
-
-@release_app.command("grant")
-@handles_errors
-def release_grant(
-    request_id: Annotated[str, typer.Argument(help="From 'palermo release pending'.")],
-    config: ConfigOption,
-    reason: Annotated[str, typer.Option("--reason")] = "",
-) -> None:
-    """Grant: seal the report for the new partner (a release envelope) and tell the requester.
-
-    Example: palermo release grant 01a2... --config ita.node.toml
-    """
-    _decide(request_id, config, True, reason)
-
-
-@release_app.command("deny")
-@handles_errors
-def release_deny(
-    request_id: Annotated[str, typer.Argument(help="From 'palermo release pending'.")],
-    reason: Annotated[str, typer.Option("--reason", help="Shown to the requester.")],
-    config: ConfigOption,
-) -> None:
-    """Deny, with a reason the requester sees.
-
-    Example: palermo release deny 01a2... --reason "ongoing operation" --config ita.node.toml
-    """
-    _decide(request_id, config, False, reason)
-
-
-def request_cmd(
-    report_id: Annotated[str, typer.Argument(help="A report in this node's inbox.")],
-    question: Annotated[str, typer.Option("--question", help="What you ask the originator.")],
-    config: ConfigOption,
-    verify_document: Annotated[
-        bool, typer.Option("--document-verification", help="A document check (003 p.49).")
-    ] = False,
-    urgent: Annotated[bool, typer.Option("--urgent", help="Surfaced first.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Ask a report's originator for information or a document verification.
-
-    Example: palermo request 01a2... --question "Is the passport genuine?" --urgent -c mlt.node.toml
-    """
-    subject = "document-verification" if verify_document else "information"
-
-    async def go() -> Any:
-        async with _node(config) as node:
-            return await node.request(report_id, question, subject=subject, urgent=urgent)
-
-    header = asyncio.run(go())
-    if as_json:
-        print_json({"request": header.id, "report": report_id, "to": header.recipients[0]})
-        return
-    out_console.print(f"request {header.id} sent to {header.recipients[0]}")
-
-
-def respond_cmd(
-    request_id: Annotated[str, typer.Argument(help="From 'palermo requests'.")],
-    answer: Annotated[str, typer.Option("--answer", help="Your answer.")],
-    config: ConfigOption,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Answer a request; the response is threaded to the request and the report.
-
-    Example: palermo respond 01a2... --answer "Genuine, issued 2024" --config ita.node.toml
-    """
-
-    async def go() -> Any:
-        async with _node(config) as node:
-            return await node.respond(request_id, answer)
-
-    header = asyncio.run(go())
-    if as_json:
-        print_json({"response": header.id, "request": request_id, "to": header.recipients[0]})
-        return
-    out_console.print(f"response {header.id} sent to {header.recipients[0]}")
-
-
-def messages_cmd(
-    config: ConfigOption,
-    responses: Annotated[bool, typer.Option("--responses", help="Show answers received.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Requests received (urgent first), or with --responses the answers received.
-
-    Example: palermo requests --config ita.node.toml
-    """
-    with _open_inbox(config) as inbox:
-        rows = inbox.messages("response" if responses else "request")
-    if as_json:
-        print_json(rows)
-        return
-    for m in rows:
-        done = f" answered by {m['answered_by']}" if m.get("answered_by") else ""
-        about = m["refs"][0] if m["refs"] else "-"
-        line = f"{m['id']}  {m['priority']:<8} from {m['from']} about {about}{done}: {m['text']}"
-        out_console.print(line, markup=False)
