@@ -1,6 +1,6 @@
-"""The node's own commands (``palermo node run``, ``publish``, ``import``, ``subscribe``, ``status``,
-``retract``, ``keys rotate``): what agencies touch. :mod:`palermo.cli` puts them into the
-``palermo`` command."""
+"""The node's own commands (``palermo node run``, ``publish``, ``import``, ``subscribe``,
+``status``, ``retract``, ``keys rotate``): what agencies touch. :mod:`palermo.cli` puts them
+into the ``palermo`` command."""
 
 from __future__ import annotations
 
