@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-import node.inbox as inbox_module
+import node._inbox_files as inbox_files
 from node.inbox import Inbox, InboxError, StorageKey
 from tests.node.test_inbox import NOW, _delivered
 
@@ -152,7 +152,7 @@ def _legacy_inbox(directory: Path) -> tuple[str, object, dict[str, str]]:
     plaintext = json.dumps(report.to_wire(), sort_keys=True).encode()
     question = {"question": "Which port?"}
     db = sqlite3.connect(directory / "inbox.db")
-    db.executescript(inbox_module._SCHEMA)
+    db.executescript(inbox_files._SCHEMA)
     db.execute("ALTER TABLE reports ADD COLUMN opened_ms INTEGER")
     db.execute(
         "INSERT INTO reports (id, originator, kind, route, category, priority, received_ms, "
