@@ -27,9 +27,8 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import nats.errors
 import nats.js.errors
@@ -39,22 +38,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from policies import Decision, decide_retraction
-from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
 from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
-from protocol.transport import PublishRejected, deliver_subject, map_nats_errors, publish_subject
+from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import TrustStore, canonical_json
-from schemas import EnvelopeHeader, Kind
-from schemas.errors import (
-    EnvelopeError,
-    EnvelopeTooOld,
-    MalformedEnvelope,
-    PalermoError,
-    Replayed,
-    SubjectMismatch,
-)
+from schemas.errors import EnvelopeError, Replayed
 
+from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
 from .audit import AuditChain
 from .metrics import BrokerMetrics
 
@@ -78,85 +68,6 @@ _CRASH_AT: Final[str | None] = os.environ.get(CRASH_AT_ENV)
 def _fault_point(name: str) -> None:
     if _CRASH_AT == name:
         os._exit(CRASH_EXIT_CODE)
-
-
-class PolicyView(Protocol):
-    """The broker's view of the signed federation policy and standing policies."""
-
-    def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
-
-
-@dataclass(frozen=True)
-class BrokerOptions:
-    broker_id: str = "BROKER"
-    max_envelope_bytes: int = 1024 * 1024
-    max_age: timedelta = timedelta(days=7)
-    batch: int = 256
-    max_inflight: int = 1024
-    max_deliver: int = 10
-    ack_wait_s: float = 30.0
-    nak_delay_s: float = 1.0
-    checkpoint_every: int = 1000
-    checkpoint_ms: int = 1000
-    fetch_timeout_s: float = 0.5
-
-
-@dataclass
-class Outcome:
-    """Everything the broker will publish for one envelope before acking it."""
-
-    msg: Msg
-    envelope_id: str | None
-    originator: str | None
-    header: EnvelopeHeader | None = None
-    error: PalermoError | None = None
-    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    allowed: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    unverified: Unverified | None = None
-    failure: str | None = None
-
-
-def _refusal(code: str, message: str) -> dict[str, Any]:
-    return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
-
-
-def _record(decision: Decision) -> dict[str, Any]:
-    """What the audit log keeps of a decision: codes (and the reasons' words for denials).
-
-    The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
-    entry would only make the log larger and the broker slower.
-    """
-    record: dict[str, Any] = {
-        "decision": "allow" if decision.allowed else "deny",
-        "obligations": [
-            {"code": o.code, "value": o.value} if o.value is not None else {"code": o.code}
-            for o in decision.obligations
-        ],
-        "reasons": [
-            {"code": r.code} if decision.allowed else {"code": r.code, "message": r.message}
-            for r in decision.reasons
-        ],
-    }
-    if decision.withheld_sections:
-        record["withheld_sections"] = list(decision.withheld_sections)
-    if decision.audit_flags:
-        record["audit_flags"] = [str(f) for f in decision.audit_flags]
-    if decision.agreements:
-        record["agreements"] = list(decision.agreements)
-    return record
-
-
-def _check_all(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, PalermoError]]:
-    """Run on a worker thread: each envelope's signature; returns the failures."""
-    failures: list[tuple[Outcome, PalermoError]] = []
-    for o in outcomes:
-        assert o.unverified is not None
-        try:
-            check_signature(o.unverified)
-        except PalermoError as exc:
-            failures.append((o, exc))
-    return failures
 
 
 def _header_value(text: str) -> str:
@@ -194,18 +105,7 @@ def _dead_letter(
     )
 
 
-def check_sections(verified: Verified, recipient: str, withheld: Sequence[str]) -> str | None:
-    """A reason to refuse if a section policy withholds is wrapped for this recipient anyway."""
-    for section in withheld:
-        if recipient in verified.stanza_agencies(section):
-            return (
-                f"section {section} is wrapped for {recipient}, but policy withholds it; the "
-                "originator's node must not wrap it (upgrade or fix the originator's node)"
-            )
-    return None
-
-
-class Broker:
+class Broker(_Inspection):
     def __init__(
         self,
         nc: Client,
@@ -235,99 +135,6 @@ class Broker:
 
     def _new_chain(self) -> AuditChain:
         return AuditChain(f"{self.options.broker_id}.{uuid.uuid4().hex[:12]}", self.key)
-
-    # --- pure checks -------------------------------------------------------------------------
-
-    def inspect(self, msg: Msg, now: datetime) -> Outcome:
-        """Every check but the signature: format, header, keys, subject, age. No I/O."""
-        tokens = msg.subject.split(".")
-        claimed = tokens[2] if len(tokens) == 6 else None
-        outcome = Outcome(msg, None, claimed)
-        try:
-            item = inspect_envelope(
-                msg.data, self.trust, now=now, max_size=self.options.max_envelope_bytes
-            )
-            header = item.verified.header
-            outcome.envelope_id, outcome.header = header.id, header
-            expected = publish_subject(header)
-            if msg.subject != expected:
-                raise SubjectMismatch(msg.subject, expected)
-            if now - header.created > self.options.max_age:
-                raise EnvelopeTooOld(
-                    int((now - header.created).total_seconds()),
-                    int(self.options.max_age.total_seconds()),
-                )
-        except PalermoError as exc:
-            outcome.error = exc
-            return outcome
-        except Exception as exc:  # the trust boundary: no input may stop the broker
-            _log.error("unexpected error on untrusted input", subject=msg.subject, error=repr(exc))
-            outcome.error = MalformedEnvelope(f"refused: {type(exc).__name__} while parsing")
-            return outcome
-        outcome.unverified = item
-        return outcome
-
-    def decide(self, outcome: Outcome, now: datetime) -> None:
-        """A decision for each listed recipient of an inspected envelope. No I/O."""
-        if outcome.unverified is None:
-            return
-        verified = outcome.unverified.verified
-        header = verified.header
-        for recipient in header.recipients:
-            if header.kind is Kind.RETRACTION:
-                # Membership only: the policy change that motivated a withdrawal must not be
-                # able to stop it (docs/broker.md, "Retractions").
-                decision = decide_retraction(header, recipient, self._not_member(recipient, now))
-            else:
-                decision = self.policy.decide(header, recipient, now)
-            record = _record(decision)
-            if decision.allowed:
-                problem = check_sections(verified, recipient, decision.withheld_sections)
-                if problem is not None:
-                    record = _refusal("section_wrapped_against_policy", problem)
-            outcome.decisions[recipient] = record
-            if record["decision"] == "allow":
-                outcome.allowed.append(recipient)
-
-    def _not_member(self, agency: str, now: datetime) -> str | None:
-        """Why ``agency`` holds no current, valid, unrevoked certificate, or None if it does."""
-        try:
-            self.trust.certificate(agency, now)
-        except PalermoError as exc:
-            return exc.reason
-        return None
-
-    async def assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
-        """Inspect, verify signatures and decide for a batch, off the event loop.
-
-        The whole assessment runs on the broker's inspection thread, so that the loop keeps
-        acking, publishing, following the directory and answering health checks while a batch
-        is parsed (even a batch of hostile messages, each bounded by the decoder's pre-scan).
-        """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._inspector, self._assess, msgs, now)
-
-    def _assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
-        """Runs on the inspection thread. Signatures are checked on two more threads while this
-        one computes the decisions: Ed25519 verification releases the GIL. A decision taken for
-        an envelope whose signature then fails is discarded, never used."""
-        outcomes = [self.inspect(m, now) for m in msgs]
-        pending = [o for o in outcomes if o.unverified is not None]
-        half = (len(pending) + 1) // 2
-        chunks = [pending[:half], pending[half:]]
-        checks = [self._pool.submit(_check_all, c) for c in chunks if c]
-        for o in pending:
-            self.decide(o, now)
-        for check in checks:
-            for o, error in check.result():
-                o.error = error
-                o.decisions.clear()
-                o.allowed.clear()
-        for o in pending:
-            o.unverified = None
-            if o.error is None:
-                self.metrics.verified.inc()
-        return outcomes
 
     # --- I/O ---------------------------------------------------------------------------------
 
