@@ -1,0 +1,170 @@
+"""The node's receiving path: verify each delivery, check it against the signed policy, open
+it, store it with its obligations and acknowledge it (or refuse it, with a code)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+
+import msgpack
+import structlog
+from nats.aio.msg import Msg
+
+from policies import decide_retraction
+from protocol.envelope import Verified, open_verified, verify_envelope
+from protocol.transport import deliver_subject
+from schemas import EnvelopeHeader, Kind
+from schemas.errors import (
+    EnvelopeError,
+    EnvelopeTooOld,
+    InputError,
+    NotARecipient,
+    PalermoError,
+    Replayed,
+    SubjectMismatch,
+)
+
+from ._requests import _Requests
+from .reports import open_report
+
+_log = structlog.get_logger("palermo.node")
+
+
+class _Receiving(_Requests):
+    """Deliveries, retractions and release requests received."""
+
+    # --- receiving --------------------------------------------------------------------------------
+
+    def _verify(self, msg: Msg, now: datetime) -> Verified:
+        """Signature, replay, subject and recipient: everything before any decision."""
+        verified = verify_envelope(msg.data, self.trust, now=now)
+        header = verified.header
+        if self.inbox.seen(header.id):
+            raise Replayed(header.id)
+        # The subject is not signed: a broker (or relay) that re-routes an envelope to
+        # another topic, or under another originator's name, is caught here.
+        expected = deliver_subject(self.identity.agency, header)
+        if msg.subject != expected:
+            raise SubjectMismatch(msg.subject, expected)
+        if self.identity.agency not in header.recipients:
+            raise NotARecipient(
+                f"envelope {header.id} holds no key for {self.identity.agency}: it does not "
+                "list this agency as a recipient"
+            )
+        return verified
+
+    def _check_age(self, header: EnvelopeHeader, now: datetime) -> None:
+        """Refuse what no genuine delivery can be: older than the broker's age limit plus the
+        time PLM_DLV keeps a delivery (``max_envelope_age``, DEFAULT_MAX_ENVELOPE_AGE)."""
+        age = now - header.created
+        if age > self.max_envelope_age:
+            raise EnvelopeTooOld(
+                int(age.total_seconds()), int(self.max_envelope_age.total_seconds())
+            )
+
+    async def handle(self, msg: Msg) -> str:
+        """Verify, decide, open, re-check, store, receipt; returns the outcome (for tests and
+        logs).
+
+        The decision comes from the signed header before anything is decrypted, so a section
+        the decision withholds is never opened (and refused if it was wrapped for us).
+        """
+        now = datetime.now(UTC)
+        try:
+            verified = self._verify(msg, now)
+        except EnvelopeError as exc:
+            if exc.code == "replayed":
+                await msg.ack()  # already stored: a redelivery after a crash
+                return "duplicate"
+            # Not for us, forged or altered: never retried, logged for the operator.
+            return await self._refuse(msg, exc)
+        header = verified.header
+        try:
+            self._check_age(header, now)
+        except EnvelopeError as exc:
+            return await self._refuse(msg, exc, header)
+        if header.kind is Kind.RETRACTION:
+            # Membership only (our own, and the originator's key checked above): the policy
+            # change that motivated a withdrawal must not stop it (docs/broker.md).
+            decision = decide_retraction(header, self.identity.agency, None)
+        else:
+            decision = self.policy.decide(header, self.identity.agency, now)
+        if not decision.allowed:
+            # The broker let it through, but our verified view of the policy says no: we keep
+            # nothing and tell the originator why.
+            reason = "; ".join(r.message for r in decision.reasons)
+            _log.warning("delivery refused by local policy", envelope=header.id, reason=reason)
+            await self._receipt(header.originator, header.id, "refused", reason, "local_policy")
+            await msg.term()
+            self.refused += 1
+            self.metrics.refused.labels(reason="local-policy").inc()
+            return "refused"
+        try:
+            opened = open_verified(
+                verified, self.identity.encryption, withhold=decision.withheld_sections
+            )
+        except EnvelopeError as exc:
+            # Signed by the originator: a section wrapped against our policy, or a stanza that
+            # does not open. The originator hears why.
+            return await self._refuse(msg, exc, header)
+        if header.kind is Kind.RETRACTION:
+            return await self._retraction(msg, opened.body, header, now)
+        if header.kind is Kind.RELEASE_REQUEST:
+            return await self._release_request(msg, opened.body, header, now)
+        if header.kind in (Kind.REQUEST, Kind.RESPONSE):
+            try:
+                content = json.loads(opened.body)
+                if not isinstance(content, dict) or not isinstance(content.get("text"), str):
+                    raise ValueError("a request or response carries a text")
+            except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
+                _log.warning("unreadable message", envelope=header.id, error=repr(exc))
+                await msg.term()
+                return "refused"
+            self.inbox.add_message(header, content, now)
+            await msg.ack()
+            await self._receipt(header.originator, header.id, "delivered")
+            return header.kind.value
+        try:
+            report = open_report(opened)
+        except PalermoError as exc:
+            # Validly signed but not a readable report, or one that says something else than
+            # its signed header: a redelivery cannot fix it, so it is refused like any other
+            # bad delivery instead of being retried for ever, and the originator hears why.
+            return await self._refuse(msg, exc, header)
+        obligations = [o.to_dict() for o in decision.obligations]
+        self.inbox.store(header, report, obligations, opened.withheld, now)
+        await msg.ack()
+        if self.on_stored:
+            entry, _ = self.inbox.show(header.id)
+            for listener in self.on_stored:
+                listener(entry, report)
+        await self._receipt(header.originator, header.id, "delivered")
+        self.received += 1
+        self.metrics.stored.inc()
+        return "stored"
+
+    async def _retraction(
+        self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime
+    ) -> str:
+        """Purge what the originator withdrew, and confirm it with a signed receipt."""
+        try:
+            content = msgpack.unpackb(body, raw=False)
+            target, reason = str(content["retracts"]), str(content.get("reason", ""))
+            # The broker and decide_retraction judged the signed refs: the body must withdraw
+            # that very report, not another one.
+            if [target] != header.refs:
+                raise ValueError(f"retracts {target!r} but the header refs {header.refs}")
+        except (ValueError, KeyError, TypeError, msgpack.ExtraData) as exc:
+            _log.warning("unreadable retraction", envelope=header.id, error=repr(exc))
+            await msg.term()
+            return "refused"
+        entry = None
+        with contextlib.suppress(InputError):
+            entry, _ = self.inbox.show(target)
+        # Only the originator of a report may withdraw it.
+        if entry is not None and entry.originator == header.originator:
+            self.inbox.purge(target, f"retracted: {reason}", now)
+            await self._receipt(header.originator, target, "purged", reason)
+        await msg.ack()
+        return "purged"
