@@ -16,22 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from protocol import crypto
 from protocol.keys import PublicEncryptionKey, PublicSigningKey, SigningKey
-from schemas import (
-    AgencyId,
-    Category,
-    Classification,
-    CountryCode,
-    EpochMillis,
-    KeyId,
-    Kind,
-    Route,
-)
+from schemas import AgencyId, Category, Classification, CountryCode, EpochMillis, KeyId, Kind, Route
 from schemas._types import Slug
-from schemas.errors import (
-    SignatureInvalid,
-    TrustError,
-    UnknownIssuer,
-)
+from schemas.errors import SignatureInvalid, TrustError, UnknownIssuer
 
 ROOT: Final[str] = "federation-root"
 _DOMAIN: Final[str] = "palermo/v1/trust/{kind}\x00"
