@@ -122,3 +122,18 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     for importer, imported in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "e"), ("d", "d")]:
         graph.add_import(importer=importer, imported=imported)
     assert [["a", "b", "c"], ["d"]] == sorted(_cycles(graph))
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_product_module_is_over_500_lines() -> None:
+    """Every product module stays small (issue 13): one concept per module, about 500 lines at
+    most; a module that grows past it is split by concept, its public face re-exporting."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {lines}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
+    assert [] == offenders
