@@ -7,7 +7,6 @@ would in a batch); each case is then its own named test over what the broker sto
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,8 +30,20 @@ from protocol.trust import (
     sign_document,
 )
 from schemas import EnvelopeHeader, Handling, new_uuid7
-from tests.adversarial._live import Case, by_data, flip, resign, run_once, with_recipient
-from tests.broker._support import MED, envelope, setup_federation, stream_messages, wait_for
+from tests.harness import (
+    MED,
+    Case,
+    by_data,
+    envelope,
+    flip,
+    resign,
+    run_once,
+    running_broker,
+    setup_federation,
+    stream_messages,
+    wait_for,
+    with_recipient,
+)
 
 MAX_BYTES = 32 * 1024
 NOW = datetime.now(UTC)
@@ -166,29 +177,26 @@ TO_LAPSED = _to_lapsed_member(FED)
 
 async def _scenario(server: NatsServer) -> Outcome:
     await setup_federation(server.client_url, FED)
+    options = BrokerOptions(max_envelope_bytes=MAX_BYTES, fetch_timeout_s=0.2)
     nc = await nats.connect(server.client_url)
-    broker = Broker(nc, FED.trust_store(), FED.policy_store(), FED.broker_key,
-                    BrokerOptions(max_envelope_bytes=MAX_BYTES, fetch_timeout_s=0.2))  # fmt: skip
-    task = asyncio.create_task(broker.run())
     js = nc.jetstream()
     try:
-        for i, case in enumerate(CASES):
-            await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"case-{i}"})
-        for i, data in enumerate([*GENUINE, TO_LAPSED]):
-            header = EnvelopeHeader.model_validate(decode(data).hdr)
-            await js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": f"ok-{i}"})
-        total = len(CASES) + len(GENUINE) + 1
+        async with running_broker(server.client_url, FED, options) as broker:
+            for i, case in enumerate(CASES):
+                await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"case-{i}"})
+            for i, data in enumerate([*GENUINE, TO_LAPSED]):
+                header = EnvelopeHeader.model_validate(decode(data).hdr)
+                await js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": f"ok-{i}"})
+            total = len(CASES) + len(GENUINE) + 1
 
-        async def done() -> bool:
-            return broker.processed >= total
+            async def done() -> bool:
+                return broker.processed >= total
 
-        await wait_for(done, within=30)
+            await wait_for(done, within=30)
         dead = by_data(await stream_messages(nc, "PLM_DEAD"))
         delivered = by_data(await stream_messages(nc, "PLM_DLV"))
         return Outcome(dead, delivered, broker.processed)
     finally:
-        broker.stop()
-        await task
         await nc.close()
 
 
@@ -235,28 +243,24 @@ def test_every_case_is_a_distinct_message() -> None:
     assert len(CASES) == len({c.data for c in CASES})
 
 
-async def test_replay_after_a_broker_restart_is_refused(nats_server: NatsServer) -> None:
+async def test_replay_after_a_broker_restart_is_refused(
+    nats_server: NatsServer, federated_url: str, fed: DevFederation
+) -> None:
     """An envelope accepted by one broker process and published again (new Nats-Msg-Id) after
     that broker stopped is refused by the next one: the replay marker lives in PLM_SEEN."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     header, data = envelope(fed, recipients=MED)
     nc = await nats.connect(nats_server.client_url)
     try:
         for msg_id in ("first", "replayed-later"):
-            broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
-                            BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
-            task = asyncio.create_task(broker.run())
-            await nc.jetstream().publish(
-                publish_subject(header), data, headers={"Nats-Msg-Id": msg_id}
-            )
+            async with running_broker(federated_url, fed) as broker:
+                await nc.jetstream().publish(
+                    publish_subject(header), data, headers={"Nats-Msg-Id": msg_id}
+                )
 
-            async def processed(b: Broker = broker) -> bool:
-                return b.processed >= 1
+                async def processed(b: Broker = broker) -> bool:
+                    return b.processed >= 1
 
-            await wait_for(processed, within=30)
-            broker.stop()
-            await task
+                await wait_for(processed, within=30)
         [dead] = await stream_messages(nc, "PLM_DEAD")
         delivered = await stream_messages(nc, "PLM_DLV")
     finally:

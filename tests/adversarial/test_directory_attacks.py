@@ -12,7 +12,7 @@ from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.directory import BUCKET, Directory
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
-from tests.broker._support import setup_federation, wait_for
+from tests.harness import wait_for
 
 GARBAGE = {
     "bundle.LBY-DCIM": b"\xff\xfe\xfa not utf-8",
@@ -24,12 +24,10 @@ GARBAGE = {
 
 @pytest.mark.parametrize("when", ["before-load", "while-watching"])
 async def test_garbage_entries_are_refused_and_revocations_still_apply(
-    nats_server: NatsServer, when: str
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, when: str
 ) -> None:
     """Non-UTF-8, a 100,000-deep JSON nest, a wrong shape, NaN: each refused with a reason;
     a revocation published afterwards still reaches the live view."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     nc = await nats.connect(nats_server.client_url)
     kv = await nc.jetstream().key_value(BUCKET)
     view = Directory(nc.jetstream(), fed.trust_store(), fed.policy_store())

@@ -31,8 +31,8 @@ from schemas.errors import (
     TrustError,
     UnknownSigner,
 )
-from tests.broker._support import envelope
 from tests.envelope._factories import NOW, READERS, SIGNERS, resign, sealed
+from tests.harness import envelope
 
 GENUINE = "ITA-GDF"
 # Each renders as (or normalises to) ITA-GDF, or differs from it only by an invisible character.

@@ -18,14 +18,21 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from structlog.testing import capture_logs
 
 from node.reports import seal_report
-from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.envelope import decode, encode, seal
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, new_uuid7
 from schemas.export import parse_report
-from tests.adversarial._live import Case, DevFederation, run_once, with_recipient
-from tests.broker._support import MED, envelope, setup_federation
+from tests.harness import (
+    MED,
+    Case,
+    connect_node,
+    envelope,
+    run_once,
+    setup_federation,
+    with_recipient,
+)
 
 ME = "MLT-AFM"
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -117,9 +124,7 @@ class Handled:
 
 async def _scenario(server: NatsServer, state: Path) -> tuple[dict[str, Handled], str, str]:
     await setup_federation(server.client_url, FED)
-    me = FED.agencies[ME]
-    identity = NodeIdentity(me.signing, [me.encryption])
-    async with Node.connect(server.client_url, identity, FED.root.public, state) as node:
+    async with connect_node(server.client_url, FED, ME, state) as node:
         js = node.js
         for i, case in enumerate(CASES):
             await js.publish(case.subject, case.data, headers={"Nats-Msg-Id": f"attack-{i}"})
@@ -185,8 +190,7 @@ async def test_redelivery_after_a_retraction_does_not_bring_the_report_back(
     )  # fmt: skip
     body = msgpack.packb({"retracts": original.id, "reason": "source withdrew"})
     withdrawn = seal(retraction, body, ita.signing, [me.encryption.public])
-    identity = NodeIdentity(me.signing, [me.encryption])
-    async with Node.connect(nats_server.client_url, identity, FED.root.public, tmp_path) as node:
+    async with connect_node(nats_server.client_url, FED, ME, tmp_path) as node:
         for n, data in enumerate((GENUINE, withdrawn, GENUINE)):
             await node.js.publish(_dlv(data), data, headers={"Nats-Msg-Id": f"d{n}"})
         sub = await node.js.pull_subscribe(f"plm.dlv.{ME}.>", durable="replayer", stream="PLM_DLV")

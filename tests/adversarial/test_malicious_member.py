@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from node.service import Node, NodeIdentity
+from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.envelope import seal
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, new_uuid7
-from tests.adversarial._live import DevFederation, run_once
-from tests.broker._support import setup_federation
+from tests.harness import connect_node, run_once, setup_federation
 
 ME = "MLT-AFM"
 FED = DevFederation.build(datetime.now(UTC))
@@ -44,10 +43,7 @@ RECEIPT_GARBAGE = [b"[" * 100_000, b"\xff\xfe", b"[]", b'{"document": 1}', b"nul
 
 async def _scenario(server: NatsServer, state: Path) -> tuple[dict[str, str], dict[str, object]]:
     await setup_federation(server.client_url, FED)
-    me = FED.agencies[ME]
-    async with Node.connect(
-        server.client_url, NodeIdentity(me.signing, [me.encryption]), FED.root.public, state
-    ) as node:
+    async with connect_node(server.client_url, FED, ME, state) as node:
         js = node.js
         for i, (subject, data) in enumerate(UNREADABLE.values()):
             await js.publish(subject, data, headers={"Nats-Msg-Id": f"m{i}"})

@@ -11,7 +11,6 @@ import asyncio
 import json
 import signal
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,12 @@ from nats.aio.client import Client
 
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
-from tests._cli import palermo
-from tests.broker._support import (
+from tests.harness import (
     envelope,
+    palermo,
     publish,
     publish_document,
     read_all,
-    setup_federation,
     standing_policy_denying,
     start_broker_process,
     stop_process,
@@ -90,12 +88,10 @@ async def _copies_and_audit(
 
 
 async def test_no_copy_without_its_entry_when_audit_writes_fail_and_the_broker_dies(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """PLM_AUDIT refuses every entry while the broker works, the broker is SIGKILLed, MLT-AFM
     becomes denied, the broker restarts: the copies are exactly the ones the audit allows."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     config = write_broker_config(tmp_path, fed, nats_server.client_url, ack_wait_s=2.0)
     nc = await nats.connect(nats_server.client_url)
     js = nc.jetstream()
@@ -142,12 +138,15 @@ async def _attempts_ready(nc: Client) -> bool:
     ],
 )
 async def test_a_broker_killed_before_its_acks_leaves_every_copy_audited(
-    nats_server: NatsServer, tmp_path: Path, point: str, recipients: tuple[str, ...]
+    nats_server: NatsServer,
+    federated_url: str,
+    fed: DevFederation,
+    tmp_path: Path,
+    point: str,
+    recipients: tuple[str, ...],
 ) -> None:
     """The broker process exits at a fault point (as a SIGKILL would stop it), MLT-AFM becomes
     denied, the broker restarts: every copy has its allowing entry and the chains verify."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     config = write_broker_config(tmp_path, fed, nats_server.client_url, ack_wait_s=2.0)
     nc = await nats.connect(nats_server.client_url)
     items = _sealed(fed)
@@ -168,14 +167,14 @@ async def test_a_broker_killed_before_its_acks_leaves_every_copy_audited(
 
 async def test_an_envelope_given_up_is_on_record_before_its_dead_letter(
     nats_server: NatsServer,
+    federated_url: str,
+    fed: DevFederation,
 ) -> None:
     """PLM_DLV full past max_deliver: each envelope dead-lettered as redelivery_exhausted has an
     audit record saying so, after one 'allow' record per attempt."""
     from broker.service import BrokerOptions
-    from tests.faults._support import running_broker
+    from tests.harness import running_broker
 
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     nc = await nats.connect(nats_server.client_url)
     js = nc.jetstream()
     dlv = (await js.stream_info("PLM_DLV")).config

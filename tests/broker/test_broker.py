@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import nats
 import pytest
@@ -14,14 +15,14 @@ from nats.aio.client import Client
 from broker.audit import verify_entries
 from broker.service import Broker, BrokerOptions
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
 from protocol.directory import Directory
 from protocol.transport import publish_subject
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
-from tests.broker._support import (
+from tests.harness import (
+    broker_on,
     envelope,
+    follow_directory,
     publish,
-    setup_federation,
     stream_count,
     stream_messages,
     wait_for,
@@ -29,30 +30,18 @@ from tests.broker._support import (
 
 
 @pytest.fixture
-def fed() -> DevFederation:
-    return DevFederation.build(datetime.now(UTC))
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer, fed: DevFederation) -> AsyncIterator[Client]:
-    await setup_federation(nats_server.client_url, fed)
-    client = await nats.connect(nats_server.client_url)
+async def nc(federated_url: str) -> AsyncIterator[Client]:
+    client = await nats.connect(federated_url)
     yield client
     await client.close()
 
 
 async def start_broker(
-    nc: Client, fed: DevFederation, **options: object
+    nc: Client, fed: DevFederation, **options: Any
 ) -> tuple[Broker, asyncio.Task[None], Directory]:
     """An in-process broker that follows the live directory, like the service does."""
-    trust = fed.trust_store().__class__(fed.root.public)
-    from protocol.view import PolicyStore
-
-    policy = PolicyStore(fed.root.public, trust)
-    directory = Directory(nc.jetstream(), trust, policy)
-    await directory.load()
-    await directory.watch()
-    broker = Broker(nc, trust, policy, fed.broker_key, BrokerOptions(**options))  # type: ignore[arg-type]
+    directory = await follow_directory(nc, fed)
+    broker = broker_on(nc, directory, fed, BrokerOptions(**options))
     return broker, asyncio.create_task(broker.run()), directory
 
 

@@ -3,16 +3,13 @@ and the genuine envelope published behind it is still delivered."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgpack
 import nats
 
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.transport import publish_subject
-from tests.broker._support import envelope, publish, read_all, setup_federation, wait_for
-from tests.faults._support import running_broker
+from tests.harness import envelope, publish, read_all, running_broker, wait_for
 
 
 def _hostile(genuine: bytes) -> bytes:
@@ -26,11 +23,11 @@ def _hostile(genuine: bytes) -> bytes:
     return genuine[:start] + b"\x81\xa2zz" + objects + genuine[end:]
 
 
-async def test_tiny_objects_are_dead_lettered_as_too_complex(nats_server: NatsServer) -> None:
+async def test_tiny_objects_are_dead_lettered_as_too_complex(
+    nats_server: NatsServer, federated_url: str, fed: DevFederation
+) -> None:
     """A 1 MB envelope of tiny objects: one dead letter with code too_complex; the genuine
     envelope published after it reaches its four recipients."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     nc = await nats.connect(nats_server.client_url)
     header, data = envelope(fed)
     hostile = _hostile(data)

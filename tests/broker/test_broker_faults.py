@@ -4,7 +4,6 @@ envelopes. Afterwards every allowed delivery is in PLM_DLV exactly once and none
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -12,11 +11,10 @@ import pytest
 
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
-from tests.broker._support import (
+from tests.harness import (
     envelope,
     publish,
     read_all,
-    setup_federation,
     start_broker_process,
     stop_process,
     stream_count,
@@ -41,11 +39,9 @@ async def _exactly_once(nc: nats.NATS, items: list[tuple[object, bytes]]) -> tup
 
 @pytest.mark.slow
 async def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """kill -9 of the broker part-way, then a restart: all 30,000 copies, each exactly once."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     config = write_broker_config(tmp_path, fed, nats_server.client_url, ack_wait_s=2.0)
     nc = await nats.connect(nats_server.client_url)
     items = _batch(fed)
@@ -64,11 +60,9 @@ async def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing(
 
 @pytest.mark.slow
 async def test_nats_server_restart_mid_stream_loses_and_duplicates_nothing(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """nats-server stopped and started (file storage) part-way: every copy exactly once."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     config = write_broker_config(tmp_path, fed, nats_server.client_url, ack_wait_s=2.0)
     nc = await nats.connect(nats_server.client_url, max_reconnect_attempts=-1)
     items = _batch(fed)

@@ -6,9 +6,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -16,11 +13,12 @@ import nats
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer, free_port
 from protocol.trust import canonical_json
-from tests.broker._support import (
+from tests.harness import (
+    PALERMO,
     envelope,
+    http_get,
     publish,
     read_all,
-    setup_federation,
     start_broker_process,
     stop_process,
     stream_count,
@@ -28,36 +26,22 @@ from tests.broker._support import (
     write_broker_config,
 )
 
-PALERMO = str(Path(sys.executable).parent / "palermo")
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
 
 async def test_service_health_metrics_audit_and_sigterm(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """A running broker is healthy and ready, counts its work, stops cleanly on SIGTERM with a
     signed checkpoint, and `palermo audit verify` accepts its chain but names a forged entry."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     port = free_port()
     config = write_broker_config(tmp_path, fed, nats_server.client_url, http_port=port)
     proc = start_broker_process(config, tmp_path / "broker.log")
     base = f"http://127.0.0.1:{port}"
 
     async def ready() -> bool:
-        return (await asyncio.to_thread(_get, base + "/readyz"))[0] == 200
+        return (await asyncio.to_thread(http_get, base + "/readyz"))[0] == 200
 
     await wait_for(ready, within=30)
-    assert 200 == (await asyncio.to_thread(_get, base + "/healthz"))[0]
+    assert 200 == (await asyncio.to_thread(http_get, base + "/healthz"))[0]
     nc = await nats.connect(nats_server.client_url)
     await publish(nc, [envelope(fed) for _ in range(25)])
 
@@ -65,7 +49,7 @@ async def test_service_health_metrics_audit_and_sigterm(
         return await stream_count(nc, "PLM_PUB") == 0
 
     await wait_for(drained, within=30)
-    _, metrics = await asyncio.to_thread(_get, base + "/metrics")
+    _, metrics = await asyncio.to_thread(http_get, base + "/metrics")
     assert "palermo_envelopes_verified_total 25.0" in metrics
     assert 'palermo_denied_total{reason="not-in-rel-to"} 25.0' in metrics
     assert 0 == stop_process(proc, signal.SIGTERM)
@@ -91,10 +75,10 @@ async def test_service_health_metrics_audit_and_sigterm(
     assert (False, last["seq"] + 1) == (broken["ok"], broken["broken_seq"])
 
 
-async def test_audit_trail_cli_lists_receivers(nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_audit_trail_cli_lists_receivers(
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
     """`palermo audit trail ID` lists each recipient's decision for that report."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     config = write_broker_config(tmp_path, fed, nats_server.client_url)
     proc = start_broker_process(config, tmp_path / "broker.log")
     nc = await nats.connect(nats_server.client_url)

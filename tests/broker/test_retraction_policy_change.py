@@ -3,32 +3,29 @@ membership is the only condition, at the broker and at the receiving node."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
 
-from node.service import Node, NodeIdentity
+from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
-from tests.broker._support import (
+from tests.harness import (
     envelope,
+    example,
     publish,
     publish_document,
     read_all,
-    setup_federation,
+    running_nodes,
     standing_policy_denying,
     start_broker_process,
     stop_process,
     wait_for,
     write_broker_config,
 )
-from tests.faults._support import example
 
 AGENCIES = ("ITA-GDF", "MLT-AFM")
 
@@ -40,28 +37,15 @@ class Live:
 
 
 @pytest.fixture
-async def live(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Live]:
+async def live(federated_url: str, fed: DevFederation, tmp_path: Path) -> AsyncIterator[Live]:
     """A broker process following the directory, and the ITA-GDF and MLT-AFM nodes running."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     broker = start_broker_process(write_broker_config(tmp_path, fed, url), tmp_path / "b.log")
-    async with AsyncExitStack() as stack:
-        nodes: dict[str, Node] = {}
-        for agency in AGENCIES:
-            a = fed.agencies[agency]
-            identity = NodeIdentity(a.signing, [a.encryption])
-            nodes[agency] = await stack.enter_async_context(
-                Node.connect(url, identity, fed.root.public, tmp_path / agency)
-            )
-        tasks = [asyncio.create_task(n.run()) for n in nodes.values()]
-        try:
+    try:
+        async with running_nodes(url, fed, AGENCIES, tmp_path) as nodes:
             yield Live(fed, nodes)
-        finally:
-            for n in nodes.values():
-                n.stop()
-            await asyncio.gather(*tasks)
-            assert 0 == stop_process(broker)
+    finally:
+        assert 0 == stop_process(broker)
 
 
 async def test_retraction_reaches_a_recipient_the_originator_now_denies(

@@ -26,10 +26,16 @@ from protocol.transport import connect
 from schemas import Report
 from schemas.errors import TransportError
 from schemas.export import parse_report
-from tests._cli import palermo
-from tests.broker._support import read_all, start_broker_process, stop_process, wait_for
-
-from ._support import RenderedServer, render_on_free_ports, wait_cluster
+from tests.harness import (
+    RenderedServer,
+    palermo,
+    read_all,
+    render_on_free_ports,
+    start_broker_process,
+    stop_process,
+    wait_cluster,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"

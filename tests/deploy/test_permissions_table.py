@@ -28,8 +28,7 @@ from broker.streams import StreamLimits, ensure_streams
 from node.config import NodeSettings
 from protocol.settings import NatsSettings
 from schemas.errors import PalermoError
-
-from ._support import RenderedServer, render_on_free_ports, wait_cluster
+from tests.harness import RenderedServer, render_on_free_ports, wait_cluster
 
 pytestmark = pytest.mark.slow
 LIVE = pytest.mark.asyncio(loop_scope="module")  # one hub for the module

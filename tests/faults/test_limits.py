@@ -21,9 +21,19 @@ from palermo.natsserver import NatsServer
 from protocol.directory import Directory
 from protocol.transport import PublishRejected
 from schemas import EnvelopeHeader
-from tests._cli import palermo
-from tests.broker._support import envelope, publish, stream_count, stream_messages, wait_for
-from tests.faults._support import example, inbox_ids, node, run_until_stored, running_broker
+from tests.harness import (
+    connect_node,
+    envelope,
+    example,
+    inbox_ids,
+    palermo,
+    publish,
+    run_until_stored,
+    running_broker,
+    stream_count,
+    stream_messages,
+    wait_for,
+)
 
 PARTNER = "MLT-AFM"
 Sealed = tuple[EnvelopeHeader, bytes]
@@ -60,7 +70,7 @@ async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepte
     fed = DevFederation.build(datetime.now(UTC))
     await _federation(url, fed, StreamLimits(max_pub_bytes=64 * 1024))
     accepted: list[str] = []
-    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
         refused: PublishRejected | None = None
         for _ in range(1000):  # far more than 64 KiB of envelopes
             try:
@@ -78,7 +88,7 @@ async def test_full_publish_stream_tells_the_publisher_and_keeps_what_it_accepte
     # The broker drains the stream: every accepted report reaches the partner, once.
     async with (
         running_broker(url, fed),
-        node(url, fed, PARTNER, tmp_path) as mlt,
+        connect_node(url, fed, PARTNER, tmp_path) as mlt,
     ):
         await run_until_stored(mlt, len(accepted), within=60)
     assert sorted(accepted) == sorted(i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db"))
@@ -94,7 +104,7 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
     nc, dlv = await _full_delivery_stream(url, fed, max_msgs=3)
     js = nc.jetstream()
     sent: list[str] = []
-    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
         for _ in range(8):
             sent.append((await ita.publish(example("01"), to=[PARTNER])).header.id)
     async with running_broker(url, fed) as broker:
@@ -114,7 +124,7 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
         assert broker.processed == 3
         dlv.max_msgs = -1
         await js.update_stream(dlv)
-        async with node(url, fed, PARTNER, tmp_path) as mlt:
+        async with connect_node(url, fed, PARTNER, tmp_path) as mlt:
             await run_until_stored(mlt, len(sent), within=60)
     assert 0 == await stream_count(nc, "PLM_PUB")
     assert 8 == await stream_count(nc, "PLM_DLV")

@@ -7,8 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -17,13 +15,21 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from node.inbox import Inbox, StorageKey
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer, free_port
-from tests.broker._support import publish, setup_federation, stop_process, stream_count, wait_for
-from tests.faults._support import example, node, running_broker, seal_many
+from palermo.natsserver import free_port
+from tests.harness import (
+    PALERMO,
+    connect_node,
+    example,
+    publish,
+    running_broker,
+    seal_many,
+    stop_process,
+    stream_count,
+    wait_for,
+)
 
 N = 800
 PARTNER = "MLT-AFM"
-PALERMO = str(Path(sys.executable).parent / "palermo")
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -50,15 +56,13 @@ def _rows(db: Path) -> int:
 
 @pytest.mark.slow
 async def test_node_sigkill_during_inbox_writes_keeps_the_inbox_whole(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", PARTNER, url)
     db = tmp_path / "fed" / "state" / PARTNER / "inbox.db"
-    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
         sealed = seal_many(ita, example("01"), [PARTNER], N)
     nc = await nats.connect(url)
     async with running_broker(url, fed):

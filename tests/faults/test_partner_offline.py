@@ -3,7 +3,6 @@ its inbox exactly once, in publish order per originator (docs/node.md, "Delivery
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -11,15 +10,16 @@ import pytest
 from nats.aio.client import Client
 
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
-from tests.broker._support import publish, setup_federation, stream_count, wait_for
-from tests.faults._support import (
+from tests.harness import (
+    connect_node,
     example,
     inbox_ids,
-    node,
+    publish,
     run_until_stored,
     running_broker,
     seal_many,
+    stream_count,
+    wait_for,
 )
 
 N = 10_000
@@ -29,14 +29,12 @@ PARTNER = "MLT-AFM"
 
 @pytest.mark.slow
 async def test_partner_offline_for_10k_reports_gets_all_in_order_exactly_once(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     sealed = {}
     for agency in ORIGINATORS:
-        async with node(url, fed, agency, tmp_path) as origin:
+        async with connect_node(url, fed, agency, tmp_path) as origin:
             sealed[agency] = seal_many(origin, example("01"), [PARTNER], N // len(ORIGINATORS))
     # Interleave the originators, as a busy hub would see them.
     order = [s for pair in zip(*sealed.values(), strict=True) for s in pair]
@@ -46,7 +44,7 @@ async def test_partner_offline_for_10k_reports_gets_all_in_order_exactly_once(
         # The partner's node is not running: the broker routes everything into PLM_DLV.
         await wait_for(lambda: _count_at_least(nc, "PLM_DLV", N), within=120)
     assert 0 == await stream_count(nc, "PLM_PUB")
-    async with node(url, fed, PARTNER, tmp_path) as partner:
+    async with connect_node(url, fed, PARTNER, tmp_path) as partner:
         await run_until_stored(partner, N, within=180)
     await nc.close()
     stored = inbox_ids(tmp_path / PARTNER / "inbox.db")

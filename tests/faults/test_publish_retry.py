@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -15,8 +14,7 @@ import pytest
 
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
-from tests.broker._support import setup_federation
-from tests.faults._support import example, node
+from tests.harness import connect_node, example
 
 # nats-py's JetStream publish waits 5 s for the acknowledgement: pause the server longer than
 # that, so the first attempt times out and the second one is what the server answers.
@@ -25,14 +23,12 @@ PAUSE_S = 6.5
 
 @pytest.mark.slow
 async def test_unacknowledged_publish_is_sent_again_and_stored_once(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     pid = nats_server.pid
     assert pid is not None
-    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
         os.kill(pid, signal.SIGSTOP)
         try:
             publishing = asyncio.create_task(ita.publish(example("01"), to=["MLT-AFM"]))

@@ -6,7 +6,6 @@ kill swallowed is sent again under the same id (Node._publish), so most ride the
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ import pytest
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from schemas.errors import TransportError
-from tests.broker._support import setup_federation, wait_for
-from tests.faults._support import example, inbox_ids, node, running_broker
+from tests.harness import connect_node, example, inbox_ids, running_broker, wait_for
 
 N = 300
 KILL_AT = 100
@@ -23,18 +21,16 @@ KILL_AT = 100
 
 @pytest.mark.slow
 async def test_server_sigkill_during_node_publish_loses_nothing_that_returned(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     report = example("01")
     ok: list[str] = []
     failed: list[TransportError] = []
     async with (
         running_broker(url, fed),
-        node(url, fed, "ITA-GDF", tmp_path) as ita,
-        node(url, fed, "MLT-AFM", tmp_path) as mlt,
+        connect_node(url, fed, "ITA-GDF", tmp_path) as ita,
+        connect_node(url, fed, "MLT-AFM", tmp_path) as mlt,
     ):
         consumer = asyncio.create_task(mlt.run())
         for i in range(N):

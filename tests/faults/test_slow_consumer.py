@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -14,9 +13,16 @@ from nats.aio.msg import Msg
 
 from node.service import FETCH_BATCH
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
-from tests.broker._support import publish, setup_federation, stream_count, wait_for
-from tests.faults._support import example, inbox_ids, node, running_broker, seal_many
+from tests.harness import (
+    connect_node,
+    example,
+    inbox_ids,
+    publish,
+    running_broker,
+    seal_many,
+    stream_count,
+    wait_for,
+)
 
 N = 1200
 PARTNER = "MLT-AFM"
@@ -24,12 +30,10 @@ PARTNER = "MLT-AFM"
 
 @pytest.mark.slow
 async def test_slow_consumer_holds_back_pressure_and_loses_nothing(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
-    async with node(url, fed, "ITA-GDF", tmp_path) as ita:
+    url = federated_url
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
         report = example("01")
         # ~16 KiB of narrative each: a backlog of about 14 MB waits for the partner.
         narrative = report.narrative.model_copy(update={"text": report.narrative.text * 40})
@@ -45,7 +49,7 @@ async def test_slow_consumer_holds_back_pressure_and_loses_nothing(
 
         await wait_for(routed, within=120)
     backlog = sum(len(s.data) for s in sealed)
-    async with node(url, fed, PARTNER, tmp_path) as mlt:
+    async with connect_node(url, fed, PARTNER, tmp_path) as mlt:
         handle = mlt.handle
 
         async def slow(msg: Msg) -> str:

@@ -5,17 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-PALERMO = str(Path(sys.executable).parent / "palermo")
-EXAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "schemas"
-    / "examples"
-    / "01-routes-central-med-departure.json"
-)
+from tests.harness import EXAMPLES, PALERMO
+
+EXAMPLE = EXAMPLES / "01-routes-central-med-departure.json"
 
 
 def test_dev_up_publish_and_ctrl_c(tmp_path: Path) -> None:

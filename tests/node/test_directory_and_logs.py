@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import structlog
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.logs import REDACTED, redact
-
-PALERMO = str(Path(sys.executable).parent / "palermo")
+from tests.harness import PALERMO
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,7 @@ from node.config import NodeSettings
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer, free_port
 from schemas.errors import ConfigError
-from tests._cli import PALERMO
-from tests.broker._support import setup_federation, stop_process, wait_for
-from tests.deploy._support import render_on_free_ports
+from tests.harness import PALERMO, render_on_free_ports, stop_process, wait_for
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]
@@ -85,12 +82,10 @@ async def _ready(port: int) -> bool:
 
 
 @pytest.fixture
-async def live(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[LiveNode]:
+async def live(federated_url: str, fed: DevFederation, tmp_path: Path) -> AsyncIterator[LiveNode]:
     """The dev federation on a real server; ITA-GDF's node run as an operator runs it, its
     health on one port, its ingest on another behind a token file the test wrote (0600)."""
-    fed = DevFederation.build(datetime.now(UTC))
-    url = nats_server.client_url
-    await setup_federation(url, fed)
+    url = federated_url
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     token = secrets.token_urlsafe(32)
@@ -285,7 +280,7 @@ def short_dir() -> Iterator[Path]:
 
 
 async def test_ingest_on_a_unix_socket_is_0600_and_needs_the_token(
-    nats_server: NatsServer, tmp_path: Path, short_dir: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path, short_dir: Path
 ) -> None:
     """ingest_socket: the socket file is 0600 from the moment it listens, and the token is
     still required on it; the right token publishes."""
@@ -293,8 +288,6 @@ async def test_ingest_on_a_unix_socket_is_0600_and_needs_the_token(
     from node.service import Node
 
     url = "http://palermo/v1/reports"  # the host is ignored on a Unix socket
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", "ITA-GDF", nats_server.client_url)
     sock = short_dir / "ingest.sock"
@@ -371,7 +364,7 @@ async def _post_tls(url: str, context: ssl.SSLContext) -> int | None:
 
 
 async def test_ingest_over_mtls_takes_only_client_certificates_from_its_ca(
-    nats_server: NatsServer, tmp_path: Path
+    nats_server: NatsServer, federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """ingest_tls_*: a client with no certificate, or one from another CA, never gets an HTTP
     answer (the handshake fails); a certificate from the configured CA publishes (202). mTLS
@@ -386,8 +379,6 @@ async def test_ingest_over_mtls_takes_only_client_certificates_from_its_ca(
                         server=True)  # fmt: skip
     client = ours.issue("case-system", tmp_path / "pki" / "client", client=True)
     stranger = other.issue("case-system", tmp_path / "pki" / "stranger", client=True)
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", "ITA-GDF", nats_server.client_url)
     tls = {"ingest_tls_cert": server.cert, "ingest_tls_key": server.key,
@@ -421,13 +412,11 @@ async def test_ingest_over_mtls_takes_only_client_certificates_from_its_ca(
 
 
 async def test_dev_node_config_serves_ingest_with_its_own_token(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """A node.toml as 'palermo dev up' writes it: 'palermo node run' prints the ingest URL, and
     the token file next to the config (0600) is the one that publishes (docs/node.md)."""
-    fed = DevFederation.build(datetime.now(UTC))
-    url = nats_server.client_url
-    await setup_federation(url, fed)
+    url = federated_url
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     token_file = tmp_path / "fed" / "ITA-GDF.ingest.token"

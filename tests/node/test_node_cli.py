@@ -7,24 +7,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer, free_port
-from tests.broker._support import setup_federation, start_broker_process, stop_process
+from palermo.natsserver import free_port
+from tests.harness import EXAMPLES, PALERMO, start_broker_process, stop_process
 
-PALERMO = str(Path(sys.executable).parent / "palermo")
-EXAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "schemas"
-    / "examples"
-    / "01-routes-central-med-departure.json"
-)
+EXAMPLE = EXAMPLES / "01-routes-central-med-departure.json"
 
 
 N_IMPORT = 10_000
@@ -34,11 +26,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PALERMO, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-async def test_publish_then_read_the_inbox(nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_publish_then_read_the_inbox(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
     """ITA-GDF publishes; MLT-AFM's node stores it; its inbox shows it with the codes."""
-    fed = DevFederation.build(datetime.now(UTC))
-    url = nats_server.client_url
-    await setup_federation(url, fed)
+    url = federated_url
     broker = start_broker_process(fed.broker_config(tmp_path, url), tmp_path / "broker.log")
     ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     mlt = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
@@ -102,13 +94,11 @@ def test_publish_with_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_bulk_import_is_resumable_and_reports_every_line(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """10,000 lines, 200 invalid: 9,800 published, each invalid line named, none lost; a rerun
     sends nothing twice."""
-    fed = DevFederation.build(datetime.now(UTC))
-    url = nats_server.client_url
-    await setup_federation(url, fed)
+    url = federated_url
     fed.write(tmp_path / "fed")
     ita = fed.node_config(tmp_path / "fed", "ITA-GDF", url)
     good = json.loads(EXAMPLE.read_text())

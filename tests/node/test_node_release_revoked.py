@@ -14,8 +14,7 @@ from palermo.devfed import DevFederation
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from schemas.errors import InputError
 from schemas.export import parse_report
-from tests.broker._support import read_all
-from tests.stateful._live import Live, wait_until
+from tests.harness import Live, read_all, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
 
-from broker.service import Broker, BrokerOptions
-from node.service import Node, NodeIdentity
+from broker.service import Broker
+from node.service import Node
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
 from schemas import Report
 from schemas.errors import InputError
 from schemas.export import parse_report
-from tests.broker._support import read_all, setup_federation, wait_for
+from tests.harness import read_all, running_broker, running_nodes, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 
@@ -31,37 +29,19 @@ class Federation:
         self.fed, self.nodes, self.broker = fed, nodes, broker
 
 
+AGENCIES = ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF")
+
+
 @pytest.fixture
-async def running(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Federation]:
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
-    async with AsyncExitStack() as stack:
-        nodes = {}
-        tasks = []
-        for agency in ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF"):
-            a = fed.agencies[agency]
-            node = await stack.enter_async_context(
-                Node.connect(
-                    nats_server.client_url,
-                    NodeIdentity(a.signing, [a.encryption]),
-                    fed.root.public,
-                    tmp_path / agency,
-                )
-            )
-            nodes[agency] = node
-            tasks.append(asyncio.create_task(node.run()))
-        nc = await nats.connect(nats_server.client_url)
-        broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
-                        BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
-        tasks.append(asyncio.create_task(broker.run()))
-        try:
-            yield Federation(fed, nodes, broker)
-        finally:
-            broker.stop()
-            for node in nodes.values():
-                node.stop()
-            await asyncio.gather(*tasks)
-            await nc.close()
+async def running(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> AsyncIterator[Federation]:
+    """A broker and seven agencies' nodes running on the example federation."""
+    async with (
+        running_nodes(federated_url, fed, AGENCIES, tmp_path) as nodes,
+        running_broker(federated_url, fed) as broker,
+    ):
+        yield Federation(fed, nodes, broker)
 
 
 def _example(name: str) -> Report:

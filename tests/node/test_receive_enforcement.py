@@ -19,14 +19,14 @@ import msgpack
 import pytest
 
 from node.reports import seal_report
-from node.service import Node, NodeIdentity
+from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.envelope import decode, seal
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, Report, Route, new_uuid7, partition
 from schemas.export import parse_report
-from tests.broker._support import read_all, setup_federation
+from tests.harness import connect_node, read_all, setup_federation
 
 ME = "MLT-AFM"
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -75,9 +75,7 @@ def _sealed(
 async def node(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Node]:
     """MLT-AFM's node on a live server holding the dev federation's directory."""
     await setup_federation(nats_server.client_url, FED)
-    me = FED.agencies[ME]
-    identity = NodeIdentity(me.signing, [me.encryption])
-    async with Node.connect(nats_server.client_url, identity, FED.root.public, tmp_path) as n:
+    async with connect_node(nats_server.client_url, FED, ME, tmp_path) as n:
         yield n
 
 

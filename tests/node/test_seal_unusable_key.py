@@ -8,26 +8,21 @@ that got in anyway (accepted before the check existed, or by an older node).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nats
 import pytest
 
-from broker.service import Broker, BrokerOptions
 from node.reports import seal_report
-from node.service import Node, NodeIdentity
+from node.service import Node
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
 from policies import Decision
 from protocol.crypto import key_id
 from protocol.trust import TrustStore
 from schemas import Report
 from schemas.export import parse_report
-from tests.broker._support import setup_federation, wait_for
+from tests.harness import running_broker, running_nodes, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 BAD = "MLT-AFM"
@@ -82,35 +77,15 @@ def test_a_partner_without_any_key_is_reported_as_denied() -> None:
 
 
 @pytest.fixture
-async def federation(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
+async def federation(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> AsyncIterator[dict[str, Node]]:
     """A broker and the nodes of ITA-GDF and its three coastal partners, live."""
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(nats_server.client_url, fed)
-    async with AsyncExitStack() as stack:
-        nodes: dict[str, Node] = {}
-        for agency in ["ITA-GDF", *PARTNERS]:
-            a = fed.agencies[agency]
-            nodes[agency] = await stack.enter_async_context(
-                Node.connect(
-                    nats_server.client_url,
-                    NodeIdentity(a.signing, [a.encryption]),
-                    fed.root.public,
-                    tmp_path / agency,
-                )
-            )
-        nc = await nats.connect(nats_server.client_url)
-        stack.push_async_callback(nc.close)
-        broker = Broker(nc, fed.trust_store(), fed.policy_store(), fed.broker_key,
-                        BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
-        tasks = [asyncio.create_task(n.run()) for n in nodes.values()]
-        tasks.append(asyncio.create_task(broker.run()))
-        try:
-            yield nodes
-        finally:
-            broker.stop()
-            for n in nodes.values():
-                n.stop()
-            await asyncio.gather(*tasks)
+    async with (
+        running_nodes(federated_url, fed, ["ITA-GDF", *PARTNERS], tmp_path) as nodes,
+        running_broker(federated_url, fed),
+    ):
+        yield nodes
 
 
 async def test_one_partners_low_order_key_does_not_stop_the_report_reaching_the_others(

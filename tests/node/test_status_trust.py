@@ -10,7 +10,6 @@ network in a dev deployment without permissions) could.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -21,29 +20,28 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client
 
-from broker.service import Broker, BrokerOptions
 from node.receipts import Receipt
 from node.reports import seal_report
-from node.service import Node, NodeIdentity
+from node.service import Node
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
 from protocol.envelope import decode
 from protocol.transport import deliver_subject
 from protocol.trust import canonical_json, sign_document
 from schemas import EnvelopeHeader
-from schemas.export import parse_report
-from tests._cli import palermo
-from tests.broker._support import envelope, publish, read_all, setup_federation, wait_for
+from tests.harness import (
+    connect_node,
+    envelope,
+    example,
+    palermo,
+    publish,
+    read_all,
+    running_broker,
+    wait_for,
+)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 ITA, MLT, GRC, ESP = "ITA-GDF", "MLT-AFM", "GRC-HCG", "ESP-GC"
-
-
-def _connect(fed: DevFederation, url: str, state: Path, agency: str, **options: Any) -> Any:
-    a = fed.agencies[agency]
-    identity = NodeIdentity(a.signing, [a.encryption])
-    return Node.connect(url, identity, fed.root.public, state, **options)
 
 
 @dataclass
@@ -57,20 +55,31 @@ class World:
 
 
 @pytest.fixture
-async def w(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[World]:
+async def w(federated_url: str, fed: DevFederation, tmp_path: Path) -> AsyncIterator[World]:
     """ITA-GDF's node and MLT-AFM's node, live."""
-    fed = DevFederation.build(datetime.now(UTC))
-    url = nats_server.client_url
-    await setup_federation(url, fed)
+    url = federated_url
     async with AsyncExitStack() as stack:
-        ita = await stack.enter_async_context(_connect(fed, url, tmp_path / ITA, ITA))
-        mlt = await stack.enter_async_context(_connect(fed, url, tmp_path / MLT, MLT))
+        ita = await stack.enter_async_context(connect_node(url, fed, ITA, tmp_path))
+        mlt = await stack.enter_async_context(connect_node(url, fed, MLT, tmp_path))
         yield World(fed, ita, mlt, stack, url, tmp_path)
+
+
+def _forged_notice(w: World, envelope_id: str) -> dict[str, Any]:
+    """A broker-notice claiming the broker refused MLT-AFM, with a signature of zeros."""
+    return {
+        "document": {
+            "kind": "broker-notice", "broker": "BROKER-1", "kid": w.fed.broker_key.kid,
+            "envelope": envelope_id, "originator": ITA, "time": 0,
+            "refused": [{"recipient": MLT, "reasons": [{"code": "no-agreement",
+                                                         "message": "forged"}]}],
+        },
+        "signature": {"signer": "BROKER-1", "kid": w.fed.broker_key.kid, "ed25519": "00" * 64},
+    }  # fmt: skip
 
 
 def _report_for(w: World, recipients: list[str]) -> tuple[EnvelopeHeader, bytes]:
     """ITA-GDF's route alert (example 01), sealed by its publishing path."""
-    report = parse_report(next(EXAMPLES.glob("01*.json")).read_text())
+    report = example("01")
     trust = w.fed.trust_store()
     sealed = seal_report(report, w.fed.agencies[ITA].signing, recipients, trust,
                          w.fed.policy_store(trust), datetime.now(UTC))  # fmt: skip
@@ -127,33 +136,20 @@ async def test_a_forged_broker_notice_is_ignored(w: World, knows_broker_key: boo
     configured with the broker's key."""
     header, data = _report_for(w, [GRC, MLT])
     assert "stored" == await _deliver_to_mlt(w, data)
-    forged = {
-        "document": {
-            "kind": "broker-notice", "broker": "BROKER-1", "kid": w.fed.broker_key.kid,
-            "envelope": header.id, "originator": ITA, "time": 0,
-            "refused": [{"recipient": MLT, "reasons": [{"code": "no-agreement",
-                                                         "message": "forged"}]}],
-        },
-        "signature": {"signer": "BROKER-1", "kid": w.fed.broker_key.kid, "ed25519": "00" * 64},
-    }  # fmt: skip
+    forged = _forged_notice(w, header.id)
     await w.ita.js.publish(f"plm.rcpt.{ITA}.notice", canonical_json(forged))
     if not knows_broker_key:
         assert {MLT: "delivered"} == await _statuses(w.ita, header.id)
         return
     keys = [w.fed.broker_key.public]
-    async with _connect(w.fed, w.url, w.tmp / "aware", ITA, broker_keys=keys) as aware:
+    async with connect_node(w.url, w.fed, ITA, w.tmp / "aware", broker_keys=keys) as aware:
         assert {MLT: "delivered"} == await _statuses(aware, header.id)
 
 
-async def test_a_notice_signed_by_the_broker_is_shown_only_with_the_brokers_key(w: World) -> None:
-    """Control: the real broker refuses AUS-ABF; ITA-GDF's node configured with the broker's
-    key shows 'denied by broker', one configured without it shows nothing for AUS-ABF."""
-    nc = await nats.connect(w.url)
-    w.stack.push_async_callback(nc.close)
-    broker = Broker(nc, w.fed.trust_store(), w.fed.policy_store(), w.fed.broker_key,
-                    BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
-    task = asyncio.create_task(broker.run())
-    try:
+async def _refused_by_the_broker(w: World, nc: Client) -> EnvelopeHeader:
+    """ITA-GDF's envelope to MLT-AFM and AUS-ABF through the real broker, which refuses AUS-ABF:
+    its signed notice is in PLM_RCPT when this returns."""
+    async with running_broker(w.url, w.fed):
         header, data = envelope(w.fed, recipients=[MLT, "AUS-ABF"])
         await publish(nc, [(header, data)])
 
@@ -162,12 +158,18 @@ async def test_a_notice_signed_by_the_broker_is_shown_only_with_the_brokers_key(
             return any(header.id in m.data.decode() for m in rows)
 
         await wait_for(noticed, within=20)
-    finally:
-        broker.stop()
-        await task
+    return header
+
+
+async def test_a_notice_signed_by_the_broker_is_shown_only_with_the_brokers_key(w: World) -> None:
+    """Control: the real broker refuses AUS-ABF; ITA-GDF's node configured with the broker's
+    key shows 'denied by broker', one configured without it shows nothing for AUS-ABF."""
+    nc = await nats.connect(w.url)
+    w.stack.push_async_callback(nc.close)
+    header = await _refused_by_the_broker(w, nc)
     assert "AUS-ABF" not in await _statuses(w.ita, header.id)
     keys = [w.fed.broker_key.public]
-    async with _connect(w.fed, w.url, w.tmp / "aware", ITA, broker_keys=keys) as aware:
+    async with connect_node(w.url, w.fed, ITA, w.tmp / "aware", broker_keys=keys) as aware:
         assert "denied by broker" == (await _statuses(aware, header.id))["AUS-ABF"]
 
 
@@ -178,30 +180,8 @@ async def test_palermo_status_shows_the_brokers_refusal_and_ignores_a_forged_one
     config = w.fed.node_config(w.tmp / "fed", ITA, w.url)
     nc = await nats.connect(w.url)
     w.stack.push_async_callback(nc.close)
-    broker = Broker(nc, w.fed.trust_store(), w.fed.policy_store(), w.fed.broker_key,
-                    BrokerOptions(fetch_timeout_s=0.2))  # fmt: skip
-    task = asyncio.create_task(broker.run())
-    try:
-        header, data = envelope(w.fed, recipients=[MLT, "AUS-ABF"])
-        await publish(nc, [(header, data)])
-
-        async def noticed() -> bool:
-            rows = await read_all(nc, "PLM_RCPT", f"plm.rcpt.{ITA}.notice")
-            return any(header.id in m.data.decode() for m in rows)
-
-        await wait_for(noticed, within=20)
-    finally:
-        broker.stop()
-        await task
-    forged = {
-        "document": {
-            "kind": "broker-notice", "broker": "BROKER-1", "kid": w.fed.broker_key.kid,
-            "envelope": header.id, "originator": ITA, "time": 0,
-            "refused": [{"recipient": MLT, "reasons": [{"code": "no-agreement",
-                                                         "message": "forged"}]}],
-        },
-        "signature": {"signer": "BROKER-1", "kid": w.fed.broker_key.kid, "ed25519": "00" * 64},
-    }  # fmt: skip
+    header = await _refused_by_the_broker(w, nc)
+    forged = _forged_notice(w, header.id)
     await nc.jetstream().publish(f"plm.rcpt.{ITA}.notice", canonical_json(forged))
     done = await palermo("status", header.id, "--config", str(config), "--json")
     assert 0 == done.returncode, done.stderr

@@ -76,7 +76,7 @@ from protocol.trust import (
 )
 from schemas import EnvelopeHeader, Kind, Report, Route, new_uuid7, partition
 from schemas.errors import InputError, NotARecipient, PalermoError, Revoked, TrustError
-from tests.stateful._live import Live, LoopThread, wait_until
+from tests.harness import Live, LoopThread, wait_until
 from tests.stateful._world import (
     CATEGORIES,
     GROUPS,

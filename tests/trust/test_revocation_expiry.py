@@ -13,8 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from typer.testing import CliRunner, Result
 
 from broker.metrics import BrokerMetrics
 from node.metrics import NodeMetrics
-from node.service import Node, NodeIdentity
 from palermo.cli import app
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer, free_port
+from palermo.natsserver import free_port
 from protocol.settings import load_root_public
 from protocol.trust import (
     ROOT,
@@ -39,10 +36,11 @@ from protocol.trust import (
     verify_document,
 )
 from schemas.errors import TrustError
-from tests.broker._support import (
+from tests.harness import (
+    connect_node,
     envelope,
+    http_get,
     publish,
-    setup_federation,
     start_broker_process,
     stop_process,
     stream_count,
@@ -184,16 +182,6 @@ def test_alarm_gauges_follow_the_list_held(metrics: type[NodeMetrics | BrokerMet
 # --- live: a broker process and a node on a real nats-server -----------------------------------
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
 async def _overdue_list(url: str, fed: DevFederation) -> None:
     """The directory's revocation list replaced by seq 2, due three days ago."""
     now = datetime.now(UTC)
@@ -205,13 +193,11 @@ async def _overdue_list(url: str, fed: DevFederation) -> None:
 
 
 async def test_broker_past_next_update_is_ready_warns_alarms_and_delivers(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """A broker holding an overdue list: /readyz 200 with the warning, the alarm gauge at 1 in
     /metrics, and envelopes still delivered."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     await _overdue_list(url, fed)
     port = free_port()
     config = write_broker_config(tmp_path, fed, url, http_port=port)
@@ -221,11 +207,11 @@ async def test_broker_past_next_update_is_ready_warns_alarms_and_delivers(
     try:
 
         async def ready() -> bool:
-            return (await asyncio.to_thread(_get, base + "/readyz"))[0] == 200
+            return (await asyncio.to_thread(http_get, base + "/readyz"))[0] == 200
 
         await wait_for(ready, within=30)
-        status, body = await asyncio.to_thread(_get, base + "/readyz")
-        _, metrics = await asyncio.to_thread(_get, base + "/metrics")
+        status, body = await asyncio.to_thread(http_get, base + "/readyz")
+        _, metrics = await asyncio.to_thread(http_get, base + "/metrics")
         readyz = json.loads(body)
         assert (200, "ready", 1) == (status, readyz["status"], len(readyz["warnings"]))
         assert readyz["warnings"][0].startswith("revocation list seq 2 passed its next_update")
@@ -242,30 +228,24 @@ async def test_broker_past_next_update_is_ready_warns_alarms_and_delivers(
 
 
 async def test_node_past_next_update_raises_its_alarm(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """A node loading an overdue list from the directory: its registry says expired = 1."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
-    a = fed.agencies["MLT-AFM"]
-    identity = NodeIdentity(a.signing, [a.encryption])
-    async with Node.connect(url, identity, fed.root.public, tmp_path / "fresh") as node:
-        fresh = node.metrics.registry.get_sample_value("palermo_revocation_list_expired")
+    url = federated_url
+    async with connect_node(url, fed, "MLT-AFM", tmp_path / "fresh") as mlt:
+        fresh = mlt.metrics.registry.get_sample_value("palermo_revocation_list_expired")
     await _overdue_list(url, fed)
-    async with Node.connect(url, identity, fed.root.public, tmp_path / "late") as node:
-        late = node.metrics.registry.get_sample_value("palermo_revocation_list_expired")
-        warned = node.trust.warnings()
+    async with connect_node(url, fed, "MLT-AFM", tmp_path / "late") as mlt:
+        late = mlt.metrics.registry.get_sample_value("palermo_revocation_list_expired")
+        warned = mlt.trust.warnings()
     assert (0.0, 1.0, 1) == (fresh, late, len(warned))
 
 
 async def test_node_process_past_next_update_is_ready_with_the_warning(
-    nats_server: NatsServer, tmp_path: Path
+    federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
     """'palermo node run' holding an overdue list: /readyz 200 with the warning, alarm at 1."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     await _overdue_list(url, fed)
     fed.write(tmp_path / "fed")
     config = fed.node_config(tmp_path / "fed", "MLT-AFM", url)
@@ -283,11 +263,11 @@ async def test_node_process_past_next_update_is_ready_with_the_warning(
         async def ready() -> bool:
             if node.poll() is not None:
                 raise AssertionError((tmp_path / "node.log").read_text())
-            return (await asyncio.to_thread(_get, base + "/readyz"))[0] == 200
+            return (await asyncio.to_thread(http_get, base + "/readyz"))[0] == 200
 
         await wait_for(ready, within=30)
-        _, body = await asyncio.to_thread(_get, base + "/readyz")
-        _, metrics = await asyncio.to_thread(_get, base + "/metrics")
+        _, body = await asyncio.to_thread(http_get, base + "/readyz")
+        _, metrics = await asyncio.to_thread(http_get, base + "/metrics")
         readyz = json.loads(body)
         assert ("ready", True, True) == (
             readyz["status"],

@@ -21,7 +21,6 @@ import nats
 import pytest
 
 from palermo.devfed import DevFederation
-from palermo.natsserver import NatsServer
 from policies import AgencyPolicy
 from protocol import crypto
 from protocol.directory import Directory
@@ -39,7 +38,7 @@ from protocol.trust import (
 )
 from protocol.view import PolicyStore
 from schemas.errors import KeyNotValid, NotValidNow, Revoked, UnknownIssuer
-from tests.broker._support import setup_federation, wait_for
+from tests.harness import follow_directory, wait_for
 from tests.trust._support import (
     DAY,
     ITA,
@@ -244,26 +243,19 @@ def _bundle_seq2(key: SigningKey, enc: EncryptionKey) -> dict[str, Any]:
 
 
 async def test_live_thief_of_a_revoked_key_gets_no_encryption_key(
-    nats_server: NatsServer,
+    federated_url: str,
+    fed: DevFederation,
 ) -> None:
     """On a live directory: the revocation of ITA-GDF's signing key drops the bundle it signed,
     the thief's bundle is refused, and a restarted process does not take it either."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     ita = fed.agencies[AGENCY]
     thief = EncryptionKey.generate(AGENCY)
     nc = await nats.connect(url)
-    trust = TrustStore(fed.root.public)
-    directory = Directory(nc.jetstream(), trust, PolicyStore(fed.root.public, trust))
-    await directory.load()
-    await directory.watch()
+    directory = await follow_directory(nc, fed)
+    trust = directory.store
     try:
-
-        def kids() -> list[str]:
-            return [k.kid for k in trust.encryption_keys(AGENCY, datetime.now(UTC))]
-
-        assert [ita.encryption.kid] == kids()
+        assert [ita.encryption.kid] == _kids(trust, at=datetime.now(UTC))
         stolen = RevocationEntry(agency=AGENCY, kid=ita.signing.kid, reason="stolen",
                                  revoked_at=datetime.now(UTC))  # fmt: skip
         await _put(url, "revocations", _live_revocations(fed, stolen))
@@ -273,7 +265,7 @@ async def test_live_thief_of_a_revoked_key_gets_no_encryption_key(
 
         await wait_for(revoked, within=10)
         # The bundle the stolen key signed must go with the revocation.
-        after_revocation = kids()
+        after_revocation = _kids(trust, at=datetime.now(UTC))
 
         await _put(url, "bundle.ITA-GDF", _bundle_seq2(ita.signing, thief))
 
@@ -282,7 +274,10 @@ async def test_live_thief_of_a_revoked_key_gets_no_encryption_key(
             return "bundle.ITA-GDF" in directory.rejected or (held is not None and held.seq == 2)
 
         await wait_for(settled, within=10)
-        after_theft = (kids(), "revoked" in directory.rejected.get("bundle.ITA-GDF", ""))
+        after_theft = (
+            _kids(trust, at=datetime.now(UTC)),
+            "revoked" in directory.rejected.get("bundle.ITA-GDF", ""),
+        )
     finally:
         await directory.close()
 
@@ -298,24 +293,18 @@ async def test_live_thief_of_a_revoked_key_gets_no_encryption_key(
     assert ([], ([], True), ([], True)) == (after_revocation, after_theft, after_restart)
 
 
-async def test_live_new_certificate_drops_the_old_keys_bundle(nats_server: NatsServer) -> None:
+async def test_live_new_certificate_drops_the_old_keys_bundle(
+    federated_url: str, fed: DevFederation
+) -> None:
     """On a live directory: the root certifies a new signing key for ITA-GDF; the bundle the
     old key signed stops being used at once, and only a bundle by the new key is taken."""
-    url = nats_server.client_url
-    fed = DevFederation.build(datetime.now(UTC))
-    await setup_federation(url, fed)
+    url = federated_url
     ita = fed.agencies[AGENCY]
     nc = await nats.connect(url)
-    trust = TrustStore(fed.root.public)
-    directory = Directory(nc.jetstream(), trust, PolicyStore(fed.root.public, trust))
-    await directory.load()
-    await directory.watch()
+    directory = await follow_directory(nc, fed)
+    trust = directory.store
     try:
-
-        def kids() -> list[str]:
-            return [k.kid for k in trust.encryption_keys(AGENCY, datetime.now(UTC))]
-
-        assert [ita.encryption.kid] == kids()
+        assert [ita.encryption.kid] == _kids(trust, at=datetime.now(UTC))
         new_key = SigningKey.generate(AGENCY)
         held = trust.members[AGENCY]
         renewed = held.model_copy(
@@ -327,16 +316,18 @@ async def test_live_new_certificate_drops_the_old_keys_bundle(nats_server: NatsS
             return trust.members[AGENCY].serial == held.serial + 1
 
         await wait_for(rotated, within=10)
-        assert [] == kids()
+        assert [] == _kids(trust, at=datetime.now(UTC))
 
         fresh = EncryptionKey.generate(AGENCY)
         await _put(url, "bundle.ITA-GDF", _bundle_seq2(new_key, fresh))
 
         async def taken() -> bool:
-            return bool(kids()) or "bundle.ITA-GDF" in directory.rejected
+            return (
+                bool(_kids(trust, at=datetime.now(UTC))) or "bundle.ITA-GDF" in directory.rejected
+            )
 
         await wait_for(taken, within=10)
-        assert [fresh.kid] == kids()
+        assert [fresh.kid] == _kids(trust, at=datetime.now(UTC))
     finally:
         await directory.close()
         await nc.close()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import pytest
 from nats.aio.client import Client
 
 from node.reports import seal_report
-from node.service import Node, NodeIdentity
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from policies import AgencyPolicy
@@ -27,15 +24,16 @@ from protocol.trust import (
     RevocationList,
     Subscriptions,
     TopicFilter,
-    TrustStore,
     sign_document,
 )
 from protocol.view import PolicyStore
 from schemas import EnvelopeHeader, Report
 from schemas.errors import ConfigError, TrustError
 from schemas.export import parse_report
-from tests.broker._support import (
+from tests.harness import (
+    connect_node,
     envelope,
+    live_view,
     setup_federation,
     start_broker_process,
     stop_process,
@@ -101,26 +99,6 @@ async def _settled(*views: Directory) -> None:
     await wait_for(seen, within=10, every=0.02)
 
 
-@asynccontextmanager
-async def _node(url: str, fed: DevFederation, state: Path) -> AsyncIterator[Node]:
-    x = fed.agencies[X]
-    async with Node.connect(url, NodeIdentity(x.signing, [x.encryption]), fed.root.public,
-                            state) as node:  # fmt: skip
-        yield node
-
-
-@asynccontextmanager
-async def _live_view(nc: Client, fed: DevFederation) -> AsyncIterator[Directory]:
-    """What the broker builds: an empty trust store pinned to the root, loaded and watching."""
-    view = Directory(nc.jetstream(), TrustStore(fed.root.public))
-    await view.load()
-    await view.watch()
-    try:
-        yield view
-    finally:
-        await view.close()
-
-
 def test_x_v2_would_send_to_partner_and_v3_does_not() -> None:
     """Precondition of the attacks below: the rollback target really is looser."""
     fed, older = _federation()
@@ -143,8 +121,10 @@ async def test_older_standing_policy_written_to_the_directory_is_not_adopted(
     await setup_federation(nats_server.client_url, fed)
     nc = await nats.connect(nats_server.client_url)
     try:
-        async with _live_view(nc, fed) as broker, _node(nats_server.client_url, fed,
-                                                        tmp_path / "x") as node:  # fmt: skip
+        async with (
+            live_view(nc, fed) as broker,
+            connect_node(nats_server.client_url, fed, X, tmp_path / "x") as node,
+        ):
             await _put(nc, key, older)
             await _put(nc, f"subs.{SENTINEL_AGENCY}", _sentinel(fed))
             await _settled(broker, node.directory)
@@ -171,14 +151,14 @@ async def test_a_rollback_written_while_the_node_was_down_is_not_adopted_on_rest
     counts the refused entry in palermo_trust_documents_below_mark."""
     fed, older = _federation()
     await setup_federation(nats_server.client_url, fed)
-    async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
+    async with connect_node(nats_server.client_url, fed, X, tmp_path / "x") as node:
         seen = node.policy.agency_policies[X].version
     nc = await nats.connect(nats_server.client_url)
     try:
         await _put(nc, f"policy.agency.{X}", older)
     finally:
         await nc.close()
-    async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
+    async with connect_node(nats_server.client_url, fed, X, tmp_path / "x") as node:
         held = node.policy.agency_policies.get(X)
         decision = node.policy.decide(_header(fed), PARTNER, datetime.now(UTC))
         alarm = node.metrics.registry.get_sample_value("palermo_trust_documents_below_mark")
@@ -203,7 +183,7 @@ async def test_load_order_does_not_decide(nats_server: NatsServer, tmp_path: Pat
         await _put(nc, f"policy.agency.{WRITER}", older)
     finally:
         await nc.close()
-    async with _node(nats_server.client_url, fed, tmp_path / "fresh") as node:
+    async with connect_node(nats_server.client_url, fed, X, tmp_path / "fresh") as node:
         outcome = (node.policy.agency_policies[X].version, sorted(node.directory.rejected))
     assert (3, [f"policy.agency.{WRITER}"]) == outcome
 
@@ -216,7 +196,7 @@ async def test_a_rolled_back_revocation_list_stops_a_restarting_node(
     fed, _ = _federation()
     await setup_federation(nats_server.client_url, fed)
     newer = sign_document(RevocationList(seq=2, issued=datetime.now(UTC)), fed.root, ROOT)
-    async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
+    async with connect_node(nats_server.client_url, fed, X, tmp_path / "x") as node:
         await node.directory.publish(newer)
     nc = await nats.connect(nats_server.client_url)
     try:
@@ -224,7 +204,7 @@ async def test_a_rolled_back_revocation_list_stops_a_restarting_node(
     finally:
         await nc.close()
     with pytest.raises(TrustError) as info:
-        async with _node(nats_server.client_url, fed, tmp_path / "x"):
+        async with connect_node(nats_server.client_url, fed, X, tmp_path / "x"):
             pass
     error = info.value
     assert ("rollback", "revocations", 2, 1) == (
@@ -255,7 +235,7 @@ async def test_every_per_agency_key_holds_only_its_own_agency(
     nc = await nats.connect(nats_server.client_url)
     wrong = _other_members_documents(fed)
     try:
-        async with _live_view(nc, fed) as view:
+        async with live_view(nc, fed) as view:
             for key, signed in wrong.items():
                 await _put(nc, key, signed)
             await _put(nc, f"subs.{SENTINEL_AGENCY}", _sentinel(fed))
@@ -396,7 +376,7 @@ async def test_a_node_publishes_above_its_marks_when_its_own_document_is_gone(
     x = fed.agencies[X]
     later = Subscriptions(agency=X, seq=4, issued=datetime.now(UTC),
                           filters=[TopicFilter(route="central-med")])  # fmt: skip
-    async with _node(nats_server.client_url, fed, tmp_path / "x") as node:
+    async with connect_node(nats_server.client_url, fed, X, tmp_path / "x") as node:
         await node.directory.publish(sign_document(later, x.signing, X))
         node.trust._subscriptions.pop(X)
         subs = await node.subscribe(["air"])

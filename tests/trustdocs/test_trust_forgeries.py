@@ -33,7 +33,7 @@ from schemas.errors import (
     TrustError,
     UnknownIssuer,
 )
-from tests.broker._support import envelope
+from tests.harness import envelope
 
 NOW = datetime.now(UTC)
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"

@@ -23,15 +23,19 @@ import nats.errors
 from broker.audit import ChainReport, verify_entries
 from broker.service import CONSUMER, Broker, BrokerOptions
 from node.inbox import InboxEntry
-from node.service import Node, NodeIdentity
+from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.directory import BUCKET, Directory
 from protocol.envelope import decode
-from protocol.trust import TrustStore
-from protocol.view import PolicyStore
 from schemas import Report
-from tests.broker._support import read_all, setup_federation, stream_messages
+from tests.harness.services import (
+    broker_on,
+    connect_node,
+    follow_directory,
+    setup_federation,
+)
+from tests.harness.streams import read_all, stream_messages
 
 T = TypeVar("T")
 WAIT_S: Final[float] = 45.0
@@ -100,11 +104,10 @@ class Live:
         self.js = self.nc.jetstream()
         # The operator's own view, for publishing root-signed documents (revocations).
         self.directory = Directory(self.js, self.fed.trust_store(), self.fed.policy_store())
-        for agency, a in self.fed.agencies.items():
+        for agency in self.fed.agencies:
             node = await self._stack.enter_async_context(
-                Node.connect(self.url, NodeIdentity(a.signing, [a.encryption]),
-                             self.fed.root.public, self.tmp / "state" / agency)
-            )  # fmt: skip
+                connect_node(self.url, self.fed, agency, self.tmp / "state")
+            )
             node.on_stored.append(self._count(agency))
             self.nodes[agency] = node
             self._node_tasks.append(asyncio.create_task(node.run(), name=f"node-{agency}"))
@@ -121,20 +124,14 @@ class Live:
         assert self.broker is None
         stack = AsyncExitStack()
         nc = await stack.enter_async_context(_connection(self.url))
-        trust = TrustStore(self.fed.root.public)
-        policy = PolicyStore(self.fed.root.public, trust)
         # Its own state directory, kept across restarts as a replica's volume is: the trust
         # high-water marks it persists there keep a restarted broker from adopting rollbacks.
-        directory = Directory(
-            nc.jetstream(), trust, policy, state_dir=self.tmp / "state" / "broker"
-        )
-        await directory.load()
-        await directory.watch()
+        directory = await follow_directory(nc, self.fed, state_dir=self.tmp / "state" / "broker")
         stack.push_async_callback(directory.close)
         # A short ack_wait so a crashed broker's batch comes back within the test's deadlines.
         options = BrokerOptions(broker_id="BROKER-1", fetch_timeout_s=0.2, ack_wait_s=2.0,
                                 nak_delay_s=0.2)  # fmt: skip
-        self.broker = Broker(nc, trust, policy, self.fed.broker_key, options)
+        self.broker = broker_on(nc, directory, self.fed, options)
         self.broker_directory = directory
         self._broker_task = asyncio.create_task(self.broker.run(), name="broker")
         self._broker_stack = stack
