@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from nacl import bindings as sodium
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from protocol import crypto
@@ -29,10 +28,6 @@ MAX_REVOCATIONS: Final[int] = 10_000
 # operator says otherwise; short enough that a list withheld from a process is noticed within a
 # week, long enough for a root key kept offline (docs/decisions/0014).
 REVOCATION_LIST_VALIDITY: Final[timedelta] = timedelta(days=7)
-# Any clamped X25519 scalar (a multiple of 8) maps every point of order 1, 2, 4 or 8, on the
-# curve or its twist, to zero, and no other point: multiplying by this one tells a small-order
-# key (the seven of libsodium's list, high bit set or not) from a usable one.
-_SMALL_ORDER_PROBE: Final[bytes] = bytes([8]) + bytes(30) + bytes([64])
 _X25519_P: Final[int] = 2**255 - 19
 
 
@@ -46,18 +41,9 @@ def _unusable_x25519(public_raw: bytes) -> str | None:
     # implementations read differently (masking the top bit or not), so none is accepted.
     if int.from_bytes(public_raw, "little") >= _X25519_P:
         return "not a canonical X25519 encoding (u is 2^255 - 19 or more)"
-    if _small_order(public_raw):
+    if crypto.low_order_x25519(public_raw):
         return "a small-order X25519 point, which gives everyone the all-zero secret"
     return None
-
-
-def _small_order(public_raw: bytes) -> bool:
-    """True for an X25519 public key every Diffie-Hellman with gives the all-zero secret."""
-    try:
-        sodium.crypto_scalarmult(_SMALL_ORDER_PROBE, public_raw)
-    except RuntimeError:  # libsodium refuses a small-order point or an all-zero result
-        return True
-    return False
 
 
 def canonical_json(data: Any) -> bytes:

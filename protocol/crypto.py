@@ -85,6 +85,9 @@ class LowOrderKey(ValueError):
 
 # Any scalar will do: X25519 clamps it to a multiple of the cofactor 8, so every small-order
 # point gives the all-zero output that libsodium refuses, and every other point does not.
+# libsodium clamps the scalar to a multiple of 8, and any such scalar maps every point of order
+# 1, 2, 4 or 8, on the curve or its twist, to zero and no other point: multiplying by it tells a
+# small-order key (the seven of libsodium's list, high bit set or not) from a usable one.
 _PROBE_SCALAR: Final[bytes] = bytes(range(1, 33))
 
 
