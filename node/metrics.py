@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
+from protocol.metrics import RevocationListGauges
 from protocol.trust import TrustStore
 
 __all__ = ["NodeMetrics"]
@@ -30,26 +31,10 @@ class NodeMetrics:
             "Publishes sent again because JetStream did not acknowledge them in time",
             registry=r,
         )
-        # Decision 0014: alert on the first; the second warns before it happens.
-        self.revocation_list_expired = Gauge(
-            "palermo_revocation_list_expired",
-            "1 if the revocation list held has passed its next_update (deliveries go on under it)",
-            registry=r,
-        )
-        self.revocation_list_seconds_left = Gauge(
-            "palermo_revocation_list_seconds_to_next_update",
-            "Seconds until the revocation list held passes its next_update (negative: overdue; "
-            "+Inf: the list has no next_update)",
-            registry=r,
-        )
+        self.revocation_list = RevocationListGauges(r)
 
     def watch_revocations(
         self, trust: TrustStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         """Read the revocation-list gauges from ``trust`` at each scrape."""
-        self.revocation_list_expired.set_function(
-            lambda: float(trust.revocation_list_overdue(clock()) is not None)
-        )
-        self.revocation_list_seconds_left.set_function(
-            lambda: trust.revocation_seconds_left(clock())
-        )
+        self.revocation_list.watch(trust, clock)
