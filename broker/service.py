@@ -41,7 +41,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
 from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
-from protocol.trust import TrustStore, canonical_json
+from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas.errors import EnvelopeError, Replayed
 
 from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
@@ -228,7 +228,7 @@ class Broker(_Inspection):
             "refused": refused,
             "time": int(now.timestamp() * 1000),
         }
-        sig = crypto.sign(self.key.private, b"palermo/v1/broker-notice\x00", canonical_json(body))
+        sig = crypto.sign(self.key.private, BROKER_NOTICE_DOMAIN, canonical_json(body))
         signature = {"signer": self.options.broker_id, "kid": self.key.kid, "ed25519": sig.hex()}
         doc = {"document": body, "signature": signature}
         ident = _dedup_ident(outcome)

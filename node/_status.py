@@ -17,7 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from protocol import crypto
 from protocol.transport import map_nats_errors
-from protocol.trust import canonical_json, sign_document, verify_document
+from protocol.trust import BROKER_NOTICE_DOMAIN, canonical_json, sign_document, verify_document
 from schemas import EnvelopeHeader
 from schemas.errors import AuthenticationFailed, PalermoError, TrustError
 
@@ -25,8 +25,6 @@ from ._publishing import _Publishing
 from .receipts import MAX_RECEIPT_REASON, Receipt
 
 _log = structlog.get_logger("palermo.node")
-# The broker signs its notices under this domain (broker/service.py, Broker._notice).
-BROKER_NOTICE_DOMAIN: Final[bytes] = b"palermo/v1/broker-notice\x00"
 # Domain of the signatures that make this node's PLM_RCPT message ids (Node._msg_id).
 MSG_ID_DOMAIN: Final[bytes] = b"palermo/v1/rcpt-msg-id\x00"
 

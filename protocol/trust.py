@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
@@ -56,7 +56,12 @@ from schemas.errors import (
     UnknownSigner,
 )
 
+# The broker signs its notices to originators under this domain (Broker._notice); an
+# originator's node verifies them with the broker's key (node/_status.py).
+BROKER_NOTICE_DOMAIN: Final[bytes] = b"palermo/v1/broker-notice\x00"
+
 __all__ = [
+    "BROKER_NOTICE_DOMAIN",
     "MAX_BUNDLE_KEYS",
     "REVOCATION_LIST_VALIDITY",
     "ROOT",
