@@ -28,7 +28,7 @@ from schemas.errors import InputError, TransportError
 
 from .inbox import Inbox, InboxEntry
 from .metrics import NodeMetrics
-from .reports import SealedReport, seal_report, sealing_key
+from .reports import SealedReport, effective_report, seal_report, sealing_key
 
 _log = structlog.get_logger("palermo.node")
 # Causes after which a message may not have been stored, and sending it again is safe.
@@ -98,6 +98,8 @@ class _Publishing:
         """
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
+        # What is stored as sent is what is signed (the federation's default action included).
+        report = effective_report(report, self.policy.federation)
         if report.originator != self.identity.agency:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
@@ -159,6 +161,7 @@ class _Publishing:
             route=original.route,
             category=original.category,
             handling=handling,
+            schema_=original.schema_,
             recipients=sorted(r.agency for r in readers),
             refs=[report_id],
         )

@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgpack
 from pydantic import ValidationError
 
-from policies import Decision, Reason
+from policies import Decision, Federation, Reason
 from protocol import crypto
 from protocol.envelope import Opened, seal
 from protocol.keys import PublicEncryptionKey, SigningKey
@@ -25,6 +25,7 @@ from protocol.view import PolicyStore
 from schemas import (
     PERSONAL_DATA,
     PROTECTED_PERSONS,
+    ActionCode,
     EnvelopeHeader,
     Report,
     SectionInfo,
@@ -32,10 +33,18 @@ from schemas import (
     new_uuid7,
     partition,
 )
+from schemas._handling import versioned_handling
 from schemas._validation import invalid
 from schemas.errors import BodyMismatch, InputError, MalformedEnvelope, TrustError
 
-__all__ = ["NO_USABLE_KEY", "SealedReport", "open_report", "seal_report", "sealing_key"]
+__all__ = [
+    "NO_USABLE_KEY",
+    "SealedReport",
+    "effective_report",
+    "open_report",
+    "seal_report",
+    "sealing_key",
+]
 
 NO_USABLE_KEY: Final[str] = "no-usable-key"
 """Reason code of a candidate dropped at sealing: no current key, or only an unusable one."""
@@ -57,6 +66,26 @@ def _pack(data: Mapping[str, Any]) -> bytes:
     return msgpack.packb(data, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def effective_report(report: Report, federation: Federation | None) -> Report:
+    """The report as its originator's node signs it.
+
+    The handling block is read under the report's schema version (a block set on an ``iir/1.1``
+    report takes 1.1's defaults), and an ``iir/1.1`` report whose originator set no action code
+    gets the federation policy's default, if it has one: the signed header then carries the
+    effective codes, so no hop has to know the federation's defaults (decision 0019).
+    """
+    try:
+        handling = versioned_handling(report.schema_, report.handling)
+    except ValueError as exc:
+        raise InputError(f"the report's handling does not fit {report.schema_}: {exc}") from exc
+    default = federation.rules.default_action if federation is not None else None
+    if handling.action is None and default is not None:
+        handling = handling.model_copy(update={"action": ActionCode(default)})
+    if handling is report.handling:
+        return report
+    return report.model_copy(update={"handling": handling})
+
+
 def seal_report(
     report: Report,
     signer: SigningKey,
@@ -72,6 +101,7 @@ def seal_report(
         raise InputError(
             f"the report names originator {report.originator} but is signed as {signer.agency}"
         )
+    report = effective_report(report, policy.federation)
     parts = partition(report)
     wanted = sorted(set(candidates) - {signer.agency})
     if not wanted:
@@ -86,6 +116,7 @@ def seal_report(
         route=report.route,
         category=report.category,
         handling=report.handling,
+        schema_=report.schema_,
         recipients=wanted,
         refs=sorted({*report.refs, *refs}),
         sections=parts.sections(),
@@ -174,7 +205,7 @@ def open_report(opened: Opened) -> Report:
 
 
 _HEADER_FIELDS: Final[tuple[str, ...]] = (
-    "originator", "kind", "route", "category", "priority", "handling",
+    "schema_", "originator", "kind", "route", "category", "priority", "handling",
 )  # fmt: skip
 
 
@@ -183,8 +214,9 @@ def _check_against_header(report: Report, found: list[SectionInfo], opened: Open
     for name in _HEADER_FIELDS:
         if getattr(report, name) != getattr(header, name):
             raise BodyMismatch(
-                f"the report's {name} differs from the signed header's; policy was decided on "
-                f"the header, so envelope {header.id} from {header.originator} is refused"
+                f"the report's {name.rstrip('_')} differs from the signed header's; policy "
+                f"was decided on the header, so envelope {header.id} from {header.originator} "
+                "is refused"
             )
     expected = [s for s in header.sections if s.id in opened.sections]
     if found != expected:

@@ -82,7 +82,7 @@ def _obligation(code: ObligationCode, value: str | None = None, **fmt: str) -> O
 
 def obligations_for(handling: Handling) -> tuple[Obligation, ...]:
     """Every obligation the handling block puts on a recipient, in a fixed order."""
-    out = [_obligation(ObligationCode.CRIME_PREVENTION_ONLY)]
+    out = [_obligation(ObligationCode.CRIME_PREVENTION_ONLY)] if handling.h0 else []
     if handling.h1:
         out.append(_obligation(ObligationCode.NO_JUDICIAL_DISCLOSURE))
     if handling.onward_forbidden:
@@ -100,7 +100,7 @@ def obligations_for(handling: Handling) -> tuple[Obligation, ...]:
         out.append(_obligation(ObligationCode.NO_ACTION_WITHOUT_PERMISSION))
     elif handling.action is ActionCode.A2:
         out.append(_obligation(ObligationCode.COVERT_USE_ONLY))
-    else:
+    elif handling.action is ActionCode.A3:
         text = handling.action_text or ""
         out.append(_obligation(ObligationCode.OVERT_ACTION_AS_SPECIFIED, text, text=text))
     if handling.classification is not Classification.UNCLASSIFIED:

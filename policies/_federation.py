@@ -210,6 +210,12 @@ class FederationRules(BaseModel):
 
     non_refoulement_guard: bool = True
     protected_persons_guard: bool = True
+    default_action: Literal["A1", "A2"] | None = Field(
+        default=None,
+        description="The action code an iir/1.1 report gets when its originator set none; the "
+        "sealing node writes it into the signed header (decision 0019). A3 needs the "
+        "originator's own text, so it cannot be a default.",
+    )
 
 
 class Federation(PolicyDocument):

@@ -8,7 +8,7 @@ The meaning of each code and what the system does with it is in ``docs/handling-
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,15 @@ from pydantic import (
 from ._types import AgencyId, EpochMillis, ReleaseTarget, Slug
 from ._vocab import Classification, Tlp
 
-__all__ = ["ActionCode", "H3Restriction", "Handling", "NonRefoulementOverride"]
+__all__ = [
+    "HANDLING_BY_SCHEMA",
+    "ActionCode",
+    "H3Restriction",
+    "Handling",
+    "HandlingV11",
+    "NonRefoulementOverride",
+    "versioned_handling",
+]
 
 MAX_REL_TO = 256
 MAX_H3 = 16
@@ -68,9 +76,17 @@ class NonRefoulementOverride(BaseModel):
 
 
 class Handling(BaseModel):
-    """Dissemination, releasability, use restrictions and action codes set by the originator."""
+    """Dissemination, releasability, use restrictions and action codes set by the originator.
+
+    This class is the handling of an ``iir/1`` report or header, where an absent ``action`` means
+    A1 and H0 is always in force. :class:`HandlingV11` is the ``iir/1.1`` handling, where an
+    absent ``action`` means none. Defaults are per schema version because the signed header
+    leaves default values out (decision 0011): an ``iir/1`` header without ``action`` must keep
+    meaning A1 for ever (decision 0019).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: ClassVar[str] = "iir/1"
 
     tlp: Tlp = Field(description="FIRST TLP 2.0 dissemination label.")
     rel_to: list[ReleaseTarget] = Field(
@@ -78,9 +94,10 @@ class Handling(BaseModel):
         max_length=MAX_REL_TO,
         description="Releasable to: agency ids and group:<id>. Every recipient must be inside.",
     )
-    h0: Literal[True] = Field(
+    h0: bool = Field(
         default=True,
-        description="SIENA H0: only for preventing and combating crime. Always set.",
+        description="SIENA H0: only for preventing and combating crime. Always in force under "
+        "iir/1; under iir/1.1 an originator may publish public information (TLP:CLEAR) without it.",
     )
     judicial_use: bool = Field(
         default=False,
@@ -94,7 +111,11 @@ class Handling(BaseModel):
     h3: list[H3Restriction] = Field(
         default_factory=list, max_length=MAX_H3, description="SIENA H3: other restrictions."
     )
-    action: ActionCode = Field(default=ActionCode.A1, description="Action code (3x5x2 practice).")
+    action: ActionCode | None = Field(
+        default=ActionCode.A1,
+        description="Action code (3x5x2 practice). iir/1: absent means A1. iir/1.1: absent means "
+        "none, unless the federation policy sets a default, which the sealing node writes in.",
+    )
     action_text: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
         default=None, description="What overt action is permitted; required with A3."
     )
@@ -142,12 +163,69 @@ class Handling(BaseModel):
 
     def codes(self) -> list[str]:
         """The codes in force, for banners: e.g. ['TLP:AMBER', 'H0', 'H1', 'A1']."""
-        out = [f"TLP:{self.tlp.value}", "H0"]
+        out = [f"TLP:{self.tlp.value}"]
+        if self.h0:
+            out.append("H0")
         if self.h1:
             out.append("H1")
         if self.h2:
             out.append("H2")
         if self.h3:
             out.append("H3")
-        out.append(self.action.value)
+        if self.action is not None:
+            out.append(self.action.value)
         return out
+
+
+class HandlingV11(Handling):
+    """The handling of an ``iir/1.1`` report: the action code is optional (absent: none), and
+    public information (TLP:CLEAR) may go without H0."""
+
+    schema_version: ClassVar[str] = "iir/1.1"
+
+    action: ActionCode | None = Field(
+        default=None,
+        description="Action code (3x5x2 practice); absent: none, unless the federation policy "
+        "sets a default, which the sealing node writes into the signed header.",
+    )
+
+
+HANDLING_BY_SCHEMA: Final[dict[str, type[Handling]]] = {
+    Handling.schema_version: Handling,
+    HandlingV11.schema_version: HandlingV11,
+}
+
+
+def versioned_handling(schema: str, handling: Handling) -> Handling:
+    """``handling`` read under ``schema``'s defaults and rules.
+
+    What the originator did not give takes that version's default: an absent action is A1 under
+    iir/1 and none under iir/1.1. Reports and headers validate their ``handling`` field as
+    :class:`Handling` and then call this with their ``schema`` (pydantic cannot choose a nested
+    model by a sibling field), so the rules below are enforced wherever a handling block is
+    part of a report or a header. Raises ValueError naming the field to fix.
+    """
+    wanted = HANDLING_BY_SCHEMA[schema]
+    if type(handling) is not wanted:
+        given = {name: getattr(handling, name) for name in handling.model_fields_set}
+        if wanted is Handling and isinstance(handling, HandlingV11):
+            # No silent A1 for a block that said "no action code": the rule below refuses it.
+            given["action"] = handling.action
+        handling = wanted.model_validate(given)
+    if wanted is Handling:
+        if not handling.h0:
+            raise ValueError(
+                "handling.h0: false (no H0 restriction) needs schema iir/1.1; under iir/1 "
+                "every report is for preventing and combating crime only"
+            )
+        if handling.action is None:
+            raise ValueError(
+                "handling.action: an iir/1 report always has an action code (A1, A2 or A3); "
+                "leave it out for A1, or use schema iir/1.1 for a report without one"
+            )
+    elif not handling.h0 and handling.tlp is not Tlp.CLEAR:
+        raise ValueError(
+            "handling.h0: false is for public information (legislation, published practice "
+            f"or statistics) and needs TLP:CLEAR, not TLP:{handling.tlp.value}"
+        )
+    return handling

@@ -8,7 +8,7 @@ data of which nationalities (for the non-refoulement guard) or protected persons
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -19,8 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from ._handling import Handling
+from ._handling import Handling, versioned_handling
 from ._types import AgencyId, CountryCode, EpochMillis, KeyId, Slug, UUIDv7
+from ._versions import SCHEMA_V1, SchemaVersion
 from ._vocab import Category, Kind, Priority, Route
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 MAX_RECIPIENTS: Final[int] = 256
 MAX_REFS: Final[int] = 32
 MAX_SECTIONS: Final[int] = 8
-SCHEMA_IIR_V1: Final = "iir/1"
+SCHEMA_IIR_V1: Final = SCHEMA_V1
 
 
 class SectionKind(StrEnum):
@@ -83,7 +84,7 @@ class EnvelopeHeader(BaseModel):
     category: Category
     handling: Handling
     recipients: list[AgencyId] = Field(min_length=1, max_length=MAX_RECIPIENTS)
-    schema_: Literal["iir/1"] = Field(default=SCHEMA_IIR_V1, alias="schema")
+    schema_: SchemaVersion = Field(default=SCHEMA_IIR_V1, alias="schema")
     refs: list[RefId] = Field(default_factory=list, max_length=MAX_REFS)
     sections: list[SectionInfo] = Field(default_factory=list, max_length=MAX_SECTIONS)
 
@@ -96,6 +97,11 @@ class EnvelopeHeader(BaseModel):
     def _consistent(self) -> Self:
         if self.originator in self.recipients:
             raise ValueError("the originator cannot be one of its own recipients")
+        # Defaults are per schema version: an iir/1 header without "action" means A1, an
+        # iir/1.1 header without it means none (decision 0019).
+        handling = versioned_handling(self.schema_, self.handling)
+        if handling is not self.handling:
+            object.__setattr__(self, "handling", handling)
         ids = [s.id for s in self.sections]
         if len(ids) != len(set(ids)):
             raise ValueError("section ids must be unique")

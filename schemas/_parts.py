@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._header import SectionInfo, SectionKind
+from ._links import PERSON_ITEMS, PERSON_LINKS, named_persons
 from ._report import PROTECTED_STATUSES, STUB_FIELDS, Person, Report
 from ._terms import PersonRole, ProtectionStatus
 
@@ -21,6 +22,8 @@ __all__ = ["PERSONAL_DATA", "PROTECTED_PERSONS", "ReportParts", "join", "partiti
 
 PERSONAL_DATA: Final[str] = "personal-data"
 PROTECTED_PERSONS: Final[str] = "protected-persons"
+_ALWAYS_PERSONAL: Final = frozenset({"identifiers"})
+"""Identifiers are personal data even when no person is named (a phone number, a wallet)."""
 # Defaults (empty name lists, protection status "none") identify nobody: a person who has only
 # these beyond the stub carries no personal data, and must not make the report look as if it did.
 _UNSET: Final[dict[str, Any]] = {
@@ -70,22 +73,71 @@ class ReportParts:
         return out
 
 
+def _roles(person: dict[str, Any]) -> list[PersonRole]:
+    return [PersonRole(person["role"]), *(PersonRole(r) for r in person.get("roles", []))]
+
+
 def _guarded(person: dict[str, Any]) -> bool:
     """Whether the non-refoulement guard covers this person's nationality."""
     status = ProtectionStatus(person.get("protection_status", "none"))
     # A smuggled migrant is guarded by role even when no status was recorded (DESIGN,
     # non-refoulement guard): a forgotten field must not expose them to their own State.
-    migrant = PersonRole(person["role"]) is PersonRole.SMUGGLED_MIGRANT
+    migrant = PersonRole.SMUGGLED_MIGRANT in _roles(person)
     return bool(person.get("nationality")) and (migrant or status in PROTECTED_STATUSES)
+
+
+class _Sections:
+    """What goes into the two sections while a report is partitioned."""
+
+    def __init__(self, protected_refs: set[str]) -> None:
+        self.protected_refs = protected_refs
+        self.personal: dict[str, Any] = {}
+        self.protected: dict[str, Any] = {}
+
+    def of(self, refs: list[str]) -> dict[str, Any]:
+        """The section of the most protected of these persons."""
+        return self.protected if self.protected_refs.intersection(refs) else self.personal
+
+    def add(self, section: dict[str, Any], key: str, entry: Any) -> None:
+        section.setdefault(key, []).append(entry)
+
+
+def _split_items(data: dict[str, Any], sections: _Sections) -> None:
+    """Person items (identifiers, payments) go to the section of the persons they name."""
+    for name, fields in PERSON_ITEMS.items():
+        keep = []
+        for index, item in enumerate(data.pop(name, [])):
+            named = list(named_persons(item, fields))
+            if named or name in _ALWAYS_PERSONAL:
+                sections.add(sections.of(named), name, [index, item])
+            else:
+                keep.append(item)
+        if keep:
+            data[name] = keep
+
+
+def _split_links(data: dict[str, Any], sections: _Sections) -> None:
+    """Links on body items go, one by one, to the section of the person each names."""
+    for name, fields in PERSON_LINKS.items():
+        for index, item in enumerate(data.get(name, [])):
+            for field in fields:
+                value = item.pop(field, None)
+                if isinstance(value, list):
+                    for position, ref in enumerate(value):
+                        link = [name, index, field, position, ref]
+                        sections.add(sections.of([ref]), "links", link)
+                elif value is not None:
+                    sections.add(sections.of([value]), "links", [name, index, field, None, value])
 
 
 def partition(report: Report) -> ReportParts:
     data = report.to_wire()
     persons = data.pop("persons", [])
-    identifiers = data.pop("identifiers", [])
-    protected_refs = {p["ref"] for p in persons if PersonRole(p["role"]).protected}
-    stubs, details, shielded = [], {}, []
+    protected_refs = {p.ref for p in report.persons if p.protected}
+    sections = _Sections(protected_refs)
+    details, shielded = {}, []
     nationalities, shielded_nationalities = set(), set()
+    stubs = []
     for index, person in enumerate(persons):
         if person["ref"] in protected_refs:
             shielded.append([index, person])
@@ -102,20 +154,20 @@ def partition(report: Report) -> ReportParts:
             details[person["ref"]] = extra
         if _guarded(person):
             nationalities.add(person["nationality"])
-    open_ids = [
-        [i, x] for i, x in enumerate(identifiers) if x.get("person_ref") not in protected_refs
-    ]
-    shielded_ids = [
-        [i, x] for i, x in enumerate(identifiers) if x.get("person_ref") in protected_refs
-    ]
+    _split_items(data, sections)
+    _split_links(data, sections)
     if stubs:
         data["persons"] = stubs
-    personal = {"persons": details, "identifiers": open_ids} if details or open_ids else None
-    protected = {"persons": shielded, "identifiers": shielded_ids} if shielded else None
+    personal = sections.personal
+    if details or personal:
+        personal = {"persons": details, "identifiers": [], **personal}
+    protected = sections.protected
+    if shielded:
+        protected = {"persons": shielded, "identifiers": [], **protected}
     return ReportParts(
         data,
-        personal,
-        protected,
+        personal or None,
+        protected or None,
         tuple(sorted(nationalities)),
         tuple(sorted(shielded_nationalities)),
     )
@@ -129,32 +181,57 @@ def _insert(items: list[Any], indexed: list[list[Any]]) -> list[Any]:
     return out
 
 
+def _link_order(link: list[Any]) -> tuple[str, int, str, int]:
+    name, index, field, position, _ = link
+    return (name, index, field, -1 if position is None else position)
+
+
+def _restore_links(data: dict[str, Any], links: list[list[Any]], known: set[str]) -> None:
+    """Put links back on body items, in their original order; drop links to absent persons."""
+    for name, index, field, position, ref in sorted(
+        links, key=lambda x: (x[0], x[1], x[2], x[3] or 0)
+    ):
+        if field not in PERSON_LINKS[name] or ref not in known:
+            raise ValueError(f"link {name}.{index}.{field} to {ref!r} does not fit the report")
+        item = data[name][index]
+        if position is None:
+            item[field] = ref
+        else:
+            item.setdefault(field, []).append(ref)
+    for name, fields in PERSON_LINKS.items():
+        # Envelopes sealed before links moved into sections carry them inline in the body,
+        # including links to persons withheld from this recipient.
+        for item in data.get(name, []):
+            for field in fields:
+                value = item.get(field)
+                if isinstance(value, list):
+                    item[field] = [r for r in value if r in known]
+                elif value is not None and value not in known:
+                    del item[field]
+
+
 def join(
     main: dict[str, Any],
     personal_data: dict[str, Any] | None = None,
     protected_persons: dict[str, Any] | None = None,
 ) -> Report:
     """The report as this recipient may see it."""
-    data = dict(main)
-    details = (personal_data or {}).get("persons", {})
+    data = {
+        k: [dict(x) if isinstance(x, dict) else x for x in v] if isinstance(v, list) else v
+        for k, v in main.items()
+    }
+    personal, protected = personal_data or {}, protected_persons or {}
+    details = personal.get("persons", {})
     persons = [{**stub, **details.get(stub["ref"], {})} for stub in data.get("persons", [])]
-    shielded = (protected_persons or {}).get("persons", [])
-    persons = _insert(persons, shielded)
-    identifiers = _insert(
-        [x for _, x in (personal_data or {}).get("identifiers", [])],
-        (protected_persons or {}).get("identifiers", []),
-    )
+    persons = _insert(persons, protected.get("persons", []))
     known = {p["ref"] for p in persons}
     data["persons"] = persons
-    data["identifiers"] = [x for x in identifiers if x.get("person_ref") in (None, *known)]
-    data["documents"] = [
-        d
-        if d.get("holder_ref") in (None, *known)
-        else {k: v for k, v in d.items() if k != "holder_ref"}
-        for d in data.get("documents", [])
-    ]
-    data["groups"] = [
-        {**g, "member_refs": [r for r in g.get("member_refs", []) if r in known]}
-        for g in data.get("groups", [])
-    ]
+    for name, fields in PERSON_ITEMS.items():
+        items = _insert(data.get(name, []), personal.get(name, []) + protected.get(name, []))
+        data[name] = [x for x in items if set(named_persons(x, fields)) <= known]
+    present = {f.get("ref") for f in data["finance"]}
+    for flow in data["finance"]:
+        if flow.get("previous_ref") not in present:
+            flow.pop("previous_ref", None)
+    _restore_links(data, personal.get("links", []) + protected.get("links", []), known)
     return Report.from_wire(data)

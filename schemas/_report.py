@@ -10,11 +10,9 @@ only a role stub per person, descriptive personal data goes to a separately seal
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -22,8 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from ._common import MAX_ITEMS, MAX_NARRATIVE, Model, Money, Point, Short, Text
+from ._facts import DocumentLoss, Event, Penalty, PersonCount, Proceeding, SerialRange
 from ._grading import Evaluation
-from ._handling import Handling
+from ._handling import Handling, versioned_handling
+from ._links import PERSON_ITEMS, PERSON_LINKS, named_persons
 from ._terms import (
     AgeBand,
     Certainty,
@@ -41,7 +42,9 @@ from ._terms import (
     Sex,
     TransportMode,
 )
+from ._terms11 import DetectionMethod, Offence, SourceType
 from ._types import AgencyId, CountryCode, EpochMillis, Slug
+from ._versions import SCHEMA_V1, SchemaVersion, check_version, strip_empty_v11
 from ._vocab import Category, Kind, Priority, Route
 
 __all__ = [
@@ -68,12 +71,9 @@ __all__ = [
     "Vessel",
 ]
 
-MAX_ITEMS: Final[int] = 200
-"""At most this many entries in any list of a report (persons, documents, ...)."""
-MAX_TEXT: Final[int] = 4000
-MAX_NARRATIVE: Final[int] = 20_000
-STUB_FIELDS: Final = frozenset({"ref", "role", "legal_status", "certainty", "group_ref"})
-"""What of a person stays in the report body; the rest is sealed as personal data."""
+STUB_FIELDS: Final = frozenset({"ref", "role", "roles", "legal_status", "certainty"})
+"""What of a person stays in the report body; the rest (links included) is sealed as personal
+data."""
 PROTECTED_STATUSES: Final[frozenset[ProtectionStatus]] = frozenset(
     {
         ProtectionStatus.MIGRANT,
@@ -82,13 +82,6 @@ PROTECTED_STATUSES: Final[frozenset[ProtectionStatus]] = frozenset(
         ProtectionStatus.UNACCOMPANIED_MINOR,
     }
 )
-
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, strip_whitespace=True)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _imo_check(value: str) -> str:
@@ -99,26 +92,7 @@ def _imo_check(value: str) -> str:
     return value
 
 
-class Point(_Model):
-    """An embarkation, transit or destination point."""
-
-    country: CountryCode
-    place: Short | None = None
-    unlocode: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[A-Z2-9]{3}$")] | None = None
-    iata: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    icao: Annotated[str, StringConstraints(pattern=r"^[A-Z]{4}$")] | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    certainty: Certainty = Certainty.KNOWN
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> Self:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("give both lat and lon, or neither")
-        return self
-
-
-class Itinerary(_Model):
+class Itinerary(Model):
     """Protocol art. 10(1)(a): embarkation and destination points, and the route between."""
 
     embarkation: list[Point] = Field(default_factory=list, max_length=16)
@@ -126,7 +100,7 @@ class Itinerary(_Model):
     destination: list[Point] = Field(default_factory=list, max_length=16)
 
 
-class Vessel(_Model):
+class Vessel(Model):
     name: Short | None = None
     imo: Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")] | None = None
     mmsi: Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")] | None = None
@@ -138,7 +112,7 @@ class Vessel(_Model):
         return None if value is None else _imo_check(value)
 
 
-class Transport(_Model):
+class Transport(Model):
     """Carriers and means of transport (art. 10(1)(a)), and sea smuggling (Protocol art. 7)."""
 
     mode: TransportMode
@@ -149,12 +123,19 @@ class Transport(_Model):
     vehicle_plate: Short | None = None
     vehicle_country: CountryCode | None = None
     carrier: Short | None = Field(default=None, description="Operator or company, if any.")
-    capacity: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    capacity: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
+        default=None, description="What it can carry; persons aboard are counted in events."
+    )
     description: Text | None = None
     certainty: Certainty = Certainty.SUSPECTED
+    ref: Slug | None = Field(default=None, description="iir/1.1: local reference, e.g. 't1'.")
+    passenger_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
+    driver_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
+    pilot_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
+    escort_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
-class OrganisedGroup(_Model):
+class OrganisedGroup(Model):
     """Art. 10(1)(b): identity and methods of organised criminal groups."""
 
     ref: Slug
@@ -170,9 +151,12 @@ class OrganisedGroup(_Model):
     )
     transnational: bool | None = Field(default=None, description="Convention art. 3(2) tests.")
     certainty: Certainty = Certainty.SUSPECTED
+    countries: list[CountryCode] = Field(
+        default_factory=list, max_length=64, description="iir/1.1: countries of operation."
+    )
 
 
-class Document(_Model):
+class Document(Model):
     """Art. 10(1)(c)-(d): travel and identity documents, their fraud and how to detect it."""
 
     type: DocumentType
@@ -186,18 +170,27 @@ class Document(_Model):
     detection_indicators: list[Text] = Field(default_factory=list, max_length=50)
     holder_ref: Slug | None = None
     certainty: Certainty = Certainty.SUSPECTED
+    ref: Slug | None = Field(default=None, description="iir/1.1: local reference, e.g. 'd1'.")
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    serial_ranges: list[SerialRange] = Field(default_factory=list, max_length=50)
+    issuing_authority: Short | None = None
+    issuer_ref: Slug | None = Field(default=None, description="The person who issued it.")
+    forger_ref: Slug | None = Field(default=None, description="The person who forged it.")
+    loss: DocumentLoss | None = Field(default=None, description="Theft or loss (blanks).")
 
 
-class Concealment(_Model):
+class Concealment(Model):
     """Art. 10(1)(d): means and methods of concealment, and ways of detecting them."""
 
     method: ConcealmentMethod
     description: Text | None = None
     indicators: list[Text] = Field(default_factory=list, max_length=50)
     certainty: Certainty = Certainty.SUSPECTED
+    detection_methods: list[DetectionMethod] = Field(default_factory=list, max_length=20)
+    transport_ref: Slug | None = None
 
 
-class Identifier(_Model):
+class Identifier(Model):
     """Digital and financial identifiers (001 p.29; 002 p.17, p.51)."""
 
     kind: IdentifierKind
@@ -206,7 +199,7 @@ class Identifier(_Model):
     certainty: Certainty = Certainty.SUSPECTED
 
 
-class Person(_Model):
+class Person(Model):
     """A person by role; everything but the stub fields is personal data."""
 
     ref: Slug = Field(description="Local reference within the report, e.g. 'p1'.")
@@ -224,16 +217,32 @@ class Person(_Model):
     protection_status: ProtectionStatus = ProtectionStatus.NONE
     travelling_alone: bool | None = None
     notes: Text | None = None
-
-
-class Money(_Model):
-    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
-        description="ISO 4217, e.g. EUR, USD, LYD."
+    roles: list[PersonRole] = Field(
+        default_factory=list,
+        max_length=len(PersonRole),
+        description="iir/1.1: further roles held at the same time (a migrant who pilots the "
+        "boat); a protected role (witness, victim) here protects the person as 'role' does.",
     )
+    proceedings: list[Proceeding] = Field(default_factory=list, max_length=50)
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, value: list[PersonRole]) -> list[PersonRole]:
+        if len(value) != len(set(value)):
+            raise ValueError("each role once")
+        return value
+
+    @property
+    def all_roles(self) -> tuple[PersonRole, ...]:
+        return (self.role, *self.roles)
+
+    @property
+    def protected(self) -> bool:
+        """A witness or victim in any of their roles: withheld unless released by name."""
+        return any(r.protected for r in self.all_roles)
 
 
-class FinancialFlow(_Model):
+class FinancialFlow(Model):
     """Fees, payments and bribes (000 p.13; 002 p.31)."""
 
     kind: Literal["fee", "payment", "bribe", "laundering"]
@@ -244,9 +253,19 @@ class FinancialFlow(_Model):
     place: Point | None = None
     description: Text | None = None
     certainty: Certainty = Certainty.SUSPECTED
+    ref: Slug | None = Field(default=None, description="iir/1.1: local reference, e.g. 'f1'.")
+    payer_ref: Slug | None = None
+    payee_ref: Slug | None = None
+    intermediary_refs: list[Slug] = Field(default_factory=list, max_length=20)
+    from_country: CountryCode | None = Field(default=None, description="Where the money left.")
+    to_country: CountryCode | None = Field(default=None, description="Where it was paid out.")
+    previous_ref: Slug | None = Field(
+        default=None, description="The flow this one continues (a hawala chain's earlier leg)."
+    )
+    in_kind: Short | None = Field(default=None, description="What was given instead of money.")
 
 
-class Incident(_Model):
+class Incident(Model):
     """Deaths and crimes against migrants (000 p.14-15; 002 p.30)."""
 
     occurred_on: date | None = None
@@ -257,25 +276,39 @@ class Incident(_Model):
     crimes: list[CrimeAgainstMigrants] = Field(default_factory=list, max_length=10)
     description: Text | None = None
     certainty: Certainty = Certainty.SUSPECTED
+    counts: list[PersonCount] = Field(default_factory=list, max_length=64)
+    transport_ref: Slug | None = None
 
 
-class Legislation(_Model):
+class Legislation(Model):
     """Art. 10(1)(e): legislative experiences and practices."""
 
     jurisdiction: CountryCode
     title: Short
     summary: Text
     reference: Short | None = None
+    offences_defined: list[Offence] = Field(default_factory=list, max_length=20)
+    material_benefit_element: bool | None = Field(
+        default=None,
+        description="The offence requires a 'financial or other material benefit' (Protocol "
+        "art. 6(1)).",
+    )
+    humanitarian_exemption: bool | None = Field(
+        default=None, description="Assistance for humanitarian reasons is exempt."
+    )
+    penalties: list[Penalty] = Field(default_factory=list, max_length=20)
+    adopted: date | None = None
+    in_force: date | None = None
 
 
-class SciTech(_Model):
+class SciTech(Model):
     """Art. 10(1)(f): scientific and technological information for law enforcement."""
 
     title: Short
     summary: Text
 
 
-class Attachment(_Model):
+class Attachment(Model):
     """Attachments travel out of band; the report carries their hash."""
 
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -284,7 +317,7 @@ class Attachment(_Model):
     name: Short | None = None
 
 
-class Contact(_Model):
+class Contact(Model):
     """The originator's point of contact (004 p.12(e)): a unit, not necessarily a person."""
 
     unit: Short
@@ -292,17 +325,23 @@ class Contact(_Model):
     reference: Short | None = None
 
 
-class Narrative(_Model):
+class Narrative(Model):
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = (
         Field(description="BCP 47 tag, e.g. 'en', 'it', 'ar-LY'.")
     )
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NARRATIVE)]
 
 
-class Report(_Model):
-    """An Immigration Intelligence Report, version 1."""
+def _unique_refs(what: str, refs: list[str]) -> set[str]:
+    if len(refs) != len(set(refs)):
+        raise ValueError(f"{what} refs must be unique within a report")
+    return set(refs)
 
-    schema_: Literal["iir/1"] = Field(default="iir/1", alias="schema")
+
+class Report(Model):
+    """An Immigration Intelligence Report, ``iir/1`` or ``iir/1.1`` (additive)."""
+
+    schema_: SchemaVersion = Field(default=SCHEMA_V1, alias="schema")
     originator: AgencyId
     kind: Kind = Kind.REPORT
     category: Category
@@ -329,34 +368,61 @@ class Report(_Model):
     refs: list[Annotated[str, StringConstraints(pattern=r"^[ -~]{1,128}$")]] = Field(
         default_factory=list, max_length=32, description="Related report or case ids."
     )
+    events: list[Event] = Field(default_factory=list, max_length=MAX_ITEMS)
+    sources: list[SourceType] = Field(
+        default_factory=list, max_length=len(SourceType), description="Source types."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
+    def _versioned(self) -> Self:
+        # The handling block's defaults and rules are those of this report's schema version.
+        handling = versioned_handling(self.schema_, self.handling)
+        if handling is not self.handling:
+            object.__setattr__(self, "handling", handling)
+        check_version(self, self.schema_)
+        return self
+
+    @model_validator(mode="after")
     def _references(self) -> Self:
-        refs = [p.ref for p in self.persons]
-        if len(refs) != len(set(refs)):
-            raise ValueError("person refs must be unique within a report")
-        known, groups = set(refs), {g.ref for g in self.groups}
-        if len(groups) != len(self.groups):
-            raise ValueError("group refs must be unique within a report")
-        for where, ref in self._person_refs():
-            if ref not in known:
-                raise ValueError(f"{where} names person {ref!r}, who is not in persons")
+        persons = _unique_refs("person", [p.ref for p in self.persons])
+        groups = _unique_refs("group", [g.ref for g in self.groups])
+        transport = _unique_refs("transport", [t.ref for t in self.transport if t.ref])
+        finance = _unique_refs("finance", [f.ref for f in self.finance if f.ref])
+        _unique_refs("document", [d.ref for d in self.documents if d.ref])
+        _unique_refs("event", [e.ref for e in self.events if e.ref])
+        data = self.model_dump(include=set(PERSON_LINKS) | set(PERSON_ITEMS))
+        for name, fields in (PERSON_LINKS | PERSON_ITEMS).items():
+            for index, item in enumerate(data.get(name, [])):
+                for ref in named_persons(item, fields):
+                    if ref not in persons:
+                        raise ValueError(
+                            f"{name}.{index} names person {ref!r}, who is not in persons"
+                        )
         for p in self.persons:
             if p.group_ref is not None and p.group_ref not in groups:
                 raise ValueError(f"persons {p.ref}: group_ref {p.group_ref!r} is not in groups")
+        named: list[tuple[str, str | None]] = [
+            (f"events.{i}", e.transport_ref) for i, e in enumerate(self.events)
+        ]
+        named += [(f"concealment.{i}", c.transport_ref) for i, c in enumerate(self.concealment)]
+        named += [(f"incidents.{i}", x.transport_ref) for i, x in enumerate(self.incidents)]
+        for where, target in named:
+            if target is not None and target not in transport:
+                raise ValueError(f"{where}: transport_ref {target!r} is not in transport")
+        for i, f in enumerate(self.finance):
+            if f.previous_ref is not None and f.previous_ref not in finance - {f.ref}:
+                raise ValueError(f"finance.{i}: previous_ref {f.previous_ref!r} is not in finance")
         return self
 
-    def _person_refs(self) -> list[tuple[str, str]]:
-        out = [(f"groups {g.ref}", r) for g in self.groups for r in g.member_refs]
-        out += [("documents", d.holder_ref) for d in self.documents if d.holder_ref]
-        out += [("identifiers", i.person_ref) for i in self.identifiers if i.person_ref]
-        return out
-
     def to_wire(self) -> dict[str, Any]:
-        """Plain JSON-compatible data (the sealed body is its msgpack encoding)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """Plain JSON-compatible data (the sealed body is its msgpack encoding).
+
+        Fields IIR 1.1 added are left out while empty, so an ``iir/1`` report reads exactly as
+        before to a partner that knows only ``iir/1``.
+        """
+        return strip_empty_v11(self.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @classmethod
     def from_wire(cls, data: Any) -> Report:

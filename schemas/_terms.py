@@ -75,6 +75,10 @@ class DocumentFraud(StrEnum):
     """Blank genuine document stolen and then personalised."""
     GENUINE = "genuine"
     """Examined and found genuine (negative results are intelligence too)."""
+    UNVERIFIED = "unverified"
+    """iir/1.1: suspected, not yet examined."""
+    VERIFICATION_REQUESTED = "verification-requested"
+    """iir/1.1: the issuing State has been asked to verify it (a request to the issuer)."""
 
 
 class ConcealmentMethod(StrEnum):

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from ._handling import Handling
+from ._handling import HandlingV11
 from ._header import EnvelopeHeader
 from ._iir import parse_report
 from ._report import Report
@@ -31,8 +31,10 @@ SCHEMA_ID_BASE: Final[str] = "https://palermo.invalid/schemas/"
 """Base of each schema's ``$id``: ``.invalid`` (RFC 2606) because the ids name, not locate."""
 
 SCHEMAS: Final[dict[str, type[BaseModel]]] = {
-    "iir-v1.report": Report,
-    "iir-v1.handling": Handling,
+    # The report schema accepts iir/1 and iir/1.1 (1.1 is additive); the handling block is
+    # 1.1's, where an absent action means none (an iir/1 block without one means A1).
+    "iir-v1.1.report": Report,
+    "iir-v1.1.handling": HandlingV11,
     "envelope-v1.header": EnvelopeHeader,
 }
 

@@ -157,6 +157,7 @@ def check(
         route=parsed.route,
         category=parsed.category,
         handling=parsed.handling,
+        schema_=parsed.schema_,
         recipients=sorted(set(to) - {parsed.originator}) or ["NOBODY"],
         sections=partition(parsed).sections(),
     )

@@ -185,11 +185,11 @@ def test_export_writes_json_schemas(tmp_path: Path) -> None:
     paths = export_json_schemas(tmp_path)
     loaded = {p.name: json.loads(p.read_text()) for p in paths}
     assert {
-        "iir-v1.report.schema.json",
-        "iir-v1.handling.schema.json",
+        "iir-v1.1.report.schema.json",
+        "iir-v1.1.handling.schema.json",
         "envelope-v1.header.schema.json",
     } == set(loaded)
-    assert "persons" in loaded["iir-v1.report.schema.json"]["properties"]
+    assert "persons" in loaded["iir-v1.1.report.schema.json"]["properties"]
 
 
 def test_handling_rules() -> None:

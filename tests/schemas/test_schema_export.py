@@ -12,8 +12,8 @@ import pytest
 from schemas.export import JSON_SCHEMA_DIALECT, SCHEMAS, export_json_schemas, json_schema
 
 FILES = {
-    "iir-v1.report.schema.json",
-    "iir-v1.handling.schema.json",
+    "iir-v1.1.report.schema.json",
+    "iir-v1.1.handling.schema.json",
     "envelope-v1.header.schema.json",
 }
 # The keywords pydantic emits; a schema using anything else would be a surprise to partners.
@@ -76,11 +76,11 @@ def test_exported_schema_is_well_formed(tmp_path: Path, name: str) -> None:
 
 def test_report_schema_matches_the_wire_names_and_limits(tmp_path: Path) -> None:
     """Partners see the wire names and the same limits the model enforces."""
-    schema = json_schema("iir-v1.report")
+    schema = json_schema("iir-v1.1.report")
     props = schema["properties"]
     assert "schema" in props
     assert "schema_" not in props
-    assert {"const": "iir/1"}.items() <= props["schema"].items()
+    assert ["iir/1", "iir/1.1"] == props["schema"]["enum"]
     assert 200 == props["persons"]["maxItems"]
     assert {"originator", "category", "route", "title", "handling", "narrative", "contact"} == set(
         schema["required"]

@@ -96,7 +96,6 @@ def test_judicial_use_lifts_h1() -> None:
     ("fields", "field"),
     [
         ({"tlp": "PINK"}, ("tlp",)),
-        ({"tlp": "GREEN", "h0": False}, ("h0",)),
         ({"tlp": "GREEN", "action": "A4"}, ("action",)),
         ({"tlp": "GREEN", "classification": "top-secret"}, ("classification",)),
         ({"tlp": "GREEN", "rel_to": ["ita-gdf"]}, ("rel_to", 0)),

@@ -146,7 +146,9 @@ def test_join_shows_only_what_was_opened() -> None:
     assert ["o1", "f1", "x1"] == [p.ref for p in bare.persons]
     assert all(p.names == [] and p.nationality is None for p in bare.persons)
     assert [] == bare.identifiers
-    assert ["o1", "f1", "x1"] == bare.groups[0].member_refs
+    # Links are the persons' data: group membership travels in the members' sections.
+    assert [] == bare.groups[0].member_refs
+    assert all(p.group_ref is None for p in bare.persons)
     with_pd = join(parts.main, parts.personal_data)
     assert ["Example Organiser"] == with_pd.persons[0].names
     assert "v1" not in [p.ref for p in with_pd.persons]

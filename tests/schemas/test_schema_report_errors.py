@@ -191,11 +191,11 @@ def test_too_long_lists_name_the_list(path: tuple[Any, ...], size: int, field: s
                     {"type": "visa", "issuing_state": "ITA", "fraud": "forged", "holder_ref": "p9"}
                 ]
             ),
-            "documents names person 'p9'",
+            "documents.0 names person 'p9'",
         ),
         (
             minimal(identifiers=[{"kind": "phone", "value": "+1", "person_ref": "p9"}]),
-            "identifiers names person 'p9'",
+            "identifiers.0 names person 'p9'",
         ),
         (minimal(persons=[{"ref": "p1", "role": "driver", "group_ref": "g9"}]), "'g9' is not in"),
         (minimal(itinerary={"embarkation": [{"country": "LBY", "lat": 32.9}]}), "both lat and lon"),
