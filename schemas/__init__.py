@@ -1,8 +1,18 @@
-"""Palermo schemas: the Immigration Intelligence Report (IIR v1), vocabularies, the handling
-block and the envelope header. Pure data: no I/O, no crypto."""
+"""Palermo schemas: the Immigration Intelligence Report (``iir/1`` and the additive ``iir/1.1``),
+vocabularies, the handling block and the envelope header. Pure data: no I/O, no crypto."""
 
+from ._common import Money, Point
+from ._facts import (
+    BorderCrossingPoint,
+    DocumentLoss,
+    Event,
+    Penalty,
+    PersonCount,
+    Proceeding,
+    SerialRange,
+)
 from ._grading import Admiralty6x6, CommonGrade, Europol4x4, Evaluation, Uk3x5x2, Uk5x5x5
-from ._handling import ActionCode, H3Restriction, Handling, NonRefoulementOverride
+from ._handling import ActionCode, H3Restriction, Handling, HandlingV11, NonRefoulementOverride
 from ._header import EnvelopeHeader, SectionInfo, SectionKind
 from ._iir import parse_report
 from ._parts import PERSONAL_DATA, PROTECTED_PERSONS, ReportParts, join, partition
@@ -16,11 +26,9 @@ from ._report import (
     Incident,
     Itinerary,
     Legislation,
-    Money,
     Narrative,
     OrganisedGroup,
     Person,
-    Point,
     Report,
     SciTech,
     Transport,
@@ -43,17 +51,36 @@ from ._terms import (
     Sex,
     TransportMode,
 )
+from ._terms11 import (
+    Aggravation,
+    BorderType,
+    CountOf,
+    DetectionMethod,
+    EventKind,
+    EventStatus,
+    LossKind,
+    Offence,
+    ProceedingStage,
+    SourceType,
+)
 from ._types import AgencyId, CountryCode, EpochMillis, KeyId, from_epoch_ms, new_uuid7, to_epoch_ms
+from ._versions import SCHEMA_V1, SCHEMA_V11, SCHEMA_VERSIONS
 from ._vocab import Category, Classification, Kind, Priority, Route, Tlp
 
 __all__ = [
     "PERSONAL_DATA",
     "PROTECTED_PERSONS",
+    "SCHEMA_V1",
+    "SCHEMA_V11",
+    "SCHEMA_VERSIONS",
     "ActionCode",
     "Admiralty6x6",
     "AgeBand",
     "AgencyId",
+    "Aggravation",
     "Attachment",
+    "BorderCrossingPoint",
+    "BorderType",
     "Category",
     "Certainty",
     "Classification",
@@ -61,20 +88,27 @@ __all__ = [
     "Concealment",
     "ConcealmentMethod",
     "Contact",
+    "CountOf",
     "CountryCode",
     "CrimeAgainstMigrants",
     "DeathCause",
+    "DetectionMethod",
     "Document",
     "DocumentFraud",
+    "DocumentLoss",
     "DocumentType",
     "EnvelopeHeader",
     "EpochMillis",
     "Europol4x4",
     "Evaluation",
+    "Event",
+    "EventKind",
+    "EventStatus",
     "FinancialFlow",
     "GroupStructure",
     "H3Restriction",
     "Handling",
+    "HandlingV11",
     "Identifier",
     "IdentifierKind",
     "Incident",
@@ -83,15 +117,21 @@ __all__ = [
     "Kind",
     "LegalStatus",
     "Legislation",
+    "LossKind",
     "Money",
     "Narrative",
     "NonRefoulementOverride",
+    "Offence",
     "OrganisedGroup",
     "PaymentMethod",
+    "Penalty",
     "Person",
+    "PersonCount",
     "PersonRole",
     "Point",
     "Priority",
+    "Proceeding",
+    "ProceedingStage",
     "ProtectionStatus",
     "Report",
     "ReportParts",
@@ -99,7 +139,9 @@ __all__ = [
     "SciTech",
     "SectionInfo",
     "SectionKind",
+    "SerialRange",
     "Sex",
+    "SourceType",
     "Tlp",
     "Transport",
     "TransportMode",
