@@ -64,6 +64,7 @@ from ._terms11 import (
     SourceType,
 )
 from ._types import AgencyId, CountryCode, EpochMillis, KeyId, from_epoch_ms, new_uuid7, to_epoch_ms
+from ._upgrade import upgrade
 from ._versions import SCHEMA_V1, SCHEMA_V11, SCHEMA_VERSIONS
 from ._vocab import Category, Classification, Kind, Priority, Route, Tlp
 
@@ -154,4 +155,5 @@ __all__ = [
     "parse_report",
     "partition",
     "to_epoch_ms",
+    "upgrade",
 ]
