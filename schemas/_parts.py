@@ -197,7 +197,7 @@ def _restore_links(data: dict[str, Any], links: list[list[Any]], known: set[str]
         if position is None:
             item[field] = ref
         else:
-            item.setdefault(field, []).append(ref)
+            item[field] = [*item.get(field, []), ref]  # a new list: main's items stay as given
     for name, fields in PERSON_LINKS.items():
         # Envelopes sealed before links moved into sections carry them inline in the body,
         # including links to persons withheld from this recipient.
@@ -228,7 +228,9 @@ def join(
     data["persons"] = persons
     for name, fields in PERSON_ITEMS.items():
         items = _insert(data.get(name, []), personal.get(name, []) + protected.get(name, []))
-        data[name] = [x for x in items if set(named_persons(x, fields)) <= known]
+        # Copies: a dangling previous_ref is dropped below, and the sections must stay as they
+        # were opened (a full view after a partial one must still be the whole report).
+        data[name] = [dict(x) for x in items if set(named_persons(x, fields)) <= known]
     present = {f.get("ref") for f in data["finance"]}
     for flow in data["finance"]:
         if flow.get("previous_ref") not in present:
