@@ -215,17 +215,17 @@ def versioned_handling(schema: str, handling: Handling) -> Handling:
     if wanted is Handling:
         if not handling.h0:
             raise ValueError(
-                "handling.h0: false (no H0 restriction) needs schema iir/1.1; under iir/1 "
+                "h0: false (no H0 restriction) needs schema iir/1.1; under iir/1 "
                 "every report is for preventing and combating crime only"
             )
         if handling.action is None:
             raise ValueError(
-                "handling.action: an iir/1 report always has an action code (A1, A2 or A3); "
+                "action: an iir/1 report always has an action code (A1, A2 or A3); "
                 "leave it out for A1, or use schema iir/1.1 for a report without one"
             )
     elif not handling.h0 and handling.tlp is not Tlp.CLEAR:
         raise ValueError(
-            "handling.h0: false is for public information (legislation, published practice "
+            "h0: false is for public information (legislation, published practice "
             f"or statistics) and needs TLP:CLEAR, not TLP:{handling.tlp.value}"
         )
     return handling

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -74,6 +75,8 @@ class EnvelopeHeader(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    schema_: SchemaVersion = Field(default=SCHEMA_IIR_V1, alias="schema")
+    """First, so that ``handling`` is validated under it (the wire form sorts keys anyway)."""
     id: UUIDv7
     originator: AgencyId
     kid: KeyId = Field(description="Id of the originator's signing key.")
@@ -84,9 +87,16 @@ class EnvelopeHeader(BaseModel):
     category: Category
     handling: Handling
     recipients: list[AgencyId] = Field(min_length=1, max_length=MAX_RECIPIENTS)
-    schema_: SchemaVersion = Field(default=SCHEMA_IIR_V1, alias="schema")
     refs: list[RefId] = Field(default_factory=list, max_length=MAX_REFS)
     sections: list[SectionInfo] = Field(default_factory=list, max_length=MAX_SECTIONS)
+
+    @field_validator("handling")
+    @classmethod
+    def _versioned_handling(cls, value: Handling, info: ValidationInfo) -> Handling:
+        # Defaults are per schema version: an iir/1 header without "action" means A1, an
+        # iir/1.1 header without it means none (decision 0019).
+        schema = info.data.get("schema_")
+        return value if schema is None else versioned_handling(schema, value)
 
     @field_validator("recipients", "refs")
     @classmethod
@@ -97,11 +107,7 @@ class EnvelopeHeader(BaseModel):
     def _consistent(self) -> Self:
         if self.originator in self.recipients:
             raise ValueError("the originator cannot be one of its own recipients")
-        # Defaults are per schema version: an iir/1 header without "action" means A1, an
-        # iir/1.1 header without it means none (decision 0019).
-        handling = versioned_handling(self.schema_, self.handling)
-        if handling is not self.handling:
-            object.__setattr__(self, "handling", handling)
+
         ids = [s.id for s in self.sections]
         if len(ids) != len(set(ids)):
             raise ValueError("section ids must be unique")
@@ -120,7 +126,11 @@ class EnvelopeHeader(BaseModel):
         DEFAULT components: one canonical form, and ≈ 130 fewer bytes in a typical envelope.
         Decoding fills the defaults back in (docs/decisions/0011).
         """
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        # serialize_as_any: the handling block is left out at *its* version's defaults (an
+        # iir/1.1 block without an action code has none to write, not a "null" against A1).
+        return self.model_dump(
+            mode="json", by_alias=True, exclude_defaults=True, serialize_as_any=True
+        )
 
     def subject_tokens(self) -> tuple[str, str, str, str]:
         """(originator, kind, route, category): the tail of plm.pub.* and plm.dlv.* subjects."""

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -375,12 +376,16 @@ class Report(Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("handling")
+    @classmethod
+    def _versioned_handling(cls, value: Handling, info: ValidationInfo) -> Handling:
+        # The handling block's defaults and rules are those of this report's schema version
+        # ("schema" is declared, so validated, first; absent from info.data if it was invalid).
+        schema = info.data.get("schema_")
+        return value if schema is None else versioned_handling(schema, value)
+
     @model_validator(mode="after")
     def _versioned(self) -> Self:
-        # The handling block's defaults and rules are those of this report's schema version.
-        handling = versioned_handling(self.schema_, self.handling)
-        if handling is not self.handling:
-            object.__setattr__(self, "handling", handling)
         check_version(self, self.schema_)
         return self
 

@@ -191,8 +191,14 @@ def test_loosened_handling_field_fails_the_signature(name: str) -> None:
 
 
 def test_handling_h0_false_is_header_invalid() -> None:
-    """H0 ('only for combating crime') cannot be switched off: HeaderInvalid at handling.h0."""
+    """H0 ('only for combating crime') cannot be switched off in an iir/1 header (nor, in an
+    iir/1.1 one, outside TLP:CLEAR): HeaderInvalid at handling, naming h0."""
     hdr = {**STRICT_ENV.hdr, "handling": {**STRICT_ENV.hdr["handling"], "h0": False}}
     with pytest.raises(HeaderInvalid) as err:
         verify_envelope(encode(replace(STRICT_ENV, hdr=hdr)), SIGNERS, now=NOW)
-    assert "handling.h0" == err.value.errors[0]["field"]
+    assert "handling" == err.value.errors[0]["field"]
+    assert "h0: false" in err.value.errors[0]["message"]
+    hdr = {**hdr, "schema": "iir/1.1"}
+    with pytest.raises(HeaderInvalid) as err:
+        verify_envelope(encode(replace(STRICT_ENV, hdr=hdr)), SIGNERS, now=NOW)
+    assert "needs TLP:CLEAR" in err.value.errors[0]["message"]

@@ -117,6 +117,9 @@ def note(what: str) -> None:
 class _Everyone:
     """A careless originator's view: every other agency allowed, with its newest key."""
 
+    federation = None
+    """No federation policy, so no federation default action code."""
+
     def __init__(self, keys: Callable[[str], PublicEncryptionKey]) -> None:
         self._keys = keys
 
