@@ -126,11 +126,14 @@ class EnvelopeHeader(BaseModel):
         DEFAULT components: one canonical form, and ≈ 130 fewer bytes in a typical envelope.
         Decoding fills the defaults back in (docs/decisions/0011).
         """
-        # serialize_as_any: the handling block is left out at *its* version's defaults (an
-        # iir/1.1 block without an action code has none to write, not a "null" against A1).
-        return self.model_dump(
-            mode="json", by_alias=True, exclude_defaults=True, serialize_as_any=True
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        # The handling block is dumped as its own class, so a field is left out at *its*
+        # version's default: an iir/1.1 block without an action code has nothing to write,
+        # not a "null" measured against iir/1's A1. (The canonical encoding sorts keys.)
+        data["handling"] = self.handling.model_dump(
+            mode="json", by_alias=True, exclude_defaults=True
         )
+        return data
 
     def subject_tokens(self) -> tuple[str, str, str, str]:
         """(originator, kind, route, category): the tail of plm.pub.* and plm.dlv.* subjects."""
