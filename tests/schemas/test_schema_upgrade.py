@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,12 +169,6 @@ def test_upgrade_keeps_sections_and_policy_decisions(data: dict[str, Any]) -> No
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EnvelopeHeader.to_wire() leaves out handling fields at Handling's (iir/1) defaults "
-    "even for a HandlingV11, so an explicit A1 in an iir/1.1 header is dropped and decodes as "
-    "no action; fix in schemas/_header.py (reported by task B), then remove this marker",
-)
 @PROPERTY
 @given(v1_reports())
 def test_sealed_header_carries_the_action_code(data: dict[str, Any]) -> None:
