@@ -7,7 +7,11 @@ diff here. Keys, times and randomness are fixed: each key comes from a labelled 
 File format: ``key: value`` lines, a blank line, then the envelope in base64 (76 columns).
 ``expect`` is one of ``success``, ``header failure`` (refused before any private key is used),
 ``auth failure`` (a signature, stanza or ciphertext fails) and ``no match`` (not for this
-identity); ``error`` names the error code a conforming decoder reports.
+identity); ``error`` names the error code a conforming decoder reports. A success vector's
+``codes`` are the handling codes its header decodes to (``Handling.codes()``), and
+``header-omits`` names header fields the signed header leaves out, so that a decoder in another
+language checks which default it fills in: under ``iir/1`` an absent ``action`` is A1 and an
+absent ``h0`` true, under ``iir/1.1`` an absent ``action`` is none (decision 0019).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from protocol import crypto
 from protocol.envelope import _format, _seal
 from protocol.keys import EncryptionKey, SigningKey
-from schemas import EnvelopeHeader, Handling, SectionInfo
+from schemas import EnvelopeHeader, Handling, HandlingV11, SectionInfo
 from schemas._types import from_epoch_ms, new_uuid7
+from schemas._versions import SchemaVersion
 
 HERE = Path(__file__).parent
 NOW_MS = 1_795_392_000_000  # 2026-11-23T00:00:00Z
@@ -39,7 +44,22 @@ PAYLOAD = msgpack.packb(
         "route": "central-med",
     }
 )
+PAYLOAD_V11 = msgpack.packb(
+    {
+        "schema": "iir/1.1",
+        "summary": "Inflatable boat, about 40 persons, expected to depart Zuwara tonight",
+        "route": "central-med",
+    }
+)
+PAYLOAD_PUBLIC = msgpack.packb(
+    {
+        "schema": "iir/1.1",
+        "summary": "Amended smuggling offence in force; humanitarian assistance exempted",
+        "route": "central-med",
+    }
+)
 PERSONAL = msgpack.packb({"persons": {"p1": {"role": "driver", "nationality": "LBY"}}})
+DEFAULT_HANDLING = Handling(tlp="AMBER", rel_to=["group:med-coastal"], h2=True)
 
 
 def _seed(label: str) -> bytes:
@@ -65,6 +85,8 @@ class Vector:
     payload: bytes | None = None
     sections: dict[str, bytes] = field(default_factory=dict)
     withheld: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    header_omits: tuple[str, ...] = ()
 
     def render(self) -> str:
         signer = signing_key("ITA-GDF")
@@ -84,11 +106,52 @@ class Vector:
             lines.append(f"section-sha256: {sid} {hashlib.sha256(plain).hexdigest()}")
         if self.withheld:
             lines.append(f"withheld: {' '.join(self.withheld)}")
+        if self.codes:
+            lines.append(f"codes: {' '.join(self.codes)}")
+        if self.header_omits:
+            lines.append(f"header-omits: {' '.join(self.header_omits)}")
         body = "\n".join(textwrap.wrap(base64.b64encode(self.envelope).decode(), 76))
         return "\n".join(lines) + "\n\n" + body + "\n"
 
 
-def _header(recipients: tuple[str, ...], *, sections: bool = False, n: int = 0) -> EnvelopeHeader:
+@dataclass(frozen=True)
+class Scenario:
+    """What varies between the sealed reports of the vectors (defaults: the v1 alert)."""
+
+    handling: Handling = DEFAULT_HANDLING
+    schema: SchemaVersion = "iir/1"
+    payload: bytes = PAYLOAD
+    category: str = "routes"
+
+
+V1_ALERT = Scenario()
+V1_ALERT_CODES = ("TLP:AMBER", "H0", "H1", "H2", "A1")
+IIR1_DEFAULTS = Scenario(handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"]))
+IIR11_NO_ACTION = Scenario(
+    handling=HandlingV11(tlp="AMBER", rel_to=["group:med-coastal"]),
+    schema="iir/1.1",
+    payload=PAYLOAD_V11,
+)
+IIR11_ACTION_A1 = Scenario(
+    handling=HandlingV11(tlp="AMBER", rel_to=["group:med-coastal"], action="A1"),
+    schema="iir/1.1",
+    payload=PAYLOAD_V11,
+)
+IIR11_PUBLIC = Scenario(
+    handling=HandlingV11(tlp="CLEAR", h0=False),
+    schema="iir/1.1",
+    payload=PAYLOAD_PUBLIC,
+    category="legislation",
+)
+
+
+def _header(
+    recipients: tuple[str, ...],
+    *,
+    sections: bool = False,
+    n: int = 0,
+    scenario: Scenario = V1_ALERT,
+) -> EnvelopeHeader:
     signer = signing_key("ITA-GDF")
     return EnvelopeHeader(
         id=new_uuid7(NOW_MS - 1000 * n, _seed(f"id {n}")[:10]),
@@ -98,8 +161,9 @@ def _header(recipients: tuple[str, ...], *, sections: bool = False, n: int = 0) 
         kind="alert",
         priority="urgent",
         route="central-med",
-        category="routes",
-        handling=Handling(tlp="AMBER", rel_to=["group:med-coastal"], h2=True),
+        category=scenario.category,
+        handling=scenario.handling,
+        schema=scenario.schema,
         recipients=list(recipients),
         sections=(
             [SectionInfo(id="personal-data", kind="personal-data", protected_nationalities=[])]
@@ -118,14 +182,21 @@ def _randomness(label: str, count: int) -> _seal._Randomness:
     )
 
 
-def sealed(label: str, recipients: tuple[str, ...], *, sections: bool = False, n: int = 0) -> bytes:
-    header = _header(recipients, sections=sections, n=n)
+def sealed(
+    label: str,
+    recipients: tuple[str, ...],
+    *,
+    sections: bool = False,
+    n: int = 0,
+    scenario: Scenario = V1_ALERT,
+) -> bytes:
+    header = _header(recipients, sections=sections, n=n, scenario=scenario)
     section_map = (
         {"personal-data": (PERSONAL, [encryption_key(recipients[0]).public])} if sections else {}
     )
     return _seal.seal(
         header,
-        PAYLOAD,
+        scenario.payload,
         signing_key("ITA-GDF"),
         [encryption_key(a).public for a in recipients],
         section_map,
@@ -139,6 +210,13 @@ def _resign(env: _format.Envelope, key: SigningKey | None = None) -> bytes:
     signer = key or signing_key("ITA-GDF")
     sig = crypto.sign(signer.private, _seal.DOMAIN_SIGNATURE, _format.signed_bytes(env))
     return _format.encode(replace(env, sig=sig))
+
+
+def _with_handling(hdr: dict[str, object], **changes: object) -> dict[str, object]:
+    """A wire header whose handling block has ``changes`` written in (encode sorts the keys)."""
+    handling = hdr["handling"]
+    assert isinstance(handling, dict)
+    return {**hdr, "handling": {**handling, **changes}}
 
 
 def _flip(data: bytes, index: int) -> bytes:
@@ -173,17 +251,27 @@ def build_all() -> list[Vector]:
         use_bin_type=True,
     )
     forged = _resign(env, SigningKey("ITA-GDF", signing_key("LBY-DCIM").private))
+    # Decision 0019: handling defaults are per schema version, and iir/1 keeps its own for ever.
+    v1_defaults = sealed("iir1-defaults", ("MLT-AFM",), n=2, scenario=IIR1_DEFAULTS)
+    v11_no_action = sealed("iir11-no-action", ("MLT-AFM",), n=3, scenario=IIR11_NO_ACTION)
+    v11_public = sealed("iir11-public", ("MLT-AFM",), n=4, scenario=IIR11_PUBLIC)
+    v11_a1 = sealed("iir11-action-a1", ("MLT-AFM",), n=5, scenario=IIR11_ACTION_A1)
+    v1_no_h0 = _resign(replace(env, hdr=_with_handling(env.hdr, h0=False)))
+    env11 = _format.decode(v11_no_action)
+    v11_amber_no_h0 = _resign(replace(env11, hdr=_with_handling(env11.hdr, h0=False)))
     env5 = _format.decode(five)
     swapped = _format.encode(replace(env5, rcpt=(env5.rcpt[1], env5.rcpt[0], *env5.rcpt[2:])))
     return [
         Vector("success-one-recipient", "success", "one recipient, no sections", one,
-               "MLT-AFM", payload=PAYLOAD),
+               "MLT-AFM", payload=PAYLOAD, codes=V1_ALERT_CODES),
         Vector("success-section-opened", "success",
                "five recipients; the personal-data section is wrapped for MLT-AFM only",
-               five, "MLT-AFM", payload=PAYLOAD, sections={"personal-data": PERSONAL}),
+               five, "MLT-AFM", payload=PAYLOAD, sections={"personal-data": PERSONAL},
+               codes=V1_ALERT_CODES),
         Vector("success-section-withheld", "success",
                "five recipients; this one gets the body but not the personal-data section",
-               five, "GRC-HCG", payload=PAYLOAD, withheld=("personal-data",)),
+               five, "GRC-HCG", payload=PAYLOAD, withheld=("personal-data",),
+               codes=V1_ALERT_CODES),
         Vector("no-match", "no match", "the identity is not among the recipients", one,
                "GRC-HCG", error="not_a_recipient"),
         Vector("body-tampered", "auth failure", "one bit of the body ciphertext flipped",
@@ -211,6 +299,28 @@ def build_all() -> list[Vector]:
         Vector("header-id-trailing-newline", "header failure",
                "validly signed header whose id is a UUIDv7 followed by a newline", id_newline,
                "MLT-AFM", error="header_invalid"),
+        Vector("success-iir1-defaults", "success",
+               "iir/1 header without action or h0: they mean A1 and H0 (decision 0019)",
+               v1_defaults, "MLT-AFM", payload=PAYLOAD, codes=("TLP:AMBER", "H0", "H1", "A1"),
+               header_omits=("schema", "handling.action", "handling.h0")),
+        Vector("success-iir11-no-action", "success",
+               "iir/1.1 header without action: no action code; h0 left out still means H0",
+               v11_no_action, "MLT-AFM", payload=PAYLOAD_V11, codes=("TLP:AMBER", "H0", "H1"),
+               header_omits=("handling.action", "handling.h0")),
+        Vector("success-iir11-action-a1", "success",
+               "iir/1.1 header that writes action A1 out (as 'palermo schema upgrade' does): "
+               "under iir/1.1 A1 is not the default", v11_a1, "MLT-AFM", payload=PAYLOAD_V11,
+               codes=("TLP:AMBER", "H0", "H1", "A1"), header_omits=("handling.h0",)),
+        Vector("success-iir11-public", "success",
+               "iir/1.1 public information: TLP:CLEAR, h0 false, no action code",
+               v11_public, "MLT-AFM", payload=PAYLOAD_PUBLIC, codes=("TLP:CLEAR", "H1"),
+               header_omits=("handling.action",)),
+        Vector("header-iir1-h0-false", "header failure",
+               "validly signed iir/1 header with h0 false: H0 is always in force under iir/1",
+               v1_no_h0, "MLT-AFM", error="header_invalid"),
+        Vector("header-iir11-h0-false-amber", "header failure",
+               "validly signed iir/1.1 header with h0 false under TLP:AMBER (needs TLP:CLEAR)",
+               v11_amber_no_h0, "MLT-AFM", error="header_invalid"),
         Vector("truncated", "header failure", "the last 10 bytes are missing", one[:-10],
                "MLT-AFM", error="malformed"),
         Vector("trailing-bytes", "header failure", "one extra byte after the envelope",

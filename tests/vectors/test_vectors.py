@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocol.envelope import StaticSigners, open_envelope
+from protocol.envelope import StaticSigners, _format, open_envelope
 from protocol.keys import EncryptionKey
 from schemas._types import from_epoch_ms
 from schemas.errors import AuthenticationFailed, EnvelopeError, NotARecipient
@@ -51,6 +51,7 @@ def test_vector_outcome(path: Path) -> None:
         actual_sections = {k: hashlib.sha256(v).hexdigest() for k, v in opened.sections.items()}
         assert expected_sections == actual_sections
         assert tuple(fields.get("withheld", [""])[0].split()) == opened.withheld
+        assert fields["codes"][0].split() == opened.header.handling.codes()
         return
     with pytest.raises(EnvelopeError) as info:
         open_envelope(data, [identity], signers, now=now)
@@ -62,3 +63,29 @@ def test_vector_outcome(path: Path) -> None:
     else:
         assert expect == "header failure"
         assert not isinstance(info.value, AuthenticationFailed | NotARecipient)
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in generate.build_all() if v.header_omits], ids=lambda v: v.name
+)
+def test_vector_header_omits(vector: generate.Vector) -> None:
+    """The fields a vector says its signed header leaves out are absent from the stored bytes."""
+    fields, data = generate.parse((Path(generate.HERE) / f"{vector.name}.txt").read_text())
+    hdr = _format.decode(data).hdr
+    for dotted in fields["header-omits"][0].split():
+        *parents, name = dotted.split(".")
+        node = hdr
+        for key in parents:
+            node = node[key]
+        assert name not in node, dotted
+
+
+def test_defaults_are_per_schema_version() -> None:
+    """An iir/1 header without action or h0 decodes as A1 and H0; under iir/1.1 the same
+    omission means no action code (decision 0019). Guards the vectors that show it."""
+    vectors = {v.name: v for v in generate.build_all()}
+    v1 = vectors["success-iir1-defaults"]
+    v11 = vectors["success-iir11-no-action"]
+    assert {"handling.action", "handling.h0"} <= set(v1.header_omits) & set(v11.header_omits)
+    assert {"A1", "H0"} <= set(v1.codes)
+    assert not {"A1", "A2", "A3"} & set(v11.codes)
