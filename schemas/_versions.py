@@ -9,6 +9,7 @@ per version (``schemas._handling.versioned_handling``; decision 0019).
 from __future__ import annotations
 
 from enum import Enum
+from functools import cache
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel
@@ -80,14 +81,21 @@ V11_TERMS: Final[frozenset[Enum]] = frozenset(
 """Values IIR 1.1 added to vocabularies that iir/1 already had."""
 
 
+@cache
+def _v11_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    # Once per class: pydantic inspects a default factory's signature on every call.
+    fields = model.model_fields
+    new = V11_FIELDS.get(model.__name__, frozenset())
+    return {name: fields[name].get_default(call_default_factory=True) for name in new}
+
+
 def _uses_v11(node: Any, path: str, out: list[str]) -> None:
     if isinstance(node, BaseModel):
-        new = V11_FIELDS.get(type(node).__name__, frozenset())
-        fields = type(node).model_fields
-        for name in fields:
+        defaults = _v11_defaults(type(node))
+        for name in type(node).model_fields:
             value = getattr(node, name)
             where = f"{path}.{name}" if path else name
-            if name in new and value != fields[name].get_default(call_default_factory=True):
+            if name in defaults and value != defaults[name]:
                 out.append(where)
                 continue
             _uses_v11(value, where, out)
