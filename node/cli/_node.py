@@ -73,7 +73,7 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
 
 def publish(
-    report: Annotated[Path, typer.Argument(help="The report (IIR JSON, iir/1 or iir/1.1) with its handling.")],
+    report: Annotated[Path, typer.Argument(help="The report (IIR JSON) with its handling.")],
     config: ConfigOption,
     to: Annotated[
         list[str] | None, typer.Option("--to", help="Only these partners (default: interested).")

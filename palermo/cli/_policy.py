@@ -116,7 +116,7 @@ def verify(
 @policy_app.command("check")
 @handles_errors
 def check(
-    report: Annotated[Path, typer.Argument(help="A report (IIR JSON, iir/1 or iir/1.1) with its handling block.")],
+    report: Annotated[Path, typer.Argument(help="A report (IIR JSON) with its handling block.")],
     to: Annotated[list[str], typer.Option("--to", help="Recipient agency id (repeat).")],
     federation: Annotated[
         Path, typer.Option("--federation", help="federation.toml (draft) or signed JSON.")
