@@ -434,8 +434,10 @@ class Report(Model):
         named += [
             (f"transport.{i}.carried_on_ref", t.carried_on_ref)
             for i, t in enumerate(self.transport)
-            if t.carried_on_ref != t.ref or t.ref is None
         ]
+        for i, t in enumerate(self.transport):
+            if t.ref is not None and t.carried_on_ref == t.ref:
+                raise ValueError(f"transport.{i}: a transport is not carried on itself")
         for where, target in named:
             if target is not None and target not in transport:
                 raise ValueError(f"{where}: {target!r} is not a transport ref")

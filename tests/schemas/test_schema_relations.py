@@ -4,12 +4,15 @@ whole in the most protected section of the two, never in the body, and join puts
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from schemas import PersonRelationKind, Report, join, parse_report, partition
 from tests.schemas._support import minimal
+
+EXAMPLES = Path(__file__).parents[2] / "schemas" / "examples"
 
 PERSONS = [
     {"ref": "w1", "role": "smuggled-migrant", "roles": ["witness"], "names": ["Example Witness"]},
@@ -92,3 +95,14 @@ def test_every_relation_kind_round_trips() -> None:
     parts = partition(report)
     assert len(PersonRelationKind) == len(parts.protected_persons["relations"])  # type: ignore[index]
     assert report == join(parts.main, parts.personal_data, parts.protected_persons)
+
+
+def test_a_transport_is_not_carried_on_itself() -> None:
+    """carried_on_ref names another transport item; naming itself is refused with the field."""
+    from schemas.errors import ReportInvalid
+
+    data = json.loads((EXAMPLES / "15-concealment-lorry-ferry-co2.json").read_text())
+    lorry = next(t for t in data["transport"] if t.get("carried_on_ref"))
+    lorry["carried_on_ref"] = lorry["ref"]
+    with pytest.raises(ReportInvalid, match="not carried on itself"):
+        parse_report(data)
