@@ -51,3 +51,9 @@ async def test_publish_status_and_retract_take_the_tear_line_along(
         retracted = json.loads(done.stdout)
         assert [below["id"]] == [t["report"] for t in retracted["tear_lines"]]
         await wait_for(lambda: rows("purged"), within=60, every=0.2)
+
+        done = await palermo("publish", str(ALERT), "--tear-line", "--config", ita)
+        assert 0 == done.returncode, done.stderr
+        first, second = done.stdout.splitlines()[:2]
+        assert ("published", "to ESP-GC, GRC-HCG, MLT-AFM") == (first[:9], first[47:])
+        assert ("tear-line", "to LBY-DCIM, TUR-CG") == (second[:9], second[-19:])
