@@ -105,9 +105,21 @@ class _TearLines(_Publishing):
             )
         now = datetime.now(UTC)
         candidates = list(to) if to is not None else self.interested(report)
-        original = seal_report(
-            report, self.identity.signing, candidates, self.trust, self.policy, now
-        )
+        try:
+            original = seal_report(
+                report, self.identity.signing, candidates, self.trust, self.policy, now
+            )
+        except InputError as exc:
+            refused = decide_report(report, self.identity.signing, candidates, self.policy, now)
+            if not tear_line_candidates(refused):
+                raise
+            # A version below the tear-line refs the report it was cut from: with nobody to
+            # receive the report itself, there is nothing to cut from.
+            raise InputError(
+                f"{exc.reason}. A tear-line goes out with the report; as nobody may receive "
+                f"the report itself, publish a version without personal data as a report of "
+                f"its own for {', '.join(tear_line_candidates(refused))}"
+            ) from exc
         below = tear_line_candidates(original.decisions)
         derivative: Report | None = None
         sealed: SealedReport | None = None

@@ -13,6 +13,7 @@ from node.ingest import IngestServer, IngestToken, generate_token
 from node.service import Node
 from palermo.devfed import DevFederation
 from schemas import Handling, Kind, Report
+from schemas.errors import InputError
 from tests.harness import example, running_broker, running_nodes, wait_for
 
 AGENCIES = ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF",
@@ -148,6 +149,15 @@ async def test_no_tear_line_when_nobody_was_refused_for_personal_data(
     sent = await nodes["ITA-GDF"].publish_tear_line(example("01"))
     assert (None, []) == (sent.tear_line, sent.candidates)
     assert [] == nodes["ITA-GDF"].inbox.tear_lines(sent.original.header.id)
+
+
+async def test_no_tear_line_without_a_report_to_cut_it_from(nodes: dict[str, Node]) -> None:
+    """Only partners without data protection: nothing is published, and the error says how to
+    reach them."""
+    ita = nodes["ITA-GDF"]
+    with pytest.raises(InputError, match="report of its own for LBY-DCIM, TUR-CG"):
+        await ita.publish_tear_line(_alert(), to=BELOW)
+    assert 0 == (await ita.js.stream_info("PLM_PUB")).state.messages
 
 
 async def test_ingest_api_publishes_the_tear_line_on_request(nodes: dict[str, Node]) -> None:
