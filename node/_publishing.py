@@ -128,20 +128,38 @@ class _Publishing:
                 self.metrics.publish_retries.inc()
                 await asyncio.sleep(delay)
 
-    async def _send_sealed(self, report: Report, sealed: SealedReport) -> None:
+    async def _send_sealed(
+        self, report: Report, sealed: SealedReport, *, tear_line_of: str | None = None
+    ) -> None:
         header = sealed.header
         await self._publish(
             publish_subject(header), sealed.data, header.id, f"publish report {header.id}"
         )
-        self.inbox.record_sent(sealed.header, report, datetime.now(UTC))
+        self.inbox.record_sent(sealed.header, report, datetime.now(UTC), tear_line_of)
         self.metrics.published.inc()
 
     async def retract(self, report_id: str, reason: str) -> EnvelopeHeader:
-        """Withdraw one of our reports: every recipient's node purges it and confirms.
+        """Withdraw one of our reports and its tear-line versions: every recipient's node
+        purges it and confirms. Returns the retraction of ``report_id`` itself
+        (:meth:`retract_all` returns every retraction sent)."""
+        return (await self.retract_all(report_id, reason))[0]
 
-        The retraction goes to the original recipients under the original handling, without
-        embargo or expiry (a withdrawal must reach them even after the report expired).
-        """
+    async def retract_all(self, report_id: str, reason: str) -> list[EnvelopeHeader]:
+        """Withdraw one of our reports, then each tear-line version sent of it (one retraction
+        per envelope, as a retraction names exactly one report). The original's retraction
+        comes first in the list; a tear-line none of whose recipients can receive any more is
+        skipped (there is nobody left to purge it)."""
+        sent = [await self._retract_one(report_id, reason)]
+        for derivative in self.inbox.tear_lines(report_id):
+            try:
+                sent.append(await self._retract_one(derivative, reason))
+            except InputError as exc:
+                _log.warning("tear-line not retracted", report=derivative, reason=exc.reason)
+        return sent
+
+    async def _retract_one(self, report_id: str, reason: str) -> EnvelopeHeader:
+        """The retraction goes to the original recipients under the original handling, without
+        embargo or expiry (a withdrawal must reach them even after the report expired)."""
         original = self.inbox.sent_header(report_id)
         now = datetime.now(UTC)
         # A recipient revoked since, or whose key became unusable, must not stop the others

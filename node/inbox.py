@@ -180,20 +180,32 @@ class Inbox(_InboxFiles):
         self._destroy_keys([("reports", report_id)])
         return cursor.rowcount == 1
 
-    def record_sent(self, header: EnvelopeHeader, report: Report, now: datetime) -> None:
+    def record_sent(
+        self, header: EnvelopeHeader, report: Report, now: datetime, tear_line_of: str | None = None
+    ) -> None:
         """The originator's own record of what it sent, to whom, and the report itself
-        (encrypted at rest): status, retraction and release grants need them."""
+        (encrypted at rest): status, retraction and release grants need them.
+        ``tear_line_of``: the original envelope this one is the tear-line version of."""
         plaintext = json.dumps(report.to_wire(), sort_keys=True).encode()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO sent (id, header, sent_ms, body) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO sent (id, header, sent_ms, body, tear_line_of) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (
                     header.id,
                     json.dumps(header.to_wire(), sort_keys=True),
                     to_epoch_ms(now),
                     self._seal("sent", header.id, plaintext),
+                    tear_line_of,
                 ),
             )
+
+    def tear_lines(self, report_id: str) -> list[str]:
+        """The tear-line versions sent of one of our reports, oldest first."""
+        rows = self._db.execute(
+            "SELECT id FROM sent WHERE tear_line_of = ? ORDER BY sent_ms, id", (report_id,)
+        )
+        return [r[0] for r in rows]
 
     def sent_report(self, report_id: str) -> Report:
         row = self._db.execute("SELECT body FROM sent WHERE id = ?", (report_id,)).fetchone()

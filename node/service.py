@@ -251,13 +251,24 @@ class Node(_Receiving):
 
     async def http_ingest(self, request: Any) -> Any:
         """POST /v1/reports: 202 {id, recipients, refused}; 422 with field errors; nothing is
-        published unless the whole report is valid and at least one partner may receive it."""
+        published unless the whole report is valid and at least one partner may receive it.
+
+        ``?tear_line=true`` also sends the version without personal data to the partners
+        refused only because of it (:meth:`publish_tear_line`); the answer adds ``tear_line``.
+        """
         from aiohttp import web
 
         from schemas.export import parse_report
 
+        flag = request.query.get("tear_line", "false")
+        if flag not in ("true", "false"):
+            problem = InputError(f"tear_line must be true or false, not {flag[:20]!r}")
+            return web.json_response(problem.to_dict(), status=400)
         try:
             report = parse_report(await request.read())
+            if flag == "true":
+                both = await self.publish_tear_line(report)
+                return web.json_response(both.to_dict(), status=202)
             sealed = await self.publish(report)
         except ReportInvalid as exc:
             return web.json_response(exc.to_dict(), status=422)
