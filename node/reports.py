@@ -23,6 +23,7 @@ from protocol.keys import PublicEncryptionKey, SigningKey
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
 from schemas import (
+    MAX_RECIPIENTS,
     PERSONAL_DATA,
     PROTECTED_PERSONS,
     ActionCode,
@@ -106,6 +107,11 @@ def seal_report(
     wanted = sorted(set(candidates) - {signer.agency})
     if not wanted:
         raise InputError("no candidate recipients: nobody has registered interest in this topic")
+    if len(wanted) > MAX_RECIPIENTS:
+        raise InputError(
+            f"{len(wanted)} candidate recipients, but one envelope holds at most "
+            f"{MAX_RECIPIENTS}; publish to fewer agencies at a time (--to, or rel_to groups)"
+        )
     draft = EnvelopeHeader(
         id=new_uuid7(),
         originator=signer.agency,

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from schemas import EnvelopeHeader, Kind, SectionKind, Tlp
-from schemas._types import ALL_MEMBERS, COUNTRY_PREFIX
+from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, SectionKind, Tlp
+from schemas._types import COUNTRY_PREFIX
 from schemas.errors import PolicyError
 
 from ._agency_policy import (

@@ -76,7 +76,12 @@ def publish(
     report: Annotated[Path, typer.Argument(help="The report (IIR v1 JSON) with its handling.")],
     config: ConfigOption,
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="Only these partners (default: interested).")
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Only these partners (repeat), or all-members: every member in good standing "
+            "(default: the route's subscribers; every member if rel_to is all-members).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -84,7 +89,7 @@ def publish(
 
     Prints the report id, who it was sealed for, and why anyone else was refused.
 
-    Example: palermo publish alert.json --config ita.node.toml
+    Example: palermo publish alert.json --config ita.node.toml [--to all-members]
     """
     from schemas.export import parse_report
 
