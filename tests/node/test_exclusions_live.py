@@ -13,6 +13,7 @@ member policy allows, subscribed to the route or not.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from protocol.envelope import seal
 from protocol.transport import deliver_subject, publish_subject
 from schemas import EnvelopeHeader, Handling, Report, Route, new_uuid7, partition
 from schemas.errors import InputError
-from tests.harness import Live, example, read_all, wait_until
+from tests.harness import EXAMPLES, PALERMO, Live, example, read_all, wait_until
 
 EXCLUDED = Handling(tlp="GREEN", deny_to=["country:LBY"])
 LIBYAN = {"LBY-DCIM", "LBY-CG"}
@@ -220,3 +221,29 @@ async def test_all_members_reaches_every_allowed_member_subscribed_or_not(tmp_pa
 
 async def _truthy(value: Any) -> bool:
     return bool(await value)
+
+
+def test_palermo_publish_to_all_members(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
+    """'palermo publish FILE --to all-members' on a route nobody subscribes to: sealed for every
+    member in good standing that policy allows, and the output says why LBY-DCIM (excluded by
+    deny_to country:LBY) and the statistics body were left out."""
+    data = json.loads((EXAMPLES / "01-routes-central-med-departure.json").read_text())
+    data["route"] = "other"
+    data["handling"] = {"tlp": "GREEN", "deny_to": ["country:LBY"]}
+    report = tmp_path / "green-other.json"
+    report.write_text(json.dumps(data))
+    fed.write(tmp_path / "fed")
+    ita = fed.node_config(tmp_path / "fed", "ITA-GDF", federated_url)
+    done = subprocess.run(
+        [PALERMO, "publish", str(report), "--config", str(ita), "--to", "all-members", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr
+    sent = json.loads(done.stdout)
+    assert ["AUS-ABF", "ESP-GC", "GRC-HCG", "IDN-IMI", "MLT-AFM", "SRB-BP", "TUR-CG"] == sent[
+        "recipients"
+    ]
+    assert {"LBY-DCIM", "UNODC-STATS"} == set(sent["refused"])
+    assert "denied-by-originator" == sent["refused"]["LBY-DCIM"][0]["code"]
