@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 MAX_REL_TO = 256
-MAX_DENY_TO = 256
+MAX_DENY_TO = 64
 MAX_H3 = 16
 
 
