@@ -240,3 +240,22 @@ def test_deny_to_from_header_data() -> None:
     """The factories' header data takes deny_to like any handling field."""
     data = header_data(tlp="GREEN", deny_to=["AUS-ABF"])
     assert ["AUS-ABF"] == EnvelopeHeader.model_validate(data).handling.deny_to
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_all_members_is_the_widest_rel_to(scenario: dict[str, Any]) -> None:
+    """For any TLP but RED, rel_to all-members allows everyone the original rel_to allowed, and
+    differs only in rel_to's own reasons (never an agreement, accreditation or guard)."""
+    if scenario["header"]["handling"]["tlp"] == "RED":
+        return
+    before = decide_all(scenario)
+    changed = copy.deepcopy(scenario)
+    changed["header"]["handling"]["rel_to"] = ["all-members"]
+    after = decide_all(changed)
+    assert allowed(before) <= allowed(after)
+    rel_to_codes = {"not-in-rel-to", "rel-to-empty", "rel-to-unknown"}
+    for agency, decision in after.items():
+        assert set(codes(decision)) - rel_to_codes == set(codes(decision))
+        if not decision.allowed:
+            assert set(codes(before[agency])) - rel_to_codes == set(codes(decision))
