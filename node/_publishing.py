@@ -23,8 +23,8 @@ from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
 from protocol.transport import map_nats_errors, publish_subject
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
-from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
-from schemas.errors import InputError, TransportError
+from schemas import ALL_MEMBERS, EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
+from schemas.errors import InputError, PalermoError, TransportError
 
 from .inbox import Inbox, InboxEntry
 from .metrics import NodeMetrics
@@ -83,6 +83,43 @@ class _Publishing:
             and subs.matches(report.route, report.category, report.kind)
         )
 
+    def members_in_good_standing(self, now: datetime) -> list[str]:
+        """Every other member that is active in the federation policy and holds a current,
+        valid, unrevoked certificate: who "all members" means at ``now``."""
+        index = self.policy.index
+        if index is None:
+            raise InputError(
+                "no verified federation policy is held yet, so 'all members' names nobody; "
+                "wait for the directory, or publish the federation policy"
+            )
+        out = []
+        for agency in index.member_ids:
+            if agency == self.identity.agency or not index.members[agency].active:
+                continue
+            try:
+                self.trust.certificate(agency, now)
+            except PalermoError:
+                continue  # revoked or expired: not in good standing
+            out.append(agency)
+        return out
+
+    def candidates(self, report: Report, to: Sequence[str] | None, now: datetime) -> list[str]:
+        """Whom to consider: ``to``; every member in good standing for ``to = ["all-members"]``
+        or a report whose rel_to is all-members (not only route subscribers); otherwise the
+        partners subscribed to the report's topic. Policy then decides on each."""
+        if to is not None and ALL_MEMBERS in to:
+            if len(to) > 1:
+                raise InputError(
+                    "--to all-members already names every member; give it alone, or list "
+                    "agencies without it"
+                )
+            return self.members_in_good_standing(now)
+        if to is not None:
+            return list(to)
+        if report.handling.rel_to == [ALL_MEMBERS]:
+            return self.members_in_good_standing(now)
+        return self.interested(report)
+
     async def publish(
         self,
         report: Report,
@@ -93,8 +130,10 @@ class _Publishing:
         """Seal for the interested partners the policy allows and publish; returns what was sent
         (``.header.id``, ``.recipients`` and every candidate's decision).
 
-        ``handling`` replaces the report's own handling block. Nothing is published if no
-        partner may receive it (a typed error says why).
+        ``handling`` replaces the report's own handling block. ``to`` names the candidates
+        instead of the route's subscribers; ``["all-members"]`` (or a report whose rel_to is
+        all-members) takes every member in good standing. Nothing is published if no partner
+        may receive it (a typed error says why).
         """
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
@@ -104,9 +143,10 @@ class _Publishing:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
             )
-        candidates = list(to) if to is not None else self.interested(report)
+        now = datetime.now(UTC)
+        candidates = self.candidates(report, to, now)
         sealed = seal_report(
-            report, self.identity.signing, candidates, self.trust, self.policy, datetime.now(UTC)
+            report, self.identity.signing, candidates, self.trust, self.policy, now
         )
         await self._send_sealed(report, sealed)
         return sealed

@@ -15,7 +15,7 @@ from policies import may_forward
 from protocol.envelope import seal
 from protocol.transport import publish_subject
 from protocol.trust import canonical_json, sign_document
-from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
+from schemas import ALL_MEMBERS, EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
 from schemas.errors import InputError, PalermoError
 
 from ._status import _Status
@@ -167,9 +167,12 @@ class _Requests(_Status):
         """The report as released to a request's target: kind release, target added to rel_to."""
         report = self.inbox.sent_report(row["report"])
         original = self.inbox.sent_header(row["report"])
-        handling = original.handling.model_copy(
-            update={"rel_to": sorted({*original.handling.rel_to, row["target"]})}
-        )
+        rel_to = original.handling.rel_to
+        if rel_to != [ALL_MEMBERS]:  # all-members already holds the target, and stands alone
+            rel_to = sorted({*rel_to, row["target"]})
+        # deny_to travels unchanged: an excluded target is refused at sealing, by the broker
+        # and by the target's node, whatever the grant.
+        handling = original.handling.model_copy(update={"rel_to": rel_to})
         return report.model_copy(update={"kind": Kind.RELEASE, "handling": handling})
 
     async def _release_answer(

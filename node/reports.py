@@ -23,6 +23,7 @@ from protocol.keys import PublicEncryptionKey, SigningKey
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
 from schemas import (
+    MAX_RECIPIENTS,
     PERSONAL_DATA,
     PROTECTED_PERSONS,
     ActionCode,
@@ -108,6 +109,11 @@ def seal_report(
     wanted = sorted(set(candidates) - {signer.agency})
     if not wanted:
         raise InputError("no candidate recipients: nobody has registered interest in this topic")
+    if len(wanted) > MAX_RECIPIENTS:
+        raise InputError(
+            f"{len(wanted)} candidate recipients, but one envelope holds at most "
+            f"{MAX_RECIPIENTS}; publish to fewer agencies at a time (--to, or rel_to groups)"
+        )
     draft = _draft(report, signer, wanted, now, refs, parts.sections())
     decisions = {r: policy.decide(draft, r, now) for r in wanted}
     keys: dict[str, PublicEncryptionKey] = {}

@@ -76,7 +76,12 @@ def publish(
     report: Annotated[Path, typer.Argument(help="The report (IIR JSON) with its handling.")],
     config: ConfigOption,
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="Only these partners (default: interested).")
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Only these partners (repeat), or all-members: every member in good standing "
+            "(default: the route's subscribers; every member if rel_to is all-members).",
+        ),
     ] = None,
     tear_line: Annotated[
         bool,
@@ -94,7 +99,7 @@ def publish(
     --tear-line, the partners refused only because the report holds personal data get a version
     without it (its own id, refs the report; 'palermo status' and 'retract' take both together).
 
-    Example: palermo publish alert.json --config ita.node.toml
+    Example: palermo publish alert.json --config ita.node.toml [--to all-members]
     Example: palermo publish alert.json --tear-line --config ita.node.toml
     """
     from schemas.export import parse_report
