@@ -104,6 +104,14 @@ class _Status(_Publishing):
         Receipts are verified against the recipient's certificate; a receipt that does not
         verify is reported as such, never trusted.
         """
+        out: dict[str, dict[str, Any]] = {}
+        for msg in await self._rcpt_messages():
+            self._status_from(msg, report_id, out)
+        return dict(sorted(out.items()))
+
+    async def _rcpt_messages(self) -> list[Msg]:
+        """Everything PLM_RCPT holds for this agency (receipts, notices, release decisions),
+        read from the start; unverified: each reader checks what it uses."""
         me = self.identity.agency
         # A fixed name, so a deployment's NATS permissions can allow exactly this consumer and
         # its filter (deploy/permissions.py); removed first, so every call reads from the start.
@@ -121,20 +129,18 @@ class _Status(_Publishing):
                 ),
             )
             sub = await self.js.pull_subscribe_bind(stream="PLM_RCPT", name=name)
-        out: dict[str, dict[str, Any]] = {}
+        out: list[Msg] = []
         try:
             while True:
                 try:
-                    msgs = await sub.fetch(256, timeout=0.3)
+                    out += await sub.fetch(256, timeout=0.3)
                 except (nats.errors.TimeoutError, TimeoutError):
                     break
-                for msg in msgs:
-                    self._status_from(msg, report_id, out)
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
                 await self.js.delete_consumer("PLM_RCPT", name)
-        return dict(sorted(out.items()))
+        return out
 
     def _status_from(self, msg: Msg, report_id: str, out: dict[str, dict[str, Any]]) -> None:
         try:
