@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from protocol.commandline import handles_errors, out_console, print_json
+from schemas.errors import InputError
 
 from ..requests import Access, DocumentVerdict, RequestSubject, time_left
 from ._common import ConfigOption, _node, _open_inbox
@@ -129,8 +130,8 @@ def release_status(
     for r in rows:
         how = {"granted": f" (release {r['release']})", "denied": f": {r['reason']}"}
         out_console.print(
-            f"{r['request']}  report {r['report']} → {r['target']}: {r['decision']} by "
-            f"{r['originator']}{how.get(r['decision'], '')}",
+            f"{r['request']}  report {r['report']} → {r['target']}, asked of "
+            f"{r['originator']}: {r['decision']}{how.get(r['decision'], '')}",
             markup=False,
         )
 
@@ -227,14 +228,19 @@ def messages_cmd(
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Unanswered past their deadline, both directions.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Judge deadlines at this RFC 3339 time instead of now."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Requests received (urgent first) with the time left to answer; --sent for those sent,
-    --responses for the answers received, --overdue for late ones on both sides.
+    --responses for the answers received, --overdue for late ones on both sides (--at: as
+    they will stand then, e.g. before a weekend).
 
-    Example: palermo requests --overdue --config ita.node.toml
+    Example: palermo requests --overdue --at 2026-05-04T08:00:00Z --config ita.node.toml
     """
-    now = datetime.now(UTC)
+    now = _when(at)
     with _open_inbox(config) as inbox:
         if overdue:
             rows = inbox.overdue(now)
@@ -261,3 +267,15 @@ def messages_cmd(
             state = f"answered by {m['answered_by']}" if m["answered_by"] else m["time_left"]
             line = f"{m['id']}  {m['priority']:<8} {peer} {what} ({state}): {m['text']}"
         out_console.print(line, markup=False)
+
+
+def _when(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InputError(f"--at {at!r} is not an RFC 3339 time with a zone (2026-05-04T08:00Z)")
+    return when
