@@ -36,6 +36,10 @@ _log = structlog.get_logger("palermo.node")
 def message_body(kind: Kind, body: bytes) -> dict[str, Any]:
     """A received request's or response's body, checked (ValueError, RecursionError if not)."""
     content = json.loads(body)
+    # Nodes before typed subjects sent "document-verification" with the number in the text
+    # only: read as a plain information request (no identifier, so no verdict owed).
+    if isinstance(content, dict) and content.get("subject") == "document-verification":
+        content = {**content, "subject": RequestSubject.INFORMATION.value}
     model = Question if kind is Kind.REQUEST else Answer
     return model.model_validate(content).model_dump(mode="json", exclude_none=True)
 

@@ -9,7 +9,7 @@ request's signed ``created`` time: the moment it was sent, which on a live feder
 moment it reaches the recipient's stream (art. 5(1) counts from receipt). Both nodes then judge
 "overdue" against the same signed instant.
 
-A request needs no prior report (a *cold* request, art. 4): it names its recipient and what
+A request needs no prior report (a *cold* request): it names its recipient and what
 it asks about. Answers to a document verification carry a structured result
 (:class:`DocumentVerdict`), so a requester's system can act on "counterfeit" without reading
 prose. No I/O here: :mod:`node._requests` sends and receives these bodies.
@@ -91,8 +91,9 @@ SUBJECT_CATEGORY: Final[dict[RequestSubject, Category]] = {
 
 
 class Access(StrEnum):
-    """Whether the recipient holds the information itself (art. 2(9) "directly accessible") or
-    must obtain it from another authority ("indirectly accessible")."""
+    """Whether the recipient holds the information itself (the Directive's "directly
+    accessible information") or must obtain it from another authority or party ("indirectly
+    accessible")."""
 
     DIRECT = "direct"
     INDIRECT = "indirect"

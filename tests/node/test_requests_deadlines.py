@@ -4,17 +4,20 @@ verdicts, and the signed receipt that proves when an answer was given."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import structlog
+from pydantic import ValidationError
 
+from node._asking import message_body
 from node.requests import Access, default_deadline, parse_deadline, time_left
 from node.service import Node
 from palermo.devfed import DevFederation
-from schemas import from_epoch_ms, to_epoch_ms
+from schemas import Kind, from_epoch_ms, to_epoch_ms
 from schemas.errors import InputError
 from tests.harness import running_broker, running_nodes, wait_for
 
@@ -173,3 +176,18 @@ async def test_overdue_on_both_sides_raises_a_metric_and_one_log_event(
         return [] == mlt.check_overdue()
 
     await wait_for(closed, within=20)
+
+
+def test_bodies_from_nodes_before_deadlines_are_read() -> None:
+    """A request from an older node (subject document-verification, no deadline) is read as an
+    information request without a deadline; an unknown subject or extra field is refused."""
+    old = json.dumps({"subject": "document-verification", "text": "Genuine?"}).encode()
+    assert {"subject": "information", "text": "Genuine?", "access": "indirect"} == message_body(
+        Kind.REQUEST, old
+    )
+    for bad in ({"subject": "gossip", "text": "x"}, {"text": "x", "extra": 1}, {"subject": "x"}):
+        with pytest.raises(ValidationError):
+            message_body(Kind.REQUEST, json.dumps(bad).encode())
+    assert {"text": "ok", "verdict": "unknown"} == message_body(
+        Kind.RESPONSE, b'{"text": "ok", "verdict": "unknown"}'
+    )
