@@ -139,6 +139,9 @@ def release_status(
 def request_cmd(
     question: Annotated[str, typer.Option("--question", help="What you ask.")],
     config: ConfigOption,
+    report_id: Annotated[
+        str | None, typer.Argument(help="A report in this node's inbox (same as --about).")
+    ] = None,
     to: Annotated[
         str | None,
         typer.Option("--to", help="The member asked (default: the report's originator)."),
@@ -175,6 +178,8 @@ def request_cmd(
     Example: palermo request --to ITA-GDF --subject verify-document --identifier YA1234567
     --question "Is this passport genuine?" --urgent --access direct -c mlt.node.toml
     """
+
+    about = about or report_id
 
     async def go() -> Any:
         async with _node(config) as node:

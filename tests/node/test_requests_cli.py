@@ -101,7 +101,8 @@ async def test_request_deadline_overdue_and_verdict_from_the_command_line(
 async def test_release_status_from_the_command_line(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> None:
-    """The requester's 'release status' says pending, then granted with the release's id."""
+    """A request about a report goes to its originator; the requester's 'release status' says
+    pending, then granted with the release's id."""
     async with (
         _nodes(federated_url, fed, tmp_path / "fed", ("ITA-GDF", "MLT-AFM")) as (nodes, cfg),
         running_broker(federated_url, fed),
@@ -114,6 +115,10 @@ async def test_release_status_from_the_command_line(
             return nodes["MLT-AFM"].inbox.seen(report.header.id)
 
         await wait_for(at_mlt, within=20)
+        # About a report (positional, as before deadlines): to its originator, 7 days.
+        question = await _json("request", report.header.id, "--question", "How many?", "-c", mlt)
+        assert isinstance(question, dict)
+        assert (report.header.id, "ITA-GDF") == (question["about"], question["to"])
         asked = await _json("release", "request", report.header.id, "--to", "AUS-ABF",
                             "--purpose", "joint operation", "-c", mlt)  # fmt: skip
         assert isinstance(asked, dict)
