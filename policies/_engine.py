@@ -135,7 +135,10 @@ def allowed_recipients(
     index = index_of(federation)
     facts = _facts(header)
     ids = index.member_ids if candidates is None else sorted(set(candidates))
-    return {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    decisions = {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    if header.kind is Kind.RELEASE:
+        return {r: _as_release(header, d) for r, d in decisions.items()}
+    return decisions
 
 
 def may_forward(
