@@ -4,7 +4,6 @@ it, store it with its obligations and acknowledge it (or refuse it, with a code)
 from __future__ import annotations
 
 import contextlib
-import json
 from datetime import UTC, datetime
 
 import msgpack
@@ -25,6 +24,7 @@ from schemas.errors import (
     SubjectMismatch,
 )
 
+from ._asking import message_body
 from ._requests import _Requests
 from .reports import open_report
 
@@ -114,14 +114,12 @@ class _Receiving(_Requests):
             return await self._release_request(msg, opened.body, header, now)
         if header.kind in (Kind.REQUEST, Kind.RESPONSE):
             try:
-                content = json.loads(opened.body)
-                if not isinstance(content, dict) or not isinstance(content.get("text"), str):
-                    raise ValueError("a request or response carries a text")
+                content = message_body(header.kind, opened.body)
             except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
                 _log.warning("unreadable message", envelope=header.id, error=repr(exc))
                 await msg.term()
                 return "refused"
-            self.inbox.add_message(header, content, now)
+            self._store_message(header, content)
             await msg.ack()
             await self._receipt(header.originator, header.id, "delivered")
             return header.kind.value

@@ -105,9 +105,17 @@ class _Status(_TearLines):
         verify is reported as such, never trusted. The report's tear-line versions are part
         of it: their recipients' rows carry ``tear_line`` (the version's envelope id).
         """
-        me = self.identity.agency
         # The original and its tear-line versions: one report to the officer who sent it.
         envelopes = {report_id: None, **{d: d for d in self.inbox.tear_lines(report_id)}}
+        out: dict[str, dict[str, Any]] = {}
+        for msg in await self._rcpt_messages():
+            self._status_from(msg, envelopes, out)
+        return dict(sorted(out.items()))
+
+    async def _rcpt_messages(self) -> list[Msg]:
+        """Everything PLM_RCPT holds for this agency (receipts, notices, release decisions),
+        read from the start; unverified: each reader checks what it uses."""
+        me = self.identity.agency
         # A fixed name, so a deployment's NATS permissions can allow exactly this consumer and
         # its filter (deploy/permissions.py); removed first, so every call reads from the start.
         name = f"status-{me}"
@@ -124,20 +132,18 @@ class _Status(_TearLines):
                 ),
             )
             sub = await self.js.pull_subscribe_bind(stream="PLM_RCPT", name=name)
-        out: dict[str, dict[str, Any]] = {}
+        out: list[Msg] = []
         try:
             while True:
                 try:
-                    msgs = await sub.fetch(256, timeout=0.3)
+                    out += await sub.fetch(256, timeout=0.3)
                 except (nats.errors.TimeoutError, TimeoutError):
                     break
-                for msg in msgs:
-                    self._status_from(msg, envelopes, out)
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
                 await self.js.delete_consumer("PLM_RCPT", name)
-        return dict(sorted(out.items()))
+        return out
 
     def _status_from(
         self, msg: Msg, envelopes: Mapping[str, str | None], out: dict[str, dict[str, Any]]

@@ -84,6 +84,7 @@ class Node(_Receiving):
         # The broker keys that may sign notices to us ('palermo status'), by key id.
         self.broker_keys = {k.kid: k for k in broker_keys}
         self.max_envelope_age = max_envelope_age
+        self.clock = lambda: datetime.now(UTC)  # deadlines (check_overdue); tests move it
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -225,6 +226,7 @@ class Node(_Receiving):
                     msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
                     self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
+                    self.check_overdue()
                     continue
                 except nats.errors.Error as exc:
                     _log.warning("fetch failed; retrying", error=repr(exc))

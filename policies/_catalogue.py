@@ -239,6 +239,7 @@ class ReasonCode(StrEnum):
     SECTION_NO_DATA_PROTECTION = "section-no-data-protection"
     SECTION_POLICY = "section-policy"
     RETRACTION_INVALID = "retraction-invalid"
+    RELEASE_INVALID = "release-invalid"
 
 
 class AuditFlag(StrEnum):

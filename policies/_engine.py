@@ -117,7 +117,29 @@ def decide(
     now: datetime,
 ) -> Decision:
     """May ``recipient`` receive this envelope at ``now``, and under which obligations?"""
-    return _evaluate(header, _facts(header), recipient, index_of(federation), agency_policy, now)
+    decision = _evaluate(
+        header, _facts(header), recipient, index_of(federation), agency_policy, now
+    )
+    return _as_release(header, decision) if header.kind is Kind.RELEASE else decision
+
+
+def _as_release(header: EnvelopeHeader, decision: Decision) -> Decision:
+    """A release is one grant: the originator's copy of one report (named in ``refs``) for the
+    one agency it granted (decision 0008). More recipients, or no original, is a release wider
+    than any grant, refused at every enforcement point; an allowed one is audited as such."""
+    if len(header.recipients) != 1 or not header.refs:
+        problem = Reason(
+            ReasonCode.RELEASE_INVALID,
+            f"a release goes to the one agency its grant names and refs the original report "
+            f"(it lists {len(header.recipients)} recipients and {len(header.refs)} refs); "
+            "releases are sealed by 'palermo release grant'",
+        )
+        denied = () if decision.allowed else decision.reasons
+        return Decision(decision.recipient, False, (problem, *denied))
+    if not decision.allowed:
+        return decision
+    return replace(decision, audit_flags=tuple(sorted({*decision.audit_flags,
+                                                      AuditFlag.RELEASE_USED})))  # fmt: skip
 
 
 def allowed_recipients(
@@ -134,7 +156,10 @@ def allowed_recipients(
     index = index_of(federation)
     facts = _facts(header)
     ids = index.member_ids if candidates is None else sorted(set(candidates))
-    return {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    decisions = {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    if header.kind is Kind.RELEASE:
+        return {r: _as_release(header, d) for r, d in decisions.items()}
+    return decisions
 
 
 def may_forward(
