@@ -176,7 +176,7 @@ async def test_a_release_never_reaches_an_excluded_agency(tmp_path: Path) -> Non
         assert ["country:LBY"] == release.handling.deny_to
         with pytest.raises(InputError, match=r"denied|excludes"):
             seal_report(release, ita.identity.signing, ["LBY-DCIM"], ita.trust, ita.policy,
-                        datetime.now(UTC))  # fmt: skip
+                        datetime.now(UTC), refs=[sealed.header.id])  # fmt: skip
         assert 0 == live.stored[(sealed.header.id, "LBY-DCIM")]
 
 
