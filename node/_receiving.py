@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import msgpack
 import structlog
@@ -16,13 +17,16 @@ from protocol.envelope import Verified, open_verified, verify_envelope
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Kind
 from schemas.errors import (
+    ContentUnreadable,
     EnvelopeError,
     EnvelopeTooOld,
     InputError,
+    KindNotAccepted,
     NotARecipient,
     PalermoError,
     Replayed,
     SubjectMismatch,
+    UnknownReference,
 )
 
 from ._requests import _Requests
@@ -82,6 +86,11 @@ class _Receiving(_Requests):
         header = verified.header
         try:
             self._check_age(header, now)
+            if header.kind is Kind.RECEIPT:
+                raise KindNotAccepted(
+                    f"envelope {header.id} is of kind receipt: receipts travel as signed "
+                    "documents on plm.rcpt subjects, never in an envelope"
+                )
         except EnvelopeError as exc:
             return await self._refuse(msg, exc, header)
         if header.kind is Kind.RETRACTION:
@@ -99,7 +108,7 @@ class _Receiving(_Requests):
             await msg.term()
             self.refused += 1
             self.metrics.refused.labels(reason="local-policy").inc()
-            return "refused"
+            return "local_policy"  # the receipt's code
         try:
             opened = open_verified(
                 verified, self.identity.encryption, withhold=decision.withheld_sections
@@ -114,16 +123,14 @@ class _Receiving(_Requests):
             return await self._release_request(msg, opened.body, header, now)
         if header.kind in (Kind.REQUEST, Kind.RESPONSE):
             try:
-                content = json.loads(opened.body)
-                if not isinstance(content, dict) or not isinstance(content.get("text"), str):
-                    raise ValueError("a request or response carries a text")
-            except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
-                _log.warning("unreadable message", envelope=header.id, error=repr(exc))
-                await msg.term()
-                return "refused"
-            self.inbox.add_message(header, content, now)
-            await msg.ack()
+                content = thread_content(header, opened.body)
+            except ContentUnreadable as exc:
+                return await self._refuse(msg, exc, header)
+            self.inbox.add_message(header, content, now)  # idempotent: INSERT OR IGNORE
+            # The receipt before the ack: if it cannot be sent, the delivery comes again
+            # (stored once) instead of the originator never hearing of it.
             await self._receipt(header.originator, header.id, "delivered")
+            await msg.ack()
             return header.kind.value
         try:
             report = open_report(opened)
@@ -149,22 +156,64 @@ class _Receiving(_Requests):
     ) -> str:
         """Purge what the originator withdrew, and confirm it with a signed receipt."""
         try:
-            content = msgpack.unpackb(body, raw=False)
-            target, reason = str(content["retracts"]), str(content.get("reason", ""))
-            # The broker and decide_retraction judged the signed refs: the body must withdraw
-            # that very report, not another one.
-            if [target] != header.refs:
-                raise ValueError(f"retracts {target!r} but the header refs {header.refs}")
-        except (ValueError, KeyError, TypeError, msgpack.ExtraData) as exc:
-            _log.warning("unreadable retraction", envelope=header.id, error=repr(exc))
-            await msg.term()
-            return "refused"
+            target, reason = retraction_content(header, body)
+        except ContentUnreadable as exc:
+            return await self._refuse(msg, exc, header)
         entry = None
         with contextlib.suppress(InputError):
             entry, _ = self.inbox.show(target)
         # Only the originator of a report may withdraw it.
-        if entry is not None and entry.originator == header.originator:
-            self.inbox.purge(target, f"retracted: {reason}", now)
-            await self._receipt(header.originator, target, "purged", reason)
+        if entry is None or entry.originator != header.originator:
+            # Never stored here (refused, or never sent to us), or another agency's report:
+            # nothing to purge, and the originator hears so on the retraction's own id (its
+            # report's status keeps what this node said of it).
+            return await self._refuse(msg, UnknownReference(
+                f"{self.identity.agency} holds no report {target} from {header.originator} "
+                "(never stored here, or refused on arrival): nothing to purge"
+            ), header)  # fmt: skip
+        self.inbox.purge(target, f"retracted: {reason}", now)
+        await self._receipt(header.originator, target, "purged", reason)
         await msg.ack()
         return "purged"
+
+
+def thread_content(header: EnvelopeHeader, body: bytes) -> dict[str, Any]:
+    """The JSON object a request or response carries (``Node._send_message``): a ``text``.
+
+    Whatever else a signed body holds ends in ``ContentUnreadable``, which the node refuses
+    with a receipt; never an exception that would leave the delivery unanswered.
+    """
+    try:
+        content = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"not JSON ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(content, dict) or not isinstance(content.get("text"), str):
+        raise ContentUnreadable(
+            header.kind.value, header.id, 'not a JSON object with a "text" string'
+        )
+    return content
+
+
+def retraction_content(header: EnvelopeHeader, body: bytes) -> tuple[str, str]:
+    """The report a retraction withdraws and why (``Node.retract``), or ``ContentUnreadable``.
+
+    The broker and ``decide_retraction`` judged the signed refs: the body must withdraw that
+    very report, not another one.
+    """
+    try:
+        content = msgpack.unpackb(body, raw=False)
+        target, reason = str(content["retracts"]), str(content.get("reason", ""))
+    except (ValueError, KeyError, TypeError, IndexError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError) as exc:  # fmt: skip
+        raise ContentUnreadable(
+            header.kind.value,
+            header.id,
+            f"not a msgpack map naming the report it retracts ({type(exc).__name__})",
+        ) from exc
+    if [target] != header.refs:
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"retracts {target!r} but the header refs {header.refs}"
+        )
+    return target, reason
