@@ -54,6 +54,12 @@ OWN_COMMAND: Final[dict[Kind, str]] = {
 }
 
 
+def check_publishable(kind: Kind) -> None:
+    """``KindNotPublishable``, naming the command to use, for a kind ``publish`` cannot send."""
+    if (command := OWN_COMMAND.get(kind)) is not None:
+        raise KindNotPublishable(kind.value, command)
+
+
 @dataclass(frozen=True)
 class NodeIdentity:
     """Who this node is: its signing key and its current (and previous) decryption keys."""
@@ -111,8 +117,7 @@ class _Publishing:
         partner may receive it (a typed error says why), nor a report whose kind has its own
         command (``KindNotPublishable`` names it: :data:`OWN_COMMAND`).
         """
-        if (command := OWN_COMMAND.get(report.kind)) is not None:
-            raise KindNotPublishable(report.kind.value, command)
+        check_publishable(report.kind)
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
         # What is stored as sent is what is signed (the federation's default action included).

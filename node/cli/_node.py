@@ -14,6 +14,7 @@ import typer
 from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
 from schemas.errors import ConfigError
 
+from .._publishing import check_publishable
 from ._common import ConfigOption, _node
 
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
@@ -92,6 +93,8 @@ def publish(
         parsed = parse_report(report.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
+    # Before connecting: a request, retraction, ... has its own command (issue 15 item 1).
+    check_publishable(parsed.kind)
 
     async def go() -> Any:
         async with _node(config) as node:

@@ -92,6 +92,19 @@ def test_publish_with_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
     assert "agency" in invalid.stderr
 
 
+def test_publish_refuses_a_kind_with_its_own_command(fed: DevFederation, tmp_path: Path) -> None:
+    """``kind: request`` through publish (issue 15 item 1): refused before connecting (the
+    config names a server nobody listens on), with the command that sends a request."""
+    fed.write(tmp_path / "fed")
+    ita = fed.node_config(tmp_path / "fed", "ITA-GDF", f"nats://127.0.0.1:{free_port()}")
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "kind": "request"}))
+    done = _run("publish", str(request), "--config", str(ita))
+    assert 0 != done.returncode
+    assert "kind_not_publishable" in done.stderr or "cannot be published" in done.stderr
+    assert "palermo request REPORT_ID" in done.stderr
+
+
 @pytest.mark.slow
 async def test_bulk_import_is_resumable_and_reports_every_line(
     federated_url: str, fed: DevFederation, tmp_path: Path
