@@ -66,6 +66,15 @@ async def test_publish_then_read_the_inbox(
             await asyncio.sleep(0.1)
         assert [sent["id"]] == [e["id"] for e in listed]
         assert "published bundle.MLT-AFM" in (tmp_path / "node.log").read_text()
+        # One line when ready: agency, the NATS server, its ports (issue 15 item 10).
+        [ready] = [
+            json.loads(line)
+            for line in (tmp_path / "node.log").read_text().splitlines()
+            if '"node ready"' in line
+        ]
+        assert ("MLT-AFM", port) == (ready["agency"], ready["http_port"])
+        assert ready["nats"] == url.split(",")[0]
+        assert ready["ingest"][0].startswith("http://127.0.0.1:")
         shown = _run("inbox", "show", sent["id"], "--config", str(mlt), "--json")
         data = json.loads(shown.stdout)
         assert "TLP:AMBER" in data["codes"]
