@@ -40,10 +40,8 @@ class _Receiving(_Requests):
 
     # --- receiving --------------------------------------------------------------------------------
 
-    def _verify(self, msg: Msg, now: datetime) -> Verified:
-        """Signature, replay, subject and recipient: everything before any decision."""
-        verified = verify_envelope(msg.data, self.trust, now=now)
-        header = verified.header
+    def _check_delivery(self, msg: Msg, header: EnvelopeHeader, now: datetime) -> None:
+        """Replay, subject, recipient, age and kind, on a header whose signature verified."""
         if self.inbox.seen(header.id):
             raise Replayed(header.id)
         # The subject is not signed: a broker (or relay) that re-routes an envelope to
@@ -56,7 +54,12 @@ class _Receiving(_Requests):
                 f"envelope {header.id} holds no key for {self.identity.agency}: it does not "
                 "list this agency as a recipient"
             )
-        return verified
+        self._check_age(header, now)
+        if header.kind is Kind.RECEIPT:
+            raise KindNotAccepted(
+                f"envelope {header.id} is of kind receipt: receipts travel as signed "
+                "documents on plm.rcpt subjects, never in an envelope"
+            )
 
     def _check_age(self, header: EnvelopeHeader, now: datetime) -> None:
         """Refuse what no genuine delivery can be: older than the broker's age limit plus the
@@ -76,22 +79,20 @@ class _Receiving(_Requests):
         """
         now = datetime.now(UTC)
         try:
-            verified = self._verify(msg, now)
+            verified: Verified = verify_envelope(msg.data, self.trust, now=now)
         except EnvelopeError as exc:
-            if exc.code == "replayed":
-                await msg.ack()  # already stored: a redelivery after a crash
-                return "duplicate"
-            # Not for us, forged or altered: never retried, logged for the operator.
+            # Forged, altered or unreadable: its originator is not known to be genuine, so
+            # nobody is sent a receipt; never retried, logged for the operator.
             return await self._refuse(msg, exc)
         header = verified.header
         try:
-            self._check_age(header, now)
-            if header.kind is Kind.RECEIPT:
-                raise KindNotAccepted(
-                    f"envelope {header.id} is of kind receipt: receipts travel as signed "
-                    "documents on plm.rcpt subjects, never in an envelope"
-                )
+            self._check_delivery(msg, header, now)
+        except Replayed:
+            await msg.ack()  # already stored: a redelivery after a crash
+            return "duplicate"
         except EnvelopeError as exc:
+            # Signed by the originator but misrouted (another subject, not a recipient), too
+            # old, or a kind no node takes: the originator hears why.
             return await self._refuse(msg, exc, header)
         if header.kind is Kind.RETRACTION:
             # Membership only (our own, and the originator's key checked above): the policy

@@ -232,3 +232,37 @@ def test_publish_names_the_command_to_use() -> None:
     error = KindNotPublishable("request", "'palermo request REPORT_ID --question ...'")
     assert "use 'palermo request" in error.reason
     assert error.code == "kind_not_publishable"
+
+
+def test_a_signed_delivery_misrouted_to_this_node_is_refused_with_a_receipt(
+    node: RecordingNode,
+) -> None:
+    """Signed by the originator, but on another route's subject, or not sealed for this node:
+    the originator hears it (subject_mismatch, not_a_recipient), not only this node's log."""
+    header, data = sealed(Kind.REPORT, b"\x80", [])
+    rerouted = Delivery(deliver_subject(ME, header).replace(".central-med.", ".eastern-med."), data)
+    node.sent.documents.clear()
+    assert "subject_mismatch" == asyncio.run(node.handle(rerouted))  # type: ignore[arg-type]
+    [(_, receipt)] = node.sent.documents
+    assert (receipt["envelope"], receipt["code"]) == (header.id, "subject_mismatch")
+    signer = FED.agencies[ORIGINATOR].signing
+    esp_only = {"recipients": ["ESP-GC"], "handling": Handling(tlp="RED", rel_to=["ESP-GC"])}
+    other = header.model_copy(update={"id": new_uuid7(), **esp_only})
+    misdelivered = Delivery(
+        deliver_subject(ME, other),
+        seal(other, b"\x80", signer, [FED.agencies["ESP-GC"].encryption.public]),
+    )
+    node.sent.documents.clear()
+    assert "not_a_recipient" == asyncio.run(node.handle(misdelivered))  # type: ignore[arg-type]
+    [(_, receipt)] = node.sent.documents
+    assert (receipt["envelope"], receipt["code"]) == (other.id, "not_a_recipient")
+
+
+def test_a_forged_delivery_gets_no_receipt(node: RecordingNode) -> None:
+    """Its originator is not known to be genuine: refused and logged, nobody is answered."""
+    header, data = sealed(Kind.REPORT, b"\x80", [])
+    forged = Delivery(deliver_subject(ME, header), data[:-1] + bytes([data[-1] ^ 1]))
+    node.sent.documents.clear()
+    assert asyncio.run(node.handle(forged)) in {"auth_failed", "malformed"}  # type: ignore[arg-type]
+    assert forged.termed == 1
+    assert [] == node.sent.documents
