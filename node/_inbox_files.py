@@ -152,6 +152,9 @@ class _InboxFiles:
         # Added after the first release: bring older inbox files up to date.
         with contextlib.suppress(sqlite3.OperationalError):
             self._db.execute("ALTER TABLE reports ADD COLUMN opened_ms INTEGER")
+        # The original envelope a sent tear-line version was derived from (issue 15).
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._db.execute("ALTER TABLE sent ADD COLUMN tear_line_of TEXT")
         self._shred_purged()
         if fresh is not None and version < INBOX_FORMAT:
             self._checkpoint()  # the bodies under the storage key leave the WAL too

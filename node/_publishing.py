@@ -23,8 +23,8 @@ from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
 from protocol.transport import map_nats_errors, publish_subject
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
-from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
-from schemas.errors import InputError, KindNotPublishable, TransportError
+from schemas import ALL_MEMBERS, EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
+from schemas.errors import InputError, KindNotPublishable, PalermoError, TransportError
 
 from .inbox import Inbox, InboxEntry
 from .metrics import NodeMetrics
@@ -103,6 +103,43 @@ class _Publishing:
             and subs.matches(report.route, report.category, report.kind)
         )
 
+    def members_in_good_standing(self, now: datetime) -> list[str]:
+        """Every other member that is active in the federation policy and holds a current,
+        valid, unrevoked certificate: who "all members" means at ``now``."""
+        index = self.policy.index
+        if index is None:
+            raise InputError(
+                "no verified federation policy is held yet, so 'all members' names nobody; "
+                "wait for the directory, or publish the federation policy"
+            )
+        out = []
+        for agency in index.member_ids:
+            if agency == self.identity.agency or not index.members[agency].active:
+                continue
+            try:
+                self.trust.certificate(agency, now)
+            except PalermoError:
+                continue  # revoked or expired: not in good standing
+            out.append(agency)
+        return out
+
+    def candidates(self, report: Report, to: Sequence[str] | None, now: datetime) -> list[str]:
+        """Whom to consider: ``to``; every member in good standing for ``to = ["all-members"]``
+        or a report whose rel_to is all-members (not only route subscribers); otherwise the
+        partners subscribed to the report's topic. Policy then decides on each."""
+        if to is not None and ALL_MEMBERS in to:
+            if len(to) > 1:
+                raise InputError(
+                    "--to all-members already names every member; give it alone, or list "
+                    "agencies without it"
+                )
+            return self.members_in_good_standing(now)
+        if to is not None:
+            return list(to)
+        if report.handling.rel_to == [ALL_MEMBERS]:
+            return self.members_in_good_standing(now)
+        return self.interested(report)
+
     async def publish(
         self,
         report: Report,
@@ -113,9 +150,11 @@ class _Publishing:
         """Seal for the interested partners the policy allows and publish; returns what was sent
         (``.header.id``, ``.recipients`` and every candidate's decision).
 
-        ``handling`` replaces the report's own handling block. Nothing is published if no
-        partner may receive it (a typed error says why), nor a report whose kind has its own
-        command (``KindNotPublishable`` names it: :data:`OWN_COMMAND`).
+        ``handling`` replaces the report's own handling block. ``to`` names the candidates
+        instead of the route's subscribers; ``["all-members"]`` (or a report whose rel_to is
+        all-members) takes every member in good standing. Nothing is published if no partner
+        may receive it (a typed error says why), nor a report whose kind has its own command
+        (``KindNotPublishable`` names it: :data:`OWN_COMMAND`).
         """
         check_publishable(report.kind)
         if handling is not None:
@@ -126,9 +165,10 @@ class _Publishing:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
             )
-        candidates = list(to) if to is not None else self.interested(report)
+        now = datetime.now(UTC)
+        candidates = self.candidates(report, to, now)
         sealed = seal_report(
-            report, self.identity.signing, candidates, self.trust, self.policy, datetime.now(UTC)
+            report, self.identity.signing, candidates, self.trust, self.policy, now
         )
         await self._send_sealed(report, sealed)
         return sealed
@@ -150,20 +190,38 @@ class _Publishing:
                 self.metrics.publish_retries.inc()
                 await asyncio.sleep(delay)
 
-    async def _send_sealed(self, report: Report, sealed: SealedReport) -> None:
+    async def _send_sealed(
+        self, report: Report, sealed: SealedReport, *, tear_line_of: str | None = None
+    ) -> None:
         header = sealed.header
         await self._publish(
             publish_subject(header), sealed.data, header.id, f"publish report {header.id}"
         )
-        self.inbox.record_sent(sealed.header, report, datetime.now(UTC))
+        self.inbox.record_sent(sealed.header, report, datetime.now(UTC), tear_line_of)
         self.metrics.published.inc()
 
     async def retract(self, report_id: str, reason: str) -> EnvelopeHeader:
-        """Withdraw one of our reports: every recipient's node purges it and confirms.
+        """Withdraw one of our reports and its tear-line versions: every recipient's node
+        purges it and confirms. Returns the retraction of ``report_id`` itself
+        (:meth:`retract_all` returns every retraction sent)."""
+        return (await self.retract_all(report_id, reason))[0]
 
-        The retraction goes to the original recipients under the original handling, without
-        embargo or expiry (a withdrawal must reach them even after the report expired).
-        """
+    async def retract_all(self, report_id: str, reason: str) -> list[EnvelopeHeader]:
+        """Withdraw one of our reports, then each tear-line version sent of it (one retraction
+        per envelope, as a retraction names exactly one report). The original's retraction
+        comes first in the list; a tear-line none of whose recipients can receive any more is
+        skipped (there is nobody left to purge it)."""
+        sent = [await self._retract_one(report_id, reason)]
+        for derivative in self.inbox.tear_lines(report_id):
+            try:
+                sent.append(await self._retract_one(derivative, reason))
+            except InputError as exc:
+                _log.warning("tear-line not retracted", report=derivative, reason=exc.reason)
+        return sent
+
+    async def _retract_one(self, report_id: str, reason: str) -> EnvelopeHeader:
+        """The retraction goes to the original recipients under the original handling, without
+        embargo or expiry (a withdrawal must reach them even after the report expired)."""
         original = self.inbox.sent_header(report_id)
         now = datetime.now(UTC)
         # A recipient revoked since, or whose key became unusable, must not stop the others

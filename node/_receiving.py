@@ -4,13 +4,13 @@ it, store it with its obligations and acknowledge it (or refuse it, with a code)
 from __future__ import annotations
 
 import contextlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
 import structlog
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from policies import decide_retraction
 from protocol.envelope import Verified, open_verified, verify_envelope
@@ -29,6 +29,7 @@ from schemas.errors import (
     UnknownReference,
 )
 
+from ._asking import message_body
 from ._requests import _Requests
 from .reports import open_report
 
@@ -127,7 +128,7 @@ class _Receiving(_Requests):
                 content = thread_content(header, opened.body)
             except ContentUnreadable as exc:
                 return await self._refuse(msg, exc, header)
-            self.inbox.add_message(header, content, now)  # idempotent: INSERT OR IGNORE
+            self._store_message(header, content)  # idempotent: INSERT OR IGNORE
             # The receipt before the ack: if it cannot be sent, the delivery comes again
             # (stored once) instead of the originator never hearing of it.
             await self._receipt(header.originator, header.id, "delivered")
@@ -179,22 +180,24 @@ class _Receiving(_Requests):
 
 
 def thread_content(header: EnvelopeHeader, body: bytes) -> dict[str, Any]:
-    """The JSON object a request or response carries (``Node._send_message``): a ``text``.
+    """What a request or response carries (``message_body``: a ``Question`` or ``Answer``).
 
     Whatever else a signed body holds ends in ``ContentUnreadable``, which the node refuses
     with a receipt; never an exception that would leave the delivery unanswered.
     """
     try:
-        content = json.loads(body)
+        return message_body(header.kind, body)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        problem = f"{where or 'body'}: {first['msg']}" if first else "invalid"
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"not the JSON a {header.kind.value} holds ({problem})"
+        ) from exc
     except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
         raise ContentUnreadable(
             header.kind.value, header.id, f"not JSON ({type(exc).__name__})"
         ) from exc
-    if not isinstance(content, dict) or not isinstance(content.get("text"), str):
-        raise ContentUnreadable(
-            header.kind.value, header.id, 'not a JSON object with a "text" string'
-        )
-    return content
 
 
 def retraction_content(header: EnvelopeHeader, body: bytes) -> tuple[str, str]:

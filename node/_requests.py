@@ -1,10 +1,10 @@
-"""The node's requests and onward dissemination: questions between agencies, their answers,
-release requests and the originator's decision on them."""
+"""The node's onward dissemination: release requests, the originator's decision on them, the
+release envelope a grant seals (decision 0008), and the requester's view of its decisions."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,72 +13,19 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from policies import may_forward
-from protocol.envelope import seal
-from protocol.transport import publish_subject
-from protocol.trust import canonical_json, sign_document
-from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
+from protocol.trust import canonical_json, sign_document, verify_document
+from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, Report, to_epoch_ms
 from schemas.errors import ContentUnreadable, InputError, PalermoError, UnknownReference
 
-from ._status import _Status
+from ._asking import _Asking
 from .releases import ReleaseDecision, ReleaseRequest
 from .reports import SealedReport, seal_report
 
 _log = structlog.get_logger("palermo.node")
 
 
-class _Requests(_Status):
-    """Requests and responses; release requests and decisions."""
-
-    # --- requests and responses ---------------------------------------------------------------
-
-    async def _send_message(
-        self, to: str, kind: Kind, refs: Sequence[str], content: dict[str, Any],
-        route: str, category: str, urgent: bool,
-    ) -> EnvelopeHeader:  # fmt: skip
-        now = datetime.now(UTC)
-        keys = self.trust.encryption_keys(to, now)
-        if not keys:
-            raise InputError(f"{to} has no current encryption key in the directory")
-        header = EnvelopeHeader(
-            id=new_uuid7(),
-            originator=self.identity.agency,
-            kid=self.identity.signing.kid,
-            created=now,
-            kind=kind,
-            priority=Priority.URGENT if urgent else Priority.ROUTINE,
-            route=route,
-            category=category,
-            handling=Handling(tlp="RED", rel_to=[to]),
-            recipients=[to],
-            refs=list(refs),
-        )
-        data = seal(header, json.dumps(content).encode(), self.identity.signing, [keys[0]])
-        await self._publish(publish_subject(header), data, header.id, f"publish a {kind.value}")
-        return header
-
-    async def request(
-        self, report_id: str, question: str, *, subject: str = "information", urgent: bool = False
-    ) -> EnvelopeHeader:
-        """Ask a report's originator for information or a document verification (003 p.49)."""
-        entry, _ = self.inbox.show(report_id)
-        return await self._send_message(
-            entry.originator, Kind.REQUEST, [report_id],
-            {"subject": subject, "text": question}, entry.route, entry.category, urgent,
-        )  # fmt: skip
-
-    async def respond(self, request_id: str, answer: str) -> EnvelopeHeader:
-        """Answer a request, threaded to it and to the report it is about."""
-        found = [m for m in self.inbox.messages("request") if m["id"] == request_id]
-        if not found:
-            raise InputError(f"no request {request_id}; see 'palermo requests'")
-        req = found[0]
-        report = self.inbox.sent_header(req["refs"][0])
-        header = await self._send_message(
-            req["from"], Kind.RESPONSE, [*req["refs"], request_id], {"text": answer},
-            report.route.value, report.category.value, req["priority"] == "urgent",
-        )  # fmt: skip
-        self.inbox.mark_answered(request_id, header.id)
-        return header
+class _Requests(_Asking):
+    """Release requests and the originator's decisions on them."""
 
     # --- onward dissemination ---------------------------------------------------------------
 
@@ -91,6 +38,53 @@ class _Requests(_Status):
             entry.originator, Kind.RELEASE_REQUEST, [report_id], request.model_dump(mode="json"),
             entry.route, entry.category, urgent=False,
         )  # fmt: skip
+
+    async def release_status(self) -> list[dict[str, Any]]:
+        """The release requests this node sent, each with the originator's signed decision
+        (``pending`` until one comes back), newest first.
+
+        A decision counts only from the originator's own subject
+        (``plm.rcpt.<us>.release.<originator>``, which NATS lets only it publish to), signed
+        by it, about a request we sent to it; anything else is ignored.
+        """
+        asked = self.inbox.messages(Kind.RELEASE_REQUEST.value, outgoing=True)
+        mine = {row["id"]: row for row in asked}
+        decisions: dict[str, ReleaseDecision] = {}
+        me = self.identity.agency
+        for msg in await self._rcpt_messages():
+            try:
+                signed = json.loads(msg.data)
+                request_id = signed["document"]["request"]
+                row = mine[request_id]
+                originator = row["to"]
+                cert = self.trust.members[originator]
+                if msg.subject != f"plm.rcpt.{me}.release.{originator}":
+                    continue
+                answer = verify_document(
+                    signed, ReleaseDecision, cert.public_signing_key, cert.agency
+                )
+            except (ValueError, KeyError, TypeError, RecursionError, PalermoError):
+                continue
+            if answer.requester == me and answer.report == row["report"]:
+                decisions[request_id] = answer
+        out = []
+        for row in sorted(asked, key=lambda r: r["received_ms"], reverse=True):
+            decided = decisions.get(row["id"])
+            out.append(
+                {
+                    "request": row["id"],
+                    "report": row["report"],
+                    "originator": row["to"],
+                    "target": row["target"],
+                    "purpose": row["purpose"],
+                    "asked_ms": row["received_ms"],
+                    "decision": decided.decision if decided else "pending",
+                    "reason": decided.reason if decided else None,
+                    "release": decided.release if decided else None,
+                    "decided_ms": to_epoch_ms(decided.time) if decided else None,
+                }
+            )
+        return out
 
     async def _release_request(
         self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime
@@ -136,14 +130,6 @@ class _Requests(_Status):
         await msg.ack()
         return f"release-{state}"
 
-    def _not_a_member(self, agency: str, now: datetime) -> str | None:
-        """Why ``agency`` is not a member in good standing at ``now``, or None if it is."""
-        try:
-            self.trust.certificate(agency, now)
-        except PalermoError as exc:
-            return exc.reason
-        return None
-
     async def decide_release(self, request_id: str, grant: bool, reason: str = "") -> str | None:
         """An officer's decision on a pending request; a grant seals the report for the target.
 
@@ -156,10 +142,17 @@ class _Requests(_Status):
             if pending["id"] == request_id:
                 # Sealed before the grant is recorded: a grant must never be on record for a
                 # release that could not be sent.
+                if self.inbox.retracted(pending["report"]):
+                    raise InputError(
+                        f"report {pending['report']} was retracted; deny the request instead"
+                    )
                 report = self._release_report(pending)
+                # Only the target of this grant, and refs to the original: a release is one
+                # grant, never wider (policies refuse any other release, release-invalid).
                 release = report, seal_report(report, self.identity.signing,
                                               [pending["target"]], self.trust, self.policy,
-                                              datetime.now(UTC))  # fmt: skip
+                                              datetime.now(UTC),
+                                              refs=[pending["report"]])  # fmt: skip
         # Refuses an unknown or already decided request (so a grant always has its release).
         self.inbox.decide_release(request_id, "granted" if grant else "denied", reason)
         if not grant:
@@ -175,9 +168,12 @@ class _Requests(_Status):
         """The report as released to a request's target: kind release, target added to rel_to."""
         report = self.inbox.sent_report(row["report"])
         original = self.inbox.sent_header(row["report"])
-        handling = original.handling.model_copy(
-            update={"rel_to": sorted({*original.handling.rel_to, row["target"]})}
-        )
+        rel_to = original.handling.rel_to
+        if rel_to != [ALL_MEMBERS]:  # all-members already holds the target, and stands alone
+            rel_to = sorted({*rel_to, row["target"]})
+        # deny_to travels unchanged: an excluded target is refused at sealing, by the broker
+        # and by the target's node, whatever the grant.
+        handling = original.handling.model_copy(update={"rel_to": rel_to})
         return report.model_copy(update={"kind": Kind.RELEASE, "handling": handling})
 
     async def _release_answer(

@@ -21,7 +21,7 @@ from protocol.trust import BROKER_NOTICE_DOMAIN, canonical_json, sign_document, 
 from schemas import EnvelopeHeader
 from schemas.errors import AuthenticationFailed, PalermoError, TrustError
 
-from ._publishing import _Publishing
+from ._tearline import _TearLines
 from .receipts import MAX_RECEIPT_REASON, Receipt
 
 _log = structlog.get_logger("palermo.node")
@@ -29,7 +29,7 @@ _log = structlog.get_logger("palermo.node")
 MSG_ID_DOMAIN: Final[bytes] = b"palermo/v1/rcpt-msg-id\x00"
 
 
-class _Status(_Publishing):
+class _Status(_TearLines):
     """Receipts sent, and the delivery status read back."""
 
     # --- receipts ---------------------------------------------------------------------------------
@@ -102,8 +102,19 @@ class _Status(_Publishing):
         """Per recipient, what came back for one of our reports: receipts and broker refusals.
 
         Receipts are verified against the recipient's certificate; a receipt that does not
-        verify is reported as such, never trusted.
+        verify is reported as such, never trusted. The report's tear-line versions are part
+        of it: their recipients' rows carry ``tear_line`` (the version's envelope id).
         """
+        # The original and its tear-line versions: one report to the officer who sent it.
+        envelopes = {report_id: None, **{d: d for d in self.inbox.tear_lines(report_id)}}
+        out: dict[str, dict[str, Any]] = {}
+        for msg in await self._rcpt_messages():
+            self._status_from(msg, envelopes, out)
+        return dict(sorted(out.items()))
+
+    async def _rcpt_messages(self) -> list[Msg]:
+        """Everything PLM_RCPT holds for this agency (receipts, notices, release decisions),
+        read from the start; unverified: each reader checks what it uses."""
         me = self.identity.agency
         # A fixed name, so a deployment's NATS permissions can allow exactly this consumer and
         # its filter (deploy/permissions.py); removed first, so every call reads from the start.
@@ -121,31 +132,36 @@ class _Status(_Publishing):
                 ),
             )
             sub = await self.js.pull_subscribe_bind(stream="PLM_RCPT", name=name)
-        out: dict[str, dict[str, Any]] = {}
+        out: list[Msg] = []
         try:
             while True:
                 try:
-                    msgs = await sub.fetch(256, timeout=0.3)
+                    out += await sub.fetch(256, timeout=0.3)
                 except (nats.errors.TimeoutError, TimeoutError):
                     break
-                for msg in msgs:
-                    self._status_from(msg, report_id, out)
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
                 await self.js.delete_consumer("PLM_RCPT", name)
-        return dict(sorted(out.items()))
+        return out
 
-    def _status_from(self, msg: Msg, report_id: str, out: dict[str, dict[str, Any]]) -> None:
+    def _status_from(
+        self, msg: Msg, envelopes: Mapping[str, str | None], out: dict[str, dict[str, Any]]
+    ) -> None:
+        """One receipt or notice into ``out`` if it is about one of ``envelopes`` (an envelope
+        id to the tear-line id its rows are marked with, None for the original)."""
         try:
             signed = json.loads(msg.data)
             document = signed["document"]
             if not isinstance(document, dict):
                 return
+            envelope = document.get("envelope")
+            if not isinstance(envelope, str) or envelope not in envelopes:
+                return
         except (ValueError, KeyError, TypeError, RecursionError):
             return
-        if document.get("envelope") != report_id:
-            return
+        derived = envelopes[envelope]
+        tear_line = {"tear_line": derived} if derived else {}
         me = self.identity.agency
         if document.get("kind") == "broker-notice":
             # Only the broker's notice subject, only notices about our reports, only signed
@@ -160,6 +176,7 @@ class _Status(_Publishing):
                     "status": "denied by broker",
                     "reasons": refusal.get("reasons", []),
                     "by": document.get("broker"),
+                    **tear_line,
                 }
             return
         # plm.rcpt.<me>.receipt.<recipient>: NATS permissions let only <recipient> publish
@@ -178,7 +195,8 @@ class _Status(_Publishing):
         except PalermoError as exc:
             # Shown, but never over a verified receipt from the same agency.
             out.setdefault(
-                str(recipient), {"status": "unverifiable receipt", "reasons": [exc.to_dict()]}
+                str(recipient),
+                {"status": "unverifiable receipt", "reasons": [exc.to_dict()], **tear_line},
             )
             return
         current = out.get(receipt.recipient, {})
@@ -192,6 +210,7 @@ class _Status(_Publishing):
                 "status": receipt.status,
                 "time": receipt.time.isoformat(),
                 "reasons": reasons,
+                **tear_line,
             }
 
     def _broker_signed(self, signed: Mapping[str, Any], document: Mapping[str, Any]) -> bool:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from node._inbox_files import _InboxFiles
 from node._inbox_keys import InboxError, StorageKey
+from node._inbox_threads import _Threads
 from schemas import EnvelopeHeader, Report, to_epoch_ms
 from schemas.errors import InputError
 
@@ -72,7 +72,7 @@ class InboxEntry:
         }
 
 
-class Inbox(_InboxFiles):
+class Inbox(_Threads):
     """One agency's received reports."""
 
     def seen(self, report_id: str) -> bool:
@@ -180,67 +180,38 @@ class Inbox(_InboxFiles):
         self._destroy_keys([("reports", report_id)])
         return cursor.rowcount == 1
 
-    def record_sent(self, header: EnvelopeHeader, report: Report, now: datetime) -> None:
+    def record_sent(
+        self, header: EnvelopeHeader, report: Report, now: datetime, tear_line_of: str | None = None
+    ) -> None:
         """The originator's own record of what it sent, to whom, and the report itself
-        (encrypted at rest): status, retraction and release grants need them."""
+        (encrypted at rest): status, retraction and release grants need them.
+        ``tear_line_of``: the original envelope this one is the tear-line version of."""
         plaintext = json.dumps(report.to_wire(), sort_keys=True).encode()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO sent (id, header, sent_ms, body) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO sent (id, header, sent_ms, body, tear_line_of) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (
                     header.id,
                     json.dumps(header.to_wire(), sort_keys=True),
                     to_epoch_ms(now),
                     self._seal("sent", header.id, plaintext),
+                    tear_line_of,
                 ),
             )
+
+    def tear_lines(self, report_id: str) -> list[str]:
+        """The tear-line versions sent of one of our reports, oldest first."""
+        rows = self._db.execute(
+            "SELECT id FROM sent WHERE tear_line_of = ? ORDER BY sent_ms, id", (report_id,)
+        )
+        return [r[0] for r in rows]
 
     def sent_report(self, report_id: str) -> Report:
         row = self._db.execute("SELECT body FROM sent WHERE id = ?", (report_id,)).fetchone()
         if row is None or row[0] is None:
             raise InputError(f"this node did not send report {report_id}")
         return Report.from_wire(json.loads(self._open("sent", report_id, row[0])))
-
-    def add_message(self, header: EnvelopeHeader, content: dict[str, Any], now: datetime) -> None:
-        """A request or response (SIENA-style thread messages), body encrypted at rest."""
-        plaintext = json.dumps(content, sort_keys=True).encode()
-        sealed = self._seal("threads", header.id, plaintext)
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO threads (id, kind, refs, sender, priority, received_ms, "
-                "body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (header.id, header.kind.value, json.dumps(header.refs), header.originator,
-                 header.priority.value, to_epoch_ms(now), sealed),
-            )  # fmt: skip
-
-    def mark_answered(self, request_id: str, response_id: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE threads SET answered_by = ? WHERE id = ? AND kind = 'request'",
-                (response_id, request_id),
-            )
-
-    def messages(self, kind: str) -> list[dict[str, Any]]:
-        """Requests or responses, urgent first, then newest first, with their text."""
-        rows = self._db.execute(
-            "SELECT id, refs, sender, priority, received_ms, body, answered_by FROM threads "
-            "WHERE kind = ? ORDER BY priority = 'urgent' DESC, received_ms DESC",
-            (kind,),
-        )
-        out = []
-        for rid, refs, sender, priority, received, body, answered in rows:
-            out.append(
-                {
-                    "id": rid,
-                    "refs": json.loads(refs),
-                    "from": sender,
-                    "priority": priority,
-                    "received_ms": received,
-                    "answered_by": answered,
-                    **json.loads(self._open("threads", rid, body)),
-                }
-            )
-        return out
 
     def add_release_request(
         self, request_id: str, report: str, requester: str, target: str, purpose: str,
@@ -280,6 +251,12 @@ class Inbox(_InboxFiles):
         if row is None:
             raise InputError(f"this node did not send report {report_id}")
         return EnvelopeHeader.model_validate(json.loads(row[0]))
+
+    def retracted(self, report_id: str) -> bool:
+        """Whether we withdrew one of our reports (a retracted report is never released)."""
+        row = self._db.execute("SELECT retracted_ms FROM sent WHERE id = ?", (report_id,))
+        found = row.fetchone()
+        return found is not None and found[0] is not None
 
     def mark_retracted(self, report_id: str, now: datetime) -> None:
         with self._transaction() as db:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from protocol.metrics import RevocationListGauges
 from protocol.trust import TrustStore
@@ -29,6 +29,20 @@ class NodeMetrics:
         self.publish_retries = Counter(
             "palermo_node_publish_retries",
             "Publishes sent again because JetStream did not acknowledge them in time",
+            registry=r,
+        )
+        # Directive (EU) 2023/977 art. 5(1) deadlines: "received" are requests this agency
+        # owes an answer to, "sent" are answers owed to it (node/requests.py).
+        self.requests_overdue = Gauge(
+            "palermo_node_requests_overdue",
+            "Unanswered requests past their deadline",
+            ["direction"],
+            registry=r,
+        )
+        self.requests_overdue_total = Counter(
+            "palermo_node_requests_overdue_events",
+            "Requests that went past their deadline unanswered (once each)",
+            ["direction"],
             registry=r,
         )
         self.revocation_list = RevocationListGauges(r)

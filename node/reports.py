@@ -23,6 +23,7 @@ from protocol.keys import PublicEncryptionKey, SigningKey
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
 from schemas import (
+    MAX_RECIPIENTS,
     PERSONAL_DATA,
     PROTECTED_PERSONS,
     ActionCode,
@@ -40,10 +41,12 @@ from schemas.errors import BodyMismatch, InputError, MalformedEnvelope, TrustErr
 __all__ = [
     "NO_USABLE_KEY",
     "SealedReport",
+    "decide_report",
     "effective_report",
     "open_report",
     "seal_report",
     "sealing_key",
+    "tear_line_report",
 ]
 
 NO_USABLE_KEY: Final[str] = "no-usable-key"
@@ -106,21 +109,12 @@ def seal_report(
     wanted = sorted(set(candidates) - {signer.agency})
     if not wanted:
         raise InputError("no candidate recipients: nobody has registered interest in this topic")
-    draft = EnvelopeHeader(
-        id=new_uuid7(),
-        originator=signer.agency,
-        kid=signer.kid,
-        created=now,
-        kind=report.kind,
-        priority=report.priority,
-        route=report.route,
-        category=report.category,
-        handling=report.handling,
-        schema_=report.schema_,
-        recipients=wanted,
-        refs=sorted({*report.refs, *refs}),
-        sections=parts.sections(),
-    )
+    if len(wanted) > MAX_RECIPIENTS:
+        raise InputError(
+            f"{len(wanted)} candidate recipients, but one envelope holds at most "
+            f"{MAX_RECIPIENTS}; publish to fewer agencies at a time (--to, or rel_to groups)"
+        )
+    draft = _draft(report, signer, wanted, now, refs, parts.sections())
     decisions = {r: policy.decide(draft, r, now) for r in wanted}
     keys: dict[str, PublicEncryptionKey] = {}
     for agency, decision in decisions.items():
@@ -147,6 +141,74 @@ def seal_report(
     }
     data = seal(header, _pack(parts.main), signer, list(keys.values()), sections)
     return SealedReport(header, data, decisions)
+
+
+def _draft(
+    report: Report,
+    signer: SigningKey,
+    wanted: list[str],
+    now: datetime,
+    refs: Iterable[str],
+    sections: list[SectionInfo],
+) -> EnvelopeHeader:
+    """The header policy is decided on, before the recipients are narrowed to the allowed."""
+    return EnvelopeHeader(
+        id=new_uuid7(),
+        originator=signer.agency,
+        kid=signer.kid,
+        created=now,
+        kind=report.kind,
+        priority=report.priority,
+        route=report.route,
+        category=report.category,
+        handling=report.handling,
+        schema_=report.schema_,
+        recipients=wanted,
+        refs=sorted({*report.refs, *refs}),
+        sections=sections,
+    )
+
+
+def decide_report(
+    report: Report,
+    signer: SigningKey,
+    candidates: Iterable[str],
+    policy: PolicyStore,
+    now: datetime,
+) -> dict[str, Decision]:
+    """The originator's decision for every candidate, without sealing anything: what
+    :func:`seal_report` would decide (keys aside), for a caller that must know before it
+    seals, or when nobody may receive."""
+    report = effective_report(report, policy.federation)
+    wanted = sorted(set(candidates) - {signer.agency})
+    draft = (
+        _draft(report, signer, wanted, now, (), partition(report).sections()) if wanted else None
+    )
+    return {r: policy.decide(draft, r, now) for r in wanted} if draft is not None else {}
+
+
+def tear_line_report(report: Report, original: str) -> Report:
+    """The version of ``report`` below the tear-line, which ``refs`` the ``original`` envelope.
+
+    Its body is the report body every recipient already gets (persons reduced to their role
+    stubs, no identifiers, no links to persons), and it has no personal-data or
+    protected-persons section: what :func:`schemas.partition` would seal separately is left
+    out rather than withheld, so the derivative can go where personal data may not.
+    """
+    if original in report.refs:
+        raise InputError(f"the report already refs {original}; it cannot be its own tear-line")
+    main = dict(partition(report).main)
+    main["refs"] = [*report.refs, original]
+    try:
+        derivative = join(main)
+    except ValidationError as exc:
+        raise InputError(
+            f"the version without personal data does not make a valid report ({exc.error_count()} "
+            f"errors, e.g. {exc.errors()[0]['msg']}); write the releasable version by hand"
+        ) from exc
+    if partition(derivative).sections():  # join only drops; a section here is a schemas bug
+        raise InputError("the tear-line version still holds personal data; not sent")
+    return derivative
 
 
 def sealing_key(

@@ -84,6 +84,7 @@ class Node(_Receiving):
         # The broker keys that may sign notices to us ('palermo status'), by key id.
         self.broker_keys = {k.kid: k for k in broker_keys}
         self.max_envelope_age = max_envelope_age
+        self.clock = lambda: datetime.now(UTC)  # deadlines (check_overdue); tests move it
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -228,6 +229,7 @@ class Node(_Receiving):
                     msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
                 except (nats.errors.TimeoutError, TimeoutError):
                     self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
+                    self.check_overdue()
                     continue
                 except nats.errors.Error as exc:
                     _log.warning("fetch failed; retrying", error=repr(exc))
@@ -254,13 +256,24 @@ class Node(_Receiving):
 
     async def http_ingest(self, request: Any) -> Any:
         """POST /v1/reports: 202 {id, recipients, refused}; 422 with field errors; nothing is
-        published unless the whole report is valid and at least one partner may receive it."""
+        published unless the whole report is valid and at least one partner may receive it.
+
+        ``?tear_line=true`` also sends the version without personal data to the partners
+        refused only because of it (:meth:`publish_tear_line`); the answer adds ``tear_line``.
+        """
         from aiohttp import web
 
         from schemas.export import parse_report
 
+        flag = request.query.get("tear_line", "false")
+        if flag not in ("true", "false"):
+            problem = InputError(f"tear_line must be true or false, not {flag[:20]!r}")
+            return web.json_response(problem.to_dict(), status=400)
         try:
             report = parse_report(await request.read())
+            if flag == "true":
+                both = await self.publish_tear_line(report)
+                return web.json_response(both.to_dict(), status=202)
             sealed = await self.publish(report)
         except ReportInvalid as exc:
             return web.json_response(exc.to_dict(), status=422)

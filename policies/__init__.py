@@ -40,10 +40,12 @@ from ._federation import (
 )
 from ._index import FederationIndex, MemberInfo, compile_federation
 from ._retraction import decide_retraction
+from ._tearline import TEAR_LINE_REASONS, tear_line_candidates
 
 __all__ = [
     "CATALOGUE",
     "OBLIGATIONS",
+    "TEAR_LINE_REASONS",
     "TLP_RANK",
     "AgencyPolicy",
     "Agreement",
@@ -76,4 +78,5 @@ __all__ = [
     "decide_retraction",
     "may_forward",
     "obligations_for",
+    "tear_line_candidates",
 ]

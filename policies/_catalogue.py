@@ -100,6 +100,14 @@ _CODES: Final[tuple[CodeInfo, ...]] = (
         "One obligation other-restriction per entry, shown and enforced by the receiving node.",
     ),
     CodeInfo(
+        "deny_to",
+        Source.SIENA,
+        "Never to the agencies, groups or countries listed: an H3 restriction made "
+        "enforceable (originator control, Protocol art. 10(2)).",
+        "No listed agency, no member of a listed group and no agency of a listed country "
+        "receives it, whatever rel_to, groups, agreements or releases say; obligation never-to.",
+    ),
+    CodeInfo(
         "A1",
         Source.UK_3X5X2,
         "No direct action without the originator's permission.",
@@ -132,6 +140,7 @@ class ObligationCode(StrEnum):
     NEED_TO_KNOW = "need-to-know"
     COMMUNITY_ONLY = "community-only"
     OTHER_RESTRICTION = "other-restriction"
+    NEVER_TO = "never-to"
     NO_ACTION_WITHOUT_PERMISSION = "no-action-without-permission"
     COVERT_USE_ONLY = "covert-use-only"
     OVERT_ACTION_AS_SPECIFIED = "overt-action-as-specified"
@@ -165,6 +174,11 @@ OBLIGATIONS: Final[MappingProxyType[ObligationCode, tuple[Source, str]]] = Mappi
             "TLP:GREEN: share within the federation community only, never publicly.",
         ),
         ObligationCode.OTHER_RESTRICTION: (Source.SIENA, "H3 {h3}: {text}"),
+        ObligationCode.NEVER_TO: (
+            Source.SIENA,
+            "Never to {targets}: the originator excludes them (Protocol art. 10(2)); no release "
+            "can reach them.",
+        ),
         ObligationCode.NO_ACTION_WITHOUT_PERMISSION: (
             Source.UK_3X5X2,
             "A1: take no direct action on this without the originator's permission.",
@@ -205,6 +219,8 @@ class ReasonCode(StrEnum):
     REL_TO_EMPTY = "rel-to-empty"
     NOT_IN_REL_TO = "not-in-rel-to"
     RED_NOT_NAMED = "red-not-named"
+    DENIED_BY_ORIGINATOR = "denied-by-originator"
+    DENY_TO_UNKNOWN = "deny-to-unknown"
     AGGREGATE_ONLY = "aggregate-only"
     ABOVE_ACCREDITATION = "above-accreditation"
     NO_AGREEMENT = "no-agreement"
@@ -223,6 +239,7 @@ class ReasonCode(StrEnum):
     SECTION_NO_DATA_PROTECTION = "section-no-data-protection"
     SECTION_POLICY = "section-policy"
     RETRACTION_INVALID = "retraction-invalid"
+    RELEASE_INVALID = "release-invalid"
 
 
 class AuditFlag(StrEnum):

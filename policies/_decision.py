@@ -96,6 +96,9 @@ def obligations_for(handling: Handling) -> tuple[Obligation, ...]:
         out.append(_obligation(ObligationCode.COMMUNITY_ONLY))
     for r in handling.h3:
         out.append(_obligation(ObligationCode.OTHER_RESTRICTION, r.code, h3=r.code, text=r.text))
+    if handling.deny_to:
+        targets = ", ".join(handling.deny_to)
+        out.append(_obligation(ObligationCode.NEVER_TO, targets, targets=targets))
     if handling.action is ActionCode.A1:
         out.append(_obligation(ObligationCode.NO_ACTION_WITHOUT_PERMISSION))
     elif handling.action is ActionCode.A2:

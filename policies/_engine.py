@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from schemas import EnvelopeHeader, Kind, SectionKind, Tlp
+from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, SectionKind, Tlp
+from schemas._types import COUNTRY_PREFIX
 from schemas.errors import PolicyError
 
 from ._agency_policy import (
@@ -28,7 +29,15 @@ from ._catalogue import TLP_RANK, AuditFlag, ReasonCode
 from ._decision import Decision, Obligation, Reason, obligations_for
 from ._federation import Agreement, Federation, split_targets
 from ._index import FederationIndex, MemberInfo, index_of
-from ._messages import no_basis, no_data_protection, policy_rule, reason, unknown_rel_to, when
+from ._messages import (
+    no_basis,
+    no_data_protection,
+    policy_rule,
+    reason,
+    unknown_deny_to,
+    unknown_rel_to,
+    when,
+)
 from ._sections import withheld_sections
 
 __all__ = ["allowed_recipients", "decide", "may_forward"]
@@ -47,10 +56,14 @@ class _Facts:
     __slots__ = (
         "_obligations",
         "class_rank",
+        "deny_agencies",
+        "deny_countries",
+        "deny_groups",
         "header",
         "personal",
         "protected",
         "rel_agencies",
+        "rel_all",
         "rel_groups",
         "tlp_rank",
     )
@@ -58,7 +71,15 @@ class _Facts:
     def __init__(self, header: EnvelopeHeader) -> None:
         handling = header.handling
         self.header = header
-        self.rel_agencies, self.rel_groups = split_targets(handling.rel_to)
+        # all-members stands alone (the schema refuses it mixed): every member is inside rel_to.
+        self.rel_all = handling.rel_to == [ALL_MEMBERS]
+        self.rel_agencies, self.rel_groups = split_targets([] if self.rel_all else handling.rel_to)
+        cut = len(COUNTRY_PREFIX)
+        countries = [t for t in handling.deny_to if t.startswith(COUNTRY_PREFIX)]
+        self.deny_countries = frozenset(t[cut:] for t in countries)
+        self.deny_agencies, self.deny_groups = split_targets(
+            [t for t in handling.deny_to if not t.startswith(COUNTRY_PREFIX)]
+        )
         self.personal = tuple(s.id for s in header.sections if s.kind is _PERSONAL)
         self.protected = tuple(s.id for s in header.sections if s.kind is _PROTECTED)
         self.class_rank = handling.classification.rank
@@ -96,7 +117,29 @@ def decide(
     now: datetime,
 ) -> Decision:
     """May ``recipient`` receive this envelope at ``now``, and under which obligations?"""
-    return _evaluate(header, _facts(header), recipient, index_of(federation), agency_policy, now)
+    decision = _evaluate(
+        header, _facts(header), recipient, index_of(federation), agency_policy, now
+    )
+    return _as_release(header, decision) if header.kind is Kind.RELEASE else decision
+
+
+def _as_release(header: EnvelopeHeader, decision: Decision) -> Decision:
+    """A release is one grant: the originator's copy of one report (named in ``refs``) for the
+    one agency it granted (decision 0008). More recipients, or no original, is a release wider
+    than any grant, refused at every enforcement point; an allowed one is audited as such."""
+    if len(header.recipients) != 1 or not header.refs:
+        problem = Reason(
+            ReasonCode.RELEASE_INVALID,
+            f"a release goes to the one agency its grant names and refs the original report "
+            f"(it lists {len(header.recipients)} recipients and {len(header.refs)} refs); "
+            "releases are sealed by 'palermo release grant'",
+        )
+        denied = () if decision.allowed else decision.reasons
+        return Decision(decision.recipient, False, (problem, *denied))
+    if not decision.allowed:
+        return decision
+    return replace(decision, audit_flags=tuple(sorted({*decision.audit_flags,
+                                                      AuditFlag.RELEASE_USED})))  # fmt: skip
 
 
 def allowed_recipients(
@@ -113,7 +156,10 @@ def allowed_recipients(
     index = index_of(federation)
     facts = _facts(header)
     ids = index.member_ids if candidates is None else sorted(set(candidates))
-    return {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    decisions = {r: _evaluate(header, facts, r, index, agency_policy, now) for r in ids}
+    if header.kind is Kind.RELEASE:
+        return {r: _as_release(header, d) for r, d in decisions.items()}
+    return decisions
 
 
 def may_forward(
@@ -158,6 +204,9 @@ def may_forward(
         reasons.append(Reason(ReasonCode.SELF, f"{target} already holds this report"))
     facts = _facts(header)
     decision = _evaluate(header, facts, target, index, agency_policy, now, release_granted)
+    if _excluded_by_originator(decision):
+        # Nothing the holder could do (a release-request included) reaches an excluded target.
+        return decision
     if reasons:
         return Decision(target, False, (*reasons, *(() if decision.allowed else decision.reasons)))
     if decision.allowed and release_granted:
@@ -193,6 +242,12 @@ def _evaluate(
         return _deny(
             recipient, ReasonCode.UNKNOWN_RECIPIENT, agency=recipient, federation=federation
         )
+    if facts.deny_agencies or facts.deny_groups or facts.deny_countries:
+        # Before every other rule, and alone: an exclusion wins over rel_to, groups, agreements
+        # and releases, so no other reason's advice ("add it to rel_to") may suggest otherwise.
+        excluded = _exclusion(header, facts, member, index)
+        if excluded is not None:
+            return Decision(recipient, False, (excluded,))
     reasons: list[Reason] = []
     add = reasons.append
     if not origin.active:
@@ -285,8 +340,43 @@ def _evaluate(
     )
 
 
+def _exclusion(
+    header: EnvelopeHeader, facts: _Facts, member: MemberInfo, index: FederationIndex
+) -> Reason | None:
+    """The originator's deny_to: why ``member`` is excluded, or None if it is not."""
+    unknown_groups = facts.deny_groups - index.group_ids
+    if unknown_groups or not facts.deny_agencies <= index.members.keys():
+        # A typo in an exclusion would let the agency meant receive: deny everyone instead.
+        return unknown_deny_to(facts.deny_agencies, unknown_groups, index)
+    if member.id in facts.deny_agencies:
+        matched = member.id
+    elif groups := sorted(facts.deny_groups & member.groups):
+        matched = ", ".join(f"group:{g}" for g in groups)
+    elif member.country in facts.deny_countries:
+        matched = f"{COUNTRY_PREFIX}{member.country}"
+    else:
+        return None
+    return reason(
+        ReasonCode.DENIED_BY_ORIGINATOR,
+        originator=header.originator,
+        agency=member.id,
+        kind=header.kind.value,
+        matched=matched,
+    )
+
+
+def _excluded_by_originator(decision: Decision) -> bool:
+    codes = {r.code for r in decision.reasons}
+    return not decision.allowed and bool(
+        codes & {ReasonCode.DENIED_BY_ORIGINATOR, ReasonCode.DENY_TO_UNKNOWN}
+    )
+
+
 def _releasability(tlp: Tlp, facts: _Facts, member: MemberInfo, reasons: list[Reason]) -> None:
     """TLP 2.0 and rel_to: who may receive at all."""
+    if facts.rel_all:
+        # all-members names every member (the schema refuses it with RED): nobody is outside.
+        return
     named = member.id in facts.rel_agencies
     if tlp is Tlp.RED:
         if not named:

@@ -21,6 +21,7 @@ __all__ = [
     "no_data_protection",
     "policy_rule",
     "reason",
+    "unknown_deny_to",
     "unknown_rel_to",
     "when",
 ]
@@ -47,6 +48,9 @@ TEMPLATES: Final[MappingProxyType[ReasonCode, str]] = MappingProxyType(
         ReasonCode.REL_TO_EMPTY: "TLP:{tlp} needs rel_to to name its recipients; add {agency}"
         "{alternatives}",
         ReasonCode.NOT_IN_REL_TO: "{agency} is not in rel_to; add it{alternatives}",
+        ReasonCode.DENIED_BY_ORIGINATOR: "{originator} excludes {agency} from this {kind} "
+        "(deny_to: {matched}); no rel_to entry, group, agreement or release can reach it: only "
+        "{originator} can, with a new report that does not exclude it",
         ReasonCode.AGGREGATE_ONLY: "{agency} is an aggregate-only member (statistics body): it "
         "receives only statistics, never {what}; send it aggregated figures",
         ReasonCode.ABOVE_ACCREDITATION: "the report is marked {marking} but {agency} is "
@@ -96,6 +100,17 @@ def unknown_rel_to(
         ReasonCode.REL_TO_UNKNOWN,
         f"rel_to names {', '.join(names)}, unknown to federation {index.id} v{index.version}; "
         "correct the id (a typo must not silently change who may read the report)",
+    )
+
+
+def unknown_deny_to(
+    agencies: frozenset[str], unknown_groups: frozenset[str], index: FederationIndex
+) -> Reason:
+    names = sorted(agencies - index.members.keys()) + [f"group:{g}" for g in sorted(unknown_groups)]
+    return Reason(
+        ReasonCode.DENY_TO_UNKNOWN,
+        f"deny_to names {', '.join(names)}, unknown to federation {index.id} v{index.version}; "
+        "correct the id (a typo must not silently let the agency meant receive the report)",
     )
 
 

@@ -8,12 +8,13 @@ from ._facts import (
     Event,
     Penalty,
     PersonCount,
+    PersonRelation,
     Proceeding,
     SerialRange,
 )
 from ._grading import Admiralty6x6, CommonGrade, Europol4x4, Evaluation, Uk3x5x2, Uk5x5x5
 from ._handling import ActionCode, H3Restriction, Handling, HandlingV11, NonRefoulementOverride
-from ._header import EnvelopeHeader, SectionInfo, SectionKind
+from ._header import MAX_RECIPIENTS, EnvelopeHeader, SectionInfo, SectionKind
 from ._iir import parse_report
 from ._parts import PERSONAL_DATA, PROTECTED_PERSONS, ReportParts, join, partition
 from ._report import (
@@ -60,15 +61,28 @@ from ._terms11 import (
     EventStatus,
     LossKind,
     Offence,
+    PaymentCondition,
+    PersonRelationKind,
     ProceedingStage,
     SourceType,
 )
-from ._types import AgencyId, CountryCode, EpochMillis, KeyId, from_epoch_ms, new_uuid7, to_epoch_ms
+from ._types import (
+    ALL_MEMBERS,
+    AgencyId,
+    CountryCode,
+    EpochMillis,
+    KeyId,
+    from_epoch_ms,
+    new_uuid7,
+    to_epoch_ms,
+)
 from ._upgrade import upgrade
 from ._versions import SCHEMA_V1, SCHEMA_V11, SCHEMA_VERSIONS
 from ._vocab import Category, Classification, Kind, Priority, Route, Tlp
 
 __all__ = [
+    "ALL_MEMBERS",
+    "MAX_RECIPIENTS",
     "PERSONAL_DATA",
     "PROTECTED_PERSONS",
     "SCHEMA_V1",
@@ -124,10 +138,13 @@ __all__ = [
     "NonRefoulementOverride",
     "Offence",
     "OrganisedGroup",
+    "PaymentCondition",
     "PaymentMethod",
     "Penalty",
     "Person",
     "PersonCount",
+    "PersonRelation",
+    "PersonRelationKind",
     "PersonRole",
     "Point",
     "Priority",

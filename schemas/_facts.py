@@ -19,6 +19,7 @@ from ._terms11 import (
     EventStatus,
     LossKind,
     Offence,
+    PersonRelationKind,
     ProceedingStage,
 )
 from ._types import CountryCode, EpochMillis, Slug
@@ -29,6 +30,7 @@ __all__ = [
     "Event",
     "Penalty",
     "PersonCount",
+    "PersonRelation",
     "Proceeding",
     "SerialRange",
 ]
@@ -96,6 +98,22 @@ class Event(Model):
         return self
 
 
+class PersonRelation(Model):
+    """One person's relation to another. It names two persons, so it travels in the most
+    protected of their sealed sections (a witness who identified a driver: protected-persons)."""
+
+    kind: PersonRelationKind
+    from_ref: Slug
+    to_ref: Slug
+    certainty: Certainty = Certainty.SUSPECTED
+
+    @model_validator(mode="after")
+    def _two(self) -> Self:
+        if self.from_ref == self.to_ref:
+            raise ValueError("a relation links two different persons")
+        return self
+
+
 class SerialRange(Model):
     """A run of document serial numbers, first to last (stolen blanks)."""
 
@@ -125,6 +143,9 @@ class Proceeding(Model):
     offences: list[Offence] = Field(min_length=1, max_length=20)
     aggravations: list[Aggravation] = Field(default_factory=list, max_length=5)
     sentence: Short | None = None
+    sentence_months: Annotated[int, Field(ge=0, le=1200)] | None = Field(
+        default=None, description="Imprisonment imposed, in months."
+    )
     reference: Short | None = Field(default=None, description="Case or docket number.")
 
 

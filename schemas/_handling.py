@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._types import AgencyId, EpochMillis, ReleaseTarget, Slug
+from ._types import ALL_MEMBERS, AgencyId, DenyTarget, EpochMillis, RelToEntry, Slug
 from ._vocab import Classification, Tlp
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 MAX_REL_TO = 256
+MAX_DENY_TO = 64
 MAX_H3 = 16
 
 
@@ -89,10 +90,17 @@ class Handling(BaseModel):
     schema_version: ClassVar[str] = "iir/1"
 
     tlp: Tlp = Field(description="FIRST TLP 2.0 dissemination label.")
-    rel_to: list[ReleaseTarget] = Field(
+    rel_to: list[RelToEntry] = Field(
         default_factory=list,
         max_length=MAX_REL_TO,
-        description="Releasable to: agency ids and group:<id>. Every recipient must be inside.",
+        description="Releasable to: agency ids and group:<id>, or all-members alone (every "
+        "member, named explicitly). Every recipient must be inside.",
+    )
+    deny_to: list[DenyTarget] = Field(
+        default_factory=list,
+        max_length=MAX_DENY_TO,
+        description="Never to: agency ids, group:<id> and country:<ISO alpha-3> (every member "
+        "agency of that country). Wins over rel_to, groups, agreements and releases.",
     )
     h0: bool = Field(
         default=True,
@@ -131,7 +139,7 @@ class Handling(BaseModel):
         description="Agencies to which witnesses and victims in the report are released by name.",
     )
 
-    @field_validator("rel_to", "protected_released_to")
+    @field_validator("rel_to", "deny_to", "protected_released_to")
     @classmethod
     def _sorted_unique(cls, value: list[str]) -> list[str]:
         # One canonical order, so the signed header and every decision are order-independent.
@@ -149,7 +157,38 @@ class Handling(BaseModel):
             raise ValueError("action A3 needs action_text saying which overt action is permitted")
         if self.not_before and self.expires and self.expires <= self.not_before:
             raise ValueError("expires must be after not_before")
+        if ALL_MEMBERS in self.rel_to:
+            if len(self.rel_to) > 1:
+                raise ValueError(
+                    "rel_to: all-members already names every member; it stands alone, so "
+                    "remove the other entries (or drop all-members and list them)"
+                )
+            if self.tlp is Tlp.RED:
+                raise ValueError(
+                    "rel_to: TLP:RED goes only to agencies named individually; name them "
+                    "instead of all-members, or lower the TLP"
+                )
+        if self.deny_to:
+            self._no_contradiction()
         return self
+
+    def _no_contradiction(self) -> None:
+        """The same agency or group both allowed and excluded by name is a mistake to fix, not
+        something to resolve silently (the engine would exclude it: deny_to wins)."""
+        denied = set(self.deny_to)
+        named = [
+            ("rel_to", sorted(denied.intersection(self.rel_to))),
+            ("protected_released_to", sorted(denied.intersection(self.protected_released_to))),
+        ]
+        if self.non_refoulement_override is not None:
+            agencies = self.non_refoulement_override.agencies
+            named.append(("non_refoulement_override", sorted(denied.intersection(agencies))))
+        for field, both in named:
+            if both:
+                raise ValueError(
+                    f"deny_to excludes {', '.join(both)}, which {field} also names; remove "
+                    f"{'it' if len(both) == 1 else 'them'} from one of the two"
+                )
 
     @property
     def h1(self) -> bool:

@@ -27,6 +27,7 @@ PERSON_LINKS: Final[dict[str, tuple[str, ...]]] = {
 PERSON_ITEMS: Final[dict[str, tuple[str, ...]]] = {
     "identifiers": ("person_ref",),
     "finance": ("payer_ref", "payee_ref", "intermediary_refs"),
+    "relations": ("from_ref", "to_ref"),
 }
 """Per list of the report, the fields that make an item belong to the persons it names."""
 

@@ -22,7 +22,15 @@ from pydantic import (
 )
 
 from ._common import MAX_ITEMS, MAX_NARRATIVE, Model, Money, Point, Short, Text
-from ._facts import DocumentLoss, Event, Penalty, PersonCount, Proceeding, SerialRange
+from ._facts import (
+    DocumentLoss,
+    Event,
+    Penalty,
+    PersonCount,
+    PersonRelation,
+    Proceeding,
+    SerialRange,
+)
 from ._grading import Evaluation
 from ._handling import Handling, versioned_handling
 from ._links import PERSON_ITEMS, PERSON_LINKS, named_persons
@@ -43,7 +51,7 @@ from ._terms import (
     Sex,
     TransportMode,
 )
-from ._terms11 import DetectionMethod, Offence, SourceType
+from ._terms11 import DetectionMethod, Offence, PaymentCondition, SourceType
 from ._types import AgencyId, CountryCode, EpochMillis, Slug
 from ._versions import SCHEMA_V1, SchemaVersion, check_version, strip_empty_v11
 from ._vocab import Category, Kind, Priority, Route
@@ -134,6 +142,9 @@ class Transport(Model):
     driver_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
     pilot_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
     escort_refs: list[Slug] = Field(default_factory=list, max_length=MAX_ITEMS)
+    carried_on_ref: Slug | None = Field(
+        default=None, description="The transport carrying this one (a lorry on a ferry)."
+    )
 
 
 class OrganisedGroup(Model):
@@ -264,6 +275,7 @@ class FinancialFlow(Model):
         default=None, description="The flow this one continues (a hawala chain's earlier leg)."
     )
     in_kind: Short | None = Field(default=None, description="What was given instead of money.")
+    condition: PaymentCondition | None = Field(default=None, description="When it is paid.")
 
 
 class Incident(Model):
@@ -370,6 +382,7 @@ class Report(Model):
         default_factory=list, max_length=32, description="Related report or case ids."
     )
     events: list[Event] = Field(default_factory=list, max_length=MAX_ITEMS)
+    relations: list[PersonRelation] = Field(default_factory=list, max_length=MAX_ITEMS)
     sources: list[SourceType] = Field(
         default_factory=list, max_length=len(SourceType), description="Source types."
     )
@@ -409,13 +422,25 @@ class Report(Model):
             if p.group_ref is not None and p.group_ref not in groups:
                 raise ValueError(f"persons {p.ref}: group_ref {p.group_ref!r} is not in groups")
         named: list[tuple[str, str | None]] = [
-            (f"events.{i}", e.transport_ref) for i, e in enumerate(self.events)
+            (f"events.{i}.transport_ref", e.transport_ref) for i, e in enumerate(self.events)
         ]
-        named += [(f"concealment.{i}", c.transport_ref) for i, c in enumerate(self.concealment)]
-        named += [(f"incidents.{i}", x.transport_ref) for i, x in enumerate(self.incidents)]
+        named += [
+            (f"concealment.{i}.transport_ref", c.transport_ref)
+            for i, c in enumerate(self.concealment)
+        ]
+        named += [
+            (f"incidents.{i}.transport_ref", x.transport_ref) for i, x in enumerate(self.incidents)
+        ]
+        named += [
+            (f"transport.{i}.carried_on_ref", t.carried_on_ref)
+            for i, t in enumerate(self.transport)
+        ]
+        for i, t in enumerate(self.transport):
+            if t.ref is not None and t.carried_on_ref == t.ref:
+                raise ValueError(f"transport.{i}: a transport is not carried on itself")
         for where, target in named:
             if target is not None and target not in transport:
-                raise ValueError(f"{where}: transport_ref {target!r} is not in transport")
+                raise ValueError(f"{where}: {target!r} is not a transport ref")
         for i, f in enumerate(self.finance):
             if f.previous_ref is not None and f.previous_ref not in finance - {f.ref}:
                 raise ValueError(f"finance.{i}: previous_ref {f.previous_ref!r} is not in finance")

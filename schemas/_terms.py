@@ -113,6 +113,8 @@ class PersonRole(StrEnum):
     SMUGGLED_MIGRANT = "smuggled-migrant"
     WITNESS = "witness"
     VICTIM = "victim"
+    SPONSOR = "sponsor"
+    """iir/1.1: a relative or contact who pays for a migrant's journey (002 p.17)."""
 
     @property
     def protected(self) -> bool:
@@ -128,6 +130,8 @@ class LegalStatus(StrEnum):
     SUSPECTED = "suspected"
     NOT_APPLICABLE = "not-applicable"
     UNKNOWN = "unknown"
+    ACQUITTED = "acquitted"
+    """iir/1.1: tried and acquitted (a negative result is intelligence too)."""
 
 
 class ProtectionStatus(StrEnum):

@@ -14,6 +14,8 @@ __all__ = [
     "EventStatus",
     "LossKind",
     "Offence",
+    "PaymentCondition",
+    "PersonRelationKind",
     "ProceedingStage",
     "SourceType",
 ]
@@ -43,7 +45,37 @@ class EventKind(StrEnum):
     """A meeting between smugglers, or with migrants (recruitment, hand-over)."""
     HAND_OVER = "hand-over"
     """Migrants passed from one smuggler or group to another (002 p.15)."""
+    PREPARATION = "preparation"
+    """Preparing or staging a boat, vehicle or group before a departure (002 p.15)."""
+    SEIZURE = "seizure"
+    """Boats, vehicles, documents or money seized by the authorities."""
     OTHER = "other"
+
+
+class PersonRelationKind(StrEnum):
+    """How one person of a report relates to another (``from_ref`` → ``to_ref``)."""
+
+    IDENTIFIED = "identified"
+    """``from_ref`` identified ``to_ref`` (e.g. a witness picking out a suspect)."""
+    RELATIVE = "relative-of"
+    RECRUITED = "recruited"
+    """``from_ref`` recruited ``to_ref`` (as a migrant or into the group; 002 p.15)."""
+    WORKS_FOR = "works-for"
+    ASSOCIATE = "associate-of"
+    TRAVELLED_WITH = "travelled-with"
+    GUARDIAN = "guardian-of"
+    """``from_ref`` is responsible for ``to_ref``, a minor (003 p.48)."""
+
+
+class PaymentCondition(StrEnum):
+    """When smugglers are paid (002 p.17: guarantee systems, "pay on arrival")."""
+
+    UPFRONT = "upfront"
+    INSTALMENTS = "in-instalments"
+    ON_ARRIVAL = "on-arrival"
+    """Held by a guarantor (hawaladar, shop) and released when the migrant arrives."""
+    DEBT = "debt"
+    """Paid later out of the migrant's work: a sign of exploitation."""
 
 
 class EventStatus(StrEnum):
@@ -176,6 +208,9 @@ class Offence(StrEnum):
     """Convention art. 8."""
     OBSTRUCTION = "obstruction-of-justice"
     """Convention art. 23."""
+    ILLEGAL_ENTRY = "illegal-entry"
+    """An offence of national law only. Protocol art. 5: a migrant is not liable under the
+    Protocol for having been smuggled; record it when a court applied national law."""
     TRAFFICKING = "trafficking-in-persons"
     """Trafficking in Persons Protocol art. 5."""
     OTHER = "other"

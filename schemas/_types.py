@@ -27,10 +27,14 @@ from ._countries import ISO3166_ALPHA3
 
 __all__ = [
     "AGENCY_ID_PATTERN",
+    "ALL_MEMBERS",
+    "COUNTRY_PREFIX",
     "AgencyId",
     "CountryCode",
+    "DenyTarget",
     "EpochMillis",
     "KeyId",
+    "RelToEntry",
     "ReleaseTarget",
     "Slug",
     "UUIDv7",
@@ -40,6 +44,9 @@ __all__ = [
 
 AGENCY_ID_PATTERN: Final[str] = r"^[A-Z][A-Z0-9-]{1,31}$"
 GROUP_PREFIX: Final[str] = "group:"
+COUNTRY_PREFIX: Final[str] = "country:"
+ALL_MEMBERS: Final[str] = "all-members"
+"""The ``rel_to`` value that names every member of the federation explicitly (it stands alone)."""
 _SLUG: Final[str] = r"^[a-z0-9][a-z0-9-]{0,47}$"
 _UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -95,7 +102,43 @@ def _check_release_target(value: str) -> str:
 
 
 ReleaseTarget = Annotated[str, AfterValidator(_check_release_target)]
-"""An entry of ``rel_to``: an agency id or ``group:<id>``."""
+"""An agency id or ``group:<id>``: an agreement's party, a standing-policy rule's target."""
+
+
+def _check_rel_to_entry(value: str) -> str:
+    # "all-members" is lower case, so it can never be read as an agency id (upper case only).
+    return value if value == ALL_MEMBERS else _check_release_target(value)
+
+
+RelToEntry = Annotated[str, AfterValidator(_check_rel_to_entry)]
+"""An entry of ``rel_to``: an agency id, ``group:<id>``, or ``all-members`` on its own."""
+
+
+def _check_deny_target(value: str) -> str:
+    if value.startswith(COUNTRY_PREFIX):
+        # Prefixed, not bare: "LBY" is also a well-formed agency id, and an exclusion must
+        # never be read as something other than what the originator meant.
+        code = value[len(COUNTRY_PREFIX) :]
+        if code not in ISO3166_ALPHA3:
+            raise ValueError(
+                f"{value!r}: a country is written country:<ISO 3166-1 alpha-3 code>, "
+                "e.g. country:LBY"
+            )
+        return value
+    if value.startswith(GROUP_PREFIX):
+        return _check_release_target(value)  # its own message says how to write a group
+    try:
+        return _check_release_target(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither an agency id (e.g. ITA-GDF), a group (group:bali-process) "
+            "nor a country (country:LBY)"
+        ) from None
+
+
+DenyTarget = Annotated[str, AfterValidator(_check_deny_target)]
+"""An entry of ``deny_to``: an agency id, ``group:<id>`` or ``country:<alpha-3>`` (every member
+agency of that country)."""
 
 
 def _check_uuid7(value: str) -> str:

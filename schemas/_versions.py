@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
-from ._terms import DocumentFraud
+from ._terms import DocumentFraud, LegalStatus, PersonRole
 
 __all__ = [
     "SCHEMA_V1",
@@ -33,9 +33,11 @@ SCHEMA_VERSIONS: Final[tuple[str, ...]] = (SCHEMA_V1, SCHEMA_V11)
 SchemaVersion = Literal["iir/1", "iir/1.1"]
 
 V11_FIELDS: Final[dict[str, frozenset[str]]] = {
-    "Report": frozenset({"events", "sources"}),
+    "Report": frozenset({"events", "sources", "relations"}),
     "Person": frozenset({"roles", "proceedings"}),
-    "Transport": frozenset({"ref", "passenger_refs", "driver_refs", "pilot_refs", "escort_refs"}),
+    "Transport": frozenset(
+        {"ref", "passenger_refs", "driver_refs", "pilot_refs", "escort_refs", "carried_on_ref"}
+    ),
     "OrganisedGroup": frozenset({"countries"}),
     "Document": frozenset(
         {
@@ -59,6 +61,7 @@ V11_FIELDS: Final[dict[str, frozenset[str]]] = {
             "to_country",
             "previous_ref",
             "in_kind",
+            "condition",
         }
     ),
     "Incident": frozenset({"counts", "transport_ref"}),
@@ -76,7 +79,12 @@ V11_FIELDS: Final[dict[str, frozenset[str]]] = {
 """Per model (by class name), the fields IIR 1.1 added."""
 
 V11_TERMS: Final[frozenset[Enum]] = frozenset(
-    {DocumentFraud.UNVERIFIED, DocumentFraud.VERIFICATION_REQUESTED}
+    {
+        DocumentFraud.UNVERIFIED,
+        DocumentFraud.VERIFICATION_REQUESTED,
+        LegalStatus.ACQUITTED,
+        PersonRole.SPONSOR,
+    }
 )
 """Values IIR 1.1 added to vocabularies that iir/1 already had."""
 

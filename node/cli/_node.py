@@ -93,18 +93,34 @@ def _without_credentials(url: Any) -> str | None:
 
 
 def publish(
-    report: Annotated[Path, typer.Argument(help="The report (IIR v1 JSON) with its handling.")],
+    report: Annotated[Path, typer.Argument(help="The report (IIR JSON) with its handling.")],
     config: ConfigOption,
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="Only these partners (default: interested).")
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Only these partners (repeat), or all-members: every member in good standing "
+            "(default: the route's subscribers; every member if rel_to is all-members).",
+        ),
     ] = None,
+    tear_line: Annotated[
+        bool,
+        typer.Option(
+            "--tear-line",
+            help="Also send a version without personal data to the partners refused only "
+            "because of it (linked to the report, retracted with it).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Seal a report for the partners that subscribed and that policy allows, and publish it.
 
-    Prints the report id, who it was sealed for, and why anyone else was refused.
+    Prints the report id, who it was sealed for, and why anyone else was refused. With
+    --tear-line, the partners refused only because the report holds personal data get a version
+    without it (its own id, refs the report; 'palermo status' and 'retract' take both together).
 
-    Example: palermo publish alert.json --config ita.node.toml
+    Example: palermo publish alert.json --config ita.node.toml [--to all-members]
+    Example: palermo publish alert.json --tear-line --config ita.node.toml
     """
     from schemas.export import parse_report
 
@@ -114,6 +130,10 @@ def publish(
         raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
     # Before connecting: a request, retraction, ... has its own command (issue 15 item 1).
     check_publishable(parsed.kind)
+
+    if tear_line:
+        _publish_tear_line(parsed, config, to, as_json)
+        return
 
     async def go() -> Any:
         async with _node(config) as node:
@@ -129,6 +149,34 @@ def publish(
     out_console.print(f"published {sealed.header.id} to {', '.join(sealed.recipients)}")
     for agency, reasons in refused.items():
         out_console.print(f"  not sent to {agency}: {reasons[0]['message']}", markup=False)
+
+
+def _publish_tear_line(report: Any, config: Path, to: list[str] | None, as_json: bool) -> None:
+    """``publish --tear-line``: the report, and its version without personal data."""
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.publish_tear_line(report, to=to)
+
+    sent = asyncio.run(go())
+    answer = sent.to_dict()
+    if as_json:
+        print_json(answer)
+        return
+    below = answer["tear_line"]
+    out_console.print(f"published {answer['id']} to {', '.join(answer['recipients'])}")
+    if below["id"] is not None:
+        out_console.print(
+            f"tear-line {below['id']} (without personal data, refs {answer['id']}) to "
+            f"{', '.join(below['recipients'])}"
+        )
+    elif not sent.candidates:
+        out_console.print("no tear-line: no partner was refused only because of personal data")
+    for agency, reasons in answer["refused"].items():
+        if agency in below["recipients"]:
+            continue
+        why = below["refused"].get(agency, reasons)
+        out_console.print(f"  not sent to {agency}: {why[0]['message']}", markup=False)
 
 
 def status(
@@ -162,6 +210,8 @@ def status(
         out_console.print(f"nothing has come back for {report_id} yet")
     for agency, row in rows.items():
         reasons = "; ".join(str(r.get("message", r.get("code", ""))) for r in row["reasons"])
+        if row.get("tear_line"):
+            reasons = f"(tear-line {row['tear_line']}) {reasons}".rstrip()
         out_console.print(f"{agency:<12} {row['status']:<18} {reasons}", markup=False)
 
 
@@ -171,23 +221,35 @@ def retract(
     config: ConfigOption,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Withdraw a report: every recipient's node purges it and sends a signed confirmation.
+    """Withdraw a report and its tear-line versions: every recipient's node purges it and
+    sends a signed confirmation.
 
     Example: palermo retract 01a2... --reason "wrong vessel identified" --config ita.node.toml
     """
 
     async def go() -> Any:
         async with _node(config) as node:
-            return await node.retract(report_id, reason)
+            return await node.retract_all(report_id, reason)
 
-    header = asyncio.run(go())
+    header, *tear_lines = asyncio.run(go())
     if as_json:
-        print_json({"retraction": header.id, "report": report_id, "recipients": header.recipients})
+        answer = {"retraction": header.id, "report": report_id, "recipients": header.recipients}
+        if tear_lines:
+            answer["tear_lines"] = [
+                {"retraction": t.id, "report": t.refs[0], "recipients": t.recipients}
+                for t in tear_lines
+            ]
+        print_json(answer)
         return
     out_console.print(
         f"retraction {header.id} sent to {', '.join(header.recipients)}; "
         f"'palermo status {report_id}' shows who has purged it"
     )
+    for t in tear_lines:
+        out_console.print(
+            f"tear-line {t.refs[0]} retracted too: retraction {t.id} sent to "
+            f"{', '.join(t.recipients)}"
+        )
 
 
 def subscribe(

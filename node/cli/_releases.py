@@ -1,16 +1,19 @@
 """Onward dissemination and questions between agencies: ``palermo release
-request|pending|grant|deny``, ``request``, ``requests`` and ``respond``."""
+request|pending|grant|deny|status``, ``request``, ``requests`` and ``respond``."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from protocol.commandline import handles_errors, out_console, print_json
+from schemas.errors import InputError
 
+from ..requests import Access, DocumentVerdict, RequestSubject, time_left
 from ._common import ConfigOption, _node, _open_inbox
 
 release_app = typer.Typer(
@@ -103,47 +106,118 @@ def release_deny(
     _decide(request_id, config, False, reason)
 
 
-def request_cmd(
-    report_id: Annotated[str, typer.Argument(help="A report in this node's inbox.")],
-    question: Annotated[str, typer.Option("--question", help="What you ask the originator.")],
-    config: ConfigOption,
-    verify_document: Annotated[
-        bool, typer.Option("--document-verification", help="A document check (003 p.49).")
-    ] = False,
-    urgent: Annotated[bool, typer.Option("--urgent", help="Surfaced first.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+@release_app.command("status")
+@handles_errors
+def release_status(
+    config: ConfigOption, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
-    """Ask a report's originator for information or a document verification.
+    """The release requests this agency sent and the originator's signed decision on each
+    (pending, granted with the release's id, or denied with the reason).
 
-    Example: palermo request 01a2... --question "Is the passport genuine?" --urgent -c mlt.node.toml
+    Example: palermo release status --config mlt.node.toml
     """
-    subject = "document-verification" if verify_document else "information"
 
     async def go() -> Any:
         async with _node(config) as node:
-            return await node.request(report_id, question, subject=subject, urgent=urgent)
+            return await node.release_status()
+
+    rows = asyncio.run(go())
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out_console.print("no release requests sent")
+    for r in rows:
+        how = {"granted": f" (release {r['release']})", "denied": f": {r['reason']}"}
+        out_console.print(
+            f"{r['request']}  report {r['report']} → {r['target']}, asked of "
+            f"{r['originator']}: {r['decision']}{how.get(r['decision'], '')}",
+            markup=False,
+        )
+
+
+def request_cmd(
+    question: Annotated[str, typer.Option("--question", help="What you ask.")],
+    config: ConfigOption,
+    report_id: Annotated[
+        str | None, typer.Argument(help="A report in this node's inbox (same as --about).")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The member asked (default: the report's originator)."),
+    ] = None,
+    about: Annotated[
+        str | None, typer.Option("--about", help="A report in this node's inbox it is about.")
+    ] = None,
+    subject: Annotated[
+        RequestSubject, typer.Option("--subject", help="What is asked for.")
+    ] = RequestSubject.INFORMATION,
+    identifier: Annotated[
+        str | None,
+        typer.Option("--identifier", help="The document number, name, vessel, phone or wallet."),
+    ] = None,
+    urgent: Annotated[
+        bool, typer.Option("--urgent", help="Surfaced first; shorter deadline.")
+    ] = False,
+    access: Annotated[
+        Access,
+        typer.Option("--access", help="Whether the partner holds the data itself (direct)."),
+    ] = Access.INDIRECT,
+    deadline: Annotated[
+        str | None,
+        typer.Option("--deadline", help="Overrides art. 5(1): 90m, 12h, 2d or an RFC 3339 time."),
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", help="Topic (default: other).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ask a member for information, cold (--to) or about a report (--about). Deadlines follow
+    Directive (EU) 2023/977 art. 5(1) unless --deadline: 8 hours for urgent requests on
+    directly accessible data, 3 days for urgent ones on indirectly accessible data, 7 days
+    otherwise.
+
+    Example: palermo request --to ITA-GDF --subject verify-document --identifier YA1234567
+    --question "Is this passport genuine?" --urgent --access direct -c mlt.node.toml
+    """
+
+    about = about or report_id
+
+    async def go() -> Any:
+        async with _node(config) as node:
+            return await node.request(
+                question, to=to, about=about, subject=subject, identifier=identifier,
+                urgent=urgent, access=access, deadline=deadline, route=route,
+            )  # fmt: skip
 
     header = asyncio.run(go())
+    with _open_inbox(config) as inbox:
+        row = inbox.thread(header.id)
     if as_json:
-        print_json({"request": header.id, "report": report_id, "to": header.recipients[0]})
+        print_json({"request": header.id, "about": about, "to": header.recipients[0],
+                    "deadline_ms": row["deadline_ms"]})  # fmt: skip
         return
-    out_console.print(f"request {header.id} sent to {header.recipients[0]}")
+    due = time_left(row["deadline_ms"], datetime.now(UTC))
+    out_console.print(f"request {header.id} sent to {header.recipients[0]}; {due}")
 
 
 def respond_cmd(
     request_id: Annotated[str, typer.Argument(help="From 'palermo requests'.")],
     answer: Annotated[str, typer.Option("--answer", help="Your answer.")],
     config: ConfigOption,
+    verdict: Annotated[
+        DocumentVerdict | None,
+        typer.Option("--verdict", help="The result of a document verification (required there)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Answer a request; the response is threaded to the request and the report.
+    """Answer a request; the response is threaded to the request (and the report). The
+    requester's signed receipt of it ('palermo status RESPONSE') proves when it was given.
 
-    Example: palermo respond 01a2... --answer "Genuine, issued 2024" --config ita.node.toml
+    Example: palermo respond 01a2... --answer "Issued 2024" --verdict genuine -c ita.node.toml
     """
 
     async def go() -> Any:
         async with _node(config) as node:
-            return await node.respond(request_id, answer)
+            return await node.respond(request_id, answer, verdict=verdict)
 
     header = asyncio.run(go())
     if as_json:
@@ -155,19 +229,58 @@ def respond_cmd(
 def messages_cmd(
     config: ConfigOption,
     responses: Annotated[bool, typer.Option("--responses", help="Show answers received.")] = False,
+    sent: Annotated[bool, typer.Option("--sent", help="Requests this agency sent.")] = False,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Unanswered past their deadline, both directions.")
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Judge deadlines at this RFC 3339 time instead of now."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Requests received (urgent first), or with --responses the answers received.
+    """Requests received (urgent first) with the time left to answer; --sent for those sent,
+    --responses for the answers received, --overdue for late ones on both sides (--at: as
+    they will stand then, e.g. before a weekend).
 
-    Example: palermo requests --config ita.node.toml
+    Example: palermo requests --overdue --at 2026-05-04T08:00:00Z --config ita.node.toml
     """
+    now = _when(at)
     with _open_inbox(config) as inbox:
-        rows = inbox.messages("response" if responses else "request")
+        if overdue:
+            rows = inbox.overdue(now)
+        elif responses:
+            rows = inbox.messages("response")
+        else:
+            rows = inbox.messages("request", outgoing=sent)
+    for m in rows:
+        if m["kind"] == "request":
+            m["time_left"] = time_left(m["deadline_ms"], now)
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        out_console.print("nothing overdue" if overdue else "none")
     for m in rows:
-        done = f" answered by {m['answered_by']}" if m.get("answered_by") else ""
-        about = m["refs"][0] if m["refs"] else "-"
-        line = f"{m['id']}  {m['priority']:<8} from {m['from']} about {about}{done}: {m['text']}"
+        peer = f"to {m['to']}" if m["direction"] == "sent" else f"from {m['from']}"
+        if m["kind"] == "response":
+            verdict = f" [{m['verdict']}]" if m.get("verdict") else ""
+            line = f"{m['id']}  {peer} re {', '.join(m['refs'])}{verdict}: {m['text']}"
+        else:
+            what = m.get("subject", "information")
+            what += f" {m['identifier']}" if m.get("identifier") else ""
+            state = f"answered by {m['answered_by']}" if m["answered_by"] else m["time_left"]
+            line = f"{m['id']}  {m['priority']:<8} {peer} {what} ({state}): {m['text']}"
         out_console.print(line, markup=False)
+
+
+def _when(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InputError(f"--at {at!r} is not an RFC 3339 time with a zone (2026-05-04T08:00Z)")
+    return when

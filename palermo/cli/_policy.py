@@ -116,8 +116,11 @@ def verify(
 @policy_app.command("check")
 @handles_errors
 def check(
-    report: Annotated[Path, typer.Argument(help="A report (IIR v1 JSON) with its handling block.")],
-    to: Annotated[list[str], typer.Option("--to", help="Recipient agency id (repeat).")],
+    report: Annotated[Path, typer.Argument(help="A report (IIR JSON) with its handling block.")],
+    to: Annotated[
+        list[str],
+        typer.Option("--to", help="Recipient agency id (repeat), or all-members: every member."),
+    ],
     federation: Annotated[
         Path, typer.Option("--federation", help="federation.toml (draft) or signed JSON.")
     ],
@@ -137,7 +140,7 @@ def check(
     from datetime import UTC, datetime
 
     from policies import decide
-    from schemas import EnvelopeHeader, new_uuid7, partition
+    from schemas import ALL_MEMBERS, EnvelopeHeader, new_uuid7, partition
     from schemas.export import parse_report
 
     try:
@@ -146,6 +149,9 @@ def check(
         raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
     fed = load_federation(federation, root)
     standing = load_agency_policy(agency_policy, agency_key) if agency_policy else None
+    if ALL_MEMBERS in to:
+        # Every member but the originator: the check shows each exclusion and each refusal.
+        to = [m.id for m in sorted(fed.members, key=lambda m: m.id) if m.id != parsed.originator]
     now = datetime.now(UTC)
     header = EnvelopeHeader(
         id=new_uuid7(),

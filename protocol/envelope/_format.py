@@ -68,10 +68,11 @@ MAX_DEPTH: Final[int] = 8
 # and ~68 MiB to decode, against 0.2 ms for a genuine 1 MiB envelope, whose bytes are nearly
 # all in a few bin fields; fifty such messages held up a genuine envelope for ~27 s.
 MAX_HEADER_BYTES: Final[int] = 64 * 1024
-"""The header's encoded size. The largest header the schema admits (256 recipients, 256 rel_to
-and deny_to entries, 32 refs, 16 H3 texts) is well under it; a typical one is 250-400 bytes."""
+"""The header's encoded size. The largest header the schema admits (256 recipients, 256 rel_to,
+64 deny_to entries, 32 refs, 16 H3 texts: about 63 KiB, tests/envelope/test_largest_header.py)
+is under it; a typical one is 250-400 bytes."""
 MAX_HEADER_OBJECTS: Final[int] = 4096
-"""msgpack objects in the header (maps, arrays, keys and values); the schema's largest is ~1,700."""
+"""msgpack objects in the header (maps, arrays, keys and values); the schema's largest is ~1,820."""
 MAX_OBJECTS: Final[int] = 20_480
 """msgpack objects in the whole envelope: the header's 4,096, plus 256 stanzas (7 objects each)
 in the body's list and in each of 8 sections, plus the fixed fields (20,294 at most)."""

@@ -124,3 +124,39 @@ def test_check_invalid_report_names_the_field(tmp_path: Path) -> None:
     )
     assert 2 == result.exit_code
     assert "persons.0.nationality" in result.output
+
+
+def test_check_shows_an_exclusion_and_all_members(tmp_path: Path) -> None:
+    """deny_to country:LBY: policy check --to all-members lists every member, and LBY-DCIM is
+    denied by the originator although group:med-coastal (its group) is in rel_to."""
+    data = json.loads((ROOT / "schemas" / "examples" / "01-routes-central-med-departure.json")
+                      .read_text())  # fmt: skip
+    data["handling"]["deny_to"] = ["country:LBY"]
+    report = tmp_path / "excluding.json"
+    report.write_text(json.dumps(data))
+    result = runner.invoke(
+        app,
+        ["policy", "check", str(report), "--to", "all-members", "--federation", str(FEDERATION),
+         "--json"],
+    )  # fmt: skip
+    assert 1 == result.exit_code, result.output
+    decisions = {d["recipient"]: d for d in json.loads(result.stdout)}
+    expected = {m for m in _members() if m != "ITA-GDF"}
+    assert expected == set(decisions)
+    lby = decisions["LBY-DCIM"]
+    assert ["denied-by-originator"] == [r["code"] for r in lby["reasons"]]
+    assert "deny_to: country:LBY" in lby["reasons"][0]["message"]
+    assert "allow" == decisions["MLT-AFM"]["decision"]
+    assert ["country:LBY"] == [
+        o["value"] for o in decisions["MLT-AFM"]["obligations"] if o["code"] == "never-to"
+    ]
+    text = runner.invoke(
+        app, ["policy", "check", str(report), "--to", "LBY-DCIM", "--federation", str(FEDERATION)]
+    )
+    assert "reason denied-by-originator" in text.stdout
+
+
+def _members() -> list[str]:
+    from policies import Federation
+
+    return [m.id for m in Federation.from_toml(FEDERATION.read_text()).members]

@@ -36,6 +36,7 @@ async def test_demo_matrix_matches_the_policy(tmp_path: Path) -> None:
                 route=report.route,
                 category=report.category,
                 handling=report.handling,
+                schema_=report.schema_,
                 recipients=wanted,
                 sections=partition(report).sections(),
             )

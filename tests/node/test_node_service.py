@@ -268,16 +268,17 @@ async def test_request_gets_its_threaded_response_urgent_first(running: Federati
         return mlt.inbox.seen(sealed.header.id)
 
     await wait_for(at_mlt, within=20)
-    routine = await mlt.request(sealed.header.id, "How many persons on board?")
-    urgent = await mlt.request(sealed.header.id, "Is the passport genuine?",
-                               subject="document-verification", urgent=True)  # fmt: skip
+    routine = await mlt.request("How many persons on board?", about=sealed.header.id)
+    urgent = await mlt.request("Is the passport genuine?", about=sealed.header.id,
+                               subject="verify-document", identifier="YA1234567",
+                               urgent=True)  # fmt: skip
 
     async def both_at_ita() -> bool:
         return len(ita.inbox.messages("request")) == 2
 
     await wait_for(both_at_ita, within=20)
     assert [urgent.id, routine.id] == [m["id"] for m in ita.inbox.messages("request")]
-    answer = await ita.respond(urgent.id, "Genuine; issued 2024 to the holder.")
+    answer = await ita.respond(urgent.id, "Issued 2024 to the holder.", verdict="genuine")
 
     async def answered() -> bool:
         return [answer.id] == [m["id"] for m in mlt.inbox.messages("response")]
@@ -287,7 +288,7 @@ async def test_request_gets_its_threaded_response_urgent_first(running: Federati
     assert [sealed.header.id, urgent.id] == sorted(
         response["refs"], key=[sealed.header.id, urgent.id].index
     )
-    assert "Genuine" in response["text"]
+    assert ("Issued 2024 to the holder.", "genuine") == (response["text"], response["verdict"])
     assert (
         answer.id
         == next(m for m in ita.inbox.messages("request") if m["id"] == urgent.id)["answered_by"]
