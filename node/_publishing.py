@@ -42,7 +42,7 @@ PUBLISH_RETRY_DELAYS_S: Final[tuple[float, ...]] = (0.5, 2.0)
 # a report's own body; a receiving node reads these kinds' bodies as their own command writes
 # them, so a report sent as one of them could only be refused on arrival (issue 15 item 1).
 OWN_COMMAND: Final[dict[Kind, str]] = {
-    Kind.REQUEST: "'palermo request REPORT_ID --question ...' (Node.request)",
+    Kind.REQUEST: "'palermo request --question TEXT ...' (Node.request)",
     Kind.RESPONSE: "'palermo respond REQUEST_ID --answer ...' (Node.respond)",
     Kind.RECEIPT: (
         "none: receipts are signed and sent by the recipient's node itself ('palermo inbox "

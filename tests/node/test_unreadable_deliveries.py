@@ -229,7 +229,7 @@ def test_publish_refuses_kinds_that_have_their_own_command(node: RecordingNode, 
 
 
 def test_publish_names_the_command_to_use() -> None:
-    error = KindNotPublishable("request", "'palermo request REPORT_ID --question ...'")
+    error = KindNotPublishable("request", "'palermo request --question TEXT ...'")
     assert "use 'palermo request" in error.reason
     assert error.code == "kind_not_publishable"
 
