@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from policies import AuditFlag
 from protocol import crypto
 from protocol.keys import SigningKey
 from protocol.trust import canonical_json
@@ -32,6 +33,7 @@ __all__ = [
     "ChainReport",
     "entry_hash",
     "trail",
+    "trail_lines",
     "verify_entries",
 ]
 
@@ -40,6 +42,9 @@ DOMAIN_ENTRY: Final[bytes] = b"palermo/v1/audit-entry\x00"
 DOMAIN_CHECKPOINT: Final[bytes] = b"palermo/v1/audit-checkpoint\x00"
 # The error code of an envelope given up after max_deliver attempts (broker.service.EXHAUSTED).
 GIVEN_UP_CODE: Final[str] = "redelivery_exhausted"
+# The audit flag of a decision that relied on the originator's override of the
+# non-refoulement guard.
+OVERRIDE_FLAG: Final[str] = str(AuditFlag.NON_REFOULEMENT_OVERRIDE_USED)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -199,15 +204,26 @@ def verify_entries(
 
 
 def trail(entries: Iterable[Mapping[str, Any]], envelope_id: str) -> list[dict[str, Any]]:
-    """Every decision about one report: who received it, when, under which obligations."""
+    """Every decision about one report: who received it, when, under which obligations.
+
+    A row for an agency the originator's non-refoulement override names, or whose decision
+    relied on it (audit flag ``non-refoulement-override-used``), carries the override itself,
+    justification included: the question an auditor asks of such a transfer is why it was
+    made.
+    """
     rows: list[dict[str, Any]] = []
     for entry in entries:
         for record in entry.get("records", []) if entry.get("type") == "decisions" else []:
             if record.get("envelope") != envelope_id:
                 continue
             where = {"time": entry["time"], "chain": entry["chain"], "seq": entry["seq"]}
+            override = record.get("non_refoulement_override")
             for decision in record.get("decisions", []):
-                rows.append({**where, **decision})
+                row = {**where, **decision}
+                named = override and decision.get("recipient") in override.get("agencies", [])
+                if named or (override and OVERRIDE_FLAG in decision.get("audit_flags", [])):
+                    row["non_refoulement_override"] = override
+                rows.append(row)
             if record.get("error"):
                 # An envelope the broker gave up on after its last attempt was not refused: it
                 # is in PLM_DEAD, to be republished (docs/broker.md, "Streams").
@@ -215,3 +231,38 @@ def trail(entries: Iterable[Mapping[str, Any]], envelope_id: str) -> list[dict[s
                 rows.append({**where, "decision": "given-up" if given_up else "invalid",
                              "recipient": None, "reasons": [record["error"]]})  # fmt: skip
     return rows
+
+
+def trail_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The trail as an auditor reads it: one line per decision (time, recipient, decision, the
+    obligations it was released under or the reasons it was refused), then, indented, what
+    else the decision recorded: sections withheld, audit flags, agreements relied on, and a
+    non-refoulement override with its justification. ``--json`` gives the same rows whole."""
+    lines: list[str] = []
+    for row in rows:
+        obligations = ", ".join(
+            f"{o['code']}={o['value']}" if o.get("value") is not None else str(o["code"])
+            for o in row.get("obligations", [])
+        )
+        reasons = "; ".join(
+            f"{r.get('code', '')}: {r['message']}" if r.get("message") else str(r.get("code", ""))
+            for r in row.get("reasons", [])
+            if isinstance(r, Mapping)
+        )
+        allowed = row.get("decision") == "allow"
+        what = (f"obligations: {obligations}" if obligations else "") if allowed else reasons
+        lines.append(
+            f"{row['time']}  {row.get('recipient') or '*':<12} {row['decision']:<8} {what}".rstrip()
+        )
+        if row.get("withheld_sections"):
+            lines.append(f"    withheld sections: {', '.join(row['withheld_sections'])}")
+        if row.get("audit_flags"):
+            lines.append(f"    audit flags: {', '.join(row['audit_flags'])}")
+        if row.get("agreements"):
+            lines.append(f"    agreements: {', '.join(row['agreements'])}")
+        if override := row.get("non_refoulement_override"):
+            lines.append(
+                f"    non-refoulement override for {', '.join(override.get('agencies', []))}: "
+                f"{override.get('justification', '')}"
+            )
+    return lines

@@ -220,26 +220,24 @@ def trail(
     nats_config: NatsConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Everyone who received a report, when, under which obligations, and every denial.
+    """Everyone who received a report, when, under which obligations, and every denial; with
+    each decision's withheld sections, audit flags, agreements and any non-refoulement
+    override with its justification.
 
     Example: palermo audit trail 0193f0a2-...
     """
     from broker.audit import trail as audit_trail
+    from broker.audit import trail_lines
 
     entries = asyncio.run(_read_stream(nats_url, "plm.audit.>", "PLM_AUDIT", nats_config))
     rows = audit_trail(entries, report_id)
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        reasons = "; ".join(
-            r.get("code", "") for r in row.get("reasons", []) if isinstance(r, dict)
-        )
-        obligations = ", ".join(o["code"] for o in row.get("obligations", []))
-        out_console.print(
-            f"{row['time']}  {row.get('recipient') or '*':<12} {row['decision']:<8} "
-            f"{obligations or reasons}"
-        )
+    if not rows:
+        out_console.print(f"no decision about {report_id} in the audit log", markup=False)
+    for line in trail_lines(rows):
+        out_console.print(line, markup=False, soft_wrap=True)
 
 
 async def _dead_letters(js: Any) -> list[Any]:

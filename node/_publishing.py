@@ -24,7 +24,7 @@ from protocol.transport import map_nats_errors, publish_subject
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
 from schemas import ALL_MEMBERS, EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
-from schemas.errors import InputError, PalermoError, TransportError
+from schemas.errors import InputError, KindNotPublishable, PalermoError, TransportError
 
 from .inbox import Inbox, InboxEntry
 from .metrics import NodeMetrics
@@ -38,6 +38,26 @@ _UNACKNOWLEDGED: Final = (TimeoutError, nats.js.errors.NoStreamResponseError)
 # window (StreamLimits.duplicate_window_s, 1 hour) stores at most once. These are the pauses
 # between attempts.
 PUBLISH_RETRY_DELAYS_S: Final[tuple[float, ...]] = (0.5, 2.0)
+# The kinds whose body is not a report, each with the command that builds it. ``publish`` seals
+# a report's own body; a receiving node reads these kinds' bodies as their own command writes
+# them, so a report sent as one of them could only be refused on arrival (issue 15 item 1).
+OWN_COMMAND: Final[dict[Kind, str]] = {
+    Kind.REQUEST: "'palermo request --question TEXT ...' (Node.request)",
+    Kind.RESPONSE: "'palermo respond REQUEST_ID --answer ...' (Node.respond)",
+    Kind.RECEIPT: (
+        "none: receipts are signed and sent by the recipient's node itself ('palermo inbox "
+        "show' sends the opened one)"
+    ),
+    Kind.RELEASE_REQUEST: "'palermo release request' (Node.request_release)",
+    Kind.RELEASE: "'palermo release grant' (Node.decide_release)",
+    Kind.RETRACTION: "'palermo retract REPORT_ID --reason ...' (Node.retract)",
+}
+
+
+def check_publishable(kind: Kind) -> None:
+    """``KindNotPublishable``, naming the command to use, for a kind ``publish`` cannot send."""
+    if (command := OWN_COMMAND.get(kind)) is not None:
+        raise KindNotPublishable(kind.value, command)
 
 
 @dataclass(frozen=True)
@@ -133,8 +153,10 @@ class _Publishing:
         ``handling`` replaces the report's own handling block. ``to`` names the candidates
         instead of the route's subscribers; ``["all-members"]`` (or a report whose rel_to is
         all-members) takes every member in good standing. Nothing is published if no partner
-        may receive it (a typed error says why).
+        may receive it (a typed error says why), nor a report whose kind has its own command
+        (``KindNotPublishable`` names it: :data:`OWN_COMMAND`).
         """
+        check_publishable(report.kind)
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
         # What is stored as sent is what is signed (the federation's default action included).

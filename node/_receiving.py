@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
 import msgpack
 import structlog
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from policies import decide_retraction
 from protocol.envelope import Verified, open_verified, verify_envelope
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Kind
 from schemas.errors import (
+    ContentUnreadable,
     EnvelopeError,
     EnvelopeTooOld,
     InputError,
+    KindNotAccepted,
     NotARecipient,
     PalermoError,
     Replayed,
     SubjectMismatch,
+    UnknownReference,
 )
 
 from ._asking import message_body
@@ -36,10 +41,8 @@ class _Receiving(_Requests):
 
     # --- receiving --------------------------------------------------------------------------------
 
-    def _verify(self, msg: Msg, now: datetime) -> Verified:
-        """Signature, replay, subject and recipient: everything before any decision."""
-        verified = verify_envelope(msg.data, self.trust, now=now)
-        header = verified.header
+    def _check_delivery(self, msg: Msg, header: EnvelopeHeader, now: datetime) -> None:
+        """Replay, subject, recipient, age and kind, on a header whose signature verified."""
         if self.inbox.seen(header.id):
             raise Replayed(header.id)
         # The subject is not signed: a broker (or relay) that re-routes an envelope to
@@ -52,7 +55,12 @@ class _Receiving(_Requests):
                 f"envelope {header.id} holds no key for {self.identity.agency}: it does not "
                 "list this agency as a recipient"
             )
-        return verified
+        self._check_age(header, now)
+        if header.kind is Kind.RECEIPT:
+            raise KindNotAccepted(
+                f"envelope {header.id} is of kind receipt: receipts travel as signed "
+                "documents on plm.rcpt subjects, never in an envelope"
+            )
 
     def _check_age(self, header: EnvelopeHeader, now: datetime) -> None:
         """Refuse what no genuine delivery can be: older than the broker's age limit plus the
@@ -72,17 +80,20 @@ class _Receiving(_Requests):
         """
         now = datetime.now(UTC)
         try:
-            verified = self._verify(msg, now)
+            verified: Verified = verify_envelope(msg.data, self.trust, now=now)
         except EnvelopeError as exc:
-            if exc.code == "replayed":
-                await msg.ack()  # already stored: a redelivery after a crash
-                return "duplicate"
-            # Not for us, forged or altered: never retried, logged for the operator.
+            # Forged, altered or unreadable: its originator is not known to be genuine, so
+            # nobody is sent a receipt; never retried, logged for the operator.
             return await self._refuse(msg, exc)
         header = verified.header
         try:
-            self._check_age(header, now)
+            self._check_delivery(msg, header, now)
+        except Replayed:
+            await msg.ack()  # already stored: a redelivery after a crash
+            return "duplicate"
         except EnvelopeError as exc:
+            # Signed by the originator but misrouted (another subject, not a recipient), too
+            # old, or a kind no node takes: the originator hears why.
             return await self._refuse(msg, exc, header)
         if header.kind is Kind.RETRACTION:
             # Membership only (our own, and the originator's key checked above): the policy
@@ -99,7 +110,7 @@ class _Receiving(_Requests):
             await msg.term()
             self.refused += 1
             self.metrics.refused.labels(reason="local-policy").inc()
-            return "refused"
+            return "local_policy"  # the receipt's code
         try:
             opened = open_verified(
                 verified, self.identity.encryption, withhold=decision.withheld_sections
@@ -114,14 +125,14 @@ class _Receiving(_Requests):
             return await self._release_request(msg, opened.body, header, now)
         if header.kind in (Kind.REQUEST, Kind.RESPONSE):
             try:
-                content = message_body(header.kind, opened.body)
-            except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
-                _log.warning("unreadable message", envelope=header.id, error=repr(exc))
-                await msg.term()
-                return "refused"
-            self._store_message(header, content)
-            await msg.ack()
+                content = thread_content(header, opened.body)
+            except ContentUnreadable as exc:
+                return await self._refuse(msg, exc, header)
+            self._store_message(header, content)  # idempotent: INSERT OR IGNORE
+            # The receipt before the ack: if it cannot be sent, the delivery comes again
+            # (stored once) instead of the originator never hearing of it.
             await self._receipt(header.originator, header.id, "delivered")
+            await msg.ack()
             return header.kind.value
         try:
             report = open_report(opened)
@@ -147,22 +158,66 @@ class _Receiving(_Requests):
     ) -> str:
         """Purge what the originator withdrew, and confirm it with a signed receipt."""
         try:
-            content = msgpack.unpackb(body, raw=False)
-            target, reason = str(content["retracts"]), str(content.get("reason", ""))
-            # The broker and decide_retraction judged the signed refs: the body must withdraw
-            # that very report, not another one.
-            if [target] != header.refs:
-                raise ValueError(f"retracts {target!r} but the header refs {header.refs}")
-        except (ValueError, KeyError, TypeError, msgpack.ExtraData) as exc:
-            _log.warning("unreadable retraction", envelope=header.id, error=repr(exc))
-            await msg.term()
-            return "refused"
+            target, reason = retraction_content(header, body)
+        except ContentUnreadable as exc:
+            return await self._refuse(msg, exc, header)
         entry = None
         with contextlib.suppress(InputError):
             entry, _ = self.inbox.show(target)
         # Only the originator of a report may withdraw it.
-        if entry is not None and entry.originator == header.originator:
-            self.inbox.purge(target, f"retracted: {reason}", now)
-            await self._receipt(header.originator, target, "purged", reason)
+        if entry is None or entry.originator != header.originator:
+            # Never stored here (refused, or never sent to us), or another agency's report:
+            # nothing to purge, and the originator hears so on the retraction's own id (its
+            # report's status keeps what this node said of it).
+            return await self._refuse(msg, UnknownReference(
+                f"{self.identity.agency} holds no report {target} from {header.originator} "
+                "(never stored here, or refused on arrival): nothing to purge"
+            ), header)  # fmt: skip
+        self.inbox.purge(target, f"retracted: {reason}", now)
+        await self._receipt(header.originator, target, "purged", reason)
         await msg.ack()
         return "purged"
+
+
+def thread_content(header: EnvelopeHeader, body: bytes) -> dict[str, Any]:
+    """What a request or response carries (``message_body``: a ``Question`` or ``Answer``).
+
+    Whatever else a signed body holds ends in ``ContentUnreadable``, which the node refuses
+    with a receipt; never an exception that would leave the delivery unanswered.
+    """
+    try:
+        return message_body(header.kind, body)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        problem = f"{where or 'body'}: {first['msg']}" if first else "invalid"
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"not the JSON a {header.kind.value} holds ({problem})"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: a deep JSON nest
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"not JSON ({type(exc).__name__})"
+        ) from exc
+
+
+def retraction_content(header: EnvelopeHeader, body: bytes) -> tuple[str, str]:
+    """The report a retraction withdraws and why (``Node.retract``), or ``ContentUnreadable``.
+
+    The broker and ``decide_retraction`` judged the signed refs: the body must withdraw that
+    very report, not another one.
+    """
+    try:
+        content = msgpack.unpackb(body, raw=False)
+        target, reason = str(content["retracts"]), str(content.get("reason", ""))
+    except (ValueError, KeyError, TypeError, IndexError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError) as exc:  # fmt: skip
+        raise ContentUnreadable(
+            header.kind.value,
+            header.id,
+            f"not a msgpack map naming the report it retracts ({type(exc).__name__})",
+        ) from exc
+    if [target] != header.refs:
+        raise ContentUnreadable(
+            header.kind.value, header.id, f"retracts {target!r} but the header refs {header.refs}"
+        )
+    return target, reason

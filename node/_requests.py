@@ -10,11 +10,12 @@ from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from policies import may_forward
 from protocol.trust import canonical_json, sign_document, verify_document
 from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, Report, to_epoch_ms
-from schemas.errors import InputError, PalermoError
+from schemas.errors import ContentUnreadable, InputError, PalermoError, UnknownReference
 
 from ._asking import _Asking
 from .releases import ReleaseDecision, ReleaseRequest
@@ -91,11 +92,18 @@ class _Requests(_Asking):
         """As originator: refuse what policy forbids at once, hold the rest for an officer."""
         try:
             request = ReleaseRequest.model_validate_json(body)
+        except ValueError as exc:  # pydantic's ValidationError, for bad JSON too
+            return await self._refuse(msg, ContentUnreadable(
+                header.kind.value, header.id,
+                f"not the JSON of a release request (report, to, purpose): {_first_error(exc)}",
+            ), header)  # fmt: skip
+        try:
             original = self.inbox.sent_header(request.report)
-        except (ValueError, PalermoError) as exc:
-            _log.warning("release request refused", envelope=header.id, error=repr(exc))
-            await msg.term()
-            return "refused"
+        except InputError:
+            return await self._refuse(msg, UnknownReference(
+                f"{self.identity.agency} never sent report {request.report}: only its "
+                "originator can release a report"
+            ), header)  # fmt: skip
         holder = header.originator
         decision_reason: str | None
         if holder not in original.recipients:
@@ -184,3 +192,11 @@ class _Requests(_Asking):
             self._msg_id("release", request_id, decision),
             "answer a release request",
         )
+
+
+def _first_error(exc: ValueError) -> str:
+    """The first problem pydantic found, without the input it quotes (a short receipt)."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
+    return type(exc).__name__

@@ -23,7 +23,7 @@ from protocol.trust import TrustStore
 from schemas import Handling, Report
 from schemas.errors import InputError
 
-from ._publishing import _Publishing
+from ._publishing import _Publishing, check_publishable
 from .reports import (
     NO_USABLE_KEY,
     SealedReport,
@@ -96,6 +96,7 @@ class _TearLines(_Publishing):
         Both are sealed before either is published: a typed error (nobody may receive the
         original; the version below the line is not a valid report) publishes nothing.
         """
+        check_publishable(report.kind)
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
         report = effective_report(report, self.policy.federation)

@@ -207,8 +207,9 @@ class Node(_Receiving):
 
     # --- lifecycle --------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Consume this agency's deliveries until :meth:`stop`."""
+    async def run(self, on_ready: Callable[[], object] | None = None) -> None:
+        """Consume this agency's deliveries until :meth:`stop`; ``on_ready`` is called once its
+        delivery consumer exists (``palermo node run`` logs its ready line then)."""
         me = self.identity.agency
         with map_nats_errors("subscribe to deliveries"):
             sub = await self.js.pull_subscribe(
@@ -220,6 +221,8 @@ class Node(_Receiving):
                 # and terminated by handle(). A limit would silently drop an alert.
                 config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
             )
+        if on_ready is not None:
+            on_ready()
         try:
             while not self._stopping.is_set():
                 try:

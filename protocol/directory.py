@@ -83,6 +83,9 @@ class Directory:
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # The bucket revision of each document this process wrote (publish): the watcher may
+        # still hand over that key's earlier entry afterwards, which is history, not a rollback.
+        self._written: dict[str, int] = {}
 
     async def open(self, *, create: bool = True) -> KeyValue:
         if self._kv is not None:
@@ -121,7 +124,8 @@ class Directory:
             raise TrustError(f"{key} is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
         kv = await self.open()
         with map_nats_errors(f"store {key} in the directory"):
-            await kv.put(key, data)
+            revision = await kv.put(key, data)
+        self._written[key] = max(revision, self._written.get(key, 0))
         self.raw[key] = signed
         return key
 
@@ -230,6 +234,16 @@ class Directory:
             _log.error("directory entry below its high-water mark: treated as missing",
                        key=key, held=exc.held, offered=exc.offered)  # fmt: skip
 
+    def watched(self, key: str, value: bytes, revision: int | None) -> None:
+        """One entry from the watcher. An entry at or before a revision this process wrote
+        itself is skipped: it is our own write (already taken) or the value it replaced,
+        delivered late because the watcher's first pass was still under way ('palermo
+        subscribe' used to log that older entry as refused even though it succeeded). A lower
+        version written after ours still arrives with a higher revision and is refused."""
+        if revision is not None and revision <= self._written.get(key, 0):
+            return
+        self._apply(key, value)
+
     async def watch(self) -> None:
         """Start applying updates as they arrive (revocations take effect within a second)."""
         kv = await self.open()
@@ -240,7 +254,7 @@ class Directory:
             async for entry in watcher:
                 if entry is None or entry.value is None or entry.operation is not None:
                     continue
-                self._apply(entry.key, entry.value)
+                self.watched(entry.key, entry.value, entry.revision)
 
         self._task = asyncio.create_task(run(), name="directory-watch")
         self._watcher = watcher

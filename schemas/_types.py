@@ -12,7 +12,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from ._countries import ISO3166_ALPHA3
 
@@ -44,8 +53,24 @@ _UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 AgencyId = Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]
 """An agency id: ASCII upper case, digits and '-', 2 to 32 characters, e.g. ``ITA-GDF``."""
 
-Slug = Annotated[str, StringConstraints(pattern=_SLUG)]
-"""A lower-case ASCII identifier: letters, digits and '-', up to 48 characters."""
+
+def _slug_words(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The pattern check, with an error a person can act on instead of the regex."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        if any(e["type"] == "string_pattern_mismatch" for e in exc.errors()):
+            raise PydanticCustomError(
+                "string_pattern_mismatch",
+                "use 1 to 48 lower-case letters, digits and hyphens, starting with a letter or "
+                "digit (e.g. 'no-contact-with-subject')",
+            ) from None
+        raise
+
+
+Slug = Annotated[str, StringConstraints(pattern=_SLUG), WrapValidator(_slug_words)]
+"""A lower-case ASCII identifier: letters, digits and '-', up to 48 characters (H3 codes,
+person refs, group and agreement ids)."""
 
 KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 """A key id: the first 8 bytes of SHA-256 over the raw public key, in hex."""

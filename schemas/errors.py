@@ -7,7 +7,8 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── ReportInvalid             a report or header fails the schema (field-level errors)
     │   ├── ConfigError               a configuration file or value is wrong
     │   │   └── StreamsNotProvisioned a stream or the directory bucket is missing or differs
-    │   └── Unauthenticated           a request without valid credentials (node ingest)
+    │   ├── Unauthenticated           a request without valid credentials (node ingest)
+    │   └── KindNotPublishable        ``publish`` of a kind that has its own command
     ├── KeyFileError                  a key file is missing, unreadable, too open, or wrongly locked
     ├── EnvelopeError                 an envelope was refused (wire format or authentication)
     │   ├── EnvelopeTooLarge          bigger than the configured limit, refused before parsing
@@ -27,6 +28,9 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   ├── SectionWithheld           a section our policy withholds is wrapped for us anyway
     │   ├── BodyMismatch              the decrypted report disagrees with the signed header
+    │   ├── ContentUnreadable         the decrypted content is not what its kind carries
+    │   ├── KindNotAccepted           a kind no node sends in an envelope (a receipt)
+    │   ├── UnknownReference          refers to a report the receiver does not hold or did not send
     │   └── AuthenticationFailed      signature, key stanza or ciphertext does not verify
     ├── TrustError                    a trust document (certificate, bundle, policy) is refused
     │   ├── UnknownIssuer             signed by a key that is not the one expected (wrong root)
@@ -51,6 +55,7 @@ __all__ = [
     "BodyMismatch",
     "ClockSkew",
     "ConfigError",
+    "ContentUnreadable",
     "EnvelopeError",
     "EnvelopeTooComplex",
     "EnvelopeTooLarge",
@@ -59,6 +64,8 @@ __all__ = [
     "InputError",
     "KeyFileError",
     "KeyNotValid",
+    "KindNotAccepted",
+    "KindNotPublishable",
     "MalformedEnvelope",
     "NonCanonicalEncoding",
     "NotARecipient",
@@ -77,6 +84,7 @@ __all__ = [
     "TrustError",
     "Unauthenticated",
     "UnknownIssuer",
+    "UnknownReference",
     "UnknownSigner",
     "UnsupportedSuite",
     "UnsupportedVersion",
@@ -138,6 +146,22 @@ class Unauthenticated(InputError):
     """
 
     code = "unauthenticated"
+
+
+class KindNotPublishable(InputError):
+    """``publish`` was given a kind it cannot send: requests, responses, release requests,
+    releases and retractions carry bodies their own commands build (and the receiving node
+    reads), and receipts are never sent in an envelope. ``command`` is the one to use."""
+
+    code = "kind_not_publishable"
+
+    def __init__(self, kind: str, command: str) -> None:
+        super().__init__(
+            f"a report of kind {kind!r} cannot be published as a report: the receiving node "
+            f"expects the body its own command builds; use {command}"
+        )
+        self.kind = kind
+        self.command = command
 
 
 class KeyFileError(PalermoError):
@@ -303,6 +327,36 @@ class BodyMismatch(EnvelopeError):
     """The decrypted report says something other than the signed header the policy judged."""
 
     code = "body_mismatch"
+
+
+class ContentUnreadable(EnvelopeError):
+    """Validly signed and opened, but the content is not what an envelope of its kind carries
+    (a request whose body is not the JSON a request holds, a retraction that names no report):
+    no redelivery can fix it, so it is refused and the originator told, never dropped."""
+
+    code = "unreadable_content"
+
+    def __init__(self, kind: str, envelope_id: str, problem: str) -> None:
+        super().__init__(
+            f"the content of {kind} {envelope_id} cannot be read: {problem}; the originator's "
+            f"node must send a {kind} with its own command (palermo publish sends reports only)"
+        )
+        self.kind = kind
+        self.envelope_id = envelope_id
+
+
+class KindNotAccepted(EnvelopeError):
+    """An envelope of a kind no node takes from the delivery stream (receipts travel as signed
+    documents on their own subjects, never in an envelope)."""
+
+    code = "kind_not_accepted"
+
+
+class UnknownReference(EnvelopeError):
+    """A retraction of a report this agency does not hold from that originator, or a release
+    request for a report this agency never sent: nothing can be done with it here."""
+
+    code = "unknown_reference"
 
 
 class AuthenticationFailed(EnvelopeError):

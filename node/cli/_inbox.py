@@ -4,7 +4,7 @@ node's inbox file."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -75,4 +75,17 @@ def inbox_show(
     out_console.print(f"[bold]{' '.join(entry.codes)}[/]  from {entry.originator}", markup=True)
     for ob in entry.obligations:
         out_console.print(f"  {ob['code']}: {ob.get('message', '')}", markup=False)
+    if report is None:
+        # A tombstone: the content is gone, and an officer asking for it needs to know why.
+        when = (
+            datetime.fromtimestamp(entry.purged_ms / 1000, UTC).isoformat(timespec="seconds")
+            if entry.purged_ms
+            else "an unknown time"
+        )
+        out_console.print(
+            f"purged at {when}: {entry.purge_reason or 'no reason recorded'}; only this "
+            "record that it was received remains",
+            markup=False,
+        )
+        return
     print_json(data["report"])

@@ -9,13 +9,16 @@ import signal
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 
 from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
 from schemas.errors import ConfigError
 
+from .._publishing import check_publishable
 from ._common import ConfigOption, _node
 
+_log = structlog.get_logger("palermo.node")
 node_app = typer.Typer(help="Run an agency's node.", no_args_is_help=True)
 
 
@@ -57,12 +60,21 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.stop)
             try:
+                listening: list[str] = []
                 if ingest is not None:
-                    for where in await ingest.start(node.http_ingest, node.metrics.registry):
+                    listening = await ingest.start(node.http_ingest, node.metrics.registry)
+                    for where in listening:
                         out_console.print(f"ingest: POST {where}", markup=False)
                 # Last: once /readyz answers, every listener is up.
-                await ops.start()
-                await node.run()
+                http_port = await ops.start()
+
+                def ready() -> None:
+                    # One line an operator can grep for: who, where, on which ports.
+                    _log.info("node ready", agency=node.identity.agency,
+                              nats=_without_credentials(node.nc.connected_url),
+                              http_port=http_port, ingest=listening or None)  # fmt: skip
+
+                await node.run(on_ready=ready)
             finally:
                 if ingest is not None:
                     await ingest.stop()
@@ -70,6 +82,14 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
             out_console.print(f"node stopped: {node.status()}")
 
     asyncio.run(go())
+
+
+def _without_credentials(url: Any) -> str | None:
+    """The server URL the node connected to, without any user or password in it."""
+    if url is None:
+        return None
+    host = f"[{url.hostname}]" if ":" in (url.hostname or "") else url.hostname
+    return f"{url.scheme}://{host}:{url.port}" if url.port else f"{url.scheme}://{host}"
 
 
 def publish(
@@ -108,6 +128,8 @@ def publish(
         parsed = parse_report(report.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read {report}: {exc.strerror}") from exc
+    # Before connecting: a request, retraction, ... has its own command (issue 15 item 1).
+    check_publishable(parsed.kind)
 
     if tear_line:
         _publish_tear_line(parsed, config, to, as_json)

@@ -194,6 +194,31 @@ def admit(
     out_console.print(f"{req.agency} admitted: certificate serial {serial} written to {target}")
 
 
+def _check_federation_dir(dir: Path) -> None:
+    """Before revoking: the root key and the current list this command re-signs, or an error
+    saying which file to start from (a fresh directory, or one 'palermo dev up' wrote, whose
+    list is among its documents under another name)."""
+    if not (dir / ROOT_KEY).exists():
+        raise ConfigError(
+            f"{dir} holds no federation root key ({ROOT_KEY}): pass --dir with the directory "
+            f"'palermo federation init' wrote, or start a federation there with "
+            f"'palermo federation init --dir {dir}'"
+        )
+    if (dir / REVOCATIONS).exists():
+        return
+    published = sorted(dir.glob("documents/*revocation*.json"))
+    start = (
+        f"start from the list the federation published: cp {published[-1]} {dir / REVOCATIONS}"
+        if published
+        else f"start from the federation's current list (the {REVOCATIONS} 'palermo federation "
+        f"init' wrote, or the newest one published to the directory) at {dir / REVOCATIONS}"
+    )
+    raise ConfigError(
+        f"{dir} has no {REVOCATIONS}, the signed list this command adds to under the next "
+        f"seq; {start}"
+    )
+
+
 @federation_app.command("revoke")
 @handles_errors
 def revoke(
@@ -237,6 +262,7 @@ def revoke(
             "name the agency to revoke and say why (AGENCY --reason TEXT), "
             "or pass --renew to re-issue the current list"
         )
+    _check_federation_dir(dir)
     root = _load_signing(dir / ROOT_KEY, ROOT, passphrase_env)
     pinned = load_root_public(dir / ROOT_PUB)
     current = verify_document(read_json(dir / REVOCATIONS), RevocationList, pinned, ROOT)

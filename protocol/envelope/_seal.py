@@ -368,6 +368,28 @@ def _unwrap(
         raise AuthenticationFailed(str(exc)) from exc
 
 
+def _not_a_recipient(
+    envelope_id: str,
+    stanzas: Sequence[Stanza],
+    keys: Mapping[tuple[str, str], EncryptionKey],
+    agencies: Sequence[str],
+) -> str:
+    """Why none of our keys opens the envelope, as it is: key rotation is named only when the
+    envelope was wrapped for this agency under a key it no longer holds."""
+    ours = sorted({s.kid for s in stanzas if s.agency in agencies})
+    if not ours:
+        return (
+            f"envelope {envelope_id} holds no key for {', '.join(agencies)}: it was not sealed "
+            "for this agency"
+        )
+    held = ", ".join(sorted(kid for _, kid in keys))
+    return (
+        f"envelope {envelope_id} was sealed for key {', '.join(ours)} of {', '.join(agencies)}, "
+        f"which this node does not hold (it holds {held}); after a key rotation keep the "
+        "previous key in encryption_keys until its overlap ends"
+    )
+
+
 def open_verified(
     verified: Verified,
     identity: Sequence[EncryptionKey],
@@ -385,10 +407,7 @@ def open_verified(
     keys = {(k.agency, k.kid): k for k in identity}
     agencies = sorted({k.agency for k in identity})
     if not any((s.agency, s.kid) in keys for s in env.rcpt):
-        raise NotARecipient(
-            f"envelope {header.id} holds no key for {', '.join(agencies)} with the "
-            "current keys; if keys were rotated, keep the previous key until its overlap ends"
-        )
+        raise NotARecipient(_not_a_recipient(header.id, env.rcpt, keys, agencies))
     for sec in env.sections:
         wrapped_for = {s.agency for s in sec.rcpt}
         if sec.id in withhold and not wrapped_for.isdisjoint(agencies):

@@ -21,14 +21,18 @@ FED = DevFederation.build(datetime.now(UTC))
 
 
 def _message(kind: str, body: bytes) -> tuple[str, bytes]:
-    """A RED request or response from LBY-DCIM to MLT-AFM, validly signed, with ``body``."""
-    lby = FED.agencies["LBY-DCIM"]
+    """A RED request or response from ITA-GDF to MLT-AFM, validly signed, with ``body``.
+
+    ITA-GDF, not LBY-DCIM: the dev federation's MLT-LBY agreement ends on 2025-12-31, after
+    which local policy refused these before their bodies were read (``local_policy``), and the
+    test no longer reached the path it is about."""
+    ita = FED.agencies["ITA-GDF"]
     header = EnvelopeHeader(
-        id=new_uuid7(), originator="LBY-DCIM", kid=lby.signing.kid, created=datetime.now(UTC),
+        id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid, created=datetime.now(UTC),
         kind=kind, route="central-med", category="routes",
         handling=Handling(tlp="RED", rel_to=[ME]), recipients=[ME],
     )  # fmt: skip
-    data = seal(header, body, lby.signing, [FED.agencies[ME].encryption.public])
+    data = seal(header, body, ita.signing, [FED.agencies[ME].encryption.public])
     return deliver_subject(ME, header), data
 
 
@@ -68,8 +72,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], d
 def test_unreadable_signed_request_is_refused(
     results: tuple[dict[str, str], dict[str, object]], name: str
 ) -> None:
-    """A signed request or response whose body is not the expected JSON is refused, not raised."""
-    assert "refused" == results[0][name]
+    """A signed request or response whose body is not the expected JSON is refused, not raised,
+    with the code its refusal receipt names (tests/node/test_unreadable_deliveries.py)."""
+    assert "unreadable_content" == results[0][name]
 
 
 def test_garbage_on_the_receipt_subject_is_ignored(

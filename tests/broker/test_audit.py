@@ -160,3 +160,54 @@ def test_trail_shows_an_envelope_given_up_as_such() -> None:
     assert [("given-up", EXHAUSTED)] == [
         (r["decision"], r["reasons"][0]["code"]) for r in trail([entry], "env-9")
     ]
+
+
+OVERRIDE = {
+    "agencies": ["LBY-DCIM"],
+    "justification": "the person is not a refugee and not at risk on return",
+}
+
+
+def _override_entry() -> dict[str, Any]:
+    """One report: LBY-DCIM gets the personal data under the override; MLT-AFM gets it with the
+    protected persons withheld and an agreement relied on; AUS-ABF is refused."""
+    record = {
+        "envelope": "env-o",
+        "non_refoulement_override": OVERRIDE,
+        "decisions": [
+            {"recipient": "LBY-DCIM", "decision": "allow", "reasons": [{"code": "allowed"}],
+             "obligations": [{"code": "no-judicial-disclosure"}, {"code": "h3", "value": "x-y"}],
+             "audit_flags": ["non-refoulement-override-used"],
+             "agreements": ["ita-lby@v1"]},
+            {"recipient": "MLT-AFM", "decision": "allow", "reasons": [{"code": "allowed"}],
+             "obligations": [{"code": "no-judicial-disclosure"}],
+             "withheld_sections": ["protected-persons"]},
+            {"recipient": "AUS-ABF", "decision": "deny", "obligations": [],
+             "reasons": [{"code": "not-in-rel-to", "message": "AUS-ABF is not in rel_to"}]},
+        ],
+    }  # fmt: skip
+    return AuditChain("B.1", KEY).append({"type": "decisions", "records": [record]}, T0)
+
+
+def test_trail_keeps_the_non_refoulement_override_with_its_justification() -> None:
+    """The override travels to the rows of the agencies it names (issue 15 item 9)."""
+    rows = {r["recipient"]: r for r in trail([_override_entry()], "env-o")}
+    assert OVERRIDE == rows["LBY-DCIM"]["non_refoulement_override"]
+    assert "non_refoulement_override" not in rows["MLT-AFM"]
+    assert "non_refoulement_override" not in rows["AUS-ABF"]
+
+
+def test_trail_text_shows_flags_withheld_sections_obligations_and_the_justification() -> None:
+    """What --json had and the text did not: every field an auditor asks about."""
+    from broker.audit import trail_lines
+
+    text = "\n".join(trail_lines(trail([_override_entry()], "env-o")))
+    assert "LBY-DCIM     allow    obligations: no-judicial-disclosure, h3=x-y" in text
+    assert "    audit flags: non-refoulement-override-used" in text
+    assert "    agreements: ita-lby@v1" in text
+    assert (
+        "    non-refoulement override for LBY-DCIM: the person is not a refugee and not at "
+        "risk on return"
+    ) in text
+    assert "    withheld sections: protected-persons" in text
+    assert "AUS-ABF      deny     not-in-rel-to: AUS-ABF is not in rel_to" in text

@@ -196,17 +196,25 @@ def test_key_rotation_either_key_opens() -> None:
 
 
 def test_right_agency_wrong_kid_is_not_a_recipient() -> None:
-    """A key of the right agency but another kid finds no stanza: NotARecipient."""
-    with pytest.raises(NotARecipient):
-        open_envelope(SEALED, [encryption_key(READERS[0], 7)], SIGNERS, now=NOW)
+    """A key of the right agency but another kid finds no stanza: NotARecipient, naming the
+    key it was sealed for and the rotation advice (the one case where it applies)."""
+    other = encryption_key(READERS[0], 7)
+    with pytest.raises(NotARecipient) as err:
+        open_envelope(SEALED, [other], SIGNERS, now=NOW)
+    assert KEYS[READERS[0]].kid in err.value.reason
+    assert other.kid in err.value.reason
+    assert "key rotation" in err.value.reason
 
 
 def test_non_recipient_is_not_a_recipient() -> None:
-    """An agency with no stanza gets NotARecipient naming the envelope and itself."""
+    """An agency with no stanza gets NotARecipient naming the envelope and itself, and no
+    advice about key rotation: there was none (issue 15 item 10)."""
     with pytest.raises(NotARecipient) as err:
         open_as(SEALED, OUTSIDER)
     assert ENV.hdr["id"] in err.value.reason
     assert OUTSIDER in err.value.reason
+    assert "not sealed for this agency" in err.value.reason
+    assert "rotat" not in err.value.reason
     assert "not_a_recipient" == err.value.code
 
 

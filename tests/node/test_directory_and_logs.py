@@ -111,3 +111,35 @@ def test_asyncios_harmless_tls_warning_is_dropped_from_cli_output() -> None:
     finally:
         logger.removeHandler(handler)
     assert ["Task was destroyed but it is pending!"] == seen
+
+
+async def test_subscribe_logs_no_refusal_for_the_entry_it_replaced(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
+    """Issue 15 item 10: after 'subscribe' writes seq N+1, the watcher may still hand over
+    seq N (its first pass); that is history, not a rollback: no refusal is logged. A lower seq
+    written after ours is still refused."""
+    from tests.harness import connect_node, wait_for
+
+    async with connect_node(federated_url, fed, "MLT-AFM", tmp_path) as node:
+        await node.subscribe(["central-med"])
+        await node.subscribe(["central-med", "eastern-med"])
+        kv = await node.directory.open()
+        key = "subs.MLT-AFM"
+        history = [e for e in await kv.history(key) if e.value]
+        older, latest = history[-2], history[-1]
+        with structlog.testing.capture_logs() as logs:
+            node.directory.watched(key, older.value, older.revision)  # late, from the first pass
+            node.directory.watched(key, latest.value, latest.revision)  # our own write
+        assert [] == [e for e in logs if e["event"] == "directory entry refused"]
+        assert key not in node.directory.rejected
+        assert ["central-med", "eastern-med"] == [
+            f.route for f in node.trust.subscriptions["MLT-AFM"].filters
+        ]
+        # Someone writes the older document again: a real rollback, refused.
+        await kv.put(key, older.value)
+
+        async def refused() -> bool:
+            return key in node.directory.rejected
+
+        await wait_for(refused, within=10)

@@ -138,3 +138,29 @@ def test_list_filters_and_missing_report(inbox: Inbox) -> None:
     assert [] == inbox.entries(since=NOW + timedelta(minutes=1))
     with pytest.raises(InputError, match="palermo inbox list"):
         inbox.show("nope")
+
+
+def test_inbox_show_of_a_purged_report_prints_the_purge_reason(tmp_path: Path) -> None:
+    """Issue 15 item 10: the text view of a tombstone says when and why it was purged (it
+    printed 'null')."""
+    from typer.testing import CliRunner
+
+    from node.config import NodeSettings
+    from palermo.cli import app
+
+    fed = DevFederation.build(NOW)
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "ESP-GC", "nats://127.0.0.1:1")
+    state = NodeSettings.load(config).state_dir
+    state.mkdir(parents=True, mode=0o700)
+    box = Inbox(state / "inbox.db", StorageKey.load_or_create(state / "storage.key"))
+    header, report, withheld = _delivered("04-concealment-lorry-compartment.json", "ESP-GC")
+    box.store(header, report, [], withheld, NOW)
+    box.purge(header.id, "retracted: wrong vessel identified", NOW)
+    box.close()
+    done = CliRunner().invoke(app, ["inbox", "show", header.id, "--config", str(config)])
+    assert 0 == done.exit_code, done.output
+    text = " ".join(done.output.split())
+    assert f"purged at {NOW.isoformat(timespec='seconds')}" in text
+    assert "retracted: wrong vessel identified" in text
+    assert "null" not in text

@@ -66,6 +66,15 @@ async def test_publish_then_read_the_inbox(
             await asyncio.sleep(0.1)
         assert [sent["id"]] == [e["id"] for e in listed]
         assert "published bundle.MLT-AFM" in (tmp_path / "node.log").read_text()
+        # One line when ready: agency, the NATS server, its ports (issue 15 item 10).
+        [ready] = [
+            json.loads(line)
+            for line in (tmp_path / "node.log").read_text().splitlines()
+            if '"node ready"' in line
+        ]
+        assert ("MLT-AFM", port) == (ready["agency"], ready["http_port"])
+        assert ready["nats"] == url.split(",")[0]
+        assert ready["ingest"][0].startswith("http://127.0.0.1:")
         shown = _run("inbox", "show", sent["id"], "--config", str(mlt), "--json")
         data = json.loads(shown.stdout)
         assert "TLP:AMBER" in data["codes"]
@@ -90,6 +99,19 @@ def test_publish_with_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
     invalid = _run("inbox", "list", "--config", str(bad))
     assert 2 == invalid.returncode
     assert "agency" in invalid.stderr
+
+
+def test_publish_refuses_a_kind_with_its_own_command(fed: DevFederation, tmp_path: Path) -> None:
+    """``kind: request`` through publish (issue 15 item 1): refused before connecting (the
+    config names a server nobody listens on), with the command that sends a request."""
+    fed.write(tmp_path / "fed")
+    ita = fed.node_config(tmp_path / "fed", "ITA-GDF", f"nats://127.0.0.1:{free_port()}")
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({**json.loads(EXAMPLE.read_text()), "kind": "request"}))
+    done = _run("publish", str(request), "--config", str(ita))
+    assert 0 != done.returncode
+    assert "kind_not_publishable" in done.stderr or "cannot be published" in done.stderr
+    assert "palermo request --question" in " ".join(done.stderr.split())
 
 
 @pytest.mark.slow

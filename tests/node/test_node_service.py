@@ -182,7 +182,7 @@ async def test_key_rotation_loses_nothing_sealed_before_during_or_after(
 
 async def test_http_ingest_202_and_422(running: Federation) -> None:
     """POST /v1/reports: a valid report is published (202); an invalid one names its fields (422)
-    and publishes nothing."""
+    and publishes nothing; a kind that has its own command is refused (409)."""
     import aiohttp
 
     from node.ingest import IngestServer, IngestToken, generate_token
@@ -200,6 +200,8 @@ async def test_http_ingest_202_and_422(running: Federation) -> None:
                 refused = (resp.status, await resp.json())
             async with http.post(url, data=b"{not json") as resp:
                 garbled = resp.status
+            async with http.post(url, json={**good, "kind": "request"}) as resp:
+                wrong_kind = (resp.status, await resp.json())
             middle = (await ita.js.stream_info("PLM_PUB")).state.last_seq
             async with http.post(url, json=good) as resp:
                 accepted = (resp.status, await resp.json())
@@ -208,6 +210,9 @@ async def test_http_ingest_202_and_422(running: Federation) -> None:
     assert 422 == refused[0]
     assert ["itinerary.embarkation.0.country"] == [e["field"] for e in refused[1]["errors"]]
     assert 422 == garbled
+    # A kind with its own command (issue 15 item 1): 409, naming it, nothing published.
+    assert (409, "kind_not_publishable") == (wrong_kind[0], wrong_kind[1]["code"])
+    assert "palermo request" in wrong_kind[1]["reason"]
     assert before == middle
     assert 202 == accepted[0]
     assert "MLT-AFM" in accepted[1]["recipients"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import ActionCode, Classification, Handling, NonRefoulementOverride, Tlp
+from schemas.errors import ReportInvalid
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -134,3 +136,24 @@ def test_handling_is_frozen() -> None:
     h = Handling(tlp=Tlp.AMBER)
     with pytest.raises(ValidationError, match="frozen"):
         h.tlp = Tlp.CLEAR  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("code", ["No-Contact", "no contact", "-leading", "é-code", "x" * 49, ""])
+def test_an_h3_code_error_says_what_a_code_may_hold(code: str) -> None:
+    """Issue 15 item 10: the error names the characters allowed, not a regular expression,
+    and the report's error lists it under the field."""
+    from schemas.export import parse_report
+    from tests.harness import EXAMPLES
+
+    with pytest.raises(ValidationError) as caught:
+        Handling(tlp=Tlp.AMBER, h3=[{"code": code, "text": "do not contact the subject"}])
+    message = caught.value.errors()[0]["msg"]
+    assert "lower-case letters, digits and hyphens" in message
+    assert "[a-z" not in message
+    wire = json.loads((EXAMPLES / "01-routes-central-med-departure.json").read_text())
+    wire["handling"]["h3"] = [{"code": code, "text": "do not contact the subject"}]
+    with pytest.raises(ReportInvalid) as invalid:
+        parse_report(json.dumps(wire))
+    assert "handling.h3.0.code: use 1 to 48 lower-case letters, digits and hyphens" in (
+        invalid.value.reason
+    )

@@ -282,3 +282,23 @@ def test_trust_store_of_a_fresh_process_has_no_warning() -> None:
     """Before any list is held there is nothing to warn about (no list, no next_update)."""
     trust = TrustStore(ROOT_KEY.public)
     assert ([], float("inf")) == (trust.warnings(NOW), trust.revocation_seconds_left(NOW))
+
+
+def test_revoke_on_a_fresh_directory_says_which_file_to_start_from(tmp_path: Path) -> None:
+    """Issue 15 item 10: an empty --dir names 'federation init'; a 'dev up' directory (root
+    key, its list among documents/) names the list to copy to revocations.json."""
+    empty = _run("federation", "revoke", "MLT-AFM", "--reason", "left", "--dir", tmp_path / "e")
+    assert 0 != empty.exit_code
+    text = " ".join(empty.output.split())
+    assert "holds no federation root key (root.sign.pem)" in text
+    assert "palermo federation init --dir" in text
+    dev = tmp_path / "dev"
+    DevFederation.build(datetime.now(UTC)).write(dev)
+    done = _run("federation", "revoke", "MLT-AFM", "--reason", "left", "--dir", dev)
+    assert 0 != done.exit_code
+    [published] = sorted(dev.glob("documents/*revocation*.json"))
+    text = "".join(done.output.split())  # paths may be wrapped anywhere
+    assert f"cp{published}{dev / 'revocations.json'}" in text
+    (dev / "revocations.json").write_text(published.read_text())
+    again = _run("federation", "revoke", "MLT-AFM", "--reason", "left", "--dir", dev)
+    assert 0 == again.exit_code, again.output
