@@ -188,9 +188,7 @@ def _link_order(link: list[Any]) -> tuple[str, int, str, int]:
 
 def _restore_links(data: dict[str, Any], links: list[list[Any]], known: set[str]) -> None:
     """Put links back on body items, in their original order; drop links to absent persons."""
-    for name, index, field, position, ref in sorted(
-        links, key=lambda x: (x[0], x[1], x[2], x[3] or 0)
-    ):
+    for name, index, field, position, ref in sorted(links, key=_link_order):
         if field not in PERSON_LINKS[name] or ref not in known:
             raise ValueError(f"link {name}.{index}.{field} to {ref!r} does not fit the report")
         item = data[name][index]
