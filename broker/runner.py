@@ -11,6 +11,7 @@ import asyncio
 import signal
 import time
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Final
 
 import structlog
@@ -28,7 +29,7 @@ from schemas.errors import ConfigError
 from .config import BrokerSettings
 from .metrics import BrokerMetrics
 from .service import Broker, BrokerOptions
-from .streams import StreamLimits, ensure_directory_bucket, ensure_streams
+from .streams import ensure_directory_bucket, ensure_streams
 
 __all__ = ["load_broker_key", "run_broker"]
 
@@ -70,8 +71,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
             )
         )
         js = nc.jetstream()
-        await ensure_streams(js, StreamLimits(replicas=settings.replicas,
-                                              max_payload=settings.max_envelope_bytes))  # fmt: skip
+        await ensure_streams(js, settings.stream_limits())
         # Under a deployment's permissions this only checks (the operator creates them with
         # 'palermo broker streams create'); with full rights (dev, tests) it creates them.
         await ensure_directory_bucket(js, settings.replicas)
@@ -96,6 +96,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
             BrokerOptions(
                 broker_id=settings.broker_id,
                 max_envelope_bytes=settings.max_envelope_bytes,
+                max_embargo=timedelta(days=settings.max_embargo_days),
                 batch=settings.batch,
                 max_inflight=settings.max_inflight,
                 max_deliver=settings.max_deliver,
