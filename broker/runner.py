@@ -47,8 +47,17 @@ def load_broker_key(settings: BrokerSettings) -> SigningKey:
     return SigningKey(settings.broker_id, key)
 
 
-async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = None) -> int:
-    """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
+async def run_broker(
+    settings: BrokerSettings,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until a signal; returns envelopes processed.
+
+    With ``stop`` (``palermo dev up``, which runs it beside the nodes) it runs until that event
+    is set instead, and leaves the process's signals to the caller.
+    """
     from protocol.settings import load_root_public
 
     settings.check_secure()
@@ -111,16 +120,22 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         port = await ops.start()
         stack.push_async_callback(ops.stop)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+        for sig in signals:
             loop.add_signal_handler(sig, broker.stop)
         _log.info("broker started", broker=settings.broker_id, http_port=port,
                   members=len(trust.members), chain=broker.chain.chain)  # fmt: skip
         if ready is not None:
             ready.set()
         task = asyncio.create_task(broker.run())
-        await asyncio.wait({task})
-        task.result()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+        await asyncio.wait({task} | ({stopper} if stopper else set()),
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        broker.stop()
+        await task
+        if stopper is not None:
+            stopper.cancel()
+        for sig in signals:
             loop.remove_signal_handler(sig)
     _log.info("broker stopped", broker=settings.broker_id, processed=broker.processed,
               seconds=round(time.monotonic() - started, 1))  # fmt: skip

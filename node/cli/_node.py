@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
+from protocol.commandline import err_console, handles_errors, out_console, print_json
 from schemas.errors import ConfigError
 
 from ._common import ConfigOption, _node
@@ -30,44 +30,16 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     configure_logging(json_output=log_format == "json")
 
-    from protocol.ops import OpsServer
-
     from ..config import NodeSettings
-    from ..ingest import IngestServer
+    from ..runner import run_node
 
     settings = NodeSettings.load(config)
-    # POST /v1/reports on its own authenticated listener, only if configured; its settings,
-    # token and TLS files are checked before anything connects.
-    ingest = IngestServer.from_settings(settings) if settings.ingest_enabled else None
 
     async def go() -> None:
-        async with _node(config) as node:
-            for path in settings.publish_on_start:
-                key = await node.directory.publish(read_json(path))
-                out_console.print(f"published {key} from {path}")
-            ops = OpsServer(
-                node.nc,
-                node.metrics.registry,
-                lambda: True,
-                settings.http_host,
-                settings.http_port,
-                warnings=node.trust.warnings,  # an overdue revocation list (decision 0014)
-            )
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, node.stop)
-            try:
-                if ingest is not None:
-                    for where in await ingest.start(node.http_ingest, node.metrics.registry):
-                        out_console.print(f"ingest: POST {where}", markup=False)
-                # Last: once /readyz answers, every listener is up.
-                await ops.start()
-                await node.run()
-            finally:
-                if ingest is not None:
-                    await ingest.stop()
-                await ops.stop()
-            out_console.print(f"node stopped: {node.status()}")
+        status = await run_node(
+            settings, announce=lambda line: out_console.print(line, markup=False)
+        )
+        out_console.print(f"node stopped: {status}")
 
     asyncio.run(go())
 
