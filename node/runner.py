@@ -58,7 +58,7 @@ async def run_node(
         try:
             if ingest is not None:
                 for where in await ingest.start(node.http_ingest, node.metrics.registry):
-                    announce(f"{settings.agency} ingest: POST {where}")
+                    announce(f"ingest: POST {where}")
             # Last: once /readyz answers, every listener is up.
             await ops.start()
             if ready is not None:

@@ -135,8 +135,9 @@ async def run_dev(
             await _first_done(tasks, broker_ready)
             nodes_ready = {a: asyncio.Event() for a in configs}
             for agency, path in configs.items():
+                said = _prefixed(announce, agency)
                 tasks.append(asyncio.create_task(run_node(NodeSettings.load(path), stop=stop,
-                             ready=nodes_ready[agency], announce=announce)))  # fmt: skip
+                             ready=nodes_ready[agency], announce=said)))  # fmt: skip
             for event in nodes_ready.values():
                 await _first_done(tasks, event)
             if any(t.done() for t in tasks):
@@ -154,6 +155,11 @@ async def run_dev(
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+def _prefixed(announce: Callable[[str], object], agency: str) -> Callable[[str], object]:
+    """A node's lines (its ingest URL) under its agency's name."""
+    return lambda line: announce(f"{agency} {line}")
 
 
 def _announce(
