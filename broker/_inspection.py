@@ -84,17 +84,13 @@ class Outcome:
     release: bool = False
     # Retracted while held: released to nobody.
     voided: bool = False
+    # Arrived before its not_before (inspect): to be held rather than delivered.
+    embargoed: bool = False
 
     @property
     def held(self) -> bool:
         """Accepted now and held until not_before, rather than delivered now."""
-        return (
-            not self.release
-            and self.error is None
-            and self.header is not None
-            and self.header.handling.not_before is not None
-            and bool(self.allowed)
-        )
+        return self.embargoed and self.error is None and bool(self.allowed)
 
 
 def _refusal(code: str, message: str) -> dict[str, Any]:
@@ -193,6 +189,8 @@ class _Inspection:
                 raise EmbargoTooFar(
                     int(ahead.total_seconds()), int(self.options.max_embargo.total_seconds())
                 )
+            # A release is due by definition, even if this clock is a moment behind the server.
+            outcome.embargoed = not release and ahead > timedelta(0)
         except PalermoError as exc:
             outcome.error = exc
             return outcome
