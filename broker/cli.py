@@ -95,8 +95,9 @@ def streams_create(
 ) -> None:
     """Create the seven streams and the directory bucket, or bring them to broker.toml's
     configuration; run it with the operator's credentials (admin.toml) before the first broker
-    starts, and again after changing replicas or max_envelope_bytes. The broker's own NATS
-    user may not create, change or delete streams (docs/decisions/0015-jetstream-api-per-role.md).
+    starts, and again after changing replicas, max_envelope_bytes or max_embargo_days. The
+    broker's own NATS user may not create, change or delete streams
+    (docs/decisions/0015-jetstream-api-per-role.md).
 
     Example: palermo broker streams create --config broker.toml --nats-config admin.toml
     """

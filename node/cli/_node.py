@@ -73,10 +73,18 @@ def publish(
     refused = {
         a: [r.to_dict() for r in d.reasons] for a, d in sealed.decisions.items() if not d.allowed
     }
+    until = sealed.header.handling.not_before
     if as_json:
-        print_json({"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused})
+        print_json({"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused}
+                   | ({"embargoed_until": until.isoformat()} if until else {}))  # fmt: skip
         return
     out_console.print(f"published {sealed.header.id} to {', '.join(sealed.recipients)}")
+    if until is not None:
+        out_console.print(
+            f"  embargoed: the broker holds it and delivers it at {until.isoformat()} "
+            "('palermo status' shows it; 'palermo retract' before then stops it)",
+            markup=False,
+        )
     for agency, reasons in refused.items():
         out_console.print(f"  not sent to {agency}: {reasons[0]['message']}", markup=False)
 

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from protocol.trust import ROOT, RevocationEntry, RevocationList, TrustStore, si
 from protocol.view import PolicyStore
 from protocol.watermarks import FILE_NAME
 from schemas import EnvelopeHeader, Handling, new_uuid7
-from tests.harness import example, inbox_ids, read_all, wait_for
+from tests.harness import EXAMPLES, example, inbox_ids, palermo, read_all, wait_for
 
 
 @asynccontextmanager
@@ -151,3 +151,32 @@ async def test_restart_resumes_the_federation_unless_fresh(tmp_path: Path) -> No
     async with dev_up(state, fresh=True):
         assert root != (state / "fed" / "root.pub.json").read_text()
         assert [] == inbox_ids(state / "fed" / "state" / "MLT-AFM" / "inbox.db")
+
+
+async def test_embargoed_publish_from_the_command_line(tmp_path: Path) -> None:
+    """On dev up: 'palermo publish' of a report with not_before ahead says it is held,
+    'palermo status' shows "embargoed until …", and MLT-AFM's node stores it at not_before."""
+    state = tmp_path / "dev"
+    # Ahead by more than two 'palermo' process starts take on a busy machine.
+    until = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
+    data = json.loads(next(EXAMPLES.glob("01*.json")).read_text())
+    data["handling"]["not_before"] = until.isoformat()
+    report = tmp_path / "embargoed.json"
+    report.write_text(json.dumps(data))
+    ita = str(_config(state, "ITA-GDF"))
+    async with dev_up(state):
+        sent = await palermo("publish", str(report), "--config", ita, "--to", "MLT-AFM")
+        assert 0 == sent.returncode, sent.stderr
+        assert (
+            f"embargoed: the broker holds it and delivers it at {until.isoformat()}" in sent.stdout
+        )
+        ident = sent.stdout.split()[1]
+        shown = await palermo("status", ident, "--config", ita)
+        db = state / "fed" / "state" / "MLT-AFM" / "inbox.db"
+
+        async def stored() -> bool:
+            return ("ITA-GDF", ident) in inbox_ids(db)
+
+        await wait_for(stored, within=30)
+    assert f"embargoed until {until.isoformat()}" in shown.stdout, shown.stdout + shown.stderr
+    assert datetime.now(UTC) >= until
