@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -32,6 +33,8 @@ from nats.js import JetStreamContext
 
 from schemas import EnvelopeHeader
 
+from ._inspection import Outcome
+
 __all__ = [
     "HOLD_STREAM",
     "RELEASE_CONSUMER",
@@ -40,6 +43,7 @@ __all__ = [
     "due_subject",
     "hold_publication",
     "hold_subject",
+    "release_checks",
     "schedule_time",
     "void_publications",
     "void_subject",
@@ -113,6 +117,22 @@ async def voided(js: JetStreamContext, originator: str, envelope_id: str) -> boo
     except nats.js.errors.NotFoundError:
         return False
     return True
+
+
+async def release_checks(js: JetStreamContext, outcomes: Sequence[Outcome]) -> set[int]:
+    """Phase 1 of a release (instead of the replay marker, written when it was accepted): was
+    it retracted while held? Returns the ``id()`` of outcomes that could not be checked."""
+    failed: set[int] = set()
+    for o in outcomes:
+        if o.error is not None or o.originator is None or o.envelope_id is None:
+            continue
+        try:
+            o.voided = await voided(js, o.originator, o.envelope_id)
+        except (nats.errors.Error, TimeoutError) as exc:
+            _log.warning("void marker unreadable; will retry", envelope=o.envelope_id,
+                         error=repr(exc))  # fmt: skip
+            failed.add(id(o))
+    return failed
 
 
 async def cancel_hold(js: JetStreamContext, header: EnvelopeHeader) -> None:

@@ -59,8 +59,8 @@ from .embargo import (
     SUBJECT_HEADER,
     cancel_hold,
     hold_publication,
+    release_checks,
     void_publications,
-    voided,
 )
 from .metrics import BrokerMetrics
 
@@ -291,28 +291,13 @@ class Broker(_Inspection):
         async with self._batch_lock:
             await self._handle_batch(msgs, release)
 
-    async def _release_checks(self, outcomes: Sequence[Outcome]) -> set[int]:
-        """Phase 1 of a release: was it retracted while held? (Its replay marker was written
-        when it was accepted.) Returns the ``id()`` of outcomes that could not be checked."""
-        failed: set[int] = set()
-        for o in outcomes:
-            if o.error is not None or o.originator is None or o.envelope_id is None:
-                continue
-            try:
-                o.voided = await voided(self.js, o.originator, o.envelope_id)
-            except (nats.errors.Error, TimeoutError) as exc:
-                _log.warning("void marker unreadable; will retry", envelope=o.envelope_id,
-                             error=repr(exc))  # fmt: skip
-                failed.add(id(o))
-        return failed
-
     async def _handle_batch(self, msgs: Sequence[Msg], release: bool) -> None:
         now = self.options.clock()
         subjects = [(m.headers or {}).get(SUBJECT_HEADER, "") for m in msgs] if release else None
         outcomes = await self.assess(msgs, now, subjects)
         # Phase 1: replay markers, which must be known before anything is decided for good.
         if release:
-            failed = await self._release_checks(outcomes)
+            failed = await release_checks(self.js, outcomes)
         else:
             failed = await self._mark_seen([o for o in outcomes if o.error is None])
         # Phase 2: the batch's audit entry, stored BEFORE any copy is published: a copy in
@@ -414,8 +399,12 @@ class Broker(_Inspection):
             self.metrics.dead_lettered.inc()
             self.metrics.denied.labels(reason=o.error.code).inc()
             return
-        if not o.held and not o.voided:  # a held envelope is counted when it is released
+        if o.held:
+            self.metrics.held.inc()
+        elif not o.voided:  # a held envelope's copies are counted when it is released
             self.metrics.delivered.inc(len(o.allowed))
+        if o.release:
+            self.metrics.released.inc()
         for record in o.decisions.values():
             if record["decision"] != "allow":
                 self.metrics.dead_lettered.inc()
