@@ -140,7 +140,9 @@ def stream_configs(limits: StreamLimits) -> list[StreamConfig]:
         StreamConfig(
             name="PLM_SEEN",
             subjects=["plm.seen.>"],
-            max_age=limits.replay_window_s,
+            # An embargoed envelope's age counts from its not_before (up to hold_days after its
+            # marker was written), so its marker must outlive the replay window from then.
+            max_age=limits.replay_window_s + limits.hold_days * DAY,
             max_msgs_per_subject=1,
             storage=file,
             num_replicas=replicas,

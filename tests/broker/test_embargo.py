@@ -22,6 +22,7 @@ from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.directory import Directory
+from protocol.transport import publish_subject
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from schemas import Report
 from schemas.errors import EmbargoTooFar
@@ -136,6 +137,27 @@ async def test_held_now_delivered_at_not_before(live: Stack) -> None:
     assert mlt.inbox.seen(ident)
     records = await _audit_records(live.nc, ident)
     assert [until.isoformat(), True] == [records[0].get("held_until"), records[-1]["released"]]
+
+
+async def test_a_replay_after_release_is_refused(live: Stack) -> None:
+    """The same envelope published again after its release is refused as a replay: its marker
+    from the first arrival still stands (PLM_SEEN outlasts the hold)."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    sealed = await ita.publish(_embargoed(_until()), to=["MLT-AFM"])
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=30)
+    # Under another Nats-Msg-Id: PLM_PUB's duplicate window would drop the same one unseen.
+    subject = publish_subject(sealed.header)
+    await live.nc.jetstream().publish(subject, sealed.data, headers={"Nats-Msg-Id": "again"})
+
+    async def refused() -> bool:
+        return bool(await read_all(live.nc, "PLM_DEAD", "plm.dead.ITA-GDF.replayed"))
+
+    await wait_for(refused, within=20)
+    assert 1 == len(await _copies(live, sealed.header.id))
 
 
 async def test_survives_broker_and_server_restarts(live: Stack) -> None:

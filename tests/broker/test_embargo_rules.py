@@ -9,7 +9,9 @@ import pytest
 from nats.aio.msg import Msg
 
 from broker._inspection import BrokerOptions, Outcome, _Inspection
+from broker.config import BrokerSettings
 from broker.metrics import BrokerMetrics
+from broker.streams import StreamLimits, stream_configs
 from palermo.devfed import DevFederation
 from protocol.transport import publish_subject
 from tests.harness import envelope
@@ -78,3 +80,13 @@ def test_released_envelope_is_not_held_again(fed: DevFederation) -> None:
     """Past not_before (a release), the same envelope is delivered, not held."""
     outcome = _inspect(fed, T + DAY + timedelta(seconds=1), T + DAY)
     assert (["MLT-AFM"], False) == (outcome.allowed, outcome.held)
+
+
+def test_hold_and_replay_streams_outlast_the_cap() -> None:
+    """PLM_HOLD keeps a schedule a day beyond the cap; PLM_SEEN keeps a marker 7 days beyond
+    the latest possible release, so the replay window counts from not_before."""
+    configs = {c.name: c for c in stream_configs(StreamLimits(hold_days=31))}
+    hold, seen = configs["PLM_HOLD"], configs["PLM_SEEN"]
+    assert (31 * 86_400, True) == (hold.max_age, hold.allow_msg_schedules)
+    assert (7 + 31) * 86_400 == seen.max_age
+    assert BrokerSettings.model_fields["max_embargo_days"].default + 1 == StreamLimits().hold_days
