@@ -437,9 +437,14 @@ class Broker(_Inspection):
                 "plm.due.>", durable=RELEASE_CONSUMER, stream=HOLD_STREAM, config=config
             )
         _log.info("broker consuming", chain=self.chain.chain)
+        loops = [asyncio.create_task(self._consume(sub, False)),
+                 asyncio.create_task(self._consume(due, True))]  # fmt: skip
         try:
-            await asyncio.gather(self._consume(sub, False), self._consume(due, True))
+            # If one loop fails, the other stops too before anything below is torn down.
+            await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            self._stopping.set()
+            results = await asyncio.gather(*loops, return_exceptions=True)
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
@@ -448,6 +453,9 @@ class Broker(_Inspection):
             self._inspector.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._stopped.set()
+        for result in results:  # what stopped a loop, once everything is closed
+            if isinstance(result, BaseException):
+                raise result
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, release: bool) -> None:
         o = self.options
