@@ -22,7 +22,7 @@ from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.directory import Directory
-from protocol.transport import publish_subject
+from protocol.transport import deliver_subject, publish_subject
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from schemas import Report
 from schemas.errors import EmbargoTooFar
@@ -297,3 +297,25 @@ async def test_embargo_beyond_the_cap_is_refused(live: Stack) -> None:
 
     await wait_for(refused, within=20)
     assert [] == await read_all(live.nc, "PLM_HOLD", "plm.hold.>")
+
+
+async def test_a_copy_released_early_is_refused_by_the_recipient(live: Stack) -> None:
+    """A delivery that reaches MLT-AFM an hour before its not_before (a broker releasing early)
+    is refused by MLT-AFM's own node, which tells ITA-GDF why: the embargo holds at the third
+    enforcement point too."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    header, data = envelope(
+        live.fed, recipients=["MLT-AFM"], not_before=datetime.now(UTC) + timedelta(hours=1)
+    )
+    await live.nc.jetstream().publish(
+        deliver_subject("MLT-AFM", header), data, headers={"Nats-Msg-Id": f"{header.id}.MLT-AFM"}
+    )
+
+    async def refused() -> bool:
+        row = (await ita.delivery_status(header.id)).get("MLT-AFM", {})
+        return row.get("status") == "refused"
+
+    await wait_for(refused, within=20)
+    row = (await ita.delivery_status(header.id))["MLT-AFM"]
+    assert "embargoed until" in row["reasons"][0]["message"]
+    assert not mlt.inbox.seen(header.id)
