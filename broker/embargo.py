@@ -37,6 +37,7 @@ from ._inspection import Outcome
 
 __all__ = [
     "HOLD_STREAM",
+    "PUB_SEQ_HEADER",
     "RELEASE_CONSUMER",
     "SUBJECT_HEADER",
     "cancel_hold",
@@ -53,6 +54,8 @@ __all__ = [
 HOLD_STREAM: Final[str] = "PLM_HOLD"
 RELEASE_CONSUMER: Final[str] = "palermo-broker-release"
 """The broker replicas' shared durable pull consumer on ``plm.due.>`` (PLM_HOLD)."""
+PUB_SEQ_HEADER: Final[str] = "Palermo-Pub-Seq"
+"""Its PLM_PUB sequence when it was accepted (what its replay marker holds)."""
 SUBJECT_HEADER: Final[str] = "Palermo-Subject"
 """The subject the envelope was published on; the server copies it to the released message."""
 # Envelope ids are UUIDs, but refs of a retraction are only checked as strings: never put
@@ -81,9 +84,14 @@ def schedule_time(at: datetime) -> str:
 
 
 def hold_publication(
-    header: EnvelopeHeader, data: bytes, subject: str
+    header: EnvelopeHeader, data: bytes, subject: str, pub_seq: int
 ) -> tuple[str, bytes, dict[str, str]]:
-    """The schedule that holds ``data`` until ``not_before``; one per envelope id."""
+    """The schedule that holds ``data`` until ``not_before``; one per envelope id.
+
+    ``pub_seq`` is its PLM_PUB sequence, the content of the replay marker it was accepted with:
+    a release dead-lettered after its last attempt forgets exactly that marker, so that
+    'palermo dead republish' can send it again.
+    """
     assert header.handling.not_before is not None
     return (
         hold_subject(header.originator, header.id),
@@ -93,6 +101,7 @@ def hold_publication(
             "Nats-Schedule": f"@at {schedule_time(header.handling.not_before)}",
             "Nats-Schedule-Target": due_subject(header.originator, header.id),
             SUBJECT_HEADER: subject,
+            PUB_SEQ_HEADER: str(pub_seq),
         },
     )
 

@@ -55,6 +55,7 @@ from ._letters import _dead_letter, _dedup_ident, _header_value
 from .audit import AuditChain
 from .embargo import (
     HOLD_STREAM,
+    PUB_SEQ_HEADER,
     RELEASE_CONSUMER,
     SUBJECT_HEADER,
     cancel_hold,
@@ -171,7 +172,8 @@ class Broker(_Inspection):
             if outcome.held:
                 # Held until not_before, for the allowed recipients named in the signed
                 # header; each is decided again when the server releases it.
-                out.append(hold_publication(header, data, outcome.subject))
+                seq = outcome.msg.metadata.sequence.stream
+                out.append(hold_publication(header, data, outcome.subject, seq))
             elif header.kind is Kind.RETRACTION and not outcome.release:
                 out += void_publications(header)
             for recipient, record in outcome.decisions.items():
@@ -376,12 +378,15 @@ class Broker(_Inspection):
         """Forget the replay marker this very message wrote, so that republishing the envelope
         from PLM_DEAD ('palermo dead republish') is not refused as a replay of itself. A marker
         another message wrote is kept: that one is a real replay."""
-        if o.envelope_id is None or o.release:
-            return  # a release wrote no marker: the one it was accepted with stays
+        # A release wrote no marker: the one it was accepted with is its own.
+        seq = o.msg.metadata.sequence.stream
+        own = (o.msg.headers or {}).get(PUB_SEQ_HEADER) if o.release else str(seq)
+        if o.envelope_id is None or own is None:
+            return
         subject = f"plm.seen.{o.envelope_id}"
         try:
             marker = await self.js.get_last_msg("PLM_SEEN", subject)
-            if marker.data == str(o.msg.metadata.sequence.stream).encode():
+            if marker.data == own.encode():
                 # Exactly the marker read, never one written after it. A message delete, not a
                 # purge: the broker's NATS user has no STREAM.PURGE (decision 0015).
                 await self.js.delete_msg("PLM_SEEN", marker.seq or 0)

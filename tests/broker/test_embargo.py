@@ -17,7 +17,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from broker.service import Broker, BrokerOptions
+from broker.deadletters import DeadLetter, republish
+from broker.service import EXHAUSTED, Broker, BrokerOptions
 from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
@@ -34,6 +35,7 @@ from tests.harness import (
     publish,
     read_all,
     running_nodes,
+    stream_messages,
     wait_for,
 )
 
@@ -53,10 +55,11 @@ class Stack:
     view: Directory | None = None
     task: asyncio.Task[None] | None = None
 
-    async def start_broker(self) -> None:
+    async def start_broker(self, options: BrokerOptions | None = None) -> None:
         """A broker following the live directory, as 'palermo broker run' builds it."""
         self.view = await follow_directory(self.nc, self.fed)
-        self.broker = broker_on(self.nc, self.view, self.fed, BrokerOptions(fetch_timeout_s=0.2))
+        options = options or BrokerOptions(fetch_timeout_s=0.2)
+        self.broker = broker_on(self.nc, self.view, self.fed, options)
         self.task = asyncio.create_task(self.broker.run())
 
     async def stop_broker(self) -> None:
@@ -319,3 +322,37 @@ async def test_a_copy_released_early_is_refused_by_the_recipient(live: Stack) ->
     row = (await ita.delivery_status(header.id))["MLT-AFM"]
     assert "embargoed until" in row["reasons"][0]["message"]
     assert not mlt.inbox.seen(header.id)
+
+
+async def test_a_release_given_up_can_be_republished(live: Stack) -> None:
+    """PLM_DLV is full when a held envelope is released: after its last attempt it is
+    dead-lettered (redelivery_exhausted), its replay marker forgotten, and once there is room
+    'palermo dead republish' (broker.deadletters.republish) delivers it."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    js = live.nc.jetstream()
+    await live.stop_broker()
+    await live.start_broker(BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1))
+    dlv = (await js.stream_info("PLM_DLV")).config
+    await js.publish("plm.dlv.GRC-HCG.filler", b"x")  # PLM_DLV holds exactly this one, full
+    dlv.max_msgs = 1
+    await js.update_stream(dlv)
+    sealed = await ita.publish(_embargoed(_until()), to=["MLT-AFM"])
+
+    async def given_up() -> bool:
+        return bool(await read_all(live.nc, "PLM_DEAD", f"plm.dead.ITA-GDF.{EXHAUSTED}"))
+
+    await wait_for(given_up, within=40)
+    [letter] = [DeadLetter.of(m) for m in await stream_messages(live.nc, "PLM_DEAD")
+                if m.headers.get("Palermo-Reason-Code") == EXHAUSTED]  # fmt: skip
+    assert (sealed.header.id, publish_subject(sealed.header)) == (
+        letter.envelope_id,
+        letter.subject,
+    )
+    dlv.max_msgs = -1
+    await js.update_stream(dlv)
+    assert await republish(js, letter)
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=30)
