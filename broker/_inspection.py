@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 from nats.aio.msg import Msg
 
-from policies import Decision, decide_retraction
+from policies import Decision, decide_retraction, embargo_ahead, envelope_age, release_time
 from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
 from protocol.transport import publish_subject
 from protocol.trust import TrustStore
 from schemas import EnvelopeHeader, Kind
-from schemas.errors import EnvelopeTooOld, MalformedEnvelope, PalermoError, SubjectMismatch
+from schemas.errors import (
+    EmbargoTooFar,
+    EnvelopeTooOld,
+    MalformedEnvelope,
+    PalermoError,
+    SubjectMismatch,
+)
 
 from .metrics import BrokerMetrics
 
@@ -33,11 +39,19 @@ class PolicyView(Protocol):
     def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class BrokerOptions:
     broker_id: str = "BROKER"
     max_envelope_bytes: int = 1024 * 1024
+    # Counted from not_before for an embargoed envelope (policies.envelope_age).
     max_age: timedelta = timedelta(days=7)
+    # The furthest ahead an embargo may release: PLM_HOLD keeps a held envelope
+    # (StreamLimits.hold_days) a day longer than this.
+    max_embargo: timedelta = timedelta(days=30)
     batch: int = 256
     max_inflight: int = 1024
     max_deliver: int = 10
@@ -46,6 +60,8 @@ class BrokerOptions:
     checkpoint_every: int = 1000
     checkpoint_ms: int = 1000
     fetch_timeout_s: float = 0.5
+    # Where every decision's "now" comes from; tests inject a clock (never a sleep).
+    clock: Callable[[], datetime] = _utc_now
 
 
 @dataclass
@@ -62,6 +78,19 @@ class Outcome:
     started: float = field(default_factory=time.perf_counter)
     unverified: Unverified | None = None
     failure: str | None = None
+    # The subject it was published on (for a released envelope, the one it was held under).
+    subject: str = ""
+    # Released from PLM_HOLD at not_before, not taken from PLM_PUB.
+    release: bool = False
+    # Retracted while held: released to nobody.
+    voided: bool = False
+    # Arrived before its not_before (inspect): to be held rather than delivered.
+    embargoed: bool = False
+
+    @property
+    def held(self) -> bool:
+        """Accepted now and held until not_before, rather than delivered now."""
+        return self.embargoed and self.error is None and bool(self.allowed)
 
 
 def _refusal(code: str, message: str) -> dict[str, Any]:
@@ -130,11 +159,17 @@ class _Inspection:
 
     # --- pure checks -------------------------------------------------------------------------
 
-    def inspect(self, msg: Msg, now: datetime) -> Outcome:
-        """Every check but the signature: format, header, keys, subject, age. No I/O."""
-        tokens = msg.subject.split(".")
+    def inspect(self, msg: Msg, now: datetime, subject: str | None = None) -> Outcome:
+        """Every check but the signature: format, header, keys, subject, age, embargo. No I/O.
+
+        ``subject`` is the one the envelope was published on, when ``msg`` is its release
+        from PLM_HOLD (broker/embargo.py).
+        """
+        release = subject is not None
+        subject = msg.subject if subject is None else subject
+        tokens = subject.split(".")
         claimed = tokens[2] if len(tokens) == 6 else None
-        outcome = Outcome(msg, None, claimed)
+        outcome = Outcome(msg, None, claimed, subject=subject, release=release)
         try:
             item = inspect_envelope(
                 msg.data, self.trust, now=now, max_size=self.options.max_envelope_bytes
@@ -142,13 +177,20 @@ class _Inspection:
             header = item.verified.header
             outcome.envelope_id, outcome.header = header.id, header
             expected = publish_subject(header)
-            if msg.subject != expected:
-                raise SubjectMismatch(msg.subject, expected)
-            if now - header.created > self.options.max_age:
+            if subject != expected:
+                raise SubjectMismatch(subject, expected)
+            age = envelope_age(header.created, header.handling, now)
+            if age > self.options.max_age:
                 raise EnvelopeTooOld(
-                    int((now - header.created).total_seconds()),
-                    int(self.options.max_age.total_seconds()),
+                    int(age.total_seconds()), int(self.options.max_age.total_seconds())
                 )
+            ahead = embargo_ahead(header.handling, now)
+            if ahead > self.options.max_embargo:
+                raise EmbargoTooFar(
+                    int(ahead.total_seconds()), int(self.options.max_embargo.total_seconds())
+                )
+            # A release is due by definition, even if this clock is a moment behind the server.
+            outcome.embargoed = not release and ahead > timedelta(0)
         except PalermoError as exc:
             outcome.error = exc
             return outcome
@@ -171,7 +213,9 @@ class _Inspection:
                 # able to stop it (docs/broker.md, "Retractions").
                 decision = decide_retraction(header, recipient, self._not_member(recipient, now))
             else:
-                decision = self.policy.decide(header, recipient, now)
+                # An embargoed envelope is judged as of its release (policies/_embargo.py);
+                # when it is released, that is now.
+                decision = self.policy.decide(header, recipient, release_time(header.handling, now))
             record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
@@ -189,7 +233,9 @@ class _Inspection:
             return exc.reason
         return None
 
-    async def assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
+    async def assess(
+        self, msgs: Sequence[Msg], now: datetime, subjects: Sequence[str | None] | None = None
+    ) -> list[Outcome]:
         """Inspect, verify signatures and decide for a batch, off the event loop.
 
         The whole assessment runs on the broker's inspection thread, so that the loop keeps
@@ -197,13 +243,16 @@ class _Inspection:
         is parsed (even a batch of hostile messages, each bounded by the decoder's pre-scan).
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._inspector, self._assess, msgs, now)
+        subjects = subjects if subjects is not None else [None] * len(msgs)
+        return await loop.run_in_executor(self._inspector, self._assess, msgs, now, subjects)
 
-    def _assess(self, msgs: Sequence[Msg], now: datetime) -> list[Outcome]:
+    def _assess(
+        self, msgs: Sequence[Msg], now: datetime, subjects: Sequence[str | None]
+    ) -> list[Outcome]:
         """Runs on the inspection thread. Signatures are checked on two more threads while this
         one computes the decisions: Ed25519 verification releases the GIL. A decision taken for
         an envelope whose signature then fails is discarded, never used."""
-        outcomes = [self.inspect(m, now) for m in msgs]
+        outcomes = [self.inspect(m, now, s) for m, s in zip(msgs, subjects, strict=True)]
         pending = [o for o in outcomes if o.unverified is not None]
         half = (len(pending) + 1) // 2
         chunks = [pending[:half], pending[half:]]

@@ -93,19 +93,20 @@ def streams_create(
     nats: NatsOption = DEFAULT_NATS,
     nats_config: NatsConfigOption = None,
 ) -> None:
-    """Create the six streams and the directory bucket, or bring them to broker.toml's
+    """Create the seven streams and the directory bucket, or bring them to broker.toml's
     configuration; run it with the operator's credentials (admin.toml) before the first broker
-    starts, and again after changing replicas or max_envelope_bytes. The broker's own NATS
-    user may not create, change or delete streams (docs/decisions/0015-jetstream-api-per-role.md).
+    starts, and again after changing replicas, max_envelope_bytes or max_embargo_days. The
+    broker's own NATS user may not create, change or delete streams
+    (docs/decisions/0015-jetstream-api-per-role.md).
 
     Example: palermo broker streams create --config broker.toml --nats-config admin.toml
     """
     from broker.config import BrokerSettings
-    from broker.streams import STREAMS, StreamLimits, ensure_directory_bucket, ensure_streams
+    from broker.streams import STREAMS, ensure_directory_bucket, ensure_streams
     from protocol.directory import BUCKET
 
     settings = BrokerSettings.load(config)
-    limits = StreamLimits(replicas=settings.replicas, max_payload=settings.max_envelope_bytes)
+    limits = settings.stream_limits()
 
     async def go() -> None:
         async with _jetstream(nats, nats_config, "palermo-streams") as js:

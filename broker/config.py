@@ -11,6 +11,8 @@ from pydantic_settings import SettingsConfigDict
 from protocol.marks import FEDERATION_KEY, REVOCATIONS_KEY, Mark
 from protocol.settings import NatsSettings
 
+from .streams import StreamLimits
+
 __all__ = ["DEV_STATE_DIR", "BrokerSettings"]
 
 DEV_STATE_DIR: Final[str] = "broker-state"
@@ -52,6 +54,14 @@ class BrokerSettings(NatsSettings):
     min_federation_version: int = Field(
         default=0, ge=0, description="Never run on a federation policy below this version."
     )
+    max_embargo_days: float = Field(
+        default=30,
+        gt=0,
+        le=365,
+        description="The furthest ahead an embargoed envelope may be released (not_before); "
+        "one further ahead is dead-lettered (embargo_too_far). PLM_HOLD keeps held envelopes "
+        "a day longer: run 'palermo broker streams create' again after changing it.",
+    )
 
     @model_validator(mode="after")
     def _dev_state_dir(self) -> Self:
@@ -59,6 +69,14 @@ class BrokerSettings(NatsSettings):
         if self.state_dir is None and self.dev and path is not None:
             self.state_dir = path.resolve().parent / DEV_STATE_DIR
         return self
+
+    def stream_limits(self) -> StreamLimits:
+        """The streams this configuration needs (``palermo broker streams create``)."""
+        return StreamLimits(
+            replicas=self.replicas,
+            max_payload=self.max_envelope_bytes,
+            hold_days=self.max_embargo_days + 1,
+        )
 
     def minimum_marks(self) -> dict[str, Mark]:
         """The configured minimums as high-water marks (no digest: any document at them)."""

@@ -34,6 +34,16 @@ class BrokerMetrics:
             ["reason"],
             registry=r,
         )
+        self.held = Counter(
+            "palermo_embargo_held",
+            "Embargoed envelopes held in PLM_HOLD until not_before",
+            registry=r,
+        )
+        self.released = Counter(
+            "palermo_embargo_released",
+            "Held envelopes the server released at not_before and the broker took again",
+            registry=r,
+        )
         self.dead_lettered = Counter(
             "palermo_dead_lettered", "Messages written to PLM_DEAD", registry=r
         )

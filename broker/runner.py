@@ -11,6 +11,7 @@ import asyncio
 import signal
 import time
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Final
 
 import structlog
@@ -28,7 +29,7 @@ from schemas.errors import ConfigError
 from .config import BrokerSettings
 from .metrics import BrokerMetrics
 from .service import Broker, BrokerOptions
-from .streams import StreamLimits, ensure_directory_bucket, ensure_streams
+from .streams import ensure_directory_bucket, ensure_streams
 
 __all__ = ["load_broker_key", "run_broker"]
 
@@ -46,8 +47,17 @@ def load_broker_key(settings: BrokerSettings) -> SigningKey:
     return SigningKey(settings.broker_id, key)
 
 
-async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = None) -> int:
-    """Run until a signal (or ``stop`` on the returned broker); returns envelopes processed."""
+async def run_broker(
+    settings: BrokerSettings,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until a signal; returns envelopes processed.
+
+    With ``stop`` (``palermo dev up``, which runs it beside the nodes) it runs until that event
+    is set instead, and leaves the process's signals to the caller.
+    """
     from protocol.settings import load_root_public
 
     settings.check_secure()
@@ -70,8 +80,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
             )
         )
         js = nc.jetstream()
-        await ensure_streams(js, StreamLimits(replicas=settings.replicas,
-                                              max_payload=settings.max_envelope_bytes))  # fmt: skip
+        await ensure_streams(js, settings.stream_limits())
         # Under a deployment's permissions this only checks (the operator creates them with
         # 'palermo broker streams create'); with full rights (dev, tests) it creates them.
         await ensure_directory_bucket(js, settings.replicas)
@@ -96,6 +105,7 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
             BrokerOptions(
                 broker_id=settings.broker_id,
                 max_envelope_bytes=settings.max_envelope_bytes,
+                max_embargo=timedelta(days=settings.max_embargo_days),
                 batch=settings.batch,
                 max_inflight=settings.max_inflight,
                 max_deliver=settings.max_deliver,
@@ -110,16 +120,22 @@ async def run_broker(settings: BrokerSettings, *, ready: asyncio.Event | None = 
         port = await ops.start()
         stack.push_async_callback(ops.stop)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+        for sig in signals:
             loop.add_signal_handler(sig, broker.stop)
         _log.info("broker started", broker=settings.broker_id, http_port=port,
                   members=len(trust.members), chain=broker.chain.chain)  # fmt: skip
         if ready is not None:
             ready.set()
         task = asyncio.create_task(broker.run())
-        await asyncio.wait({task})
-        task.result()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+        await asyncio.wait({task} | ({stopper} if stopper else set()),
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        broker.stop()
+        await task
+        if stopper is not None:
+            stopper.cancel()
+        for sig in signals:
             loop.remove_signal_handler(sig)
     _log.info("broker stopped", broker=settings.broker_id, processed=broker.processed,
               seconds=round(time.monotonic() - started, 1))  # fmt: skip

@@ -15,6 +15,11 @@ of replicas share it), and for each batch:
    and a signed notice to the originator for every refusal;
 5. acks each envelope only once every one of its publications is stored; anything that failed
    is nak'ed and comes back (bounded by ``max_deliver``), and is decided and audited again.
+
+An embargoed envelope (``not_before`` ahead) goes through the same steps, but step 4 stores it
+once in PLM_HOLD as a message schedule instead of copying it; at ``not_before`` the server
+releases it to ``plm.due.>``, where a second loop takes it through steps 1, 3, 4 and 5 again
+at the real time (broker/embargo.py, decision 0020).
 """
 
 from __future__ import annotations
@@ -42,10 +47,22 @@ from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
 from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
+from schemas import Kind
 from schemas.errors import EnvelopeError, Replayed
 
 from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
+from ._letters import _dead_letter, _dedup_ident, _header_value
 from .audit import AuditChain
+from .embargo import (
+    HOLD_STREAM,
+    PUB_SEQ_HEADER,
+    RELEASE_CONSUMER,
+    SUBJECT_HEADER,
+    cancel_hold,
+    hold_publication,
+    release_checks,
+    void_publications,
+)
 from .metrics import BrokerMetrics
 
 __all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView"]
@@ -68,41 +85,6 @@ _CRASH_AT: Final[str | None] = os.environ.get(CRASH_AT_ENV)
 def _fault_point(name: str) -> None:
     if _CRASH_AT == name:
         os._exit(CRASH_EXIT_CODE)
-
-
-def _header_value(text: str) -> str:
-    """ASCII for a header value: reasons can quote untrusted subjects and names, and non-ASCII
-    header values come back from nats-py's header parser as email Header objects, not str."""
-    return text.encode("ascii", "backslashreplace").decode("ascii")
-
-
-def _dedup_ident(outcome: Outcome) -> str:
-    """What makes a dead letter's or notice's ``Nats-Msg-Id`` unique.
-
-    A refused envelope's id is unauthenticated: many forged copies can carry the id of one
-    genuine envelope, and keyed on it only the first dead letter and notice would be stored
-    (the rest silently deduplicated). The PLM_PUB sequence is unique per published message and
-    the same on a redelivery, so a retry still never duplicates.
-    """
-    if outcome.error is None and outcome.envelope_id is not None:
-        return outcome.envelope_id
-    return f"seq{outcome.msg.metadata.sequence.stream}"
-
-
-def _dead_letter(
-    outcome: Outcome, code: str, reason: str, ident: str
-) -> tuple[str, bytes, dict[str, str]]:
-    """The whole envelope to PLM_DEAD, with why (``ident`` makes its ``Nats-Msg-Id``)."""
-    return (
-        f"plm.dead.{outcome.originator or 'unknown'}.{code}",
-        outcome.msg.data,
-        {
-            "Nats-Msg-Id": f"dead.{ident}",
-            "Palermo-Reason-Code": code,
-            "Palermo-Reason": _header_value(reason[:1000]),
-            "Palermo-Subject": _header_value(outcome.msg.subject),
-        },
-    )
 
 
 class Broker(_Inspection):
@@ -131,6 +113,9 @@ class Broker(_Inspection):
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plm-verify")
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
+        # Intake and releases run as two loops; one batch at a time keeps the audit chain's
+        # entries in the order they were appended.
+        self._batch_lock = asyncio.Lock()
         self.processed = 0
 
     def _new_chain(self) -> AuditChain:
@@ -177,13 +162,24 @@ class Broker(_Inspection):
         data = outcome.msg.data
         header = outcome.header
         refused: list[dict[str, Any]] = []
+        if outcome.voided:
+            return out  # retracted while held: released to nobody (audited as such)
         if outcome.error is not None or header is None:
             error = outcome.error or EnvelopeError("unparseable")
             out.append(_dead_letter(outcome, error.code, error.reason, _dedup_ident(outcome)))
             refused.append({"recipient": "*", "reasons": [error.to_dict()]})
         else:
+            if outcome.held:
+                # Held until not_before, for the allowed recipients named in the signed
+                # header; each is decided again when the server releases it.
+                seq = outcome.msg.metadata.sequence.stream
+                out.append(hold_publication(header, data, outcome.subject, seq))
+            elif header.kind is Kind.RETRACTION and not outcome.release:
+                out += void_publications(header)
             for recipient, record in outcome.decisions.items():
                 if record["decision"] == "allow":
+                    if outcome.held:
+                        continue
                     out.append(
                         (
                             deliver_subject(recipient, header),
@@ -244,13 +240,19 @@ class Broker(_Inspection):
             "type": "decision",
             "envelope": outcome.envelope_id,
             "originator": outcome.originator,
-            "subject": outcome.msg.subject,
+            "subject": outcome.subject or outcome.msg.subject,
             "delivery": outcome.msg.metadata.num_delivered,
         }
+        if outcome.release:
+            record["released"] = True
+        if outcome.voided:
+            record["retracted_before_release"] = True
         if header is not None:
             record |= {"kind": header.kind.value, "route": header.route.value,
                        "category": header.category.value, "tlp": header.handling.tlp.value,
                        "personal_data": header.contains_personal_data}  # fmt: skip
+            if outcome.held and header.handling.not_before is not None:
+                record["held_until"] = header.handling.not_before.isoformat()
             if header.handling.non_refoulement_override is not None:
                 record["non_refoulement_override"] = (
                     header.handling.non_refoulement_override.model_dump()
@@ -286,11 +288,20 @@ class Broker(_Inspection):
             return False
         return True
 
-    async def handle_batch(self, msgs: Sequence[Msg]) -> None:
-        now = datetime.now(UTC)
-        outcomes = await self.assess(msgs, now)
+    async def handle_batch(self, msgs: Sequence[Msg], *, release: bool = False) -> None:
+        """One batch from PLM_PUB, or (``release``) of envelopes PLM_HOLD released."""
+        async with self._batch_lock:
+            await self._handle_batch(msgs, release)
+
+    async def _handle_batch(self, msgs: Sequence[Msg], release: bool) -> None:
+        now = self.options.clock()
+        subjects = [(m.headers or {}).get(SUBJECT_HEADER, "") for m in msgs] if release else None
+        outcomes = await self.assess(msgs, now, subjects)
         # Phase 1: replay markers, which must be known before anything is decided for good.
-        failed = await self._mark_seen([o for o in outcomes if o.error is None])
+        if release:
+            failed = await release_checks(self.js, outcomes)
+        else:
+            failed = await self._mark_seen([o for o in outcomes if o.error is None])
         # Phase 2: the batch's audit entry, stored BEFORE any copy is published: a copy in
         # PLM_DLV always has the decision that allowed it in PLM_AUDIT, even if this process
         # dies right after delivering (audit-before-ack for every copy). If the broker dies
@@ -319,6 +330,8 @@ class Broker(_Inspection):
             if id(o) not in failed:
                 await o.msg.ack()
                 self._count(o)
+                if o.error is None and o.header is not None and o.header.kind is Kind.RETRACTION:
+                    await cancel_hold(self.js, o.header)
         for o in outcomes:
             if id(o) not in failed:
                 continue
@@ -344,7 +357,7 @@ class Broker(_Inspection):
         # On record before the dead letter, like every other outcome. If even this entry cannot
         # be stored (the audit stream is what fails), the envelope is dead-lettered anyway: left
         # in PLM_PUB no consumer would offer it again, and the log says what happened.
-        if not await self._audit([o], datetime.now(UTC), {"code": EXHAUSTED, "reason": reason}):
+        if not await self._audit([o], self.options.clock(), {"code": EXHAUSTED, "reason": reason}):
             _log.error("envelope given up without its audit entry", envelope=o.envelope_id)
         ident = f"{EXHAUSTED}.seq{o.msg.metadata.sequence.stream}"
         future = await self.publisher.publish(*_dead_letter(o, EXHAUSTED, reason, ident))
@@ -365,12 +378,15 @@ class Broker(_Inspection):
         """Forget the replay marker this very message wrote, so that republishing the envelope
         from PLM_DEAD ('palermo dead republish') is not refused as a replay of itself. A marker
         another message wrote is kept: that one is a real replay."""
-        if o.envelope_id is None:
+        # A release wrote no marker: the one it was accepted with is its own.
+        seq = o.msg.metadata.sequence.stream
+        own = (o.msg.headers or {}).get(PUB_SEQ_HEADER) if o.release else str(seq)
+        if o.envelope_id is None or own is None:
             return
         subject = f"plm.seen.{o.envelope_id}"
         try:
             marker = await self.js.get_last_msg("PLM_SEEN", subject)
-            if marker.data == str(o.msg.metadata.sequence.stream).encode():
+            if marker.data == own.encode():
                 # Exactly the marker read, never one written after it. A message delete, not a
                 # purge: the broker's NATS user has no STREAM.PURGE (decision 0015).
                 await self.js.delete_msg("PLM_SEEN", marker.seq or 0)
@@ -388,7 +404,12 @@ class Broker(_Inspection):
             self.metrics.dead_lettered.inc()
             self.metrics.denied.labels(reason=o.error.code).inc()
             return
-        self.metrics.delivered.inc(len(o.allowed))
+        if o.held:
+            self.metrics.held.inc()
+        elif not o.voided:  # a held envelope's copies are counted when it is released
+            self.metrics.delivered.inc(len(o.allowed))
+        if o.release:
+            self.metrics.released.inc()
         for record in o.decisions.values():
             if record["decision"] != "allow":
                 self.metrics.dead_lettered.inc()
@@ -401,56 +422,74 @@ class Broker(_Inspection):
         await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; then finish the batch in hand and write a checkpoint."""
+        """Consume until :meth:`stop`; then finish the batch in hand and write a checkpoint.
+
+        Two loops: envelopes published (PLM_PUB) and held envelopes the server released at
+        their ``not_before`` (PLM_HOLD, ``plm.due.>``).
+        """
         o = self.options
-        with map_nats_errors("subscribe to PLM_PUB"):
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=o.max_deliver,
+            ack_wait=o.ack_wait_s,
+            max_ack_pending=o.max_inflight * 4,
+        )
+        with map_nats_errors("subscribe to PLM_PUB and to releases from PLM_HOLD"):
             sub = await self.js.pull_subscribe(
-                "plm.pub.>",
-                durable=CONSUMER,
-                stream="PLM_PUB",
-                config=ConsumerConfig(
-                    ack_policy=AckPolicy.EXPLICIT,
-                    max_deliver=o.max_deliver,
-                    ack_wait=o.ack_wait_s,
-                    max_ack_pending=o.max_inflight * 4,
-                ),
+                "plm.pub.>", durable=CONSUMER, stream="PLM_PUB", config=config
+            )
+            due = await self.js.pull_subscribe(
+                "plm.due.>", durable=RELEASE_CONSUMER, stream=HOLD_STREAM, config=config
             )
         _log.info("broker consuming", chain=self.chain.chain)
+        loops = [asyncio.create_task(self._consume(sub, False)),
+                 asyncio.create_task(self._consume(due, True))]  # fmt: skip
         try:
-            while not self._stopping.is_set():
-                try:
-                    msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    if self.chain.since_checkpoint:
-                        try:
-                            await self._checkpoint(datetime.now(UTC))
-                        except (nats.errors.Error, TimeoutError) as exc:
-                            # A server died or a stream leader is being elected: the chain
-                            # may now have a gap, so start a new one instead of exiting.
-                            _log.warning("checkpoint failed; starting a new chain",
-                                         error=repr(exc))  # fmt: skip
-                            self.chain = self._new_chain()
-                    continue
-                except nats.errors.Error as exc:
-                    # Server restarting, leader election, reconnect: wait and try again; the
-                    # durable consumer keeps every unacknowledged envelope for us.
-                    _log.warning("fetch failed; retrying", error=repr(exc))
-                    await asyncio.sleep(0.5)
-                    continue
-                try:
-                    await self.handle_batch(msgs)
-                except (nats.errors.Error, TimeoutError) as exc:
-                    # Nothing of this batch was acked: it comes back after ack_wait.
-                    _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
-                    self.chain = self._new_chain()
+            # If one loop fails, the other stops too before anything below is torn down.
+            await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            self._stopping.set()
+            results = await asyncio.gather(*loops, return_exceptions=True)
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
                 await sub.unsubscribe()
+                await due.unsubscribe()
             self._inspector.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._stopped.set()
+        for result in results:  # what stopped a loop, once everything is closed
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, release: bool) -> None:
+        o = self.options
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
+            except (nats.errors.TimeoutError, TimeoutError):
+                if self.chain.since_checkpoint and not release:
+                    try:
+                        async with self._batch_lock:
+                            await self._checkpoint(datetime.now(UTC))
+                    except (nats.errors.Error, TimeoutError) as exc:
+                        # A server died or a stream leader is being elected: the chain
+                        # may now have a gap, so start a new one instead of exiting.
+                        _log.warning("checkpoint failed; starting a new chain", error=repr(exc))
+                        self.chain = self._new_chain()
+                continue
+            except nats.errors.Error as exc:
+                # Server restarting, leader election, reconnect: wait and try again; the
+                # durable consumer keeps every unacknowledged envelope for us.
+                _log.warning("fetch failed; retrying", error=repr(exc), release=release)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle_batch(msgs, release=release)
+            except (nats.errors.Error, TimeoutError) as exc:
+                # Nothing of this batch was acked: it comes back after ack_wait.
+                _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
+                self.chain = self._new_chain()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,6 +6,9 @@
 - PLM_AUDIT plm.audit.> hash-chained decisions; deletes and purges denied
 - PLM_RCPT  plm.rcpt.>  receipts and broker notices back to originators
 - PLM_SEEN  plm.seen.>  one marker per envelope id: replay detection across replicas
+- PLM_HOLD  plm.hold.>  embargoed envelopes held until not_before (JetStream message schedules,
+            decision 0020); plm.due.> what the server releases at not_before, for the broker;
+            plm.void.> one marker per envelope retracted while held
 
 and the directory bucket ``PLM_DIR`` (stream ``KV_PLM_DIR``, protocol/directory.py).
 
@@ -69,6 +72,9 @@ class StreamLimits:
     # How long JetStream remembers Nats-Msg-Id values: covers a broker restart and redelivery.
     duplicate_window_s: float = 3600
     max_pub_bytes: int = 8 * 1024**3
+    # How long PLM_HOLD keeps a held envelope: longer than the broker's max_embargo (30 days by
+    # default, BrokerOptions), or a schedule would be aged out before it fires.
+    hold_days: float = 31
 
 
 STREAMS: Final[tuple[str, ...]] = (
@@ -78,6 +84,7 @@ STREAMS: Final[tuple[str, ...]] = (
     "PLM_AUDIT",
     "PLM_RCPT",
     "PLM_SEEN",
+    "PLM_HOLD",
 )
 
 
@@ -133,8 +140,24 @@ def stream_configs(limits: StreamLimits) -> list[StreamConfig]:
         StreamConfig(
             name="PLM_SEEN",
             subjects=["plm.seen.>"],
-            max_age=limits.replay_window_s,
+            # An embargoed envelope's age counts from its not_before (up to hold_days after its
+            # marker was written), so its marker must outlive the replay window from then.
+            max_age=limits.replay_window_s + limits.hold_days * DAY,
             max_msgs_per_subject=1,
+            storage=file,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name="PLM_HOLD",
+            subjects=["plm.hold.>", "plm.due.>", "plm.void.>"],
+            max_age=limits.hold_days * DAY,
+            max_msg_size=limits.max_payload,
+            # One schedule per held envelope (ADR-51: the last message on a subject holds it).
+            max_msgs_per_subject=1,
+            # (nats-server refuses discard=new with schedules; nothing but max_age and a newer
+            # schedule for the same id removes a held envelope.)
+            allow_msg_schedules=True,
+            duplicate_window=limits.duplicate_window_s,
             storage=file,
             num_replicas=replicas,
         ),
@@ -166,6 +189,10 @@ def _differences(expected: StreamConfig, actual: StreamConfig) -> list[str]:
         "max_msgs_per_subject": (expected.max_msgs_per_subject, actual.max_msgs_per_subject),
         "deny_delete": (expected.deny_delete, actual.deny_delete),
         "deny_purge": (expected.deny_purge, actual.deny_purge),
+        "allow_msg_schedules": (
+            bool(expected.allow_msg_schedules),
+            bool(actual.allow_msg_schedules),
+        ),
         "storage": (expected.storage, actual.storage),
         "num_replicas": (expected.num_replicas or 1, actual.num_replicas or 1),
         "sources": ([], actual.sources or []),

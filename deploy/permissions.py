@@ -16,7 +16,9 @@ it can the consumer and its filter, so an agency's API calls reach only its own 
   can read another's replies (each node sets ``nats_inbox_prefix``);
 - the directory is readable by every member (it holds signed, public documents);
 - only the broker may consume PLM_PUB (``plm.pub.>``) and publish ``plm.dlv.>``, dead letters,
-  audit entries, replay markers and notices; the administrator has the whole account.
+  audit entries, replay markers, held envelopes and their void markers (PLM_HOLD) and notices;
+  nobody publishes the releases (``plm.due.>``): the server's message schedule writes them;
+  the administrator has the whole account.
 
 No user but the administrator has a JetStream API verb that changes a stream (create, update,
 delete, purge, snapshot, restore) or writes the directory's protected keys: the streams and the
@@ -32,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from broker.embargo import HOLD_STREAM, RELEASE_CONSUMER
 from broker.service import CONSUMER
 from broker.streams import STREAMS
 
@@ -41,6 +44,7 @@ __all__ = [
     "BROKER_INBOX",
     "DELIVERY_CONSUMER",
     "DIRECTORY_STREAM",
+    "RELEASE_CONSUMER_NAME",
     "STATUS_CONSUMER",
     "STREAM_NAMES",
     "admin_permissions",
@@ -56,6 +60,8 @@ STREAM_NAMES: Final[tuple[str, ...]] = STREAMS
 """Palermo's streams (broker/streams.py)."""
 BROKER_CONSUMER: Final[str] = CONSUMER
 """The broker replicas' shared durable pull consumer on PLM_PUB (broker/service.py)."""
+RELEASE_CONSUMER_NAME: Final[str] = RELEASE_CONSUMER
+"""Their durable pull consumer on PLM_HOLD's releases, ``plm.due.>`` (broker/embargo.py)."""
 BROKER_INBOX: Final[str] = "_INBOX_BROKER"
 ADMIN_INBOX: Final[str] = "_INBOX_ADMIN"
 DELIVERY_CONSUMER: Final[str] = "node-{agency}"
@@ -162,6 +168,10 @@ def broker_permissions() -> dict[str, Any]:
                 "plm.dead.>",
                 "plm.audit.>",
                 "plm.seen.>",
+                # Embargo (decision 0020): the schedule holding an envelope, and the marker a
+                # retraction leaves. Never plm.due.>: only the server's schedule releases.
+                "plm.hold.>",
+                "plm.void.>",
                 "plm.rcpt.*.notice",
                 # Start-up: every stream must exist with the expected configuration; the
                 # broker checks, the operator creates (broker.streams.ensure_streams).
@@ -176,6 +186,14 @@ def broker_permissions() -> dict[str, Any]:
                 # the one marker a dead-lettered envelope wrote (not a purge: one message).
                 f"{api}.STREAM.MSG.GET.PLM_SEEN",
                 f"{api}.STREAM.MSG.DELETE.PLM_SEEN",
+                # Releases at not_before: its durable consumer on PLM_HOLD, filter fixed; read
+                # a void marker, delete the schedule a retraction cancels (one message).
+                f"{api}.CONSUMER.INFO.{HOLD_STREAM}.{RELEASE_CONSUMER}",
+                f"{api}.CONSUMER.CREATE.{HOLD_STREAM}.{RELEASE_CONSUMER}.plm.due.>",
+                f"{api}.CONSUMER.MSG.NEXT.{HOLD_STREAM}.{RELEASE_CONSUMER}",
+                f"$JS.ACK.{HOLD_STREAM}.{RELEASE_CONSUMER}.>",
+                f"{api}.STREAM.MSG.GET.{HOLD_STREAM}",
+                f"{api}.STREAM.MSG.DELETE.{HOLD_STREAM}",
                 *_directory_reads(api),
             ]
         },

@@ -17,6 +17,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from policies import embargo_ahead
 from protocol.directory import Directory
 from protocol.envelope import seal
 from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
@@ -24,7 +25,13 @@ from protocol.transport import map_nats_errors, publish_subject
 from protocol.trust import TrustStore
 from protocol.view import PolicyStore
 from schemas import ALL_MEMBERS, EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7
-from schemas.errors import InputError, KindNotPublishable, PalermoError, TransportError
+from schemas.errors import (
+    EmbargoTooFar,
+    InputError,
+    KindNotPublishable,
+    PalermoError,
+    TransportError,
+)
 
 from .inbox import Inbox, InboxEntry
 from .metrics import NodeMetrics
@@ -90,6 +97,8 @@ class _Publishing:
     on_stored: list[Callable[[InboxEntry, Report], object]]
     broker_keys: dict[str, PublicSigningKey]
     max_envelope_age: timedelta
+    max_embargo: timedelta
+    clock: Callable[[], datetime]
     _stopping: asyncio.Event
 
     # --- publishing ----------------------------------------------------------------------------
@@ -165,7 +174,11 @@ class _Publishing:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
             )
-        now = datetime.now(UTC)
+        now = self.clock()
+        # Held by the broker until not_before, but only so long (docs/broker.md, "Embargo").
+        ahead = embargo_ahead(report.handling, now)
+        if ahead > self.max_embargo:
+            raise EmbargoTooFar(int(ahead.total_seconds()), int(self.max_embargo.total_seconds()))
         candidates = self.candidates(report, to, now)
         sealed = seal_report(
             report, self.identity.signing, candidates, self.trust, self.policy, now

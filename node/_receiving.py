@@ -4,18 +4,18 @@ it, store it with its obligations and acknowledge it (or refuse it, with a code)
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import msgpack
 import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from policies import decide_retraction
+from policies import decide_retraction, envelope_age
 from protocol.envelope import Verified, open_verified, verify_envelope
 from protocol.transport import deliver_subject
-from schemas import EnvelopeHeader, Kind
+from schemas import EnvelopeHeader, Handling, Kind
 from schemas.errors import (
     ContentUnreadable,
     EnvelopeError,
@@ -34,6 +34,18 @@ from ._requests import _Requests
 from .reports import open_report
 
 _log = structlog.get_logger("palermo.node")
+# How far this node's clock may run behind the server that released an embargoed envelope at
+# its not_before (broker/embargo.py): within it the delivery is judged as of not_before, not
+# refused as still embargoed. Further ahead is a broker releasing early: refused.
+RELEASE_SKEW: Final[timedelta] = timedelta(minutes=2)
+
+
+def judged_at(handling: Handling, now: datetime) -> datetime:
+    """The time a delivery is decided at: ``not_before`` when our clock is just behind it."""
+    not_before = handling.not_before
+    if not_before is not None and now < not_before <= now + RELEASE_SKEW:
+        return not_before
+    return now
 
 
 class _Receiving(_Requests):
@@ -64,8 +76,9 @@ class _Receiving(_Requests):
 
     def _check_age(self, header: EnvelopeHeader, now: datetime) -> None:
         """Refuse what no genuine delivery can be: older than the broker's age limit plus the
-        time PLM_DLV keeps a delivery (``max_envelope_age``, DEFAULT_MAX_ENVELOPE_AGE)."""
-        age = now - header.created
+        time PLM_DLV keeps a delivery (``max_envelope_age``, DEFAULT_MAX_ENVELOPE_AGE); for an
+        embargoed one, from its not_before (it was held until then)."""
+        age = envelope_age(header.created, header.handling, now)
         if age > self.max_envelope_age:
             raise EnvelopeTooOld(
                 int(age.total_seconds()), int(self.max_envelope_age.total_seconds())
@@ -78,7 +91,7 @@ class _Receiving(_Requests):
         The decision comes from the signed header before anything is decrypted, so a section
         the decision withholds is never opened (and refused if it was wrapped for us).
         """
-        now = datetime.now(UTC)
+        now = self.clock()
         try:
             verified: Verified = verify_envelope(msg.data, self.trust, now=now)
         except EnvelopeError as exc:
@@ -100,7 +113,9 @@ class _Receiving(_Requests):
             # change that motivated a withdrawal must not stop it (docs/broker.md).
             decision = decide_retraction(header, self.identity.agency, None)
         else:
-            decision = self.policy.decide(header, self.identity.agency, now)
+            decision = self.policy.decide(
+                header, self.identity.agency, judged_at(header.handling, now)
+            )
         if not decision.allowed:
             # The broker let it through, but our verified view of the policy says no: we keep
             # nothing and tell the originator why.

@@ -19,7 +19,7 @@ from protocol import crypto
 from protocol.transport import map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, canonical_json, sign_document, verify_document
 from schemas import EnvelopeHeader
-from schemas.errors import AuthenticationFailed, PalermoError, TrustError
+from schemas.errors import AuthenticationFailed, InputError, PalermoError, TrustError
 
 from ._tearline import _TearLines
 from .receipts import MAX_RECEIPT_REASON, Receipt
@@ -110,7 +110,7 @@ class _Status(_TearLines):
         out: dict[str, dict[str, Any]] = {}
         for msg in await self._rcpt_messages():
             self._status_from(msg, envelopes, out)
-        return dict(sorted(out.items()))
+        return dict(sorted(self._embargoed(report_id, out).items()))
 
     async def _rcpt_messages(self) -> list[Msg]:
         """Everything PLM_RCPT holds for this agency (receipts, notices, release decisions),
@@ -143,6 +143,33 @@ class _Status(_TearLines):
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
                 await self.js.delete_consumer("PLM_RCPT", name)
+        return out
+
+    def _embargoed(
+        self, report_id: str, out: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Recipients of a report the broker still holds (not_before ahead), with nothing back
+        yet: "embargoed until …", or, once retracted, that it will never be delivered."""
+        try:
+            header = self.inbox.sent_header(report_id)
+        except InputError:
+            return out  # not one of ours: only what came back
+        until = header.handling.not_before
+        retracted = self.inbox.sent_retracted(report_id)
+        if until is None or (retracted is not None and retracted >= until):
+            return out  # not embargoed, or retracted after its release: receipts say the rest
+        if retracted is not None:
+            row = {"status": "retracted", "reasons": [{"code": "retracted_before_release",
+                   "message": f"retracted before its release at {until.isoformat()}: "
+                   "never delivered"}]}  # fmt: skip
+        elif until <= self.clock():
+            return out  # released: receipts say the rest
+        else:
+            row = {"status": "embargoed", "until": until.isoformat(), "reasons": [{"code":
+                   "embargoed", "message": f"embargoed until {until.isoformat()}; the broker "
+                   "holds it and delivers it then"}]}  # fmt: skip
+        for agency in header.recipients:
+            out.setdefault(agency, dict(row))
         return out
 
     def _status_from(

@@ -19,15 +19,18 @@ from protocol.keys import EncryptionKey, SigningKey, load_private_key
 from protocol.settings import MAX_SOCKET, NatsSettings, is_loopback
 from schemas.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_ENVELOPE_AGE", "NodeSettings"]
+__all__ = ["DEFAULT_MAX_EMBARGO", "DEFAULT_MAX_ENVELOPE_AGE", "NodeSettings"]
 
 
 # The oldest envelope a node takes. The broker refuses one created more than 7 days before it
-# reaches it (BrokerOptions.max_age) and refuses an embargoed one outright (the policy denies
-# until not_before, so an embargo never holds a copy in a stream); PLM_DLV keeps a delivery
-# for 30 days (StreamLimits.delivery_days), so a node back from a month offline still takes its
-# backlog. One day more for clocks. Anything older is a replay from a record, not a delivery.
+# reaches it (BrokerOptions.max_age); PLM_DLV keeps a delivery for 30 days
+# (StreamLimits.delivery_days), so a node back from a month offline still takes its backlog.
+# One day more for clocks. Anything older is a replay from a record, not a delivery. For an
+# embargoed envelope (held in PLM_HOLD until not_before) every one of these ages counts from
+# not_before (policies.envelope_age).
 DEFAULT_MAX_ENVELOPE_AGE: Final[timedelta] = timedelta(days=7 + 30 + 1)
+DEFAULT_MAX_EMBARGO: Final[timedelta] = timedelta(days=30)
+"""The furthest ahead 'palermo publish' accepts not_before: the broker's default cap."""
 
 
 class NodeSettings(NatsSettings):
@@ -60,6 +63,12 @@ class NodeSettings(NatsSettings):
         gt=timedelta(0),
         description="Oldest delivery taken (ISO 8601 duration, e.g. 'P38D'); see "
         "DEFAULT_MAX_ENVELOPE_AGE.",
+    )
+    max_embargo: timedelta = Field(
+        default=DEFAULT_MAX_EMBARGO,
+        gt=timedelta(0),
+        description="The furthest ahead this node publishes an embargoed report (ISO 8601 "
+        "duration, e.g. 'P30D'); keep it at most the broker's max_embargo_days.",
     )
     http_host: str = Field(
         default="127.0.0.1", description="/healthz, /readyz and /metrics only (no ingest)."

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from node._inbox_keys import InboxError, StorageKey
@@ -257,6 +257,15 @@ class Inbox(_Threads):
         row = self._db.execute("SELECT retracted_ms FROM sent WHERE id = ?", (report_id,))
         found = row.fetchone()
         return found is not None and found[0] is not None
+
+    def sent_retracted(self, report_id: str) -> datetime | None:
+        """When this node retracted one of its reports (None: it did not)."""
+        row = self._db.execute(
+            "SELECT retracted_ms FROM sent WHERE id = ?", (report_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return datetime.fromtimestamp(row[0] / 1000, UTC)
 
     def mark_retracted(self, report_id: str, now: datetime) -> None:
         with self._transaction() as db:

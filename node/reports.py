@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgpack
 from pydantic import ValidationError
 
-from policies import Decision, Federation, Reason
+from policies import Decision, Federation, Reason, release_time
 from protocol import crypto
 from protocol.envelope import Opened, seal
 from protocol.keys import PublicEncryptionKey, SigningKey
@@ -115,7 +115,9 @@ def seal_report(
             f"{MAX_RECIPIENTS}; publish to fewer agencies at a time (--to, or rel_to groups)"
         )
     draft = _draft(report, signer, wanted, now, refs, parts.sections())
-    decisions = {r: policy.decide(draft, r, now) for r in wanted}
+    # An embargoed report is judged as of its release, when the broker delivers it.
+    at = release_time(report.handling, now)
+    decisions = {r: policy.decide(draft, r, at) for r in wanted}
     keys: dict[str, PublicEncryptionKey] = {}
     for agency, decision in decisions.items():
         if decision.allowed:

@@ -43,7 +43,7 @@ from schemas.errors import InputError, PalermoError, ReportInvalid
 
 from ._publishing import NodeIdentity
 from ._receiving import _Receiving
-from .config import DEFAULT_MAX_ENVELOPE_AGE, NodeSettings
+from .config import DEFAULT_MAX_EMBARGO, DEFAULT_MAX_ENVELOPE_AGE, NodeSettings
 from .inbox import Inbox, InboxEntry, StorageKey
 from .metrics import NodeMetrics
 
@@ -51,6 +51,10 @@ __all__ = ["Node", "NodeIdentity"]
 
 _log = structlog.get_logger("palermo.node")
 FETCH_BATCH: Final[int] = 64
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Node(_Receiving):
@@ -66,6 +70,8 @@ class Node(_Receiving):
         *,
         broker_keys: Sequence[PublicSigningKey] = (),
         max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
+        max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.nc = nc
         # The directory's context: it carries the JetStream domain of a node behind a leafnode.
@@ -84,7 +90,9 @@ class Node(_Receiving):
         # The broker keys that may sign notices to us ('palermo status'), by key id.
         self.broker_keys = {k.kid: k for k in broker_keys}
         self.max_envelope_age = max_envelope_age
-        self.clock = lambda: datetime.now(UTC)  # deadlines (check_overdue); tests move it
+        self.max_embargo = max_embargo
+        # Where embargo decisions read the time; tests inject one (never a sleep).
+        self.clock = clock
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -100,6 +108,7 @@ class Node(_Receiving):
         *,
         broker_keys: Sequence[PublicSigningKey] = (),
         max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
+        max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
     ) -> AsyncIterator[Node]:
         """Connect, load and follow the directory, open the inbox; close everything on exit.
 
@@ -124,7 +133,8 @@ class Node(_Receiving):
                 await directory.watch()
                 try:
                     node = cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
-                               max_envelope_age=max_envelope_age)  # fmt: skip
+                               max_envelope_age=max_envelope_age,
+                               max_embargo=max_embargo)  # fmt: skip
                     directory.register_metrics(node.metrics.registry)
                     yield node
                 finally:
@@ -150,6 +160,7 @@ class Node(_Receiving):
             settings.nats_js_domain,
             broker_keys=[load_public_key_file(p, "broker") for p in settings.broker_keys],
             max_envelope_age=settings.max_envelope_age,
+            max_embargo=settings.max_embargo,
         ) as node:
             yield node
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import tempfile
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -222,60 +220,3 @@ def render(result: DemoResult) -> str:
             ),
         ]
     return "\n".join(lines)
-
-
-async def run_dev(
-    state_dir: Path,
-    ready: asyncio.Event | None = None,
-    announce: Callable[[str], object] = lambda _: None,
-) -> None:
-    """``palermo dev up``: the example federation on an embedded server until cancelled.
-
-    Writes every agency's keys and a ``<AGENCY>.node.toml`` under ``state_dir/fed`` so a person
-    can run ``palermo node run``, ``palermo publish`` and ``palermo inbox`` from other terminals.
-    """
-    import shutil
-
-    if (state_dir / "fed").exists():
-        shutil.rmtree(state_dir / "fed")  # a fresh federation each time: keys are dev keys
-    fed = DevFederation.build(datetime.now(UTC))
-    async with NatsServer(state_dir / "nats") as server:
-        fed.write(state_dir / "fed")
-        configs = {
-            a: fed.node_config(state_dir / "fed", a, server.client_url) for a in fed.agencies
-        }
-        nc = await nats.connect(server.client_url, name="palermo-dev")
-        js = nc.jetstream()
-        await ensure_streams(js, StreamLimits())
-        trust, policy = fed.trust_store(), fed.policy_store()
-        directory = Directory(js, trust, policy)
-        for doc in fed.documents():
-            await directory.publish(doc)
-        broker = Broker(nc, trust, policy, fed.broker_key, BrokerOptions())
-        example = EXAMPLES / "01-routes-central-med-departure.json"
-        for line in (
-            f"NATS: {server.client_url}  (JetStream state in {state_dir / 'nats'})",
-            f"Broker running. Node configs: {state_dir / 'fed'}/<AGENCY>.node.toml",
-            "Try, in other terminals:",
-            f"  palermo node run --config {configs['MLT-AFM']} --log-format console",
-            f"  palermo publish {example} --config {configs['ITA-GDF']}",
-            f"  palermo inbox list --config {configs['MLT-AFM']}",
-            "HTTP ingest: 'palermo node run' prints its URL; it needs the node's token:",
-            f'  curl -H "Authorization: Bearer $(cat {state_dir / "fed" / "ITA-GDF.ingest.token"})"'
-            f" --data @{example} URL",
-            "Ctrl-C stops everything.",
-        ):
-            announce(line)
-        if ready is not None:
-            ready.set()
-        # Stop through the broker, not by cancelling it: it then finishes its batch, writes a
-        # final audit checkpoint, and the server is stopped on the way out.
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, broker.stop)
-        try:
-            await broker.run()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await nc.close()

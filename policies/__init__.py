@@ -27,6 +27,7 @@ from ._catalogue import (
     Source,
 )
 from ._decision import Decision, Obligation, Reason, obligations_for
+from ._embargo import embargo_ahead, envelope_age, release_time
 from ._engine import allowed_recipients, decide, may_forward
 from ._federation import (
     Agreement,
@@ -76,7 +77,10 @@ __all__ = [
     "compile_federation",
     "decide",
     "decide_retraction",
+    "embargo_ahead",
+    "envelope_age",
     "may_forward",
     "obligations_for",
+    "release_time",
     "tear_line_candidates",
 ]

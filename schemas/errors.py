@@ -24,6 +24,7 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── Replayed                  this envelope id was already accepted
     │   ├── ClockSkew                 created too far in the future for the allowed skew
     │   ├── EnvelopeTooOld            created before the broker's replay window
+    │   ├── EmbargoTooFar             embargoed further ahead than the federation's cap
     │   ├── SubjectMismatch           the NATS subject disagrees with the signed header
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   ├── SectionWithheld           a section our policy withholds is wrapped for us anyway
@@ -56,6 +57,7 @@ __all__ = [
     "ClockSkew",
     "ConfigError",
     "ContentUnreadable",
+    "EmbargoTooFar",
     "EnvelopeError",
     "EnvelopeTooComplex",
     "EnvelopeTooLarge",
@@ -284,6 +286,21 @@ class EnvelopeTooOld(EnvelopeError):
         )
         self.age_s = age_s
         self.window_s = window_s
+
+
+class EmbargoTooFar(EnvelopeError):
+    """Embargoed further ahead than allowed: the hold stream keeps an envelope only so long
+    (``max_embargo``; docs/broker.md, "Embargo: hold and deliver")."""
+
+    code = "embargo_too_far"
+
+    def __init__(self, ahead_s: int, cap_s: int) -> None:
+        super().__init__(
+            f"embargoed {ahead_s} s ahead, beyond the cap of {cap_s} s (max_embargo): publish "
+            "it closer to its release time, or ask the operator to raise max_embargo"
+        )
+        self.ahead_s = ahead_s
+        self.cap_s = cap_s
 
 
 class SubjectMismatch(EnvelopeError):

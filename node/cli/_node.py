@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
-from protocol.commandline import err_console, handles_errors, out_console, print_json, read_json
+from protocol.commandline import err_console, handles_errors, out_console, print_json
 from schemas.errors import ConfigError
 
 from .._publishing import check_publishable
@@ -33,63 +33,18 @@ def run(config: ConfigOption, log_format: Annotated[str, typer.Option()] = "json
 
     configure_logging(json_output=log_format == "json")
 
-    from protocol.ops import OpsServer
-
     from ..config import NodeSettings
-    from ..ingest import IngestServer
+    from ..runner import run_node
 
     settings = NodeSettings.load(config)
-    # POST /v1/reports on its own authenticated listener, only if configured; its settings,
-    # token and TLS files are checked before anything connects.
-    ingest = IngestServer.from_settings(settings) if settings.ingest_enabled else None
 
     async def go() -> None:
-        async with _node(config) as node:
-            for path in settings.publish_on_start:
-                key = await node.directory.publish(read_json(path))
-                out_console.print(f"published {key} from {path}")
-            ops = OpsServer(
-                node.nc,
-                node.metrics.registry,
-                lambda: True,
-                settings.http_host,
-                settings.http_port,
-                warnings=node.trust.warnings,  # an overdue revocation list (decision 0014)
-            )
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, node.stop)
-            try:
-                listening: list[str] = []
-                if ingest is not None:
-                    listening = await ingest.start(node.http_ingest, node.metrics.registry)
-                    for where in listening:
-                        out_console.print(f"ingest: POST {where}", markup=False)
-                # Last: once /readyz answers, every listener is up.
-                http_port = await ops.start()
-
-                def ready() -> None:
-                    # One line an operator can grep for: who, where, on which ports.
-                    _log.info("node ready", agency=node.identity.agency,
-                              nats=_without_credentials(node.nc.connected_url),
-                              http_port=http_port, ingest=listening or None)  # fmt: skip
-
-                await node.run(on_ready=ready)
-            finally:
-                if ingest is not None:
-                    await ingest.stop()
-                await ops.stop()
-            out_console.print(f"node stopped: {node.status()}")
+        status = await run_node(
+            settings, announce=lambda line: out_console.print(line, markup=False)
+        )
+        out_console.print(f"node stopped: {status}")
 
     asyncio.run(go())
-
-
-def _without_credentials(url: Any) -> str | None:
-    """The server URL the node connected to, without any user or password in it."""
-    if url is None:
-        return None
-    host = f"[{url.hostname}]" if ":" in (url.hostname or "") else url.hostname
-    return f"{url.scheme}://{host}:{url.port}" if url.port else f"{url.scheme}://{host}"
 
 
 def publish(
@@ -143,10 +98,18 @@ def publish(
     refused = {
         a: [r.to_dict() for r in d.reasons] for a, d in sealed.decisions.items() if not d.allowed
     }
+    until = sealed.header.handling.not_before
     if as_json:
-        print_json({"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused})
+        print_json({"id": sealed.header.id, "recipients": sealed.recipients, "refused": refused}
+                   | ({"embargoed_until": until.isoformat()} if until else {}))  # fmt: skip
         return
     out_console.print(f"published {sealed.header.id} to {', '.join(sealed.recipients)}")
+    if until is not None:
+        out_console.print(
+            f"  embargoed: the broker holds it and delivers it at {until.isoformat()} "
+            "('palermo status' shows it; 'palermo retract' before then stops it)",
+            markup=False,
+        )
     for agency, reasons in refused.items():
         out_console.print(f"  not sent to {agency}: {reasons[0]['message']}", markup=False)
 

@@ -56,11 +56,17 @@ def dev_up(
     state_dir: Annotated[
         str, typer.Option("--state-dir", help="Where server state and keys go.")
     ] = ".palermo/dev",
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Delete the federation made before and start a new one."),
+    ] = False,
 ) -> None:
-    """Run the example federation (embedded nats-server, directory, broker) until Ctrl-C.
+    """Run the example federation until Ctrl-C: embedded nats-server, directory, the broker
+    and every agency's node, as a deployment runs them. Run again, it resumes the same
+    federation (keys, inboxes, held envelopes) unless --fresh is given.
 
     Example: palermo dev up
-    then, elsewhere: palermo node run --config .palermo/dev/fed/MLT-AFM.node.toml
+    then, elsewhere: palermo inbox list --config .palermo/dev/fed/MLT-AFM.node.toml
     """
     import asyncio
     import contextlib
@@ -69,8 +75,12 @@ def dev_up(
 
     from protocol.logs import configure_logging
 
-    from ..demo import run_dev
+    from ..devstack import run_dev
 
     configure_logging(json_output=False, level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_dev(Path(state_dir), announce=out_console.print))
+        asyncio.run(run_dev(Path(state_dir), announce=_print, fresh=fresh))
+
+
+def _print(line: str) -> None:
+    out_console.print(line, markup=False)

@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,29 @@ async def test_a_report_goes_from_a_to_b_and_to_the_agency_behind_a_leafnode(
     assert {"GRC-HCG": "delivered", LEAF: "delivered"} == {
         a: r["status"] for a, r in status.items()
     }
+
+
+async def test_an_embargoed_report_is_held_then_delivered_under_the_rendered_permissions(
+    deployed: Deployment,
+) -> None:
+    """ITA-GDF embargoes a report a few seconds ahead: the broker's rendered user holds it in
+    PLM_HOLD (R3), the server's schedule releases it at not_before, and GRC-HCG and MLT-AFM
+    (behind its leafnode) store it then (decision 0020)."""
+    ita = deployed.nodes["ITA-GDF"]
+    until = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    report = _report()
+    report = report.model_copy(
+        update={"handling": report.handling.model_copy(update={"not_before": until})}
+    )
+    sealed = await ita.publish(report, to=["GRC-HCG", LEAF])
+    held = await ita.delivery_status(sealed.header.id)
+    assert {"GRC-HCG": "embargoed", LEAF: "embargoed"} == {a: r["status"] for a, r in held.items()}
+
+    async def stored() -> bool:
+        return all(deployed.nodes[a].inbox.seen(sealed.header.id) for a in ("GRC-HCG", LEAF))
+
+    await wait_for(stored, within=60)
+    assert datetime.now(UTC) >= until
 
 
 async def _violations(deployed: Deployment, agency: str, action: Any) -> list[str]:

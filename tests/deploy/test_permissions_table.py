@@ -35,7 +35,9 @@ LIVE = pytest.mark.asyncio(loop_scope="module")  # one hub for the module
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 SECTION = "## NATS permissions per role"
 ROLES = ("agency", "leaf link", "broker", "admin")
-STREAMS = ("PLM_PUB", "PLM_DLV", "PLM_DEAD", "PLM_AUDIT", "PLM_RCPT", "PLM_SEEN", "KV_PLM_DIR")
+STREAMS = (
+    "PLM_PUB", "PLM_DLV", "PLM_DEAD", "PLM_AUDIT", "PLM_RCPT", "PLM_SEEN", "PLM_HOLD", "KV_PLM_DIR",
+)  # fmt: skip
 HUB_AGENCY, OTHER, LEAF = "ITA-GDF", "GRC-HCG", "MLT-AFM"
 # Who <A> and <B> are for each role's user.
 OWN = {"agency": (HUB_AGENCY, OTHER), "leaf link": (LEAF, HUB_AGENCY),

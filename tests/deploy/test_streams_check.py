@@ -47,7 +47,7 @@ async def test_a_missing_stream_is_named_with_the_command_to_run(nats_url: str) 
             await ensure_streams(nc.jetstream(), StreamLimits(), create=False)
     finally:
         await nc.close()
-    assert ["PLM_AUDIT", "PLM_DEAD", "PLM_DLV", "PLM_PUB", "PLM_RCPT", "PLM_SEEN"] == (
+    assert ["PLM_AUDIT", "PLM_DEAD", "PLM_DLV", "PLM_HOLD", "PLM_PUB", "PLM_RCPT", "PLM_SEEN"] == (
         raised.value.streams
     )
     assert "palermo broker streams create --config broker.toml --nats-config admin.toml" == (

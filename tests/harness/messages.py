@@ -39,9 +39,11 @@ def envelope(
     body: bytes = b"x" * 2048,
     route: str = "central-med",
     created: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> tuple[EnvelopeHeader, bytes]:
     """A sealed envelope, created now unless ``created`` says when (tests that verify at a fixed
-    time must seal at it too: a long suite run moves the wall clock on)."""
+    time must seal at it too: a long suite run moves the wall clock on), embargoed until
+    ``not_before`` if given."""
     agency = fed.agencies[originator]
     header = EnvelopeHeader(
         id=new_uuid7(),
@@ -51,7 +53,7 @@ def envelope(
         kind="report",
         route=route,
         category="routes",
-        handling=Handling(tlp=tlp, rel_to=list(rel_to)),
+        handling=Handling(tlp=tlp, rel_to=list(rel_to), not_before=not_before),
         recipients=list(recipients),
     )
     keys = [fed.agencies[r].encryption.public for r in header.recipients]

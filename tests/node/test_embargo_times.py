@@ -1,0 +1,60 @@
+"""Embargo times at fixed instants: when an embargoed report is judged and how old it is
+(policies/_embargo.py), and the receiving node's clock-skew allowance (node/_receiving.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from node._receiving import RELEASE_SKEW, judged_at
+from policies import embargo_ahead, envelope_age, release_time
+from schemas import Handling
+
+T = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _h(not_before: datetime | None) -> Handling:
+    return Handling(tlp="AMBER", rel_to=["MLT-AFM"], not_before=not_before)
+
+
+@pytest.mark.parametrize(
+    ("not_before", "release", "ahead"),
+    [
+        (None, T, timedelta(0)),
+        (T - timedelta(hours=1), T, timedelta(0)),
+        (T + timedelta(hours=5), T + timedelta(hours=5), timedelta(hours=5)),
+    ],
+)
+def test_release_time_and_time_ahead(
+    not_before: datetime | None, release: datetime, ahead: timedelta
+) -> None:
+    """Released at the later of now and not_before; held for the difference."""
+    assert (release, ahead) == (release_time(_h(not_before), T), embargo_ahead(_h(not_before), T))
+
+
+def test_age_counts_from_not_before_when_later() -> None:
+    """Created a week before its release: its age at release is zero, not a week."""
+    created = T - timedelta(days=7)
+    assert timedelta(0) == envelope_age(created, _h(T), T)
+    assert timedelta(days=7) == envelope_age(created, _h(None), T)
+    assert timedelta(days=7) == envelope_age(created, _h(created - timedelta(days=1)), T)
+
+
+@pytest.mark.parametrize(
+    ("not_before", "expected"),
+    [
+        (None, T),
+        (T - timedelta(seconds=5), T),
+        # The server released it at not_before; our clock is a little behind: judged then.
+        (T + timedelta(seconds=30), T + timedelta(seconds=30)),
+        (T + RELEASE_SKEW, T + RELEASE_SKEW),
+        # Far ahead: a broker releasing early; judged now, so refused as embargoed.
+        (T + RELEASE_SKEW + timedelta(seconds=1), T),
+    ],
+)
+def test_node_judges_at_not_before_within_the_skew(
+    not_before: datetime | None, expected: datetime
+) -> None:
+    """A delivery is decided as of not_before only within RELEASE_SKEW of the node's clock."""
+    assert expected == judged_at(_h(not_before), T)
