@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from hypothesis import strategies as st
 
-from schemas import Classification, EnvelopeHeader, Report, SectionKind
+from schemas import ALL_MEMBERS, Classification, EnvelopeHeader, Report, SectionKind
 
 # Real ISO 3166 codes: the non-refoulement guard compares them with persons' nationalities.
 POOL: Final[tuple[tuple[str, str], ...]] = (
@@ -233,8 +233,19 @@ def header_violations(spec: WorldSpec, sent: Sent, holder: str) -> list[str]:
     bad(holder in sent.revoked_then, "the recipient was revoked before it was sent")
     bad(h.originator in sent.revoked_then, "the originator was revoked before it was sent")
     bad(tlp == "RED" and holder not in rel_agencies, "RED, but the recipient is not named")
-    reachable = holder in rel_agencies or bool(rel_groups & set(to.groups))
+    # rel_to ["all-members"] (issue 15 item 5) reaches every member; deny_to wins over it.
+    everyone = handling.rel_to == [ALL_MEMBERS]
+    reachable = everyone or holder in rel_agencies or bool(rel_groups & set(to.groups))
     bad(tlp != "RED" and bool(handling.rel_to) and not reachable, "outside rel_to")
+    excluded = {t for t in handling.deny_to if not t.startswith(("group:", "country:"))}
+    excluded_groups = {t[6:] for t in handling.deny_to if t.startswith("group:")}
+    excluded_countries = {t[8:] for t in handling.deny_to if t.startswith("country:")}
+    bad(
+        holder in excluded
+        or bool(excluded_groups & set(to.groups))
+        or to.country in excluded_countries,
+        "the originator excluded it (deny_to)",
+    )
     bad(tlp in AMBER_AND_ABOVE and not handling.rel_to, f"{tlp} with an empty rel_to")
     bad(
         tlp in AMBER_AND_ABOVE

@@ -42,7 +42,7 @@ import secrets
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -74,7 +74,7 @@ from protocol.trust import (
     bundle_for,
     sign_document,
 )
-from schemas import EnvelopeHeader, Kind, Report, Route, new_uuid7, partition
+from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, Report, Route, Tlp, new_uuid7, partition
 from schemas.errors import InputError, NotARecipient, PalermoError, Revoked, TrustError
 from tests.harness import Live, LoopThread, wait_until
 from tests.stateful._world import (
@@ -139,16 +139,34 @@ def _reports(draw: st.DrawFn, spec: WorldSpec, originator: str) -> Report:
     # About half the reports name persons (sealed sections), the rest none.
     people = draw(st.one_of(st.just([]), st.lists(person, min_size=1, max_size=2)))
     targets = spec.ids + [f"group:{g}" for g in GROUPS]
-    handling = {
-        "tlp": draw(st.sampled_from(TLPS)),
-        "rel_to": sorted(draw(st.sets(st.sampled_from(targets), max_size=3))),
+    tlp = draw(st.sampled_from(TLPS))
+    rel_to = sorted(draw(st.sets(st.sampled_from(targets), max_size=3)))
+    if tlp != "RED" and draw(st.integers(0, 5)) == 0:
+        rel_to = [ALL_MEMBERS]  # every member in good standing that policy allows
+    released = sorted(draw(st.sets(st.sampled_from(spec.ids), max_size=2)))
+    # Exclusions (issue 15 item 4): agencies not otherwise named, or every agency of a country.
+    excludable = [a for a in spec.ids if a not in {*rel_to, *released, originator}]
+    excluded = st.sampled_from(excludable) if excludable else st.nothing()
+    country = st.sampled_from(sorted({m.country for m in spec.members})).map(
+        lambda c: f"country:{c}"
+    )
+    handling: dict[str, Any] = {
+        "tlp": tlp,
+        "rel_to": rel_to,
         "classification": draw(st.sampled_from(MARKINGS)),
         "h2": draw(st.booleans()),
-        "protected_released_to": sorted(draw(st.sets(st.sampled_from(spec.ids), max_size=2))),
+        "protected_released_to": released,
+        "deny_to": sorted(draw(st.sets(st.one_of(excluded, country), max_size=2))),
     }
+    # IIR 1.1 (issue 14) beside 1.0: under 1.1 an absent action code means none.
+    schema = draw(st.sampled_from(("iir/1", "iir/1.1")))
+    if schema == "iir/1.1":
+        action = draw(st.sampled_from((None, "A1", "A2")))
+        if action is not None:
+            handling["action"] = action
     return Report.from_wire(
         {
-            "schema": "iir/1",
+            "schema": schema,
             "originator": originator,
             "kind": draw(st.sampled_from(("alert", "report"))),
             "category": draw(st.sampled_from(CATEGORIES)),
@@ -281,8 +299,11 @@ class FederationMachine(RuleBasedStateMachine):
     # --- the oracle --------------------------------------------------------------------------
 
     def expected(self, header: EnvelopeHeader, *, careless: bool = False) -> frozenset[str]:
-        """Who may receive this envelope now, by the engine on the signed documents."""
+        """Who may receive this envelope now, by the engine on the signed documents (an
+        embargoed one as of its release, which is when the broker decides it)."""
         now = datetime.now(UTC)
+        if header.handling.not_before is not None:
+            now = max(now, header.handling.not_before)
         if header.originator in self.out:
             return frozenset()  # its signature no longer verifies anywhere
         assert self.policy.index is not None
@@ -452,6 +473,104 @@ class FederationMachine(RuleBasedStateMachine):
             return all(v.store.revocations.seq == seq for v in views.values())
 
         self.call(wait_until(f"{what} reaches broker and nodes", everyone_knows))
+
+    @precondition(lambda self: self.running())
+    @rule(data=st.data())
+    def publish_tear_line(self, data: st.DataObject) -> None:
+        """Issue 15 item 6: the report for those policy allows, and in the same step a version
+        without personal data for exactly those refused only because of it."""
+        assert self.live is not None
+        STATS["steps"] += 1
+        originator = data.draw(st.sampled_from(self.members_in_good_standing()), label="originator")
+        report = data.draw(_reports(self.spec, originator), label="report")
+        if data.draw(st.booleans(), label="community"):
+            # TLP:GREEN to the whole community: refused only for personal data more often.
+            community = report.handling.model_copy(update={"tlp": Tlp.GREEN, "rel_to": []})
+            report = report.model_copy(update={"handling": community})
+        node = self.live.nodes[originator]
+        try:
+            published = self.call(node.publish_tear_line(report, to=self.others(originator)))
+        except InputError:
+            note("tear-line publish refused: nobody allowed")
+            return
+        original = self.record(published.original.header, published.original.data)
+        assert set(published.original.header.recipients) == set(original.expected)
+        self.assert_outsiders_cannot_open(original)
+        below = published.tear_line
+        if below is None:
+            note("tear-line: nobody below the line")
+            return
+        derived = self.record(below.header, below.data)
+        assert [] == below.header.sections, "a tear-line version carries no sealed section"
+        assert original.header.id in below.header.refs
+        assert not set(below.header.recipients) & set(original.header.recipients)
+        assert set(below.header.recipients) <= set(published.candidates)
+        assert set(below.header.recipients) == set(derived.expected)
+        self.assert_outsiders_cannot_open(derived)
+        note("tear-line sent")
+
+    @precondition(lambda self: self.running())
+    @rule(data=st.data())
+    def publish_embargoed(self, data: st.DataObject) -> None:
+        """Issue 15 item 3: a report under embargo is accepted now, held by the broker, and
+        delivered at not_before to exactly those policy allows then (the invariant after this
+        step waits for the release; nothing arrives before it)."""
+        assert self.live is not None
+        STATS["steps"] += 1
+        originator = data.draw(st.sampled_from(self.members_in_good_standing()), label="originator")
+        report = data.draw(_reports(self.spec, originator), label="report")
+        not_before = datetime.now(UTC) + timedelta(seconds=2)
+        handling = report.handling.model_copy(update={"not_before": not_before})
+        node = self.live.nodes[originator]
+        try:
+            sealed = self.call(node.publish(report, handling, to=self.others(originator)))
+        except InputError:
+            note("embargoed publish refused: nobody allowed")
+            return
+        sent = self.record(sealed.header, sealed.data)
+        assert set(sealed.header.recipients) == set(sent.expected)
+        early = [a for a in sent.expected if _arrived(self.live, sent, a)]
+        if datetime.now(UTC) < not_before:
+            assert [] == early, f"delivered before not_before: {early}"
+        note("embargoed report held")
+
+    @precondition(lambda self: self.running() and len(self.members_in_good_standing()) >= 2)
+    @rule(data=st.data())
+    def cold_request(self, data: st.DataObject) -> None:
+        """Issue 15 item 7: a request to any member, with no report before it; then its
+        deadline passes (the nodes' clocks moved, never a sleep) and both sides see it late."""
+        assert self.live is not None
+        STATS["steps"] += 1
+        asker, asked = data.draw(
+            st.permutations(self.members_in_good_standing()).map(lambda p: p[:2]), label="pair"
+        )
+        urgent = data.draw(st.booleans(), label="urgent")
+        nodes = self.live.nodes
+        try:
+            header = self.call(
+                nodes[asker].request("Anything on departures this week?", to=asked, urgent=urgent)
+            )
+        except InputError:
+            # Refused before sending: then policy allows the asked agency nothing from asker.
+            note("cold request refused before sending")
+            return
+        sent = self.record(header, None)
+        self.settle()
+        if asked not in sent.expected:
+            note("cold request refused by the broker")
+            return
+        late = datetime.now(UTC) + timedelta(days=8)  # past every art. 5(1) default
+        try:
+            for agency in (asker, asked):
+                nodes[agency].clock = lambda: late
+            owed = [r["id"] for r in nodes[asker].check_overdue() if r["direction"] == "sent"]
+            owes = [r["id"] for r in nodes[asked].check_overdue() if r["direction"] == "received"]
+        finally:
+            for agency in (asker, asked):
+                nodes[agency].clock = lambda: datetime.now(UTC)
+        assert header.id in owed, owed
+        assert header.id in owes, owes
+        note("cold request overdue on both sides")
 
     @precondition(lambda self: self.running() and bool(self.release_candidates()))
     @rule(data=st.data())
@@ -867,6 +986,7 @@ def _draft(report: Report, node: Any, candidates: set[str]) -> EnvelopeHeader:
         id=new_uuid7(), originator=report.originator, kid=node.identity.signing.kid,
         created=datetime.now(UTC), kind=report.kind, priority=report.priority,
         route=report.route, category=report.category, handling=report.handling,
+        schema_=report.schema_,
         recipients=sorted(candidates - {report.originator}),
         sections=partition(report).sections(),
     )  # fmt: skip
@@ -876,6 +996,12 @@ def _arrived(live: Live, sent: Sent, agency: str) -> bool:
     inbox = live.nodes[agency].inbox
     if sent.header.kind is Kind.RELEASE_REQUEST:
         return any(r["id"] == sent.header.id for r in inbox.release_requests())
+    if sent.header.kind in (Kind.REQUEST, Kind.RESPONSE):
+        try:
+            inbox.thread(sent.header.id)
+        except InputError:
+            return False
+        return True
     return inbox.seen(sent.header.id)
 
 
