@@ -149,6 +149,9 @@ def _strip(item: dict[str, Any], fields: frozenset[str]) -> None:
 def strip_empty_v11(data: Any) -> dict[str, Any]:
     """Leave out the empty lists of 1.1 fields from a report's wire data (in place)."""
     _strip(data, V11_FIELDS["Report"])
+    # deny_to (issue 15) is accepted under both versions; an empty one is left out like the
+    # 1.1 lists, so a body reads as before to a node that does not know it.
+    _strip(data.get("handling", {}), frozenset({"deny_to"}))
     for name, model in _WIRE_LISTS.items():
         for item in data.get(name, []):
             _strip(item, V11_FIELDS[model])

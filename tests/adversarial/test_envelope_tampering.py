@@ -142,6 +142,7 @@ STRICT: dict[str, Any] = {
     "not_before": NOW - timedelta(hours=1),
     "expires": NOW + timedelta(days=1),
     "protected_released_to": [READERS[0]],
+    "deny_to": ["country:LBY"],
 }
 LOOSER: dict[str, Any] = {
     "tlp": "CLEAR",
@@ -159,6 +160,7 @@ LOOSER: dict[str, Any] = {
         "justification": "the person is not a refugee and not at risk on return",
     },
     "protected_released_to": sorted(READERS),
+    "deny_to": [],
 }
 STRICT_DATA = seal(
     header(READERS, handling=Handling(**STRICT)), b"report body", SIGNER,
