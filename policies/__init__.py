@@ -27,6 +27,7 @@ from ._catalogue import (
     Source,
 )
 from ._decision import Decision, Obligation, Reason, obligations_for
+from ._disclosure import DEFAULT_SUPPRESSION_K, check_disclosure, suppress
 from ._embargo import embargo_ahead, envelope_age, release_time
 from ._engine import allowed_recipients, decide, may_forward
 from ._federation import (
@@ -44,6 +45,9 @@ from ._retraction import decide_retraction
 from ._tearline import TEAR_LINE_REASONS, tear_line_candidates
 
 __all__ = [
+    "DEFAULT_SUPPRESSION_K",
+    "check_disclosure",
+    "suppress",
     "CATALOGUE",
     "OBLIGATIONS",
     "TEAR_LINE_REASONS",
