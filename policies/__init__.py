@@ -45,10 +45,8 @@ from ._retraction import decide_retraction
 from ._tearline import TEAR_LINE_REASONS, tear_line_candidates
 
 __all__ = [
-    "DEFAULT_SUPPRESSION_K",
-    "check_disclosure",
-    "suppress",
     "CATALOGUE",
+    "DEFAULT_SUPPRESSION_K",
     "OBLIGATIONS",
     "TEAR_LINE_REASONS",
     "TLP_RANK",
@@ -78,6 +76,7 @@ __all__ = [
     "Source",
     "allowed_recipients",
     "canonical_json",
+    "check_disclosure",
     "compile_federation",
     "decide",
     "decide_retraction",
@@ -86,5 +85,6 @@ __all__ = [
     "may_forward",
     "obligations_for",
     "release_time",
+    "suppress",
     "tear_line_candidates",
 ]

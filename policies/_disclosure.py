@@ -89,9 +89,7 @@ def tables(ret: StatisticalReturn) -> list[Table]:
                 parent = key[:drop] + key[drop + 1 :]
                 if parent in where:
                     children[(where[parent], key[drop][0])].append(i)
-        equations = tuple(
-            (parent, tuple(kids)) for (parent, _), kids in sorted(children.items())
-        )
+        equations = tuple((parent, tuple(kids)) for (parent, _), kids in sorted(children.items()))
         out.append(Table(indicator, keys, tuple(p for _, p in entries), equations))
     return out
 
