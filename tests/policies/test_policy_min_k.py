@@ -1,4 +1,4 @@
-"""[rules] statistics_min_k: an aggregate-only member takes only returns suppressed at k or above."""
+"""[rules] statistics_min_k: aggregate-only members take returns suppressed at k or above."""
 
 from __future__ import annotations
 
