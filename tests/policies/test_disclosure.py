@@ -81,7 +81,7 @@ grids = st.integers(1, len(NATIONALITIES)).flatmap(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grid=grids, k=st.integers(2, 10))
 def test_every_withheld_cell_is_at_least_k_wide(grid: list[list[int]], k: int) -> None:
     """linprog: each suppressed cell's feasible interval is >= k wide; the rest are exact."""
