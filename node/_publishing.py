@@ -17,7 +17,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from policies import embargo_ahead
+from policies import embargo_ahead, suppress
 from protocol.directory import Directory
 from protocol.envelope import seal
 from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
@@ -98,6 +98,7 @@ class _Publishing:
     broker_keys: dict[str, PublicSigningKey]
     max_envelope_age: timedelta
     max_embargo: timedelta
+    statistics_k: int
     clock: Callable[[], datetime]
     _stopping: asyncio.Event
 
@@ -168,8 +169,10 @@ class _Publishing:
         check_publishable(report.kind)
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
-        # What is stored as sent is what is signed (the federation's default action included).
+        # What is stored as sent is what is signed (the federation's default action included,
+        # and a statistical return's small cells suppressed).
         report = effective_report(report, self.policy.federation)
+        report = self.disclosure_controlled(report)
         if report.originator != self.identity.agency:
             raise InputError(
                 f"this node is {self.identity.agency}; the report names {report.originator}"
@@ -185,6 +188,21 @@ class _Publishing:
         )
         await self._send_sealed(report, sealed)
         return sealed
+
+    def disclosure_controlled(self, report: Report) -> Report:
+        """A statistics report with its small cells suppressed at k: this node's
+        ``statistics_k`` or the federation's ``statistics_min_k``, whichever is higher
+        (decision 0024). Any other report unchanged."""
+        if report.statistics is None:
+            return report
+        federation = self.policy.federation
+        floor = federation.rules.statistics_min_k if federation is not None else None
+        k = max(self.statistics_k, floor or 0)
+        try:
+            controlled = suppress(report.statistics, k)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        return report.model_copy(update={"statistics": controlled})
 
     async def _publish(self, subject: str, data: bytes, msg_id: str, action: str) -> None:
         """Publish to JetStream and wait for it to be stored, retrying only what may be lost."""

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from policies import DEFAULT_SUPPRESSION_K
 from protocol.keys import EncryptionKey, SigningKey, load_private_key
 from protocol.settings import MAX_SOCKET, NatsSettings, is_loopback
 from schemas.errors import ConfigError
@@ -69,6 +70,14 @@ class NodeSettings(NatsSettings):
         gt=timedelta(0),
         description="The furthest ahead this node publishes an embargoed report (ISO 8601 "
         "duration, e.g. 'P30D'); keep it at most the broker's max_embargo_days.",
+    )
+    statistics_k: int = Field(
+        default=DEFAULT_SUPPRESSION_K,
+        ge=2,
+        le=1000,
+        description="Disclosure control: a statistical return's non-zero counts below k are "
+        "suppressed (with their complements) before sealing; the federation's [rules] "
+        "statistics_min_k applies instead when higher (decision 0024).",
     )
     http_host: str = Field(
         default="127.0.0.1", description="/healthz, /readyz and /metrics only (no ingest)."

@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgpack
 from pydantic import ValidationError
 
-from policies import Decision, Federation, Reason, release_time
+from policies import Decision, Federation, Reason, check_disclosure, release_time
 from protocol import crypto
 from protocol.envelope import Opened, seal
 from protocol.keys import PublicEncryptionKey, SigningKey
@@ -36,7 +36,13 @@ from schemas import (
 )
 from schemas._handling import versioned_handling
 from schemas._validation import invalid
-from schemas.errors import BodyMismatch, InputError, MalformedEnvelope, TrustError
+from schemas.errors import (
+    BodyMismatch,
+    DisclosureControlBroken,
+    InputError,
+    MalformedEnvelope,
+    TrustError,
+)
 
 __all__ = [
     "NO_USABLE_KEY",
@@ -168,6 +174,7 @@ def _draft(
         recipients=wanted,
         refs=sorted({*report.refs, *refs}),
         sections=sections,
+        suppression_k=report.statistics.suppression_k if report.statistics else None,
     )
 
 
@@ -265,6 +272,12 @@ def open_report(opened: Opened) -> Report:
             f"the opened body is not a msgpack report: {type(exc).__name__}: {exc}"
         ) from exc
     _check_against_header(report, found, opened)
+    k = opened.header.suppression_k
+    if report.statistics is not None and k is not None:
+        # The broker can only trust the header's k: the cells are checked here (decision 0024).
+        problems = check_disclosure(report.statistics, k)
+        if problems:
+            raise DisclosureControlBroken(opened.header.id, k, problems)
     return report
 
 
@@ -282,6 +295,13 @@ def _check_against_header(report: Report, found: list[SectionInfo], opened: Open
                 f"was decided on the header, so envelope {header.id} from {header.originator} "
                 "is refused"
             )
+    declared = report.statistics.suppression_k if report.statistics else None
+    if declared != header.suppression_k:
+        raise BodyMismatch(
+            f"the return's suppression_k ({declared}) is not the signed header's "
+            f"({header.suppression_k}); policy was decided on the header, so envelope "
+            f"{header.id} from {header.originator} is refused"
+        )
     expected = [s for s in header.sections if s.id in opened.sections]
     if found != expected:
         raise BodyMismatch(

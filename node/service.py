@@ -24,6 +24,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from policies import DEFAULT_SUPPRESSION_K
 from protocol.directory import Directory
 from protocol.keys import EncryptionKey, PublicSigningKey
 from protocol.settings import load_public_key_file, load_root_public
@@ -71,6 +72,7 @@ class Node(_Receiving):
         broker_keys: Sequence[PublicSigningKey] = (),
         max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
         max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
+        statistics_k: int = DEFAULT_SUPPRESSION_K,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.nc = nc
@@ -91,6 +93,8 @@ class Node(_Receiving):
         self.broker_keys = {k.kid: k for k in broker_keys}
         self.max_envelope_age = max_envelope_age
         self.max_embargo = max_embargo
+        # The least k this node suppresses a statistical return at (the federation may ask more).
+        self.statistics_k = statistics_k
         # Where embargo decisions read the time; tests inject one (never a sleep).
         self.clock = clock
         self._stopping = asyncio.Event()
@@ -109,6 +113,7 @@ class Node(_Receiving):
         broker_keys: Sequence[PublicSigningKey] = (),
         max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
         max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
+        statistics_k: int = DEFAULT_SUPPRESSION_K,
     ) -> AsyncIterator[Node]:
         """Connect, load and follow the directory, open the inbox; close everything on exit.
 
@@ -134,7 +139,8 @@ class Node(_Receiving):
                 try:
                     node = cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
                                max_envelope_age=max_envelope_age,
-                               max_embargo=max_embargo)  # fmt: skip
+                               max_embargo=max_embargo,
+                               statistics_k=statistics_k)  # fmt: skip
                     directory.register_metrics(node.metrics.registry)
                     yield node
                 finally:
@@ -161,6 +167,7 @@ class Node(_Receiving):
             broker_keys=[load_public_key_file(p, "broker") for p in settings.broker_keys],
             max_envelope_age=settings.max_envelope_age,
             max_embargo=settings.max_embargo,
+            statistics_k=settings.statistics_k,
         ) as node:
             yield node
 

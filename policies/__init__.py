@@ -27,6 +27,7 @@ from ._catalogue import (
     Source,
 )
 from ._decision import Decision, Obligation, Reason, obligations_for
+from ._disclosure import DEFAULT_SUPPRESSION_K, check_disclosure, suppress
 from ._embargo import embargo_ahead, envelope_age, release_time
 from ._engine import allowed_recipients, decide, may_forward
 from ._federation import (
@@ -45,6 +46,7 @@ from ._tearline import TEAR_LINE_REASONS, tear_line_candidates
 
 __all__ = [
     "CATALOGUE",
+    "DEFAULT_SUPPRESSION_K",
     "OBLIGATIONS",
     "TEAR_LINE_REASONS",
     "TLP_RANK",
@@ -74,6 +76,7 @@ __all__ = [
     "Source",
     "allowed_recipients",
     "canonical_json",
+    "check_disclosure",
     "compile_federation",
     "decide",
     "decide_retraction",
@@ -82,5 +85,6 @@ __all__ = [
     "may_forward",
     "obligations_for",
     "release_time",
+    "suppress",
     "tear_line_candidates",
 ]

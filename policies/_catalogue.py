@@ -222,6 +222,7 @@ class ReasonCode(StrEnum):
     DENIED_BY_ORIGINATOR = "denied-by-originator"
     DENY_TO_UNKNOWN = "deny-to-unknown"
     AGGREGATE_ONLY = "aggregate-only"
+    SUPPRESSION_BELOW_MIN_K = "suppression-below-min-k"
     ABOVE_ACCREDITATION = "above-accreditation"
     NO_AGREEMENT = "no-agreement"
     NO_DATA_PROTECTION = "no-data-protection"

@@ -284,6 +284,11 @@ def _evaluate(
             add(reason(ReasonCode.AGGREGATE_ONLY, agency=recipient, what=f"a {header.kind.value}"))
         if facts.personal:
             add(reason(ReasonCode.AGGREGATE_ONLY, agency=recipient, what="personal data"))
+        min_k = index.federation.rules.statistics_min_k
+        declared = header.suppression_k
+        if header.kind is Kind.STATISTICS and min_k is not None and (declared or 0) < min_k:
+            add(reason(ReasonCode.SUPPRESSION_BELOW_MIN_K, agency=recipient, min_k=min_k,
+                       declared="none" if declared is None else f"k={declared}"))  # fmt: skip
     if facts.class_rank > member.rank:
         add(
             reason(

@@ -216,6 +216,15 @@ class FederationRules(BaseModel):
         "sealing node writes it into the signed header (decision 0019). A3 needs the "
         "originator's own text, so it cannot be a default.",
     )
+    statistics_min_k: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="The least disclosure-control threshold k of a statistical return: a "
+        "publishing node suppresses at this k if its own setting is lower, and an "
+        "aggregate-only member receives a statistics envelope only if its signed header "
+        "declares suppression_k at or above it (decision 0024).",
+    )
 
 
 class Federation(PolicyDocument):

@@ -53,6 +53,9 @@ TEMPLATES: Final[MappingProxyType[ReasonCode, str]] = MappingProxyType(
         "{originator} can, with a new report that does not exclude it",
         ReasonCode.AGGREGATE_ONLY: "{agency} is an aggregate-only member (statistics body): it "
         "receives only statistics, never {what}; send it aggregated figures",
+        ReasonCode.SUPPRESSION_BELOW_MIN_K: "{agency} is an aggregate-only member and the "
+        "federation requires statistics suppressed at k >= {min_k}, but the header declares "
+        "{declared}; publish the return again from a node that suppresses at k >= {min_k}",
         ReasonCode.ABOVE_ACCREDITATION: "the report is marked {marking} but {agency} is "
         "accredited only to {accreditation}; sanitise and downgrade it, or leave {agency} out",
         ReasonCode.POLICY_WRONG_AGENCY: "the standing policy given is {owner}'s, but the report "

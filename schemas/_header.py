@@ -89,6 +89,13 @@ class EnvelopeHeader(BaseModel):
     recipients: list[AgencyId] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     refs: list[RefId] = Field(default_factory=list, max_length=MAX_REFS)
     sections: list[SectionInfo] = Field(default_factory=list, max_length=MAX_SECTIONS)
+    suppression_k: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="kind statistics: the return was suppressed at the source with this k "
+        "(small cells and their complements withheld; decision 0024). Left out when absent.",
+    )
 
     @field_validator("handling")
     @classmethod
@@ -108,6 +115,8 @@ class EnvelopeHeader(BaseModel):
         if self.originator in self.recipients:
             raise ValueError("the originator cannot be one of its own recipients")
 
+        if self.suppression_k is not None and self.kind is not Kind.STATISTICS:
+            raise ValueError("suppression_k belongs to a header of kind statistics")
         ids = [s.id for s in self.sections]
         if len(ids) != len(set(ids)):
             raise ValueError("section ids must be unique")

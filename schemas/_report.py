@@ -34,6 +34,7 @@ from ._facts import (
 from ._grading import Evaluation
 from ._handling import Handling, versioned_handling
 from ._links import PERSON_ITEMS, PERSON_LINKS, named_persons
+from ._statistics import StatisticalReturn
 from ._terms import (
     AgeBand,
     Certainty,
@@ -345,6 +346,10 @@ class Narrative(Model):
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NARRATIVE)]
 
 
+_PERSONAL_LISTS: Final[tuple[str, ...]] = ("persons", "identifiers", "relations", "finance")
+"""What a statistics report may not hold: persons, their identifiers, relations and payments."""
+
+
 def _unique_refs(what: str, refs: list[str]) -> set[str]:
     if len(refs) != len(set(refs)):
         raise ValueError(f"{what} refs must be unique within a report")
@@ -383,6 +388,9 @@ class Report(Model):
     )
     events: list[Event] = Field(default_factory=list, max_length=MAX_ITEMS)
     relations: list[PersonRelation] = Field(default_factory=list, max_length=MAX_ITEMS)
+    statistics: StatisticalReturn | None = Field(
+        default=None, description="iir/1.1, kind statistics: the aggregate figures (no persons)."
+    )
     sources: list[SourceType] = Field(
         default_factory=list, max_length=len(SourceType), description="Source types."
     )
@@ -400,6 +408,26 @@ class Report(Model):
     @model_validator(mode="after")
     def _versioned(self) -> Self:
         check_version(self, self.schema_)
+        return self
+
+    @model_validator(mode="after")
+    def _statistics(self) -> Self:
+        # Aggregate-only consumers must never receive personal data (000 p.23): a return holds
+        # figures, and nothing that names or describes a person.
+        if self.statistics is None:
+            if self.kind is Kind.STATISTICS and self.schema_ != SCHEMA_V1:
+                raise ValueError("an iir/1.1 report of kind statistics needs a statistics block")
+            return self
+        if self.kind is not Kind.STATISTICS:
+            raise ValueError("a statistics block belongs to a report of kind statistics")
+        personal = [name for name in _PERSONAL_LISTS if getattr(self, name)]
+        if personal:
+            raise ValueError(
+                f"a statistics report holds figures only, never personal data: remove "
+                f"{', '.join(personal)}"
+            )
+        if self.statistics.reporting_agency != self.originator:
+            raise ValueError("statistics.reporting_agency must be the report's originator")
         return self
 
     @model_validator(mode="after")

@@ -33,7 +33,7 @@ SCHEMA_VERSIONS: Final[tuple[str, ...]] = (SCHEMA_V1, SCHEMA_V11)
 SchemaVersion = Literal["iir/1", "iir/1.1"]
 
 V11_FIELDS: Final[dict[str, frozenset[str]]] = {
-    "Report": frozenset({"events", "sources", "relations"}),
+    "Report": frozenset({"events", "sources", "relations", "statistics"}),
     "Person": frozenset({"roles", "proceedings"}),
     "Transport": frozenset(
         {"ref", "passenger_refs", "driver_refs", "pilot_refs", "escort_refs", "carried_on_ref"}

@@ -29,6 +29,7 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── NotARecipient             no key stanza for us: we may not read it
     │   ├── SectionWithheld           a section our policy withholds is wrapped for us anyway
     │   ├── BodyMismatch              the decrypted report disagrees with the signed header
+    │   ├── DisclosureControlBroken   a statistical return breaks its declared k
     │   ├── ContentUnreadable         the decrypted content is not what its kind carries
     │   ├── KindNotAccepted           a kind no node sends in an envelope (a receipt)
     │   ├── UnknownReference          refers to a report the receiver does not hold or did not send
@@ -57,6 +58,7 @@ __all__ = [
     "ClockSkew",
     "ConfigError",
     "ContentUnreadable",
+    "DisclosureControlBroken",
     "EmbargoTooFar",
     "EnvelopeError",
     "EnvelopeTooComplex",
@@ -344,6 +346,26 @@ class BodyMismatch(EnvelopeError):
     """The decrypted report says something other than the signed header the policy judged."""
 
     code = "body_mismatch"
+
+
+class DisclosureControlBroken(EnvelopeError):
+    """A statistical return whose cells break the disclosure control its header declares: a
+    published non-zero count below k, or a suppressed cell the published figures give away."""
+
+    code = "disclosure_control"
+
+    def __init__(self, envelope_id: str, k: int, problems: list[str]) -> None:
+        listed = "; ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        super().__init__(
+            f"statistical return {envelope_id} declares suppression at k={k} but {listed}; the "
+            "originator's node must suppress the return again (palermo publish does) and "
+            "resend it"
+        )
+        self.envelope_id = envelope_id
+        self.k = k
+        self.problems = problems
 
 
 class ContentUnreadable(EnvelopeError):

@@ -70,6 +70,8 @@ TAMPERED: dict[str, dict[str, Any]] = {
     "handling": _field("handling", _wire(handling=Handling(tlp="GREEN"))["handling"]),
     "recipients": _outsider_added(),
     "refs": _field("refs", ["case-2026-0042"]),
+    # Only a statistics header may declare a k: the one valid change adds both (decision 0024).
+    "suppression_k": {"hdr": {**ENV.hdr, "kind": "statistics", "suppression_k": 5}},
     "sections": _field(
         "sections",
         _wire(sections=[SectionInfo(id="personal-data", kind="protected-persons")])["sections"],
@@ -86,7 +88,7 @@ def test_every_signed_header_field_is_tampered_below() -> None:
     fields = {_alias(n) for n in EnvelopeHeader.model_fields}
     assert fields == {*TAMPERED, "schema"}
     # Fields at their default value are not on the wire (decision 0011); the rest all are.
-    assert set(ENV.hdr) == fields - {"schema", "priority", "refs"}
+    assert set(ENV.hdr) == fields - {"schema", "priority", "refs", "suppression_k"}
 
 
 @pytest.mark.parametrize("name", sorted(TAMPERED))
