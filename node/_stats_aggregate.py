@@ -194,7 +194,9 @@ def aggregate(returns: Iterable[StatisticalReturn], period: str, by: Sequence[st
     """Sum the returns of ``period`` at the breakdown ``by`` (see the module for the rules)."""
     by = tuple(by)
     if "nationality_band" in by:
-        raise InputError("--by nationality covers the nationality bands too; leave out nationality_band")
+        raise InputError(
+            "--by nationality covers the nationality bands too; leave out nationality_band"
+        )
     wanted = frozenset(n for n in by if n != INDICATOR)
     rows: dict[tuple[str, ...], Row] = {}
     fees: dict[tuple[tuple[str, ...], str, str], FeeRow] = {}
@@ -213,7 +215,9 @@ def aggregate(returns: Iterable[StatisticalReturn], period: str, by: Sequence[st
                     indicator.value if n == INDICATOR else str(dims.get(n, NONE)) for n in by
                 )
                 if indicator is Indicator.FEE_PER_PERSON:
-                    assert cell.amount is not None and cell.statistic is not None
+                    # Cell's validator: a fee cell always has both.
+                    assert cell.amount is not None
+                    assert cell.statistic is not None
                     fee_key = (key, cell.statistic.value, cell.amount.currency)
                     fee = fees.setdefault(fee_key, FeeRow(key, *fee_key[1:]))
                     fee.by_agency[ret.reporting_agency] = cell.amount.amount
@@ -253,7 +257,12 @@ def _csv(agg: Aggregate) -> str:
     for row in [*agg.rows, agg.total]:
         key = list(row.key) if row.key else ["TOTAL", *[""] * (len(agg.by) - 1)]
         writer.writerow(
-            [*key, row.total, "lower-bound" if row.suppressed else "", " ".join(sorted(row.agencies))]
+            [
+                *key,
+                row.total,
+                "lower-bound" if row.suppressed else "",
+                " ".join(sorted(row.agencies)),
+            ]
         )
     return out.getvalue()
 
@@ -262,14 +271,18 @@ def _table_text(agg: Aggregate) -> str:
     head = [*agg.by, "total", "agencies"]
     body = [[*r.key, r.shown(), " ".join(sorted(r.agencies))] for r in agg.rows]
     total = agg.total
-    body.append(["TOTAL", *[""] * (len(agg.by) - 1), total.shown(), " ".join(sorted(total.agencies))])
+    body.append(
+        ["TOTAL", *[""] * (len(agg.by) - 1), total.shown(), " ".join(sorted(total.agencies))]
+    )
     for fee in agg.fees:
         values = fee.by_agency
         each = " ".join(f"{a}={v}" for a, v in sorted(values.items()))
         shown = f"{fee.statistic} {min(values.values())}..{max(values.values())} {fee.currency}"
         body.append([*fee.key, shown, each])
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *body]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *body]
+    ]
     header = f"period {agg.period}: {len(agg.agencies)} agencies ({', '.join(agg.agencies)})"
     note = "'>= N (suppressed)': a contribution was withheld at the source; N is a lower bound"
     return "\n".join([header, *(line.rstrip() for line in lines), note])

@@ -155,5 +155,8 @@ if __name__ == "__main__":  # python -m node._stats_chart docs/img/statistics-tr
     from schemas import parse_report
 
     examples = Path(__file__).resolve().parents[1] / "schemas" / "examples"
-    found = [parse_report(p.read_bytes()).statistics for p in sorted(examples.glob("*-statistics-*.json"))]
+    found = [
+        parse_report(p.read_bytes()).statistics
+        for p in sorted(examples.glob("*-statistics-*.json"))
+    ]
     docs_chart([r for r in found if r is not None], Path(sys.argv[1]))

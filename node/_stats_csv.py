@@ -67,9 +67,7 @@ def _column(loc: tuple[int | str, ...]) -> str | None:
     return names[0] if names else None
 
 
-def cells_from_csv(
-    path: Path, progress: Callable[[int], None] | None = None
-) -> list[Cell]:
+def cells_from_csv(path: Path, progress: Callable[[int], None] | None = None) -> list[Cell]:
     """The cells of ``path``; ``progress`` is called with the line number after each row."""
     cells: list[Cell] = []
     try:

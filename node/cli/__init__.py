@@ -1,6 +1,7 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
-``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no other role."""
+``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no
+other role."""
 
 from __future__ import annotations
 

@@ -29,11 +29,15 @@ def return_cmd(
     source: Annotated[Path, typer.Option("--from", help="The agency's CSV of figures.")],
     agency: Annotated[str, typer.Option(help="The reporting agency (the originator).")],
     period: Annotated[str, typer.Option(help="2026-07 (month), 2026-Q3 or 2026.")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write here (default: stdout).")] = None,
-    route: Annotated[str | None, typer.Option(help="The report's route topic (default: the route most cells name).")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write here, not stdout.")] = None,
+    route: Annotated[
+        str | None, typer.Option(help="The report's route topic (default: the most named).")
+    ] = None,
     tlp: Annotated[str, typer.Option(help="TLP of the return.")] = "GREEN",
-    rel_to: Annotated[list[str] | None, typer.Option("--rel-to", help="Releasable to (repeat), e.g. UNODC-STATS.")] = None,
-) -> None:  # fmt: skip
+    rel_to: Annotated[
+        list[str] | None, typer.Option("--rel-to", help="Releasable to (repeat): UNODC-STATS.")
+    ] = None,
+) -> None:
     """A return report (iir/1.1, kind statistics) from a CSV; columns in docs/statistics.md.
 
     Example: palermo stats return --from q3.csv --agency ITA-GDF --period 2026-Q3
@@ -81,7 +85,12 @@ def aggregate_cmd(
     breakdown = parse_by(by)
     with _open_inbox(config) as inbox:
         returns = returns_in_inbox(inbox)
-    out_console.print(render(aggregate(returns, period, breakdown), fmt), markup=False, highlight=False, soft_wrap=True)
+    out_console.print(
+        render(aggregate(returns, period, breakdown), fmt),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @stats_app.command("chart")
@@ -91,13 +100,16 @@ def chart_cmd(
     period: Annotated[str, typer.Option(help="FIRST..LAST, e.g. 2026-Q1..2026-Q4.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="trends.svg or trends.png.")],
     by: Annotated[str, typer.Option(help="Only 'route' for now: one series per route.")] = "route",
-    indicator: Annotated[str | None, typer.Option(help="One indicator (default: each count indicator).")] = None,
+    indicator: Annotated[
+        str | None, typer.Option(help="One indicator (default: each count indicator).")
+    ] = None,
     width: Annotated[int, typer.Option(help="Pixels (PNG).", min=200, max=4000)] = 1000,
     height: Annotated[int, typer.Option(help="Pixels (PNG).", min=150, max=4000)] = 600,
-) -> None:  # fmt: skip
+) -> None:
     """Trends per route (and indicator) over periods; suppressed values are gaps, never zero.
 
-    Example: palermo stats chart --period 2026-Q1..2026-Q4 --by route --out trends.svg -c unodc.node.toml
+    Example: palermo stats chart --period 2026-Q1..2026-Q4 --by route --out trends.svg
+    -c unodc.node.toml
     """
     from schemas.errors import InputError
 
@@ -111,4 +123,6 @@ def chart_cmd(
         returns = returns_in_inbox(inbox)
     series = trend_series(returns, periods, indicator)
     draw(series, periods, out, title=f"Federation returns {period}", size=(width, height))
-    err_console.print(f"{len(series)} series over {len(periods)} periods written to {out}", markup=False)
+    err_console.print(
+        f"{len(series)} series over {len(periods)} periods written to {out}", markup=False
+    )

@@ -13,12 +13,12 @@ from node.cli import (
     inbox_app,
     messages_cmd,
     node_app,
-    stats_app,
     publish,
     release_app,
     request_cmd,
     respond_cmd,
     retract,
+    stats_app,
     status,
     subscribe,
 )

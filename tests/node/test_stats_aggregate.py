@@ -15,7 +15,9 @@ from node._stats_aggregate import aggregate, latest_returns, parse_by, render
 from schemas import StatisticalReturn, parse_report
 from schemas.errors import InputError
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "schemas" / "examples").glob("2[2-5]-statistics-*.json"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[2] / "schemas" / "examples").glob("2[2-5]-statistics-*.json")
+)
 
 
 def _ret(agency: str, cells: list[dict[str, Any]], period: str = "2026-Q3") -> StatisticalReturn:
@@ -82,7 +84,9 @@ def test_the_total_never_reveals_a_suppressed_cell() -> None:
 
 def test_without_suppression_the_total_is_exact() -> None:
     """No suppressed cell: rows and the total are plain numbers."""
-    agg = aggregate([_ret("GRC-HCG", [_c("central-med", 4), _c("eastern-med", 30)])], "2026-Q3", ("route",))
+    agg = aggregate(
+        [_ret("GRC-HCG", [_c("central-med", 4), _c("eastern-med", 30)])], "2026-Q3", ("route",)
+    )
     assert (34, False) == (agg.total.total, agg.total.suppressed)
     rows = list(csv.reader(io.StringIO(render(agg, "csv"))))
     assert ["TOTAL", "34", "", "GRC-HCG"] == rows[-1]

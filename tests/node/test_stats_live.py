@@ -76,7 +76,12 @@ async def test_the_example_returns_reach_unodc_stats_and_aggregate_to_the_direct
                 assert row["lower_bound"] <= expected[key]
             else:
                 assert expected[key] == row["total"]
-        assert sorted({r.originator for r in reports if r.statistics and r.statistics.period == period}) == data["agencies"]
+        assert (
+            sorted(
+                {r.originator for r in reports if r.statistics and r.statistics.period == period}
+            )
+            == data["agencies"]
+        )
         table = CliRunner().invoke(app, [*args, "--by", "route,indicator"])
         assert 0 == table.exit_code
         assert f"period {period}" in table.output
