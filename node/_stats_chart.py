@@ -121,6 +121,7 @@ def draw(
         ax.plot(x, s.values, marker="o", label=f"{s.route} · {s.indicator}", gid=s.gid)
         drawn += 1
     ax.set_xticks(x, list(periods))
+    ax.set_ylim(bottom=0)  # counts start at zero: a trend is not exaggerated by the axis
     ax.set_xlabel("period")
     ax.set_ylabel("count (gaps: suppressed or not reported)")
     if title:
