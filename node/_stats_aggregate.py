@@ -62,10 +62,6 @@ def parse_by(text: str) -> tuple[str, ...]:
     return names
 
 
-def _created(report_header: dict[str, Any]) -> Any:
-    return report_header.get("created", "")
-
-
 def latest_returns(
     returns: Iterable[tuple[Any, StatisticalReturn]],
 ) -> list[StatisticalReturn]:
@@ -90,7 +86,9 @@ def returns_in_inbox(inbox: Any) -> list[StatisticalReturn]:
         _, report = inbox.show(entry.id)
         if not isinstance(report, Report) or report.statistics is None:
             continue
-        found.append(((str(_created(entry.header)), entry.received_ms), report.statistics))
+        # The signed creation time orders resubmissions (the header is verified; received_ms
+        # only breaks ties): a late-delivered older return never replaces a newer one.
+        found.append(((entry.header["created"], entry.received_ms), report.statistics))
     return latest_returns(found)
 
 

@@ -85,3 +85,9 @@ async def test_the_example_returns_reach_unodc_stats_and_aggregate_to_the_direct
         table = CliRunner().invoke(app, [*args, "--by", "route,indicator"])
         assert 0 == table.exit_code
         assert f"period {period}" in table.output
+    svg = tmp_path / "trends.svg"
+    chart = ["stats", "chart", "-c", str(config), "--period", "2026-Q1..2026-Q4", "--out", str(svg)]
+    result = CliRunner().invoke(app, [*chart, "--indicator", "deaths"])
+    assert 0 == result.exit_code, result.output
+    routes = sorted({r.route.value for r in reports})
+    assert [f'id="series-{route}-deaths"' in svg.read_text() for route in routes] == [True] * 3
