@@ -130,10 +130,11 @@ def draw(
         ax.legend(fontsize="small")
     ax.grid(visible=True, alpha=0.3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # svg.hashsalt and no date metadata: the same data draws the same file (docs/img is checked).
-    matplotlib.rcParams["svg.hashsalt"] = "palermo"
+    # A fixed svg.hashsalt and no date: the same data draws the same file (docs/img is checked);
+    # rc_context, so a long-running process's matplotlib settings are left as they were.
     metadata = {"Date": None} if fmt == "svg" else {}
-    fig.savefig(out, format=fmt, dpi=dpi, metadata=metadata)
+    with matplotlib.rc_context({"svg.hashsalt": "palermo"}):
+        fig.savefig(out, format=fmt, dpi=dpi, metadata=metadata)
     return out
 
 
