@@ -8,10 +8,12 @@ dimensions are the fewest that include them; ties broken by name) and sums its c
 requested dimensions, so a return that reports a total and a breakdown is never counted twice.
 
 Suppressed cells are never totals: a sum that includes a suppressed contribution is shown as
-suppressed, with the sum of the published contributions as a lower bound, and the grand total is
-the sum of the rows shown (a lower bound if any is suppressed), never a return's own total, from
-which a suppressed cell could be recovered by subtraction. Fees are not summed: each agency's
-amount is listed, with the minimum and maximum across agencies per statistic and currency.
+suppressed, with the sum of the published contributions as a lower bound, and the total per
+indicator is the sum of the rows shown (a lower bound if any is suppressed), never a return's
+own total, from which a suppressed cell could be recovered by subtraction. Counts of different
+indicators are never added together (a breakdown always includes the indicator). Fees are not
+summed: each agency's amount is listed, with the minimum and maximum across agencies per
+statistic and currency.
 See docs/statistics.md.
 """
 
@@ -147,16 +149,24 @@ class Aggregate:
     fees: list[FeeRow]
     agencies: list[str]
 
-    @property
-    def total(self) -> Row:
-        """The grand total of the rows shown: never a return's own total (see the module)."""
-        out = Row(key=())
+    def totals(self) -> dict[str, Row]:
+        """Per indicator, the sum of the rows shown: never a return's own total (see the
+        module); counts of different indicators are never added together."""
+        out: dict[str, Row] = {}
+        at = self.by.index(INDICATOR)
         for row in self.rows:
-            out.total += row.total
-            out.suppressed |= row.suppressed
-            out.agencies |= row.agencies
-            out.suppressed_by |= row.suppressed_by
+            indicator = row.key[at]
+            total = out.setdefault(indicator, Row(key=_total_key(self.by, indicator)))
+            total.total += row.total
+            total.suppressed |= row.suppressed
+            total.agencies |= row.agencies
+            total.suppressed_by |= row.suppressed_by
         return out
+
+    def total_rows(self) -> list[Row]:
+        """The per-indicator totals worth printing: none when the rows are already per
+        indicator alone."""
+        return [] if self.by == (INDICATOR,) else list(self.totals().values())
 
     def value(self, **coordinates: str) -> Row:
         """The row at these coordinates (every breakdown named)."""
@@ -165,6 +175,10 @@ class Aggregate:
             if row.key == key:
                 return row
         raise KeyError(key)
+
+
+def _total_key(by: Sequence[str], indicator: str) -> tuple[str, ...]:
+    return tuple(indicator if n == INDICATOR else "TOTAL" for n in by)
 
 
 def _dims(cell: Any) -> dict[str, str]:
@@ -194,6 +208,11 @@ def aggregate(returns: Iterable[StatisticalReturn], period: str, by: Sequence[st
     if "nationality_band" in by:
         raise InputError(
             "--by nationality covers the nationality bands too; leave out nationality_band"
+        )
+    if INDICATOR not in by:
+        raise InputError(
+            f"--by {','.join(by)}: add indicator (counts of different indicators are never "
+            "added together)"
         )
     wanted = frozenset(n for n in by if n != INDICATOR)
     rows: dict[tuple[str, ...], Row] = {}
@@ -242,7 +261,7 @@ def _json(agg: Aggregate) -> str:
         "by": list(agg.by),
         "agencies": agg.agencies,
         "rows": [r.to_dict(agg.by) for r in agg.rows],
-        "total": agg.total.to_dict(()),
+        "totals": [t.to_dict(agg.by) for t in agg.totals().values()],
         "fees": [f.to_dict(agg.by) for f in agg.fees],
     }
     return json.dumps(data, indent=2, ensure_ascii=False)
@@ -252,11 +271,10 @@ def _csv(agg: Aggregate) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*agg.by, "total", "suppressed", "agencies"])
-    for row in [*agg.rows, agg.total]:
-        key = list(row.key) if row.key else ["TOTAL", *[""] * (len(agg.by) - 1)]
+    for row in [*agg.rows, *agg.total_rows()]:
         writer.writerow(
             [
-                *key,
+                *row.key,
                 row.total,
                 "lower-bound" if row.suppressed else "",
                 " ".join(sorted(row.agencies)),
@@ -268,10 +286,7 @@ def _csv(agg: Aggregate) -> str:
 def _table_text(agg: Aggregate) -> str:
     head = [*agg.by, "total", "agencies"]
     body = [[*r.key, r.shown(), " ".join(sorted(r.agencies))] for r in agg.rows]
-    total = agg.total
-    body.append(
-        ["TOTAL", *[""] * (len(agg.by) - 1), total.shown(), " ".join(sorted(total.agencies))]
-    )
+    body += [[*t.key, t.shown(), " ".join(sorted(t.agencies))] for t in agg.total_rows()]
     for fee in agg.fees:
         values = fee.by_agency
         each = " ".join(f"{a}={v}" for a, v in sorted(values.items()))

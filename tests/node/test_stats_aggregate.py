@@ -56,16 +56,17 @@ def test_a_finer_table_is_rolled_up_and_never_double_counted() -> None:
 
 def test_nationality_bands_are_values_of_nationality() -> None:
     """--by nationality covers the countries and the bands: the table sums to the route total."""
-    agg = aggregate(_examples(), "2026-Q3", ("nationality",))
-    assert 5340 + 3120 == agg.total.total
-    assert 3 + 4 == agg.value(nationality="stateless").total
+    agg = aggregate(_examples(), "2026-Q3", ("nationality", "indicator"))
+    between = "irregular-crossing-between-bcps"
+    assert 5340 + 3120 == agg.totals()[between].total
+    assert 3 + 4 == agg.value(nationality="stateless", indicator=between).total
 
 
 def test_a_sum_with_a_suppressed_contribution_is_a_lower_bound() -> None:
     """One agency suppressed, the other published 7: the sum is shown as >= 7, not 7."""
     returns = [_ret("ITA-GDF", [_c("central-med", None)]), _ret("MLT-AFM", [_c("central-med", 7)])]
-    agg = aggregate(returns, "2026-Q3", ("route",))
-    row = agg.value(route="central-med")
+    agg = aggregate(returns, "2026-Q3", ("route", "indicator"))
+    row = agg.value(route="central-med", indicator="deaths")
     assert (7, True, {"ITA-GDF"}) == (row.total, row.suppressed, row.suppressed_by)
     assert ">= 7 (suppressed)" in render(agg, "table")
     data = json.loads(render(agg, "json"))["rows"][0]
@@ -76,8 +77,9 @@ def test_the_total_never_reveals_a_suppressed_cell() -> None:
     """A return's own total is not used: the grand total is a lower bound from the rows shown,
     so total minus the published cells does not give the suppressed one."""
     cells = [_c("central-med", None), _c("eastern-med", 30), {"indicator": "deaths", "count": 33}]
-    agg = aggregate([_ret("GRC-HCG", cells)], "2026-Q3", ("route",))
-    assert (30, True) == (agg.total.total, agg.total.suppressed)
+    agg = aggregate([_ret("GRC-HCG", cells)], "2026-Q3", ("route", "indicator"))
+    total = agg.totals()["deaths"]
+    assert (30, True) == (total.total, total.suppressed)
     assert "33" not in render(agg, "csv")
     assert "33" not in render(agg, "table")
 
@@ -85,11 +87,14 @@ def test_the_total_never_reveals_a_suppressed_cell() -> None:
 def test_without_suppression_the_total_is_exact() -> None:
     """No suppressed cell: rows and the total are plain numbers."""
     agg = aggregate(
-        [_ret("GRC-HCG", [_c("central-med", 4), _c("eastern-med", 30)])], "2026-Q3", ("route",)
+        [_ret("GRC-HCG", [_c("central-med", 4), _c("eastern-med", 30)])],
+        "2026-Q3",
+        ("route", "indicator"),
     )
-    assert (34, False) == (agg.total.total, agg.total.suppressed)
+    total = agg.totals()["deaths"]
+    assert (34, False) == (total.total, total.suppressed)
     rows = list(csv.reader(io.StringIO(render(agg, "csv"))))
-    assert ["TOTAL", "34", "", "GRC-HCG"] == rows[-1]
+    assert ["TOTAL", "deaths", "34", "", "GRC-HCG"] == rows[-1]
 
 
 def test_fees_are_listed_per_agency_with_min_and_max_never_summed() -> None:
@@ -117,13 +122,14 @@ def test_the_newest_return_per_agency_and_period_replaces_the_earlier() -> None:
     old, new = _ret("ITA-GDF", [_c("central-med", 10)]), _ret("ITA-GDF", [_c("central-med", 12)])
     other = _ret("ITA-GDF", [_c("central-med", 9)], period="2026-Q2")
     latest = latest_returns([(2, new), (1, old), (1, other)])
-    assert 12 == aggregate(latest, "2026-Q3", ("route",)).value(route="central-med").total
+    agg = aggregate(latest, "2026-Q3", ("route", "indicator"))
+    assert 12 == agg.value(route="central-med", indicator="deaths").total
     assert 2 == len(latest)
 
 
 def test_only_the_asked_period_is_summed() -> None:
     """Returns of other periods are left out."""
-    agg = aggregate(_examples(), "2026-Q4", ("route",))
+    agg = aggregate(_examples(), "2026-Q4", ("route", "indicator"))
     assert ([], []) == (agg.rows, agg.agencies)
 
 
@@ -137,4 +143,16 @@ def test_an_unknown_breakdown_is_a_typed_error(text: str) -> None:
 def test_an_unknown_format_is_a_typed_error() -> None:
     """--format is table, csv or json."""
     with pytest.raises(InputError, match="table, csv or json"):
-        render(aggregate([], "2026-Q3", ("route",)), "xlsx")
+        render(aggregate([], "2026-Q3", ("route", "indicator")), "xlsx")
+
+
+def test_indicators_are_never_added_together() -> None:
+    """A breakdown without indicator would add deaths to detections: refused; the totals are
+    per indicator."""
+    with pytest.raises(InputError, match="add indicator"):
+        aggregate(_examples(), "2026-Q2", ("route",))
+    totals = aggregate(_examples(), "2026-Q2", ("route", "indicator")).totals()
+    assert (41 + 3, 4210 + 1935) == (
+        totals["deaths"].total,
+        totals["irregular-crossing-between-bcps"].total,
+    )

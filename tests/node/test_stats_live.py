@@ -76,6 +76,12 @@ async def test_the_example_returns_reach_unodc_stats_and_aggregate_to_the_direct
                 assert row["lower_bound"] <= expected[key]
             else:
                 assert expected[key] == row["total"]
+        for total in data["totals"]:
+            direct = sum(v for (_, ind), v in expected.items() if ind == total["indicator"])
+            if total["suppressed"]:
+                assert (None, True) == (total["total"], total["lower_bound"] <= direct)
+            else:
+                assert direct == total["total"]
         assert (
             sorted(
                 {r.originator for r in reports if r.statistics and r.statistics.period == period}
