@@ -1,6 +1,7 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
-``request``/``requests``/``respond``, ``release``, ``keys rotate``). It imports no other role."""
+``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no
+other role."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ._node import (
     subscribe,
 )
 from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
+from ._stats import stats_app
 
 __all__ = [
     "import_reports",
@@ -27,6 +29,7 @@ __all__ = [
     "respond_cmd",
     "retract",
     "rotate_command",
+    "stats_app",
     "status",
     "subscribe",
 ]

@@ -18,6 +18,7 @@ from node.cli import (
     request_cmd,
     respond_cmd,
     retract,
+    stats_app,
     status,
     subscribe,
 )
@@ -40,6 +41,7 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(policy_app, name="policy")
 app.add_typer(node_app, name="node")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(stats_app, name="stats")
 app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))

@@ -1,0 +1,143 @@
+"""An agency's spreadsheet of figures as a statistical return (issue 16 item 3).
+
+The CSV has a header row; the columns are ``indicator``, any of the dimension columns
+(``border_type``, ``route``, ``nationality``, ``nationality_band``, ``sex``, ``age_band``,
+``transport_mode``, ``fraud``, ``place_country``, ``place_unlocode``), and ``count`` (or, for
+``fee-per-person``, ``amount``, ``currency`` and ``statistic``). An empty dimension means "all
+values". Column order is free; an unknown column is refused, so a misspelt dimension is not
+silently dropped. Each bad row is a typed error naming its line and column. See
+docs/statistics.md ("The CSV column mapping").
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from schemas import Cell, Dimensions, Report, StatisticalReturn
+from schemas._statistics import MAX_CELLS
+from schemas.errors import InputError
+
+__all__ = ["COLUMNS", "CsvRowError", "cells_from_csv", "return_report"]
+
+DIMENSION_COLUMNS: Final[tuple[str, ...]] = tuple(Dimensions.model_fields)
+VALUE_COLUMNS: Final[tuple[str, ...]] = ("count", "amount", "currency", "statistic")
+COLUMNS: Final[tuple[str, ...]] = ("indicator", *DIMENSION_COLUMNS, *VALUE_COLUMNS)
+
+
+class CsvRowError(InputError):
+    """A row of the spreadsheet that is not a valid cell: the line and column say where."""
+
+    def __init__(self, path: Path, line: int, column: str | None, problem: str) -> None:
+        self.path, self.line, self.column = path, line, column
+        where = f"{path}:{line}" + (f", column {column}" if column else "")
+        super().__init__(f"{where}: {problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "line": self.line, "column": self.column}
+
+
+def _cell(row: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"indicator": row.get("indicator", "").strip()}
+    dims = {n: row[n].strip() for n in DIMENSION_COLUMNS if (row.get(n) or "").strip()}
+    if dims:
+        data["dimensions"] = dims
+    count = (row.get("count") or "").strip()
+    if count:
+        data["count"] = count
+    amount = (row.get("amount") or "").strip()
+    if amount or (row.get("currency") or "").strip():
+        data["amount"] = {"amount": amount, "currency": (row.get("currency") or "").strip()}
+    statistic = (row.get("statistic") or "").strip()
+    if statistic:
+        data["statistic"] = statistic
+    return data
+
+
+def _column(loc: tuple[int | str, ...]) -> str | None:
+    """The CSV column a validation error points at."""
+    names = [str(p) for p in loc if isinstance(p, str)]
+    for name in reversed(names):
+        if name in COLUMNS:
+            return name
+    return names[0] if names else None
+
+
+def cells_from_csv(path: Path, progress: Callable[[int], None] | None = None) -> list[Cell]:
+    """The cells of ``path``; ``progress`` is called with the line number after each row."""
+    cells: list[Cell] = []
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        unknown = [c for c in header if c not in COLUMNS]
+        if unknown or "indicator" not in header:
+            raise CsvRowError(
+                path, 1, unknown[0] if unknown else "indicator",
+                f"the header must name an indicator column and only these: {', '.join(COLUMNS)}"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+            )  # fmt: skip
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                raise CsvRowError(path, line, None, "more fields than the header has columns")
+            if len(cells) >= MAX_CELLS:
+                raise CsvRowError(
+                    path, line, None, f"a return holds at most {MAX_CELLS} cells; split it"
+                )
+            try:
+                cells.append(Cell.model_validate(_cell(row)))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise CsvRowError(path, line, _column(first["loc"]), first["msg"]) from exc
+            if progress is not None:
+                progress(line)
+    if not cells:
+        raise CsvRowError(path, 2, None, "no rows: a return needs at least one cell")
+    return cells
+
+
+def return_report(
+    cells: Iterable[Cell],
+    agency: str,
+    period: str,
+    *,
+    route: str | None = None,
+    tlp: str = "GREEN",
+    rel_to: list[str] | None = None,
+    unit: str = "statistics office",
+) -> Report:
+    """The ``iir/1.1`` report of kind statistics holding these cells, ready for publishing."""
+    cells = list(cells)
+    routes = [c.dimensions.route.value for c in cells if c.dimensions.route is not None]
+    route = route or (max(set(routes), key=routes.count) if routes else "other")
+    handling: dict[str, Any] = {"tlp": tlp}
+    if rel_to:
+        handling["rel_to"] = rel_to
+    try:
+        statistics = StatisticalReturn(reporting_agency=agency, period=period, cells=cells)
+        return Report.model_validate(
+            {
+                "schema": "iir/1.1",
+                "originator": agency,
+                "kind": "statistics",
+                "category": "routes",
+                "route": route,
+                "title": f"Statistical return of {agency}",
+                "handling": handling,
+                "narrative": {"language": "en", "text": "Figures in the statistics block."},
+                "contact": {"unit": unit, "channel": "palermo"},
+                "statistics": statistics,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"the return is not valid: {where}: {first['msg']}") from exc
