@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from schemas import Dimensions, Indicator, Kind, Report, StatisticalReturn
+from schemas import Dimensions, Indicator, StatisticalReturn
 from schemas.errors import InputError
+
+from ._stats_store import latest_returns
+from .inbox import Inbox
 
 __all__ = [
     "BREAKDOWNS",
@@ -37,7 +40,6 @@ __all__ = [
     "FeeRow",
     "Row",
     "aggregate",
-    "latest_returns",
     "render",
     "returns_in_inbox",
 ]
@@ -64,34 +66,10 @@ def parse_by(text: str) -> tuple[str, ...]:
     return names
 
 
-def latest_returns(
-    returns: Iterable[tuple[Any, StatisticalReturn]],
-) -> list[StatisticalReturn]:
-    """The newest return per agency and period, by the sort key given with each return."""
-    newest: dict[tuple[str, str], tuple[Any, StatisticalReturn]] = {}
-    for order, ret in returns:
-        key = (ret.reporting_agency, ret.period)
-        if key not in newest or order > newest[key][0]:
-            newest[key] = (order, ret)
-    return [newest[k][1] for k in sorted(newest)]
-
-
-def returns_in_inbox(inbox: Any) -> list[StatisticalReturn]:
-    """The statistical returns in a node's inbox, newest per agency and period (by the signed
-    creation time, then the time received); purged ones (retracted, expired) are left out.
-
-    Stand-in for S1's ``node._stats_store.latest_returns`` until that lands (see the report)."""
-    found: list[tuple[Any, StatisticalReturn]] = []
-    for entry in inbox.entries():
-        if entry.kind != Kind.STATISTICS.value or entry.purged_ms is not None:
-            continue
-        _, report = inbox.show(entry.id)
-        if not isinstance(report, Report) or report.statistics is None:
-            continue
-        # The signed creation time orders resubmissions (the header is verified; received_ms
-        # only breaks ties): a late-delivered older return never replaces a newer one.
-        found.append(((entry.header["created"], entry.received_ms), report.statistics))
-    return latest_returns(found)
+def returns_in_inbox(inbox: Inbox) -> list[StatisticalReturn]:
+    """The statistical returns in a node's inbox: the newest per agency and period (by the
+    signed creation time), retracted and expired ones left out (``node._stats_store``)."""
+    return latest_returns(inbox)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from node._stats_aggregate import aggregate, latest_returns, parse_by, render
+from node._stats_aggregate import aggregate, parse_by, render
 from schemas import StatisticalReturn, parse_report
 from schemas.errors import InputError
 
@@ -115,16 +115,6 @@ def test_fees_are_listed_per_agency_with_min_and_max_never_summed() -> None:
         }
     ] == data  # fmt: skip
     assert "5500" not in render(agg, "table")
-
-
-def test_the_newest_return_per_agency_and_period_replaces_the_earlier() -> None:
-    """A resubmission replaces; another period or agency stays."""
-    old, new = _ret("ITA-GDF", [_c("central-med", 10)]), _ret("ITA-GDF", [_c("central-med", 12)])
-    other = _ret("ITA-GDF", [_c("central-med", 9)], period="2026-Q2")
-    latest = latest_returns([(2, new), (1, old), (1, other)])
-    agg = aggregate(latest, "2026-Q3", ("route", "indicator"))
-    assert 12 == agg.value(route="central-med", indicator="deaths").total
-    assert 2 == len(latest)
 
 
 def test_only_the_asked_period_is_summed() -> None:
