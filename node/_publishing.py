@@ -166,6 +166,20 @@ class _Publishing:
         may receive it (a typed error says why), nor a report whose kind has its own command
         (``KindNotPublishable`` names it: :data:`OWN_COMMAND`).
         """
+        report, candidates, now = self.prepared(report, handling, to)
+        sealed = seal_report(
+            report, self.identity.signing, candidates, self.trust, self.policy, now
+        )
+        await self._send_sealed(report, sealed)
+        return sealed
+
+    def prepared(
+        self, report: Report, handling: Handling | None, to: Sequence[str] | None
+    ) -> tuple[Report, list[str], datetime]:
+        """The report as it will be signed, its candidates and the time: every way of
+        publishing (``publish``, ``publish --tear-line``, import, ingest) goes through here, so
+        none can skip a rule (kind, originator, federation default action, disclosure control,
+        embargo cap, all-members)."""
         check_publishable(report.kind)
         if handling is not None:
             report = report.model_copy(update={"handling": handling})
@@ -182,12 +196,7 @@ class _Publishing:
         ahead = embargo_ahead(report.handling, now)
         if ahead > self.max_embargo:
             raise EmbargoTooFar(int(ahead.total_seconds()), int(self.max_embargo.total_seconds()))
-        candidates = self.candidates(report, to, now)
-        sealed = seal_report(
-            report, self.identity.signing, candidates, self.trust, self.policy, now
-        )
-        await self._send_sealed(report, sealed)
-        return sealed
+        return report, self.candidates(report, to, now), now
 
     def disclosure_controlled(self, report: Report) -> Report:
         """A statistics report with its small cells suppressed at k: this node's

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from policies import Decision, Reason, tear_line_candidates
 from protocol.trust import TrustStore
 from schemas import Handling, Report
 from schemas.errors import InputError
 
-from ._publishing import _Publishing, check_publishable
+from ._publishing import _Publishing
 from .reports import (
     NO_USABLE_KEY,
     SealedReport,
     decide_report,
-    effective_report,
     seal_report,
     sealing_key,
     tear_line_report,
@@ -96,16 +95,8 @@ class _TearLines(_Publishing):
         Both are sealed before either is published: a typed error (nobody may receive the
         original; the version below the line is not a valid report) publishes nothing.
         """
-        check_publishable(report.kind)
-        if handling is not None:
-            report = report.model_copy(update={"handling": handling})
-        report = effective_report(report, self.policy.federation)
-        if report.originator != self.identity.agency:
-            raise InputError(
-                f"this node is {self.identity.agency}; the report names {report.originator}"
-            )
-        now = datetime.now(UTC)
-        candidates = list(to) if to is not None else self.interested(report)
+        # The same preparation as publish: disclosure control, embargo cap, all-members.
+        report, candidates, now = self.prepared(report, handling, to)
         try:
             original = seal_report(
                 report, self.identity.signing, candidates, self.trust, self.policy, now

@@ -193,7 +193,9 @@ def decide_report(
     draft = (
         _draft(report, signer, wanted, now, (), partition(report).sections()) if wanted else None
     )
-    return {r: policy.decide(draft, r, now) for r in wanted} if draft is not None else {}
+    # An embargoed report is decided as of its release, as seal_report decides it.
+    when = release_time(report.handling, now)
+    return {r: policy.decide(draft, r, when) for r in wanted} if draft is not None else {}
 
 
 def tear_line_report(report: Report, original: str) -> Report:

@@ -4,6 +4,7 @@ version without personal data to those refused only because of it, one status, o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -12,8 +13,8 @@ import pytest
 from node.ingest import IngestServer, IngestToken, generate_token
 from node.service import Node
 from palermo.devfed import DevFederation
-from schemas import Handling, Kind, Report
-from schemas.errors import InputError
+from schemas import Handling, Report, parse_report
+from schemas.errors import InputError, ReportInvalid
 from tests.harness import example, running_broker, running_nodes, wait_for
 
 AGENCIES = ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF",
@@ -114,12 +115,13 @@ async def test_retracting_the_original_retracts_the_tear_line(nodes: dict[str, N
     assert (None, "retracted: wrong departure point") == (content, entry.purge_reason)
 
 
-async def test_the_aggregate_only_member_gets_the_tear_line_only_of_statistics(
+async def test_the_aggregate_only_member_gets_no_tear_line_it_gets_returns(
     nodes: dict[str, Node],
 ) -> None:
     """UNODC-STATS, refused for personal data, is refused the tear-line of an alert too (it takes
-    only statistics) and gets the tear-line of a statistics report; a partner refused for
-    anything else (AUS-ABF: not in rel_to) never gets either."""
+    only statistics); a statistics return never holds personal data (issue 16), so it needs no
+    tear-line: the aggregate-only member gets the return itself. A partner refused for anything
+    else (AUS-ABF: not in rel_to) never gets either."""
     ita = nodes["ITA-GDF"]
     handling = Handling(tlp="AMBER", rel_to=["group:med-coastal", "UNODC-STATS"])
     to = [*FULL, "UNODC-STATS", "AUS-ABF"]
@@ -130,15 +132,13 @@ async def test_the_aggregate_only_member_gets_the_tear_line_only_of_statistics(
     assert {"aggregate-only"} == {r.code for r in alert.decisions["UNODC-STATS"].reasons}
     assert "not-in-rel-to" in {r.code for r in alert.original.decisions["AUS-ABF"].reasons}
 
-    stats = await ita.publish_tear_line(_alert(kind=Kind.STATISTICS), handling, to=to)
-    assert stats.tear_line is not None
-    assert (["UNODC-STATS"], ["UNODC-STATS"]) == (stats.candidates, stats.tear_line.recipients)
-    await _stored(nodes, {"UNODC-STATS": stats.tear_line.header.id})
-    _, report = nodes["UNODC-STATS"].inbox.show(stats.tear_line.header.id)
-    assert report is not None
-    assert [] == report.identifiers
-    for sent in (alert.original, stats.original):
-        assert not nodes["UNODC-STATS"].inbox.seen(sent.header.id)
+    with pytest.raises(ReportInvalid, match="persons"):
+        parse_report({**example("22").to_wire(), "persons": [{"ref": "p1", "role": "driver"}]})
+    stats = await ita.publish_tear_line(example("22"), to=to)
+    assert (None, []) == (stats.tear_line, stats.candidates)
+    assert "UNODC-STATS" in stats.original.recipients
+    await _stored(nodes, {"UNODC-STATS": stats.original.header.id})
+    assert not nodes["UNODC-STATS"].inbox.seen(alert.original.header.id)
     assert 0 == nodes["AUS-ABF"].received
 
 
@@ -178,3 +178,19 @@ async def test_ingest_api_publishes_the_tear_line_on_request(nodes: dict[str, No
     assert 202 == status
     assert (FULL, BELOW) == (answer["recipients"], answer["tear_line"]["recipients"])
     assert [answer["tear_line"]["id"]] == ita.inbox.tear_lines(answer["id"])
+
+
+async def test_a_tear_line_publish_takes_every_rule_of_publish(nodes: dict[str, Node]) -> None:
+    """publish --tear-line goes through the same preparation as publish: a statistical return
+    is disclosure-controlled (k in the signed header), and an embargoed report is decided as of
+    its release, so the partners below the line get their version then too."""
+    ita = nodes["ITA-GDF"]
+    stats = await ita.publish_tear_line(example("22"))
+    assert stats.original.header.suppression_k is not None
+    assert stats.original.header.suppression_k >= 5
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    alert = _alert()
+    embargoed = alert.handling.model_copy(update={"not_before": later})
+    held = await ita.publish_tear_line(alert, embargoed)
+    assert held.tear_line is not None
+    assert (FULL, BELOW) == (held.original.recipients, held.tear_line.recipients)
