@@ -247,16 +247,17 @@ class _Publishing:
         return (await self.retract_all(report_id, reason))[0]
 
     async def retract_all(self, report_id: str, reason: str) -> list[EnvelopeHeader]:
-        """Withdraw one of our reports, then each tear-line version sent of it (one retraction
-        per envelope, as a retraction names exactly one report). The original's retraction
-        comes first in the list; a tear-line none of whose recipients can receive any more is
+        """Withdraw one of our reports, then each tear-line version and each release sent of it
+        (one retraction per envelope, as a retraction names exactly one report): a release
+        target holds a copy of the report and must purge it too. The original's retraction
+        comes first in the list; a copy none of whose recipients can receive any more is
         skipped (there is nobody left to purge it)."""
         sent = [await self._retract_one(report_id, reason)]
-        for derivative in self.inbox.tear_lines(report_id):
+        for derivative in [*self.inbox.tear_lines(report_id), *self.inbox.releases(report_id)]:
             try:
                 sent.append(await self._retract_one(derivative, reason))
             except InputError as exc:
-                _log.warning("tear-line not retracted", report=derivative, reason=exc.reason)
+                _log.warning("copy not retracted", report=derivative, reason=exc.reason)
         return sent
 
     async def _retract_one(self, report_id: str, reason: str) -> EnvelopeHeader:

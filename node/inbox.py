@@ -207,6 +207,14 @@ class Inbox(_Threads):
         )
         return [r[0] for r in rows]
 
+    def releases(self, report_id: str) -> list[str]:
+        """The release envelopes sent of one of our reports (each refs it), oldest first."""
+        rows = self._db.execute(
+            "SELECT id, header FROM sent WHERE json_extract(header, '$.kind') = 'release' "
+            "ORDER BY sent_ms, id"
+        )
+        return [i for i, header in rows if report_id in json.loads(header).get("refs", [])]
+
     def sent_report(self, report_id: str) -> Report:
         row = self._db.execute("SELECT body FROM sent WHERE id = ?", (report_id,)).fetchone()
         if row is None or row[0] is None:

@@ -96,6 +96,13 @@ async def test_a_grant_is_one_release_that_refs_the_original_audited_and_seen_by
     ]
 
     await ita.retract(original.id, "superseded")
+
+    async def purged_at_aus() -> bool:
+        # The release target holds a copy: the retraction of the original reaches it too.
+        entry, report = aus.inbox.show(release_id)
+        return report is None and entry.purged_ms is not None
+
+    await wait_for(purged_at_aus, within=20)
     with pytest.raises(InputError, match="was retracted"):
         await ita.decide_release(again.id, grant=True)
     await ita.decide_release(again.id, grant=False, reason="report withdrawn")
