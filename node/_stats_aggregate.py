@@ -248,13 +248,16 @@ def _json(agg: Aggregate) -> str:
 def _csv(agg: Aggregate) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*agg.by, "total", "suppressed", "agencies"])
+    # A suppressed sum goes in lower_bound, never in total: a spreadsheet summing the total
+    # column must not take a lower bound for a count.
+    writer.writerow([*agg.by, "total", "lower_bound", "suppressed", "agencies"])
     for row in [*agg.rows, *agg.total_rows()]:
         writer.writerow(
             [
                 *row.key,
-                row.total,
-                "lower-bound" if row.suppressed else "",
+                "" if row.suppressed else row.total,
+                row.total if row.suppressed else "",
+                "yes" if row.suppressed else "",
                 " ".join(sorted(row.agencies)),
             ]
         )

@@ -129,12 +129,15 @@ def draw(
     if drawn:
         ax.legend(fontsize="small")
     ax.grid(visible=True, alpha=0.3)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # A fixed svg.hashsalt and no date: the same data draws the same file (docs/img is checked);
     # rc_context, so a long-running process's matplotlib settings are left as they were.
     metadata = {"Date": None} if fmt == "svg" else {}
-    with matplotlib.rc_context({"svg.hashsalt": "palermo"}):
-        fig.savefig(out, format=fmt, dpi=dpi, metadata=metadata)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with matplotlib.rc_context({"svg.hashsalt": "palermo"}):
+            fig.savefig(out, format=fmt, dpi=dpi, metadata=metadata)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the chart: {exc.strerror or exc}") from exc
     return out
 
 

@@ -75,33 +75,68 @@ def cells_from_csv(path: Path, progress: Callable[[int], None] | None = None) ->
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        unknown = [c for c in header if c not in COLUMNS]
-        if unknown or "indicator" not in header:
+        reader = csv.DictReader(handle, strict=True)
+        try:
+            _read(path, reader, cells, progress)
+        except UnicodeDecodeError as exc:
             raise CsvRowError(
-                path, 1, unknown[0] if unknown else "indicator",
-                f"the header must name an indicator column and only these: {', '.join(COLUMNS)}"
-                + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
-            )  # fmt: skip
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise CsvRowError(path, line, None, "more fields than the header has columns")
-            if len(cells) >= MAX_CELLS:
-                raise CsvRowError(
-                    path, line, None, f"a return holds at most {MAX_CELLS} cells; split it"
-                )
-            try:
-                cells.append(Cell.model_validate(_cell(row)))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise CsvRowError(path, line, _column(first["loc"]), first["msg"]) from exc
-            if progress is not None:
-                progress(line)
+                path, _undecodable_line(path), None,
+                "not UTF-8: save the spreadsheet as CSV UTF-8",
+            ) from exc  # fmt: skip
+        except csv.Error as exc:
+            # The underlying reader's count: DictReader's own is only updated after a good row.
+            line = max(reader.reader.line_num, 1)
+            hint = " (a quote opened and never closed?)" if "end of data" in str(exc) else ""
+            raise CsvRowError(path, line, None, f"not valid CSV: {exc}{hint}") from exc
     if not cells:
         raise CsvRowError(path, 2, None, "no rows: a return needs at least one cell")
     return cells
+
+
+def _undecodable_line(path: Path) -> int:
+    """The line holding the first byte that is not UTF-8 (the decoder reads ahead in chunks, so
+    the reader's line count says nothing about where it is)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return raw.count(b"\n", 0, exc.start) + 1
+    return 1
+
+
+def _read(
+    path: Path,
+    reader: csv.DictReader[str],
+    cells: list[Cell],
+    progress: Callable[[int], None] | None,
+) -> None:
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown or "indicator" not in header:
+        raise CsvRowError(
+            path, 1, unknown[0] if unknown else "indicator",
+            f"the header must name an indicator column and only these: {', '.join(COLUMNS)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+        )  # fmt: skip
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        # DictReader keeps the last of two same-named columns: the first would be dropped silently.
+        raise CsvRowError(path, 1, repeated[0], f"column {repeated[0]} is named twice")
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise CsvRowError(path, line, None, "more fields than the header has columns")
+        if len(cells) >= MAX_CELLS:
+            raise CsvRowError(
+                path, line, None, f"a return holds at most {MAX_CELLS} cells; split it"
+            )
+        try:
+            cells.append(Cell.model_validate(_cell(row)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise CsvRowError(path, line, _column(first["loc"]), first["msg"]) from exc
+        if progress is not None:
+            progress(line)
 
 
 def return_report(

@@ -34,7 +34,7 @@ from ._facts import (
 from ._grading import Evaluation
 from ._handling import Handling, versioned_handling
 from ._links import PERSON_ITEMS, PERSON_LINKS, named_persons
-from ._statistics import StatisticalReturn
+from ._statistics import StatisticalReturn, statistics_report_extras
 from ._terms import (
     AgeBand,
     Certainty,
@@ -346,10 +346,6 @@ class Narrative(Model):
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NARRATIVE)]
 
 
-_PERSONAL_LISTS: Final[tuple[str, ...]] = ("persons", "identifiers", "relations", "finance")
-"""What a statistics report may not hold: persons, their identifiers, relations and payments."""
-
-
 def _unique_refs(what: str, refs: list[str]) -> set[str]:
     if len(refs) != len(set(refs)):
         raise ValueError(f"{what} refs must be unique within a report")
@@ -414,18 +410,15 @@ class Report(Model):
     def _statistics(self) -> Self:
         # Aggregate-only consumers must never receive personal data (000 p.23): a return holds
         # figures, and nothing that names or describes a person.
+        extra = statistics_report_extras(self) if self.kind is Kind.STATISTICS else []
+        if extra:
+            raise ValueError(f"a statistics report holds figures only: remove {', '.join(extra)}")
         if self.statistics is None:
             if self.kind is Kind.STATISTICS and self.schema_ != SCHEMA_V1:
                 raise ValueError("an iir/1.1 report of kind statistics needs a statistics block")
             return self
         if self.kind is not Kind.STATISTICS:
             raise ValueError("a statistics block belongs to a report of kind statistics")
-        personal = [name for name in _PERSONAL_LISTS if getattr(self, name)]
-        if personal:
-            raise ValueError(
-                f"a statistics report holds figures only, never personal data: remove "
-                f"{', '.join(personal)}"
-            )
         if self.statistics.reporting_agency != self.originator:
             raise ValueError("statistics.reporting_agency must be the report's originator")
         return self

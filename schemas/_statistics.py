@@ -17,7 +17,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Final, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from ._common import Count, Model, Money, UnLocode
 from ._terms import AgeBand, DocumentFraud, Sex, TransportMode
@@ -34,6 +34,7 @@ __all__ = [
     "Period",
     "Statistic",
     "StatisticalReturn",
+    "statistics_report_extras",
 ]
 
 MAX_CELLS: Final[int] = 5000
@@ -81,7 +82,8 @@ class NationalityBand(StrEnum):
 _PERIOD = re.compile(r"^(?P<year>[0-9]{4})(?:-(?P<month>0[1-9]|1[0-2])|-Q(?P<quarter>[1-4]))?$")
 
 
-def _check_period(value: str) -> str:
+def check_period(value: str) -> str:
+    """``value`` if it is a period (a month, quarter or year), else ValueError saying how."""
     if not _PERIOD.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a period: write a month (2026-07), a quarter (2026-Q3) or a "
@@ -90,7 +92,7 @@ def _check_period(value: str) -> str:
     return value
 
 
-Period = Annotated[str, AfterValidator(_check_period)]
+Period = Annotated[str, AfterValidator(check_period)]
 """An ISO 8601 month (``2026-07``) or year (``2026``), or a quarter (``2026-Q3``)."""
 
 
@@ -182,3 +184,25 @@ class StatisticalReturn(Model):
                 )
             seen.add(key)
         return self
+
+
+STATISTICS_REPORT_FIELDS: Final[frozenset[str]] = frozenset(
+    {
+        *("schema_", "originator", "kind", "category", "priority", "route", "title", "observed"),
+        *("handling", "narrative", "contact", "evaluation", "sources", "refs", "statistics"),
+    }
+)
+"""All a report of kind statistics may carry: its header fields, the words around the figures
+and the figures. Everything else (documents, transport, groups, events, attachments, ...) can
+describe or identify a person, and an aggregate-only consumer must never receive that (000
+p.23); an allow-list, so a section added later is refused until someone decides otherwise."""
+
+
+def statistics_report_extras(report: BaseModel) -> list[str]:
+    """The fields of ``report`` (of kind statistics) it may not carry and does: filled lists or
+    objects outside STATISTICS_REPORT_FIELDS, in declaration order, for the error to name."""
+    return [
+        name
+        for name in type(report).model_fields
+        if name not in STATISTICS_REPORT_FIELDS and getattr(report, name) not in (None, [], {})
+    ]

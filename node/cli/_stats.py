@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from protocol.commandline import err_console, handles_errors, out_console
+from schemas.errors import InputError
 
 from ._common import ConfigOption, _open_inbox
 
@@ -51,8 +52,6 @@ def return_cmd(
         with source.open("rb") as handle:
             total = sum(1 for _ in handle)
     except OSError as exc:
-        from schemas.errors import InputError
-
         raise InputError(f"cannot read {source}: {exc.strerror}") from exc
     with Progress(console=err_console, transient=True, disable=total < 1000) as progress:
         task = progress.add_task(f"reading {source.name}", total=total)
@@ -62,7 +61,10 @@ def return_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.write_text(text)
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror} (does its directory exist?)") from exc
     err_console.print(f"{len(cells)} cells written to {out}", markup=False)
 
 
@@ -80,9 +82,15 @@ def aggregate_cmd(
 
     Example: palermo stats aggregate --period 2026-Q3 --by route,indicator -c unodc.node.toml
     """
+    from schemas._statistics import check_period
+
     from .._stats_aggregate import aggregate, parse_by, render, returns_in_inbox
 
     breakdown = parse_by(by)
+    try:
+        check_period(period)
+    except ValueError as exc:
+        raise InputError(f"--period: {exc}") from exc
     with _open_inbox(config) as inbox:
         returns = returns_in_inbox(inbox)
     out_console.print(
@@ -111,8 +119,6 @@ def chart_cmd(
     Example: palermo stats chart --period 2026-Q1..2026-Q4 --by route --out trends.svg
     -c unodc.node.toml
     """
-    from schemas.errors import InputError
-
     from .._stats_aggregate import returns_in_inbox
     from .._stats_chart import draw, period_range, trend_series
 

@@ -71,6 +71,9 @@ def test_a_sum_with_a_suppressed_contribution_is_a_lower_bound() -> None:
     assert ">= 7 (suppressed)" in render(agg, "table")
     data = json.loads(render(agg, "json"))["rows"][0]
     assert (None, 7, True) == (data["total"], data["lower_bound"], data["suppressed"])
+    row_csv, total_csv, *_ = csv.DictReader(io.StringIO(render(agg, "csv")))
+    assert ("", "7", "yes") == (row_csv["total"], row_csv["lower_bound"], row_csv["suppressed"])
+    assert ("", "7") == (total_csv["total"], total_csv["lower_bound"])  # the TOTAL row
 
 
 def test_the_total_never_reveals_a_suppressed_cell() -> None:
@@ -94,7 +97,8 @@ def test_without_suppression_the_total_is_exact() -> None:
     total = agg.totals()["deaths"]
     assert (34, False) == (total.total, total.suppressed)
     rows = list(csv.reader(io.StringIO(render(agg, "csv"))))
-    assert ["TOTAL", "deaths", "34", "", "GRC-HCG"] == rows[-1]
+    assert ["total", "lower_bound", "suppressed"] == rows[0][2:5]
+    assert ["TOTAL", "deaths", "34", "", "", "GRC-HCG"] == rows[-1]
 
 
 def test_fees_are_listed_per_agency_with_min_and_max_never_summed() -> None:

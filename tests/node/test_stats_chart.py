@@ -128,3 +128,13 @@ def test_the_docs_chart_is_current(tmp_path: Path) -> None:
         "regenerate: PYTHONPATH=$PWD python -m node._stats_chart docs/img/statistics-trends.svg"
     )
     assert {"series-central-med-irregular-crossing-between-bcps"} <= set(_lines(committed))
+
+
+def test_an_unwritable_output_is_a_typed_error(tmp_path: Path) -> None:
+    """--out under a file (not a directory), or naming a directory: InputError, not OSError."""
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="cannot write the chart"):
+        draw(trend_series(RETURNS, PERIODS), PERIODS, tmp_path / "a-file" / "t.svg")
+    (tmp_path / "d.svg").mkdir()
+    with pytest.raises(InputError, match="cannot write the chart"):
+        draw(trend_series(RETURNS, PERIODS), PERIODS, tmp_path / "d.svg")

@@ -100,3 +100,46 @@ def test_the_command_writes_a_report_palermo_publish_reads(tmp_path: Path) -> No
     bad = CliRunner().invoke(app, [*args, "--period", "2026-13"])
     assert 2 == bad.exit_code
     assert "period" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "problem"),
+    [
+        (b"indicator,count\ndeaths,\xff\xfe\n", 2, "not UTF-8"),
+        (b"indicator,count\ndeaths,3\ndeaths,\xe9\n", 3, "not UTF-8"),
+        (b'indicator,count\ndeaths,"5\n', 2, "never closed"),
+        (b"indicator,count\ndeaths," + b"x" * 200_000 + b"\n", 2, "field larger"),
+        (b"indicator,count,count\ndeaths,5,x\n", 1, "count is named twice"),
+    ],
+)
+def test_an_unreadable_file_is_a_typed_error_naming_its_line(
+    tmp_path: Path, content: bytes, line: int, problem: str
+) -> None:
+    """Bytes that are not UTF-8, CSV the reader refuses and a column named twice (DictReader
+    would keep the last silently) are CsvRowErrors with the line, not tracebacks."""
+    path = tmp_path / "figures.csv"
+    path.write_bytes(content)
+    with pytest.raises(CsvRowError, match=problem) as caught:
+        cells_from_csv(path)
+    assert line == caught.value.line
+
+
+def test_writing_into_a_missing_directory_is_a_typed_error(tmp_path: Path) -> None:
+    """-o into a directory that does not exist: a clear error (exit 2), not a traceback."""
+    src = _csv(tmp_path, *GOOD)
+    out = tmp_path / "no" / "such" / "q3.json"
+    args = ["stats", "return", "--from", str(src), "--agency", "MLT-AFM", "--period", "2026-Q3"]
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert 2 == result.exit_code, result.output
+    assert "cannot write" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_aggregate_checks_the_period(tmp_path: Path) -> None:
+    """--period is a month, quarter or year, checked before the inbox is opened."""
+    config = tmp_path / "node.toml"
+    result = CliRunner().invoke(
+        app, ["stats", "aggregate", "--period", "2026-Q5", "-c", str(config)]
+    )
+    assert 2 == result.exit_code, result.output
+    assert "is not a period" in result.output
