@@ -102,7 +102,12 @@ class _Receiving(_Requests):
         try:
             self._check_delivery(msg, header, now)
         except Replayed:
-            await msg.ack()  # already stored: a redelivery after a crash
+            # Already stored: a redelivery after a crash between storing and acking, maybe
+            # before the receipt went out. The receipt again (same message id, so stored once)
+            # for a report we still hold, then the ack: the originator always hears.
+            if header.kind not in (Kind.REQUEST, Kind.RESPONSE) and self._still_held(header.id):
+                await self._receipt(header.originator, header.id, "delivered")
+            await msg.ack()
             return "duplicate"
         except EnvelopeError as exc:
             # Signed by the originator but misrouted (another subject, not a recipient), too
@@ -158,15 +163,25 @@ class _Receiving(_Requests):
             return await self._refuse(msg, exc, header)
         obligations = [o.to_dict() for o in decision.obligations]
         self.inbox.store(header, report, obligations, opened.withheld, now)
+        # The receipt before the ack, as for requests: if it cannot be sent, the delivery comes
+        # again and is answered as a duplicate (above) instead of never being confirmed.
+        await self._receipt(header.originator, header.id, "delivered")
         await msg.ack()
         if self.on_stored:
             entry, _ = self.inbox.show(header.id)
             for listener in self.on_stored:
                 listener(entry, report)
-        await self._receipt(header.originator, header.id, "delivered")
         self.received += 1
         self.metrics.stored.inc()
         return "stored"
+
+    def _still_held(self, envelope_id: str) -> bool:
+        """Whether a report is stored and not purged (a purged one is not 'delivered' again)."""
+        try:
+            entry, _ = self.inbox.show(envelope_id)
+        except PalermoError:
+            return False
+        return entry.purged_ms is None
 
     async def _retraction(
         self, msg: Msg, body: bytes, header: EnvelopeHeader, now: datetime

@@ -30,8 +30,8 @@ from node.service import Node, NodeIdentity
 from palermo.devfed import DevFederation
 from protocol.envelope import seal
 from protocol.transport import deliver_subject
-from schemas import EnvelopeHeader, Handling, Kind, new_uuid7
-from schemas.errors import KindNotPublishable
+from schemas import EnvelopeHeader, Handling, Kind, new_uuid7, partition
+from schemas.errors import KindNotPublishable, TransportError
 from tests.harness import example
 
 ME, ORIGINATOR = "MLT-AFM", "ITA-GDF"
@@ -266,3 +266,39 @@ def test_a_forged_delivery_gets_no_receipt(node: RecordingNode) -> None:
     assert asyncio.run(node.handle(forged)) in {"auth_failed", "malformed"}  # type: ignore[arg-type]
     assert forged.termed == 1
     assert [] == node.sent.documents
+
+
+def test_a_report_stored_before_its_receipt_failed_is_confirmed_on_redelivery(
+    node: RecordingNode,
+) -> None:
+    """The receipt goes out before the ack: if it cannot be sent, the delivery is not acked,
+    comes again, is recognised as stored, and is confirmed then (never stored in silence)."""
+    report = example("01")
+    signer = FED.agencies[ORIGINATOR].signing
+    header = EnvelopeHeader(
+        id=new_uuid7(), originator=ORIGINATOR, kid=signer.kid, created=datetime.now(UTC),
+        kind=report.kind, priority=report.priority, route=report.route,
+        category=report.category, handling=report.handling, recipients=[ME],
+    )  # fmt: skip
+    body = msgpack.packb(partition(report).main, use_bin_type=True)
+    data = seal(header, body, signer, [FED.agencies[ME].encryption.public])
+    first = Delivery(deliver_subject(ME, header), data)
+    node.sent.documents.clear()
+    publish = node._publish
+
+    async def down(subject: str, data: bytes, msg_id: str, action: str) -> None:
+        raise TransportError(f"cannot {action}: NATS is down")
+
+    node._publish = down  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TransportError):
+            asyncio.run(node.handle(first))  # type: ignore[arg-type]
+    finally:
+        node._publish = publish  # type: ignore[method-assign]
+    assert (0, 0) == (first.acked, first.termed)
+    assert node.inbox.seen(header.id)
+    again = Delivery(deliver_subject(ME, header), data)
+    assert "duplicate" == asyncio.run(node.handle(again))  # type: ignore[arg-type]
+    assert 1 == again.acked
+    receipts = [d for _, d in node.sent.documents if d.get("kind") == "receipt"]
+    assert [("delivered", header.id)] == [(r["status"], r["envelope"]) for r in receipts]
