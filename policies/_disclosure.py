@@ -2,11 +2,19 @@
 
 **Which totals a return publishes.** Per indicator, the count cells of a return form a
 hierarchical table: a cell whose dimensions are a subset of another's is a marginal total of
-the cells below it. Concretely, every present cell ``P`` and every dimension ``d`` that ``P``
-leaves unset give one equation ``P = sum of the present cells that set exactly P's dimensions
-plus d`` (when there is at least one): route+border_type cells sum to route-only totals and to
-border_type-only totals, and those to the all-dimensions-absent grand total. Fee cells are
-amounts, not counts, and are not part of any table.
+the cells below it. A nationality band is a value of ``nationality`` (as in the aggregation of
+node/_stats_aggregate.py): stateless, unknown and other sit in one line with the country codes.
+Every present cell ``P`` is linked to every present cell that refines it, whatever the levels in
+between: the cells below ``P`` are grouped by the set of dimensions they add, and each group
+gives one equation ``P = sum of the group``. So route+border_type cells sum to route-only
+totals, to border_type-only totals and, even when those are not given, to the grand total.
+Fee cells are amounts, not counts, and are not part of any table.
+
+**Partial margins.** The equations hold when every level of totals a return gives is complete.
+When a level is given for some lines but not others (a route-only total for one route, none for
+another that is broken down below it), that level's equation would be wrong and the cells it
+should constrain are left free, so every count cell of the indicator is withheld (as for a
+table of more than two dimensions).
 
 **Primary suppression.** Every non-zero count below ``k`` is withheld. Zeros are published:
 a structural (or observed) zero discloses nobody (decision 0024).
@@ -21,9 +29,9 @@ everything published, for ``t`` from ``-min(value where z = +1)`` to ``+min(valu
 -1)``, so every cell of ``z`` ranges over an interval at least ``W(z) = min(z=+1) + min(z=-1)``
 wide. Each withheld cell not yet on a pattern with ``W >= k`` gets the cheapest such pattern
 (fewest newly withheld cells, then smallest withheld total); if there is none, or the indicator
-is broken down by more than two dimensions, every count cell of the indicator is withheld. The
-property test (tests/policies/test_disclosure.py) checks the intervals with
-``scipy.optimize.linprog``.
+is broken down by more than two dimensions or has partial margins, every count cell of the
+indicator is withheld. The property test (tests/policies/test_disclosure.py) checks the
+intervals with ``scipy.optimize.linprog`` under constraints it derives from the cell keys alone.
 
 **What a receiver can check** (:func:`check_disclosure`) without the withheld values: no
 published non-zero count below ``k``, and every withheld cell lies on a balanced pattern of
@@ -67,10 +75,32 @@ class Table:
     """Each key's position in the return's ``cells``."""
     equations: tuple[tuple[int, tuple[int, ...]], ...]
     """(parent, children): ``parent = sum(children)``."""
+    partial: bool
+    """Some level of totals is given for some lines only (see the module)."""
 
     @property
     def dimensions(self) -> frozenset[str]:
         return frozenset(name for key in self.keys for name, _ in key)
+
+
+def _key(dimensions: Key) -> Key:
+    """A cell's coordinates in its table: a nationality band is a value of ``nationality``."""
+    values = dict(dimensions)
+    if "nationality_band" in values:
+        values["nationality"] = values.pop("nationality_band")
+    return tuple(sorted(values.items()))
+
+
+def _partial(keys: Sequence[Key]) -> bool:
+    """Whether a finer cell misses its total at a coarser level that the table does give."""
+    levels = {frozenset(name for name, _ in key) for key in keys}
+    present = set(keys)
+    for key in keys:
+        for level in levels:
+            above = tuple(item for item in key if item[0] in level)
+            if level < {name for name, _ in key} and above not in present:
+                return True
+    return False
 
 
 def tables(ret: StatisticalReturn) -> list[Table]:
@@ -78,19 +108,24 @@ def tables(ret: StatisticalReturn) -> list[Table]:
     by_indicator: dict[Indicator, list[tuple[Key, int]]] = defaultdict(list)
     for position, cell in enumerate(ret.cells):
         if cell.indicator is not Indicator.FEE_PER_PERSON:
-            by_indicator[cell.indicator].append((cell.dimensions.key(), position))
+            by_indicator[cell.indicator].append((_key(cell.dimensions.key()), position))
     out = []
     for indicator, entries in by_indicator.items():
         keys = tuple(key for key, _ in entries)
-        where = {key: i for i, key in enumerate(keys)}
-        children: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for i, key in enumerate(keys):
-            for drop in range(len(key)):
-                parent = key[:drop] + key[drop + 1 :]
-                if parent in where:
-                    children[(where[parent], key[drop][0])].append(i)
-        equations = tuple((parent, tuple(kids)) for (parent, _), kids in sorted(children.items()))
-        out.append(Table(indicator, keys, tuple(p for _, p in entries), equations))
+        items = [frozenset(key) for key in keys]
+        groups: dict[tuple[int, frozenset[str]], list[int]] = defaultdict(list)
+        for parent, above in enumerate(items):
+            for child, below in enumerate(items):
+                if above < below:
+                    added = frozenset(name for name, _ in below - above)
+                    groups[(parent, added)].append(child)
+        equations = tuple(
+            (parent, tuple(kids))
+            for (parent, _), kids in sorted(
+                groups.items(), key=lambda g: (g[0][0], sorted(g[0][1]))
+            )
+        )
+        out.append(Table(indicator, keys, tuple(p for _, p in entries), equations, _partial(keys)))
     return out
 
 
@@ -141,7 +176,7 @@ def _suppress_table(table: Table, values: Sequence[int], k: int) -> set[int]:
     if not withheld:
         return withheld
     everything = set(range(len(values)))
-    if len(table.dimensions) > _MAX_TABLE_DIMENSIONS:
+    if table.partial or len(table.dimensions) > _MAX_TABLE_DIMENSIONS:
         return everything
     covered: set[int] = set()
     while uncovered := sorted(withheld - covered):
@@ -200,6 +235,12 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         if len(table.dimensions) > _MAX_TABLE_DIMENSIONS:
             problems.append(
                 f"{table.indicator.value} is broken down by more than two dimensions: withhold "
+                "every count of it, or none"
+            )
+            continue
+        if table.partial:
+            problems.append(
+                f"{table.indicator.value} gives a level of totals for some lines only: withhold "
                 "every count of it, or none"
             )
             continue
