@@ -120,6 +120,16 @@ def broker_on(nc: Client, view: Directory, fed: DevFederation, options: BrokerOp
 
 
 @asynccontextmanager
+async def running_federation(
+    url: str, fed: DevFederation, agencies: Iterable[str], home: Path
+) -> AsyncIterator[dict[str, Node]]:
+    """The nodes of ``agencies`` running (``running_nodes``) with a broker (``running_broker``):
+    the whole live stack most workflow tests need."""
+    async with running_nodes(url, fed, agencies, home) as nodes, running_broker(url, fed):
+        yield nodes
+
+
+@asynccontextmanager
 async def running_broker(
     url: str, fed: DevFederation, options: BrokerOptions | None = None
 ) -> AsyncIterator[Broker]:

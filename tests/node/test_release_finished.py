@@ -13,7 +13,7 @@ import pytest
 from node.service import Node
 from palermo.devfed import DevFederation
 from schemas.errors import InputError
-from tests.harness import example, running_broker, running_nodes, stream_messages, wait_for
+from tests.harness import example, running_federation, stream_messages, wait_for
 
 AGENCIES = ("ITA-GDF", "MLT-AFM", "AUS-ABF")
 
@@ -22,10 +22,7 @@ AGENCIES = ("ITA-GDF", "MLT-AFM", "AUS-ABF")
 async def nodes(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
-    async with (
-        running_nodes(federated_url, fed, AGENCIES, tmp_path) as running,
-        running_broker(federated_url, fed),
-    ):
+    async with running_federation(federated_url, fed, AGENCIES, tmp_path) as running:
         yield running
 
 

@@ -19,7 +19,7 @@ from node.service import Node
 from palermo.devfed import DevFederation
 from schemas import Kind, from_epoch_ms, to_epoch_ms
 from schemas.errors import InputError
-from tests.harness import running_broker, running_nodes, wait_for
+from tests.harness import running_federation, wait_for
 
 AGENCIES = ("ITA-GDF", "MLT-AFM", "GRC-HCG")
 
@@ -29,10 +29,7 @@ async def nodes(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
     """A broker and three agencies' nodes, running."""
-    async with (
-        running_nodes(federated_url, fed, AGENCIES, tmp_path) as running,
-        running_broker(federated_url, fed),
-    ):
+    async with running_federation(federated_url, fed, AGENCIES, tmp_path) as running:
         yield running
 
 

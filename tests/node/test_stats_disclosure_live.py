@@ -18,7 +18,7 @@ from palermo.devfed import DevFederation
 from protocol.envelope import seal
 from protocol.transport import publish_subject
 from schemas import EnvelopeHeader, Report
-from tests.harness import running_broker, running_nodes, wait_for
+from tests.harness import running_federation, wait_for
 from tests.node.test_stats_disclosure import statistics_report
 
 ORIGINATOR, STATS = "ITA-GDF", "UNODC-STATS"
@@ -28,10 +28,7 @@ ORIGINATOR, STATS = "ITA-GDF", "UNODC-STATS"
 async def nodes(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
-    async with (
-        running_nodes(federated_url, fed, (ORIGINATOR, STATS), tmp_path) as running,
-        running_broker(federated_url, fed),
-    ):
+    async with running_federation(federated_url, fed, (ORIGINATOR, STATS), tmp_path) as running:
         yield running
 
 

@@ -15,7 +15,7 @@ from node.service import Node
 from palermo.devfed import DevFederation
 from schemas import Handling, Report, parse_report
 from schemas.errors import InputError, ReportInvalid
-from tests.harness import example, running_broker, running_nodes, wait_for
+from tests.harness import example, running_federation, wait_for
 
 AGENCIES = ("ITA-GDF", "MLT-AFM", "GRC-HCG", "LBY-DCIM", "ESP-GC", "TUR-CG", "AUS-ABF",
             "UNODC-STATS")  # fmt: skip
@@ -31,10 +31,7 @@ async def nodes(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
     """A broker and the nodes of AGENCIES, running on the example federation."""
-    async with (
-        running_nodes(federated_url, fed, AGENCIES, tmp_path) as running,
-        running_broker(federated_url, fed),
-    ):
+    async with running_federation(federated_url, fed, AGENCIES, tmp_path) as running:
         yield running
 
 

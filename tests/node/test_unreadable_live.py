@@ -25,7 +25,7 @@ from protocol.envelope import seal
 from protocol.transport import publish_subject
 from schemas import EnvelopeHeader, Handling, Kind, new_uuid7
 from schemas.errors import KindNotPublishable
-from tests.harness import example, running_broker, running_nodes, wait_for
+from tests.harness import example, running_federation, wait_for
 
 ORIGINATOR, ME = "ITA-GDF", "MLT-AFM"
 
@@ -63,10 +63,7 @@ def _sealed(fed: DevFederation, kind: Kind, refs: int, body: bytes) -> tuple[Env
 async def nodes(
     federated_url: str, fed: DevFederation, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
-    async with (
-        running_nodes(federated_url, fed, (ORIGINATOR, ME), tmp_path) as running,
-        running_broker(federated_url, fed),
-    ):
+    async with running_federation(federated_url, fed, (ORIGINATOR, ME), tmp_path) as running:
         yield running
 
 
