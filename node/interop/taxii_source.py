@@ -1,0 +1,168 @@
+"""What the TAXII server shows: the node's collections, the reports each holds, their objects.
+
+:class:`ObjectSource` is the seam between the server (HTTP, paging, the index) and the node's
+data; :class:`InboxSource` is the node's: one collection per route the node receives (its
+subscriptions, and any route it still holds reports on), plus ``own`` for what it published.
+A report's objects come from the STIX exporter, from the report as the inbox holds it: the
+sections the policy withheld from this agency were never opened, so they are not in it and
+cannot be exported. A report that expired, was purged (its content shredded) or retracted by
+its originator is *withdrawn*: the server then serves revoked versions instead.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+import structlog
+
+from schemas import EnvelopeHeader, Kind, Report, Route, to_epoch_ms
+from schemas.errors import InputError, PalermoError
+
+from ..inbox import Inbox
+from .taxii_clients import OWN_COLLECTION
+from .taxii_index import LIVE, TaxiiIndex
+
+__all__ = [
+    "COLLECTIONS_NAMESPACE",
+    "CollectionInfo",
+    "Exporter",
+    "Holding",
+    "InboxSource",
+    "ObjectSource",
+    "synchronise",
+]
+
+_log = structlog.get_logger("palermo.node.taxii")
+
+COLLECTIONS_NAMESPACE: Final = uuid.UUID("5f0f5a52-6e0b-4c55-9d3b-7a1d0d7c2e18")
+"""UUIDv5 namespace of collection ids: the same node gives the same ids across restarts."""
+# Kinds a node publishes as reports (a release re-seals one, a retraction withdraws one).
+_PUBLISHED: Final = frozenset({Kind.ALERT.value, Kind.REPORT.value, Kind.STATISTICS.value})
+
+Exporter = Callable[[Report], list[dict[str, Any]]]
+"""A report to its STIX 2.1 objects (the bundle's ``objects``), or a ``PalermoError``."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A TAXII collection: its alias (a route, or ``own``) and what a client is told of it."""
+
+    alias: str
+    title: str
+    description: str
+    id: str
+
+    @classmethod
+    def of(cls, agency: str, alias: str) -> CollectionInfo:
+        if alias == OWN_COLLECTION:
+            title = f"{agency}: reports this agency published"
+            about = f"The reports {agency} published to its partners, as STIX 2.1."
+        else:
+            title = f"{agency}: reports received on route {alias}"
+            about = (
+                f"The reports {agency}'s node received on the {alias} route, as STIX 2.1, "
+                "without the sections withheld from it."
+            )
+        ident = str(uuid.uuid5(COLLECTIONS_NAMESPACE, f"{agency}/{alias}"))
+        return cls(alias, title, about, ident)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A report a collection holds, in the order the node got it, and whether it may be shown."""
+
+    report_id: str
+    live: bool
+
+
+class ObjectSource(Protocol):
+    """Where a TAXII server's content comes from (the node's inbox; a test's own)."""
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection, whoever asks (the server keeps those a client may read)."""
+        ...
+
+    def holdings(self, alias: str, now: datetime) -> list[Holding]:
+        """The reports a collection holds, oldest first, withdrawn ones marked."""
+        ...
+
+    def objects(self, report_id: str) -> list[dict[str, Any]]:
+        """A live report's STIX objects; a ``PalermoError`` if it cannot be exported."""
+        ...
+
+
+class InboxSource:
+    """The node's own data: its inbox (received reports) and its record of what it sent."""
+
+    def __init__(
+        self, inbox: Inbox, agency: str, exporter: Exporter, routes: Callable[[], set[str]]
+    ) -> None:
+        self.inbox = inbox
+        self.agency = agency
+        self.exporter = exporter
+        self.routes = routes
+        """The routes the node subscribes to now (read from the live directory each time)."""
+
+    def collections(self) -> list[CollectionInfo]:
+        held = {e.route for e in self.inbox.entries()}
+        aliases = [r.value for r in Route if r.value in held | self.routes()]
+        return [CollectionInfo.of(self.agency, a) for a in [OWN_COLLECTION, *aliases]]
+
+    def holdings(self, alias: str, now: datetime) -> list[Holding]:
+        now_ms = to_epoch_ms(now)
+        if alias == OWN_COLLECTION:
+            # Inbox has no method listing what was sent: its table is read here, oldest first
+            # (read-only; a method on Inbox would be the better home).
+            rows = self.inbox._db.execute(
+                "SELECT id, header, retracted_ms FROM sent ORDER BY sent_ms, id"
+            )
+            held = []
+            for report_id, header, retracted in rows:
+                head = json.loads(header)
+                if head.get("kind") not in _PUBLISHED:
+                    continue
+                expires = EnvelopeHeader.model_validate(head).handling.expires
+                expired = expires is not None and to_epoch_ms(expires) <= now_ms
+                held.append(Holding(report_id, retracted is None and not expired))
+            return held
+        return [
+            Holding(e.id, e.purged_ms is None and (e.expires_ms is None or e.expires_ms > now_ms))
+            for e in reversed(self.inbox.entries(route=alias))
+        ]
+
+    def objects(self, report_id: str) -> list[dict[str, Any]]:
+        if self.inbox.seen(report_id):
+            _, report = self.inbox.show(report_id)
+            if report is None:  # purged between the listing and now
+                raise InputError(f"report {report_id} was purged: nothing left to export")
+        else:
+            report = self.inbox.sent_report(report_id)
+        return self.exporter(report)
+
+
+def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: datetime) -> None:
+    """Bring the index of one collection up to date with what the source holds now.
+
+    Called before each answer: a report stored since the last request is indexed (its objects
+    get their ``date_added`` now), and one withdrawn since is revoked. A report the exporter
+    refuses is logged and remembered, never half indexed.
+    """
+    known = index.holdings(alias)
+    for holding in source.holdings(alias, now):
+        state = known.get(holding.report_id)
+        if state is None and holding.live:
+            try:
+                objects = source.objects(holding.report_id)
+            except PalermoError as exc:
+                _log.warning("report not exported to TAXII", report=holding.report_id,
+                             collection=alias, code=exc.code, reason=exc.reason)  # fmt: skip
+                index.unexportable(alias, holding.report_id)
+                continue
+            index.add(alias, holding.report_id, objects, now)
+        elif state == LIVE and not holding.live:
+            index.withdraw(alias, holding.report_id, now)
