@@ -1,7 +1,7 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
-``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no
-other role."""
+``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``, ``taxii``). It
+imports no other role."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ._node import (
 )
 from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
 from ._stats import stats_app
+from ._taxii import taxii_app
 
 __all__ = [
     "import_reports",
@@ -32,4 +33,5 @@ __all__ = [
     "stats_app",
     "status",
     "subscribe",
+    "taxii_app",
 ]

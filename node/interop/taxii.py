@@ -20,34 +20,38 @@ import json
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
 from aiohttp import web
 
-from schemas.errors import InputError, PalermoError
+from schemas.errors import ConfigError, InputError, PalermoError
 
+from ..config import DEFAULT_TAXII_PAGE_SIZE, NodeSettings
+from ..inbox import Inbox
 from .taxii_clients import TaxiiClient, TaxiiClients
 from .taxii_index import IndexedObject, Page, TaxiiIndex, from_stix_time
-from .taxii_source import CollectionInfo, ObjectSource, synchronise
+from .taxii_source import CollectionInfo, InboxSource, ObjectSource, synchronise
 
 __all__ = [
     "API_ROOT",
-    "DEFAULT_PAGE_SIZE",
-    "MAX_PAGE_SIZE",
     "STIX_MEDIA_TYPE",
     "TAXII_MEDIA_TYPE",
     "TaxiiServer",
+    "taxii_server",
 ]
 
 TAXII_MEDIA_TYPE: Final[str] = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE: Final[str] = "application/stix+json;version=2.1"
 API_ROOT: Final[str] = "palermo"
-DEFAULT_PAGE_SIZE: Final[int] = 100
-"""Objects per answer unless the client asks fewer (node.toml ``taxii_page_size``)."""
-MAX_PAGE_SIZE: Final[int] = 1000
-"""The most ``taxii_page_size`` may be: one answer's objects are all exported in memory."""
 _CURSOR_PREFIX: Final[str] = "plm1."
+_REFUSAL: Final[str] = (
+    "send a TAXII client token as 'Authorization: Bearer <token>' (palermo taxii token add)"
+)
+_NOT_GRANTED: Final[str] = (
+    "this client may not read that collection; see 'palermo taxii token add --collections'"
+)
 
 _log = structlog.get_logger("palermo.node.taxii")
 
@@ -68,11 +72,14 @@ class TaxiiError(Exception):
         return _taxii(body, status=self.status, headers=headers)
 
 
-def _taxii(body: dict[str, Any], status: int = 200, **kwargs: Any) -> web.Response:
+def _taxii(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
-        text=json.dumps(body), status=status, content_type="application/taxii+json",
-        charset=None, **kwargs,
-    )  # fmt: skip
+        body=json.dumps(body).encode(),
+        status=status,
+        headers={"Content-Type": TAXII_MEDIA_TYPE, **(headers or {})},
+    )
 
 
 def accepts_taxii(accept: str | None) -> bool:
@@ -123,7 +130,7 @@ class TaxiiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: ssl.SSLContext | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int = DEFAULT_TAXII_PAGE_SIZE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.source, self.index, self.clients = source, index, clients
@@ -156,8 +163,7 @@ class TaxiiServer:
             if client is None:
                 _log.warning("taxii refused", peer=request.remote, path=request.path,
                              why="no valid token")  # fmt: skip
-                raise TaxiiError(401, "Unauthorized", "send a TAXII client token as "
-                                 "'Authorization: Bearer <token>' (palermo taxii token add)")  # fmt: skip
+                raise TaxiiError(401, "Unauthorized", _REFUSAL)
             if not accepts_taxii(request.headers.get("Accept")):
                 raise TaxiiError(
                     406, "Not Acceptable", f"this server answers {TAXII_MEDIA_TYPE} only"
@@ -177,7 +183,8 @@ class TaxiiServer:
             return TaxiiError(400, "Bad Request", exc.reason).response()
         except PalermoError as exc:
             _log.error("taxii request failed", path=request.path, code=exc.code, reason=exc.reason)
-            return TaxiiError(500, "Internal Error", "the node could not answer; see its log").response()  # fmt: skip
+            failed = TaxiiError(500, "Internal Error", "the node could not answer; see its log")
+            return failed.response()
         _log.info("taxii request", client=client.name, path=request.path, status=response.status)
         return response
 
@@ -218,8 +225,7 @@ class TaxiiServer:
         for info in self.source.collections():
             if wanted in (info.id, info.alias):
                 if not request["client"].may_read(info.alias):
-                    raise TaxiiError(403, "Forbidden", "this client may not read that "
-                                     "collection; see 'palermo taxii token add --collections'")  # fmt: skip
+                    raise TaxiiError(403, "Forbidden", _NOT_GRANTED)
                 synchronise(self.index, self.source, info.alias, self.clock())
                 return info
         raise TaxiiError(404, "Not Found", f"no collection {wanted[:80]!r} on this server")
@@ -242,11 +248,12 @@ class TaxiiServer:
                 raise TaxiiError(400, "Invalid limit", "limit must be a positive integer")
             limit = min(limit, self.page_size)
         added_after = query.get("added_after")
+        after_us = None if added_after is None else from_stix_time(added_after, "added_after")
         return self.index.page(
             info.alias,
             limit=limit,
             after_seq=decode_cursor(query["next"]) if "next" in query else 0,
-            added_after_us=None if added_after is None else from_stix_time(added_after, "added_after"),
+            added_after_us=after_us,
             ids=fixed.get("ids", _split(query.get("match[id]"))),
             types=_split(query.get("match[type]")),
             versions=fixed.get("versions", _split(query.get("match[version]")) or ["last"]),
@@ -259,27 +266,31 @@ class TaxiiServer:
         out = []
         for row in rows:
             if row.revoked:
-                out.append({"type": row.stix_type, "spec_version": "2.1", "id": row.stix_id,
-                            "created": row.created, "modified": row.version, "revoked": True})  # fmt: skip
+                out.append(_tombstone(row))
                 continue
-            holder = row.report_id
-            if holder not in exported:
-                try:
-                    objects = self.source.objects(holder)
-                except PalermoError:  # withdrawn since the index looked: another holder's copy
-                    holder = self.index.live_holder(info.alias, row.stix_id) or holder
-                    objects = [] if holder in exported else self._export(holder)
-                exported.setdefault(holder, {o["id"]: o for o in objects})
-            obj = exported[holder].get(row.stix_id)
+            obj = self._lookup(exported, row.report_id, row.stix_id)
+            if obj is None:
+                # A definition several reports share is exported from any live one of them.
+                other = self.index.live_holder(info.alias, row.stix_id)
+                obj = self._lookup(exported, other, row.stix_id) if other else None
             if obj is not None:
                 out.append(obj)
         return out
 
-    def _export(self, report_id: str) -> list[dict[str, Any]]:
+    def _lookup(
+        self, exported: dict[str, dict[str, dict[str, Any]]], report_id: str, stix_id: str
+    ) -> dict[str, Any] | None:
+        if report_id not in exported:
+            exported[report_id] = self._export(report_id)
+        return exported[report_id].get(stix_id)
+
+    def _export(self, report_id: str) -> dict[str, dict[str, Any]]:
+        """A report's objects by id; none if it was withdrawn since the index was brought up
+        to date (the next request revokes it)."""
         try:
-            return self.source.objects(report_id)
+            return {o["id"]: o for o in self.source.objects(report_id)}
         except PalermoError:
-            return []
+            return {}
 
     @staticmethod
     def _headers(page: Page) -> dict[str, str]:
@@ -349,10 +360,51 @@ class TaxiiServer:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}/taxii2/"
 
     async def stop(self) -> None:
+        """Stop listening and close the index (the server owns it)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.index.close()
+
+
+def _tombstone(row: IndexedObject) -> dict[str, Any]:
+    """A revoked version: what identifies the object, nothing of its withdrawn content."""
+    return {"type": row.stix_type, "spec_version": "2.1", "id": row.stix_id,
+            "created": row.created, "modified": row.version, "revoked": True}  # fmt: skip
 
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def taxii_server(
+    settings: NodeSettings, inbox: Inbox, agency: str, routes: Callable[[], set[str]]
+) -> TaxiiServer:
+    """The TAXII server a node.toml describes, over the node's inbox (``taxii_port`` set)."""
+    settings.check_taxii()
+    tls = None
+    if settings.taxii_tls_cert is not None and settings.taxii_tls_key is not None:
+        tls = _tls_context(settings.taxii_tls_cert, settings.taxii_tls_key)
+    state = settings.state_dir
+    return TaxiiServer(
+        InboxSource(inbox, agency, routes),
+        TaxiiIndex(state / "taxii.db"),
+        TaxiiClients(state),
+        host=settings.taxii_host,
+        port=settings.taxii_port or 0,
+        tls=tls,
+        page_size=settings.taxii_page_size,
+    )
+
+
+def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """Server-side TLS (1.2 at least); clients prove themselves with their token."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the TAXII TLS files (taxii_tls_cert {cert}, taxii_tls_key {key}): {exc}"
+        ) from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

@@ -19,21 +19,24 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 import structlog
+from stix2.exceptions import STIXError
 
-from schemas import EnvelopeHeader, Kind, Report, Route, to_epoch_ms
+from protocol.trust import TrustStore
+from schemas import EnvelopeHeader, Kind, Route, to_epoch_ms
 from schemas.errors import InputError, PalermoError
 
 from ..inbox import Inbox
+from .stix_export import export_bundle
 from .taxii_clients import OWN_COLLECTION
 from .taxii_index import LIVE, TaxiiIndex
 
 __all__ = [
     "COLLECTIONS_NAMESPACE",
     "CollectionInfo",
-    "Exporter",
     "Holding",
     "InboxSource",
     "ObjectSource",
+    "subscribed_routes",
     "synchronise",
 ]
 
@@ -43,9 +46,6 @@ COLLECTIONS_NAMESPACE: Final = uuid.UUID("5f0f5a52-6e0b-4c55-9d3b-7a1d0d7c2e18")
 """UUIDv5 namespace of collection ids: the same node gives the same ids across restarts."""
 # Kinds a node publishes as reports (a release re-seals one, a retraction withdraws one).
 _PUBLISHED: Final = frozenset({Kind.ALERT.value, Kind.REPORT.value, Kind.STATISTICS.value})
-
-Exporter = Callable[[Report], list[dict[str, Any]]]
-"""A report to its STIX 2.1 objects (the bundle's ``objects``), or a ``PalermoError``."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,9 @@ class ObjectSource(Protocol):
 class InboxSource:
     """The node's own data: its inbox (received reports) and its record of what it sent."""
 
-    def __init__(
-        self, inbox: Inbox, agency: str, exporter: Exporter, routes: Callable[[], set[str]]
-    ) -> None:
+    def __init__(self, inbox: Inbox, agency: str, routes: Callable[[], set[str]]) -> None:
         self.inbox = inbox
         self.agency = agency
-        self.exporter = exporter
         self.routes = routes
         """The routes the node subscribes to now (read from the live directory each time)."""
 
@@ -136,13 +133,28 @@ class InboxSource:
         ]
 
     def objects(self, report_id: str) -> list[dict[str, Any]]:
+        """The report's bundle objects. Every export of a report gives the same objects, the
+        same versions (``modified`` is the report's creation time): a version only changes
+        when the report is withdrawn, and the index adds the revoked one then."""
+        withheld: list[str] = []
         if self.inbox.seen(report_id):
-            _, report = self.inbox.show(report_id)
+            entry, report = self.inbox.show(report_id)
             if report is None:  # purged between the listing and now
                 raise InputError(f"report {report_id} was purged: nothing left to export")
+            created = EnvelopeHeader.model_validate(entry.header).created
+            # Never opened, so not in the report; named again so nothing could come from them.
+            withheld = entry.withheld
         else:
             report = self.inbox.sent_report(report_id)
-        return self.exporter(report)
+            created = self.inbox.sent_header(report_id).created
+        try:
+            bundle = export_bundle(
+                report, report_id=report_id, created=created, modified=created, withhold=withheld
+            )
+        except (ValueError, STIXError) as exc:  # a report the mapping cannot carry
+            raise InputError(f"report {report_id} cannot be exported as STIX 2.1: {exc}") from exc
+        objects: list[dict[str, Any]] = json.loads(bundle.serialize())["objects"]
+        return objects
 
 
 def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: datetime) -> None:
@@ -166,3 +178,10 @@ def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: dateti
             index.add(alias, holding.report_id, objects, now)
         elif state == LIVE and not holding.live:
             index.withdraw(alias, holding.report_id, now)
+
+
+def subscribed_routes(trust: TrustStore, agency: str) -> set[str]:
+    """The routes ``agency`` subscribes to in the directory now (every route for ``*``)."""
+    subs = trust.subscriptions.get(agency)
+    routes = {str(f.route) for f in subs.filters} if subs is not None else set()
+    return {r.value for r in Route} if "*" in routes else routes

@@ -21,6 +21,7 @@ from node.cli import (
     stats_app,
     status,
     subscribe,
+    taxii_app,
 )
 from protocol.commandline import handles_errors
 
@@ -42,6 +43,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(node_app, name="node")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(stats_app, name="stats")
+app.add_typer(taxii_app, name="taxii")
 app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))
