@@ -22,6 +22,7 @@ import pycountry
 import stix2
 
 from schemas import Report
+from schemas._report import STUB_FIELDS  # what of a person is not personal data
 
 from ._sections import SectionMap, section_map
 from .markings import (
@@ -187,9 +188,7 @@ class _Exporter:
             self.add(stix2.ThreatActor, props)
 
     def persons(self, items: list[dict[str, Any]]) -> None:
-        from schemas._report import STUB_FIELDS
-
-        for data in items:
+        for index, data in enumerate(items):
             section = self.sections.persons.get(data["ref"])
             if section in self.withhold:
                 if section != "personal-data":
@@ -201,7 +200,7 @@ class _Exporter:
             name = names[0] if names else f"{data['role']} {data['ref']}"
             marked = (["name"] if names else []) + (["description"] if data.get("notes") else [])
             props = self.common(
-                "identity", f"person/{data['ref']}", data, "persons", None, used, marked
+                "identity", f"person/{data['ref']}", data, "persons", index, used, marked
             )
             props |= {
                 "name": name,
@@ -309,7 +308,9 @@ class _Exporter:
         self.points()
         for name in NOTE_LISTS:
             self.notes(name, data.get(name, []), report_ref)
-        main = {k: v for k, v in data.items() if k not in (*OBJECT_LISTS, *NOTE_LISTS, "itinerary")}
+        main = {k: v for k, v in data.items() if k not in (*OBJECT_LISTS, *NOTE_LISTS)}
+        if any(main.get("itinerary", {}).values()):
+            del main["itinerary"]  # its points are location objects
         main.pop("handling")
         props = self.common("report", "report", main, "report", None, set(), [])
         props |= {
