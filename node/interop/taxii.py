@@ -54,6 +54,7 @@ _NOT_GRANTED: Final[str] = (
 )
 
 _log = structlog.get_logger("palermo.node.taxii")
+_CLIENT: Final = web.RequestKey("client", TaxiiClient)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -168,7 +169,7 @@ class TaxiiServer:
                 raise TaxiiError(
                     406, "Not Acceptable", f"this server answers {TAXII_MEDIA_TYPE} only"
                 )
-            request["client"] = client
+            request[_CLIENT] = client
             response = await handler(request)
         except TaxiiError as exc:
             return exc.response()
@@ -181,8 +182,8 @@ class TaxiiServer:
             return TaxiiError(exc.status, exc.reason, description).response()
         except InputError as exc:
             return TaxiiError(400, "Bad Request", exc.reason).response()
-        except PalermoError as exc:
-            _log.error("taxii request failed", path=request.path, code=exc.code, reason=exc.reason)
+        except Exception as exc:  # a client gets a TAXII error, whatever went wrong here
+            _log.error("taxii request failed", path=request.path, error=repr(exc))
             failed = TaxiiError(500, "Internal Error", "the node could not answer; see its log")
             return failed.response()
         _log.info("taxii request", client=client.name, path=request.path, status=response.status)
@@ -216,7 +217,7 @@ class TaxiiServer:
                 "media_types": [STIX_MEDIA_TYPE]}  # fmt: skip
 
     async def _collections(self, request: web.Request) -> web.Response:
-        readable = self._readable(request["client"])
+        readable = self._readable(request[_CLIENT])
         return _taxii({"collections": [self._describe(c) for c in readable]})
 
     def _granted(self, request: web.Request) -> CollectionInfo:
@@ -224,7 +225,7 @@ class TaxiiServer:
         wanted = request.match_info["collection"]
         for info in self.source.collections():
             if wanted in (info.id, info.alias):
-                if not request["client"].may_read(info.alias):
+                if not request[_CLIENT].may_read(info.alias):
                     raise TaxiiError(403, "Forbidden", _NOT_GRANTED)
                 synchronise(self.index, self.source, info.alias, self.clock())
                 return info
@@ -307,7 +308,7 @@ class TaxiiServer:
         if objects:
             body["objects"] = objects
         self.index.record_served(
-            request["client"].name, {r.report_id for r in page.rows}, self.clock()
+            request[_CLIENT].name, {r.report_id for r in page.rows}, self.clock()
         )
         return _taxii(body, headers=self._headers(page))
 
