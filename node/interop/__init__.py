@@ -8,18 +8,28 @@ what cannot be mapped is refused with a reason per object (:class:`MarkingsUnmap
 
 from __future__ import annotations
 
+from .drafts import Defaults, Draft
 from .errors import MarkingsUnmappable
 from .markings import PALERMO_EXTENSION_ID, PALERMO_SCHEMA_URL, TLP2_MARKING_IDS, wider
+from .misp import distribution, export_event
+from .misp_import import import_event
 from .stix_export import agency_identity_id, export_bundle, file_report_id, object_id
+from .stix_import import import_bundle
 
 __all__ = [
     "PALERMO_EXTENSION_ID",
     "PALERMO_SCHEMA_URL",
     "TLP2_MARKING_IDS",
+    "Defaults",
+    "Draft",
     "MarkingsUnmappable",
     "agency_identity_id",
+    "distribution",
     "export_bundle",
+    "export_event",
     "file_report_id",
+    "import_bundle",
+    "import_event",
     "object_id",
     "wider",
 ]

@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import pycountry
 import stix2
 from pydantic import ValidationError
 
-from schemas import Handling, Report, Tlp
+from schemas import Handling, Tlp
 from schemas.errors import InputError
 from schemas.export import parse_report
 
+from .drafts import Defaults, Draft
 from .errors import MarkingsUnmappable, Problem
 from .markings import (
     PALERMO_EXTENSION_ID,
@@ -34,7 +34,7 @@ from .markings import (
 )
 from .stix_export import NOTE_LISTS
 
-__all__ = ["Defaults", "Draft", "import_bundle"]
+__all__ = ["import_bundle"]
 
 _TLP_BY_ID: Final[dict[str, Tlp]] = {v: k for k, v in TLP2_MARKING_IDS.items()} | TLP1_MARKING_IDS
 _SECTION_BY_ID: Final[dict[str, str]] = {v: k for k, v in SECTION_MARKING_IDS.items()}
@@ -55,26 +55,6 @@ _KIND_BY_PATH: Final[dict[str, str]] = {
     "x-palermo-bank-account:iban": "iban",
 }
 _DEFINITIONS: Final = frozenset({"marking-definition", "extension-definition", "identity"})
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """What a bundle from another tool does not say and an IIR needs (CLI options)."""
-
-    originator: str | None = None
-    category: str | None = None
-    route: str | None = None
-    contact_unit: str = "imported from STIX"
-
-
-@dataclass(frozen=True)
-class Draft:
-    """One report of the bundle as an IIR draft, for an officer to review and publish."""
-
-    report: Report
-    stix_id: str
-    palermo_id: str | None
-    """The Palermo report id the bundle was exported from (None: not from Palermo)."""
 
 
 def _ext(obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -277,7 +257,7 @@ def _base(reader: _Reader, report: Mapping[str, Any]) -> dict[str, Any] | None:
     if ext is not None and isinstance(ext.get("item"), Mapping):
         return dict(ext["item"])
     d = reader.defaults
-    missing = [n for n in ("originator", "category", "route") if getattr(d, n) is None]
+    missing = d.missing()
     if missing:
         reader.problem(
             report["id"],
@@ -294,7 +274,7 @@ def _base(reader: _Reader, report: Mapping[str, Any]) -> dict[str, Any] | None:
             "language": report.get("lang", "en"),
             "text": report.get("description") or report["name"],
         },
-        "contact": {"unit": d.contact_unit, "channel": "stix"},
+        "contact": {"unit": f"{d.contact_unit} from STIX", "channel": "stix"},
     }
 
 

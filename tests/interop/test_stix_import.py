@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from node.interop import PALERMO_EXTENSION_ID, TLP2_MARKING_IDS, MarkingsUnmappable, wider
 from node.interop.markings import TLP1_MARKING_IDS
-from node.interop.stix_import import Defaults, import_bundle
+from node.interop.drafts import Defaults
+from node.interop.stix_import import import_bundle
 from schemas import Tlp, parse_report
 from schemas.errors import InputError
 from tests.interop._bundles import EXAMPLE_NAMES, REPORT_ID, by_type, export, report
