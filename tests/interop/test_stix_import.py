@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.interop import PALERMO_EXTENSION_ID, TLP2_MARKING_IDS, MarkingsUnmappable, wider
-from node.interop.markings import TLP1_MARKING_IDS
 from node.interop.drafts import Defaults
+from node.interop.markings import TLP1_MARKING_IDS
 from node.interop.stix_import import import_bundle
 from schemas import Tlp, parse_report
 from schemas.errors import InputError
