@@ -20,6 +20,7 @@ from ._stix import (
     OfficerOpt,
     OutputOpt,
     WithholdOpt,
+    check_exportable,
     load_source,
     record,
     write,
@@ -50,12 +51,14 @@ def misp_export(
     from node.interop import export_event
 
     src = load_source(source, config, report_id)
+    now = datetime.now(UTC)
+    check_exportable(src, now)
     withheld = set(src.withheld) | set(withhold or [])
     event = export_event(
         src.report,
         report_id=src.report_id,
         created=src.created,
-        modified=max(datetime.now(UTC), src.created),
+        modified=max(now, src.created),
         withhold=withheld,
         retracted=src.retracted,
     )

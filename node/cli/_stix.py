@@ -105,6 +105,20 @@ def load_source(source: str, config: Path | None, report_id: str | None) -> Sour
     return Source(received, source, header.created, frozenset(entry.withheld), False, state)
 
 
+def check_exportable(src: Source, now: datetime) -> None:
+    """A report past its expiry may not leave Palermo (its recipients must purge it); a
+    retracted one of ours still exports, as revoked objects, so the retraction reaches the
+    tools the earlier export went to."""
+    from schemas.errors import InputError
+
+    expires = src.report.handling.expires
+    if expires is not None and expires <= now and not src.retracted:
+        raise InputError(
+            f"report {src.report_id} expired at {expires.isoformat()}: an expired report is "
+            "purged, not exported"
+        )
+
+
 def record(
     src: Source, fmt: str, officer: str | None, withheld: set[str], output: Path | None
 ) -> None:
@@ -157,12 +171,14 @@ def stix_export(
     from node.interop import export_bundle
 
     src = load_source(source, config, report_id)
+    now = datetime.now(UTC)
+    check_exportable(src, now)
     withheld = set(src.withheld) | set(withhold or [])
     bundle = export_bundle(
         src.report,
         report_id=src.report_id,
         created=src.created,
-        modified=max(datetime.now(UTC), src.created),
+        modified=max(now, src.created),
         withhold=withheld,
         retracted=src.retracted,
     )

@@ -170,3 +170,14 @@ def test_broken_export_log_chain_is_detected(tmp_path: Path) -> None:
     log.write_text("\n".join([lines[0].replace('"a"', '"c"'), lines[1]]) + "\n")
     with pytest.raises(InputError, match="line 2"):
         verify(log)
+
+
+def test_expired_report_is_not_exported(tmp_path: Path) -> None:
+    """A report past its expiry is purged, not exported, in either format."""
+    data = json.loads(EXAMPLE.read_text())
+    data["handling"]["expires"] = "2020-01-01T00:00:00Z"
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    for fmt in ("stix", "misp"):
+        code, output = _run(fmt, "export", str(old))
+        assert (2, True) == (code, "expired at 2020-01-01" in " ".join(output.split()))
