@@ -19,7 +19,7 @@ import pycountry
 import stix2
 from pydantic import ValidationError
 
-from schemas import Handling, Tlp
+from schemas import Handling, PersonRole, Tlp
 from schemas.errors import InputError
 from schemas.export import parse_report
 
@@ -54,6 +54,7 @@ _KIND_BY_PATH: Final[dict[str, str]] = {
     "x-palermo-bank-account:account_number": "bank-account",
     "x-palermo-bank-account:iban": "iban",
 }
+_PERSON_ROLES: Final = frozenset(r.value for r in PersonRole)
 _DEFINITIONS: Final = frozenset({"marking-definition", "extension-definition", "identity"})
 
 
@@ -93,6 +94,15 @@ class _Reader:
             elif obj.get("definition_type") == "tlp" and oid not in TLP1_MARKING_IDS:
                 self.problem(oid, "a TLP 1.0 marking with an id that is not the official one")
         return known
+
+    def from_palermo(self, report: Mapping[str, Any]) -> bool:
+        """Whether this report came from Palermo (then every object must keep the extension)."""
+        labels = [str(label) for label in report.get("labels", [])]
+        return (
+            PALERMO_EXTENSION_ID in self.by_id
+            or _ext(report) is not None
+            or any(label.startswith("palermo-category:") for label in labels)
+        )
 
     def tlp_of(self, obj: Mapping[str, Any]) -> Tlp | None:
         """The one TLP of an object, checking every marking it carries."""
@@ -183,6 +193,12 @@ class _Reader:
         return dict(block)
 
 
+def _person(obj: Mapping[str, Any]) -> bool:
+    return obj["type"] == "identity" and (
+        _ext(obj) is not None or obj.get("identity_class") == "individual"
+    )
+
+
 def _alpha3(alpha2: str) -> str | None:
     country = pycountry.countries.get(alpha_2=alpha2.upper())
     return None if country is None else str(country.alpha_3)
@@ -234,6 +250,16 @@ class _Builder:
             self.put("identifiers", order, ident)
         elif kind == "note":
             self.notes.append(obj.get("content", ""))
+        elif kind == "identity":
+            roles = [r for r in obj.get("roles", []) if r in _PERSON_ROLES]
+            if not roles:
+                self.reader.problem(obj["id"], "an individual without a Palermo person role")
+                return
+            person = {"ref": f"x{self.extra}", "role": roles[0], "names": [obj["name"][:200]]}
+            self.put("persons", order, person)
+        elif kind == "infrastructure":
+            text = " ".join(x for x in (obj.get("name"), obj.get("description")) if x)
+            self.put("transport", order, {"mode": "other", "description": text[:4000]})
         else:
             self.reader.problem(obj["id"], f"a {kind} has no IIR mapping")
 
@@ -288,8 +314,17 @@ def _draft(reader: _Reader, report: dict[str, Any]) -> Draft | None:
         obj = reader.by_id.get(ref)
         if obj is None:
             reader.problem(rid, f"object_refs names {ref}, which is not in the bundle")
-        elif obj["type"] not in _DEFINITIONS or (obj["type"] == "identity" and _ext(obj)):
+        elif obj["type"] not in _DEFINITIONS or _person(obj):
             members.append(obj)
+    stripped = [o for o in (report, *members) if _ext(o) is None]
+    if stripped and reader.from_palermo(report):
+        for obj in stripped:
+            reader.problem(
+                obj["id"],
+                "came from Palermo but its Palermo extension was removed: its TLP alone "
+                "could be wider than the originator's handling",
+            )
+        return None  # what is left of the report is not worth a second list of problems
     handling = reader.handling(report, members)
     base = _base(reader, report)
     builder = _Builder(reader, report)

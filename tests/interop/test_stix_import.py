@@ -247,6 +247,49 @@ def test_foreign_bundle_maps_tlp_and_needs_defaults() -> None:
     assert "LBY" == r.itinerary.transit[0].country  # type: ignore[union-attr]
 
 
+def test_stripped_palermo_extension_is_refused() -> None:
+    """A tool that dropped the Palermo extension dropped rel_to, H2 and the rest: a Palermo
+    report with only its TLP left would be wider, so it is refused."""
+    bundle = export(report("02"))  # AMBER, H2, rel_to groups
+    actor = _first(bundle, "threat-actor")
+    del actor["extensions"]
+    actor.pop("granular_markings", None)  # they select the extension's item
+    [(oid, why)] = _refused(bundle)
+    assert actor["id"] == oid
+    assert "extension was removed" in why
+
+
+def test_foreign_persons_and_transport_map_or_are_refused() -> None:
+    """An individual with a Palermo role becomes a person, an infrastructure a transport; an
+    individual without such a role is refused, not dropped."""
+    green = TLP2_MARKING_IDS[Tlp.GREEN]
+    common = {"spec_version": "2.1", "created": "2026-01-01T00:00:00.000Z",
+              "modified": "2026-01-01T00:00:00.000Z", "object_marking_refs": [green]}  # fmt: skip
+    person = common | {
+        "type": "identity", "id": "identity--0d7f0f7e-8a8e-4d5e-9c2b-6e1e2b0c0001",
+        "name": "A. Skipper", "identity_class": "individual", "roles": ["boat-pilot"],
+    }  # fmt: skip
+    boat = common | {
+        "type": "infrastructure", "id": "infrastructure--0d7f0f7e-8a8e-4d5e-9c2b-6e1e2b0c0002",
+        "name": "Blue fishing boat",
+    }  # fmt: skip
+    rep = common | {
+        "type": "report", "id": "report--0d7f0f7e-8a8e-4d5e-9c2b-6e1e2b0c0003", "name": "Boat",
+        "published": "2026-01-01T00:00:00Z", "object_refs": [person["id"], boat["id"]],
+    }  # fmt: skip
+    bundle = {"type": "bundle", "id": "bundle--0d7f0f7e-8a8e-4d5e-9c2b-6e1e2b0c0004",
+              "objects": [person, boat, rep]}  # fmt: skip
+    defaults = Defaults(originator="ITA-GDF", category="routes", route="central-med")
+    [draft] = import_bundle(bundle, defaults=defaults)
+    assert [("boat-pilot", ["A. Skipper"])] == [
+        (p.role.value, p.names) for p in draft.report.persons
+    ]
+    assert ["Blue fishing boat"] == [t.description for t in draft.report.transport]
+    person["roles"] = ["analyst"]
+    with pytest.raises(MarkingsUnmappable, match="without a Palermo person role"):
+        import_bundle(bundle, defaults=defaults)
+
+
 def test_not_a_bundle_is_an_input_error() -> None:
     """Garbage and a bundle without a report are refused with a reason, not a traceback."""
     with pytest.raises(InputError, match=r"not a STIX 2\.1 bundle"):
