@@ -100,6 +100,14 @@ class _Checker:
         given = int(event.distribution)
         block = _text(event, HANDLING_COMMENT)
         if block is None:
+            palermo_tags = [t.name for t in event.tags if t.name.startswith("palermo:")]
+            if palermo_tags or _text(event, PART_COMMENTS["main"]) is not None:
+                self.problem(
+                    self.eid,
+                    "came from Palermo but its palermo-handling attribute was removed: its TLP "
+                    "tag alone could be wider than the originator's handling",
+                )
+                return None
             return self._foreign(tlp, given)
         try:
             data = json.loads(block)

@@ -184,13 +184,14 @@ def test_not_an_event_is_an_input_error() -> None:
     """Garbage is refused with a reason."""
     with pytest.raises(InputError, match="not a MISP event"):
         import_event("[1, 2")
+
+
+def test_removed_handling_attribute_is_refused() -> None:
+    """A Palermo event whose palermo-handling attribute was deleted in MISP would fall back to
+    its TLP tag (losing rel_to, H2, deny_to...): refused."""
     data = _event("02")
     data["Attribute"] = [a for a in data["Attribute"] if a["comment"] != HANDLING_COMMENT]
-    data["Tag"] = [t for t in data["Tag"] if not t["name"].startswith("palermo:")]
-    # Without its handling attribute the event reads as foreign: nothing wider than its TLP.
-    draft = import_event(data, defaults=Defaults("ITA-GDF", "routes", "central-med"))
-    assert Tlp.AMBER == draft.report.handling.tlp
-    assert draft.report.handling.h2  # distribution 0: organisation only
+    assert any("palermo-handling attribute was removed" in w for w in _refused(data))
 
 
 @pytest.mark.filterwarnings("ignore::ImportWarning")  # six, imported by misp-stix's STIX 1 side
