@@ -317,7 +317,7 @@ class _Exporter:
             "name": self.report.title,
             "description": self.report.narrative.text,
             "lang": self.report.narrative.language,
-            "published": self.report.observed or self.created,
+            "published": self.created,  # when it was issued; observed is in the item
             "report_types": ["threat-report"],
             "labels": [
                 f"palermo-category:{self.report.category.value}",

@@ -9,13 +9,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.interop import PALERMO_EXTENSION_ID, TLP2_MARKING_IDS, MarkingsUnmappable, wider
+from node.interop import (
+    PALERMO_EXTENSION_ID,
+    TLP2_MARKING_IDS,
+    MarkingsUnmappable,
+    export_event,
+    import_event,
+    wider,
+)
 from node.interop.drafts import Defaults
 from node.interop.markings import TLP1_MARKING_IDS
 from node.interop.stix_import import import_bundle
 from schemas import Tlp, parse_report
 from schemas.errors import InputError
-from tests.interop._bundles import EXAMPLE_NAMES, REPORT_ID, by_type, export, report
+from tests.interop._bundles import (
+    CREATED,
+    EXAMPLE_NAMES,
+    MODIFIED,
+    REPORT_ID,
+    by_type,
+    export,
+    report,
+)
 from tests.policies._factories import handlings
 from tests.schemas._support import AGENCIES, report_data
 
@@ -59,13 +74,18 @@ def _reports(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=60, deadline=None)
 @given(_reports(), st.sets(st.sampled_from(["personal-data", "protected-persons"])))
 def test_imported_handling_is_never_wider(data: dict[str, Any], withhold: set[str]) -> None:
-    """For generated reports and handling blocks, export -> import never widens the handling
-    (and, with nothing withheld, gives the report back exactly)."""
+    """For generated reports and handling blocks, export -> import through STIX and through
+    MISP never widens the handling (and, with nothing withheld, gives the report back)."""
     original = parse_report(data)
     [draft] = import_bundle(export(original, withhold=withhold))
+    times = {"report_id": REPORT_ID, "created": CREATED, "modified": MODIFIED}
+    event = export_event(original, withhold=withhold, **times)
+    via_misp = import_event(event.to_json())
     assert [] == wider(draft.report.handling, original.handling)
+    assert [] == wider(via_misp.report.handling, original.handling)
     if not withhold:
         assert original == draft.report
+        assert original == via_misp.report
 
 
 def test_wider_names_each_widening() -> None:
