@@ -60,6 +60,20 @@ class Source:
     state_dir: Path | None
 
 
+def _uuid7_time(report_id: str | None) -> datetime | None:
+    """The creation time inside an envelope id (UUIDv7: 48 bits of Unix milliseconds), so a
+    file exported again under the same ``--id`` keeps the same STIX ``created``."""
+    import uuid
+
+    try:
+        parsed = uuid.UUID(report_id or "")
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return datetime.fromtimestamp((parsed.int >> 80) / 1000, UTC)
+
+
 def load_source(source: str, config: Path | None, report_id: str | None) -> Source:
     """A report from a file, or by id from the node's inbox (received) or outbox (sent)."""
     from node.interop import file_report_id
@@ -75,7 +89,7 @@ def load_source(source: str, config: Path | None, report_id: str | None) -> Sour
             report = parse_report(path.read_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        created = report.observed or datetime.now(UTC)
+        created = _uuid7_time(report_id) or report.observed or datetime.now(UTC)
         return Source(
             report, report_id or file_report_id(report), created, frozenset(), False, None
         )

@@ -181,3 +181,21 @@ def test_expired_report_is_not_exported(tmp_path: Path) -> None:
     for fmt in ("stix", "misp"):
         code, output = _run(fmt, "export", str(old))
         assert (2, True) == (code, "expired at 2020-01-01" in " ".join(output.split()))
+
+
+def test_file_reexport_under_an_envelope_id_keeps_created(tmp_path: Path) -> None:
+    """Exported twice under its envelope id (UUIDv7), a file keeps its objects' created time
+    (the id's) and ids; only modified moves."""
+    from schemas import new_uuid7
+
+    rid = new_uuid7(now_ms=1_780_000_000_000)
+    source = EXAMPLES_DIR / "02-groups-network-western-balkans.json"  # no observed time
+    assert "observed" not in json.loads(source.read_text())
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    for out in (first, second):
+        assert 0 == _run("stix", "export", str(source), "--id", rid, "-o", str(out))[0]
+    a, b = (json.loads(p.read_text())["objects"] for p in (first, second))
+    reports = [next(o for o in objs if o["type"] == "report") for objs in (a, b)]
+    assert reports[0]["id"] == reports[1]["id"]
+    assert ["2026-05-28T20:26:40.000Z"] * 2 == [r["created"] for r in reports]
+    assert reports[0]["modified"] <= reports[1]["modified"]
