@@ -30,8 +30,9 @@ from schemas.errors import ConfigError, InputError, PalermoError
 
 from ..config import DEFAULT_TAXII_PAGE_SIZE, NodeSettings
 from ..inbox import Inbox
+from .exportlog import EXPORT_LOG
 from .taxii_clients import TaxiiClient, TaxiiClients
-from .taxii_index import IndexedObject, Page, TaxiiIndex, from_stix_time
+from .taxii_index import SHARED_TYPES, IndexedObject, Page, TaxiiIndex, from_stix_time
 from .taxii_source import CollectionInfo, InboxSource, ObjectSource, synchronise
 
 __all__ = [
@@ -307,9 +308,12 @@ class TaxiiServer:
         objects = self._contents(info, page.rows)
         if objects:
             body["objects"] = objects
-        self.index.record_served(
-            request[_CLIENT].name, {r.report_id for r in page.rows}, self.clock()
-        )
+        client, now = request[_CLIENT].name, self.clock()
+        # A shared definition (a TLP marking) says nothing of the report that brought it first.
+        reports = {r.report_id for r in page.rows if r.stix_type not in SHARED_TYPES}
+        fresh = self.index.record_served(client, reports, now)
+        if fresh:
+            self.source.exported(client, fresh, now)
         return _taxii(body, headers=self._headers(page))
 
     async def _objects(self, request: web.Request) -> web.Response:
@@ -388,7 +392,7 @@ def taxii_server(
         tls = _tls_context(settings.taxii_tls_cert, settings.taxii_tls_key)
     state = settings.state_dir
     return TaxiiServer(
-        InboxSource(inbox, agency, routes),
+        InboxSource(inbox, agency, routes, state / EXPORT_LOG),
         TaxiiIndex(state / "taxii.db"),
         TaxiiClients(state),
         host=settings.taxii_host,

@@ -314,15 +314,20 @@ class TaxiiIndex:
         ).fetchone()
         return row is not None
 
-    def record_served(self, client: str, report_ids: Iterable[str], now: datetime) -> None:
-        """Export is dissemination (issue 18): the first time each client received each report."""
+    def record_served(self, client: str, report_ids: Iterable[str], now: datetime) -> list[str]:
+        """Export is dissemination (issue 18): note the first time each client received each
+        report; returns the reports this client had never received before."""
         ms = _us(now) // 1000
+        fresh = []
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO served VALUES (?, ?, ?)",
-                [(client, r, ms) for r in sorted(set(report_ids))],
-            )
+            for report_id in sorted(set(report_ids)):
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO served VALUES (?, ?, ?)", (client, report_id, ms)
+                )
+                if cursor.rowcount:
+                    fresh.append(report_id)
+        return fresh
 
     def served(self, client: str) -> list[tuple[str, int]]:
         """The reports a client received, with when it first did (ms), oldest first."""

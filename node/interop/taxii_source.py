@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import structlog
@@ -26,6 +27,7 @@ from schemas import EnvelopeHeader, Kind, Route, to_epoch_ms
 from schemas.errors import InputError, PalermoError
 
 from ..inbox import Inbox
+from .exportlog import record_export
 from .stix_export import export_bundle
 from .taxii_clients import OWN_COLLECTION
 from .taxii_index import LIVE, TaxiiIndex
@@ -95,13 +97,20 @@ class ObjectSource(Protocol):
         """A live report's STIX objects; a ``PalermoError`` if it cannot be exported."""
         ...
 
+    def exported(self, client: str, report_ids: list[str], now: datetime) -> None:
+        """Record that a client received these reports for the first time (dissemination)."""
+        ...
+
 
 class InboxSource:
     """The node's own data: its inbox (received reports) and its record of what it sent."""
 
-    def __init__(self, inbox: Inbox, agency: str, routes: Callable[[], set[str]]) -> None:
+    def __init__(
+        self, inbox: Inbox, agency: str, routes: Callable[[], set[str]], export_log: Path
+    ) -> None:
         self.inbox = inbox
         self.agency = agency
+        self.export_log = export_log
         self.routes = routes
         """The routes the node subscribes to now (read from the live directory each time)."""
 
@@ -155,6 +164,31 @@ class InboxSource:
             raise InputError(f"report {report_id} cannot be exported as STIX 2.1: {exc}") from exc
         objects: list[dict[str, Any]] = json.loads(bundle.serialize())["objects"]
         return objects
+
+    def exported(self, client: str, report_ids: list[str], now: datetime) -> None:
+        """One line per report in the node's export log (``exports.jsonl``, hash-chained, the
+        log ``palermo stix export`` writes), ``officer`` being ``taxii:CLIENT``."""
+        for report_id in report_ids:
+            withheld: list[str] = []
+            if self.inbox.seen(report_id):
+                entry, _ = self.inbox.show(report_id)
+                header = EnvelopeHeader.model_validate(entry.header)
+                withheld, revoked = entry.withheld, entry.purged_ms is not None
+            else:
+                header = self.inbox.sent_header(report_id)
+                revoked = self.inbox.retracted(report_id)
+            record_export(
+                self.export_log,
+                officer=f"taxii:{client}",
+                report_id=report_id,
+                originator=header.originator,
+                fmt="taxii",
+                handling=header.handling,
+                withheld=withheld,
+                retracted=revoked,
+                destination=f"TAXII client {client}",
+                now=now,
+            )
 
 
 def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: datetime) -> None:

@@ -15,6 +15,7 @@ import pytest
 import requests
 from taxii2client.v21 import Collection, Server, as_pages
 
+from node.interop.exportlog import EXPORT_LOG, entries, verify
 from node.interop.taxii import TaxiiServer
 from node.interop.taxii_clients import TaxiiClients
 from node.interop.taxii_index import TaxiiIndex
@@ -40,8 +41,9 @@ class Bearer(requests.auth.AuthBase):
 def _serve(node: Node, home: Path) -> TaxiiServer:
     """The TAXII server ``palermo node run`` starts for this node (taxii_port set)."""
     agency = node.identity.agency
-    source = InboxSource(node.inbox, agency, lambda: subscribed_routes(node.trust, agency))
     state = home / f"{agency}-taxii"
+    routes = lambda: subscribed_routes(node.trust, agency)  # noqa: E731
+    source = InboxSource(node.inbox, agency, routes, state / EXPORT_LOG)
     return TaxiiServer(source, TaxiiIndex(state / "taxii.db"), TaxiiClients(state), page_size=50)
 
 
@@ -179,6 +181,15 @@ async def test_taxii2_client_pages_what_the_node_holds_and_only_that(
     [report] = [o for o in seen if o["type"] == "report" and first[0] in json.dumps(o)]
     assert [True] == [o.get("revoked") for o in after if o["id"] == report["id"]]
     assert all(o.get("revoked") for o in after)  # nothing of the withdrawn content
+
+    # Export is dissemination: each report a client received, once, in the node's export log.
+    log = servers["MLT-AFM"].source.export_log  # type: ignore[attr-defined]
+    verify(log)
+    lines = [(e["officer"], e["report"], e["format"]) for e in entries(log)]
+    assert sorted(set(first + arrived + later)) == sorted(r for _, r, _ in lines)
+    assert {("taxii:analyst", "taxii")} == {(o, f) for o, _, f in lines}
+    [witness_line] = [e for e in entries(log) if e["report"] == witness_report]
+    assert ["protected-persons"] == witness_line["withheld"]
 
 
 async def _last_added(collection: Collection) -> str:

@@ -32,6 +32,7 @@ class Shelf:
 
     def __init__(self) -> None:
         self.held: dict[str, tuple[str, Report, bool]] = {}
+        self.log: list[tuple[str, str]] = []
 
     def put(self, alias: str, name: str) -> str:
         report_id = new_uuid7()
@@ -55,6 +56,9 @@ class Shelf:
         bundle = export_bundle(report, report_id=report_id, created=CREATED, modified=CREATED)
         objects: list[dict[str, Any]] = json.loads(bundle.serialize())["objects"]
         return objects
+
+    def exported(self, client: str, report_ids: list[str], now: datetime) -> None:
+        self.log += [(client, r) for r in report_ids]
 
 
 class Clock:
@@ -338,3 +342,4 @@ async def test_the_index_records_what_each_client_received(taxii: Taxii) -> None
         taxii.server.index.served("analyst")
     )
     assert [] == taxii.server.index.served("all")
+    assert [("analyst", report_id)] == taxii.shelf.log  # once, however often it is fetched
