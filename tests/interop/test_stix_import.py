@@ -71,7 +71,7 @@ def _reports(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_reports(), st.sets(st.sampled_from(["personal-data", "protected-persons"])))
 def test_imported_handling_is_never_wider(data: dict[str, Any], withhold: set[str]) -> None:
     """For generated reports and handling blocks, export -> import through STIX and through
