@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import stat
 import subprocess
 from pathlib import Path
@@ -128,3 +129,39 @@ def test_a_clients_file_others_can_read_or_that_is_not_json_is_refused(tmp_path:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read"):
         clients.authenticate(f"Bearer {token}")
+
+
+async def test_off_loopback_taxii_is_https_with_the_configured_certificate(
+    fed: DevFederation, tmp_path: Path
+) -> None:
+    """taxii_tls_cert and taxii_tls_key make a non-loopback TAXII listener acceptable; the
+    server then speaks HTTPS only, with that certificate."""
+    from deploy.pki import DevCA
+    from node.inbox import Inbox, StorageKey
+
+    ca = DevCA("taxii-ca")
+    ca_pair = ca.write(tmp_path / "pki" / "ca.pem", tmp_path / "pki" / "ca.key")
+    cert = ca.issue("node-ita-gdf", tmp_path / "pki" / "server", hosts=["127.0.0.1"], server=True)
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "ITA-GDF", "nats://x:1")
+    tls = {"taxii_tls_cert": cert.cert, "taxii_tls_key": cert.key, "taxii_port": 0}
+    NodeSettings.load(config, taxii_host="0.0.0.0", **tls).check_secure()
+    settings = NodeSettings.load(config, **tls)
+    token = TaxiiClients(settings.state_dir).add("reader", ["own"])
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    inbox = Inbox(settings.state_dir / "inbox.db", StorageKey.load_or_create(
+        settings.state_dir / "storage.key"))  # fmt: skip
+    server = taxii_server(settings, inbox, "ITA-GDF", set)
+    try:
+        url = await server.start()
+        assert url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(ca_pair.cert))
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, headers=headers, ssl=context) as response:
+                assert 200 == response.status
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP: the server only speaks TLS
+                await session.get(url.replace("https:", "http:"), headers=headers)
+    finally:
+        await server.stop()
+        inbox.close()
