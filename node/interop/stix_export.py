@@ -211,7 +211,11 @@ class _Exporter:
             self.add(stix2.Identity, props)
 
     def transport(self, items: list[dict[str, Any]]) -> None:
-        for index, item in enumerate(items):
+        for index, data in enumerate(items):
+            # Never withheld whole (no person owns a boat here), but its links to persons are.
+            item, used = self.sections.item("transport", index, data, self.withhold)
+            if item is None:
+                continue
             vessel = item.get("vessel", {})
             name = (
                 vessel.get("name")
@@ -220,7 +224,7 @@ class _Exporter:
                 or item["mode"]
             )
             role = f"transport/{item.get('ref') or index}"
-            props = self.common("infrastructure", role, item, "transport", index, set(), [])
+            props = self.common("infrastructure", role, item, "transport", index, used, [])
             props |= {
                 "name": name,
                 "infrastructure_types": ["undefined"],

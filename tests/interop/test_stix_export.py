@@ -168,3 +168,17 @@ def test_identifiers_become_indicators_with_quoted_patterns() -> None:
     patterns = sorted(o["pattern"] for o in by_type(bundle, "indicator"))
     assert "[email-addr:value = 'o\\'brien@example.org']" in patterns
     assert MODIFIED.year == 2026
+
+
+def test_links_to_persons_are_marked_and_withheld_with_their_section() -> None:
+    """A boat's pilot link travels in the pilot's section: marked in the full export, absent
+    when that section is withheld (as join() leaves it for a recipient)."""
+    r = report("21")  # a migrant who piloted the boat
+    linked = [t for t in r.transport if t.pilot_refs]
+    assert linked
+    full, bare = export(r), export(r, withhold={"personal-data", "protected-persons"})
+    [boat_full] = [o for o in by_type(full, "infrastructure") if o.get("granular_markings")]
+    assert boat_full["extensions"][PALERMO_EXTENSION_ID]["item"]["pilot_refs"]
+    for boat in by_type(bare, "infrastructure"):
+        assert "pilot_refs" not in boat["extensions"][PALERMO_EXTENSION_ID]["item"]
+        assert "granular_markings" not in boat
