@@ -286,7 +286,9 @@ class _Exporter:
                 continue
             if name == "finance" and item.get("previous_ref") not in kept:
                 item = {k: v for k, v in item.items() if k != "previous_ref"}
-            marked = ["abstract", "content"] if self.sections.items.get((name, index)) else []
+            # The content is the item as JSON: it holds the links too, the abstract does not.
+            whole = self.sections.items.get((name, index)) is not None
+            marked = ["abstract", "content"] if whole else ["content"] if used else []
             props = self.common("note", f"{name}/{index}", item, name, index, used, marked)
             summary = (
                 item.get("title")

@@ -182,3 +182,17 @@ def test_links_to_persons_are_marked_and_withheld_with_their_section() -> None:
     for boat in by_type(bare, "infrastructure"):
         assert "pilot_refs" not in boat["extensions"][PALERMO_EXTENSION_ID]["item"]
         assert "granular_markings" not in boat
+
+
+def test_a_note_holding_a_link_marks_its_content() -> None:
+    """A document note whose holder link is personal data marks its content, which holds it."""
+    bundle = export(report("10"))
+    notes = [
+        o
+        for o in by_type(bundle, "note")
+        if "holder_ref" in o["extensions"][PALERMO_EXTENSION_ID]["item"]
+    ]
+    assert notes
+    for note in notes:
+        [gm] = note["granular_markings"]
+        assert {"content", ITEM_SELECTOR} == set(gm["selectors"])
