@@ -198,7 +198,10 @@ class _Exporter:
             used = {section} if section else set()
             names = data.get("names", [])
             name = names[0] if names else f"{data['role']} {data['ref']}"
-            marked = (["name"] if names else []) + (["description"] if data.get("notes") else [])
+            whole = section == "protected-persons"  # a witness or victim is sealed whole
+            marked = ["name"] if names or whole else []
+            marked += ["roles"] if whole else []
+            marked += ["description"] if data.get("notes") else []
             props = self.common(
                 "identity", f"person/{data['ref']}", data, "persons", index, used, marked
             )

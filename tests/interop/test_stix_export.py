@@ -104,6 +104,9 @@ def test_sealed_parts_carry_granular_section_markings() -> None:
     witness = [p for p in persons if "witness" in p["roles"]]
     assert witness
     assert all({SECTION_MARKING_IDS["protected-persons"]} == marked[p["id"]] for p in witness)
+    for person in witness:
+        [gm] = person["granular_markings"]
+        assert {"name", "roles", ITEM_SELECTOR} <= set(gm["selectors"])
     for obj in _sdos(bundle):
         for gm in obj.get("granular_markings", []):
             assert ITEM_SELECTOR in gm["selectors"]
