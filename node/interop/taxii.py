@@ -32,7 +32,7 @@ from ..config import DEFAULT_TAXII_PAGE_SIZE, NodeSettings
 from ..inbox import Inbox
 from .exportlog import EXPORT_LOG
 from .taxii_clients import TaxiiClient, TaxiiClients
-from .taxii_index import SHARED_TYPES, IndexedObject, Page, TaxiiIndex, from_stix_time
+from .taxii_index import IndexedObject, Page, TaxiiIndex, from_stix_time
 from .taxii_source import CollectionInfo, InboxSource, ObjectSource, synchronise
 
 __all__ = [
@@ -261,30 +261,25 @@ class TaxiiServer:
             versions=fixed.get("versions", _split(query.get("match[version]")) or ["last"]),
         )  # fmt: skip
 
-    def _contents(self, info: CollectionInfo, rows: list[IndexedObject]) -> list[dict[str, Any]]:
+    def _contents(self, rows: list[IndexedObject]) -> list[dict[str, Any]]:
         """The objects of a page: exported again from the inbox (never stored in clear), or,
-        for a revoked version, only what identifies it (the content is withdrawn)."""
+        for a revoked version, only what identifies it (the content is withdrawn). An object
+        of a report withdrawn since the index was brought up to date is left out: the next
+        request revokes it."""
         exported: dict[str, dict[str, dict[str, Any]]] = {}
         out = []
         for row in rows:
             if row.revoked:
                 out.append(_tombstone(row))
                 continue
-            obj = self._lookup(exported, row.report_id, row.stix_id)
-            if obj is None:
-                # A definition several reports share is exported from any live one of them.
-                other = self.index.live_holder(info.alias, row.stix_id)
-                obj = self._lookup(exported, other, row.stix_id) if other else None
-            if obj is not None:
+            if row.body is not None:  # a shared definition, kept as is
+                out.append(json.loads(row.body))
+                continue
+            if row.report_id not in exported:
+                exported[row.report_id] = self._export(row.report_id)
+            if (obj := exported[row.report_id].get(row.stix_id)) is not None:
                 out.append(obj)
         return out
-
-    def _lookup(
-        self, exported: dict[str, dict[str, dict[str, Any]]], report_id: str, stix_id: str
-    ) -> dict[str, Any] | None:
-        if report_id not in exported:
-            exported[report_id] = self._export(report_id)
-        return exported[report_id].get(stix_id)
 
     def _export(self, report_id: str) -> dict[str, dict[str, Any]]:
         """A report's objects by id; none if it was withdrawn since the index was brought up
@@ -305,12 +300,12 @@ class TaxiiServer:
         body: dict[str, Any] = {"more": page.more}
         if page.more and page.last_seq is not None:
             body["next"] = encode_cursor(page.last_seq)
-        objects = self._contents(info, page.rows)
+        objects = self._contents(page.rows)
         if objects:
             body["objects"] = objects
         client, now = request[_CLIENT].name, self.clock()
         # A shared definition (a TLP marking) says nothing of the report that brought it first.
-        reports = {r.report_id for r in page.rows if r.stix_type not in SHARED_TYPES}
+        reports = {r.report_id for r in page.rows if not r.shared}
         fresh = self.index.record_served(client, reports, now)
         if fresh:
             self.source.exported(client, fresh, now)

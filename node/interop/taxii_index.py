@@ -8,18 +8,21 @@ the index assigns ``date_added`` itself, at the moment it records an object: str
 order. A ``next`` cursor is the last row number served, so a page never shifts when objects
 arrive (decision 0030).
 
-The index holds identifiers, types and versions only, in ``STATE_DIR/taxii.db`` (0600): never a
-report's content, which stays encrypted in the inbox and is exported again for each page. When a
+The index holds identifiers, types and versions, in ``STATE_DIR/taxii.db`` (0600), and the JSON
+of shared definitions only (TLP markings, agencies' identities): never a report's content, which
+stays encrypted in the inbox and is exported again for each page. When a
 report is withdrawn (expired, purged, retracted), its objects' earlier versions are hidden and a
-revoked version of each of its SDOs and SROs is added (SCOs and shared definitions have no
-revoked form; an SCO no other shown report holds is simply no longer served).
+revoked version of each of its SDOs and SROs is added (an SCO has no revoked form: it is simply
+no longer served). Objects the source marks *shared* (definitions every report refers to: TLP
+markings, the agencies' identities) are never hidden or revoked with one report.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +31,6 @@ from typing import Any, Final
 from schemas.errors import InputError
 
 __all__ = [
-    "SHARED_TYPES",
     "IndexedObject",
     "Page",
     "TaxiiIndex",
@@ -36,8 +38,6 @@ __all__ = [
     "stix_time",
 ]
 
-SHARED_TYPES: Final[frozenset[str]] = frozenset({"marking-definition", "extension-definition"})
-"""Definitions every report refers to: never revoked when one report is withdrawn."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 _SCHEMA: Final[str] = """
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS objects (
     version_us INTEGER NOT NULL,
     added_us INTEGER NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0,
+    shared INTEGER NOT NULL DEFAULT 0,
+    body TEXT,
     hidden INTEGER NOT NULL DEFAULT 0,
     UNIQUE (collection, stix_id, version)
 );
@@ -118,6 +120,10 @@ class IndexedObject:
     version: str
     added_us: int
     revoked: bool
+    shared: bool
+    body: str | None
+    """A shared definition's JSON (no report content): served even when no report that
+    brought it is live any more."""
 
     @property
     def date_added(self) -> str:
@@ -165,12 +171,18 @@ class TaxiiIndex:
         return {r: s for r, s in rows}
 
     def add(
-        self, collection: str, report_id: str, objects: Sequence[dict[str, Any]], now: datetime
+        self,
+        collection: str,
+        report_id: str,
+        objects: Sequence[dict[str, Any]],
+        now: datetime,
+        shared: Collection[str] = (),
     ) -> None:
         """Record a report's objects, each added one microsecond after the one before.
 
         An object another report of the collection already brought (a marking definition) keeps
-        its first row; the report is still recorded as holding it.
+        its first row; the report is still recorded as holding it. ``shared``: the ids of
+        definitions that outlive any one report (never hidden or revoked with it).
         """
         added = max(_us(now), self._last_added() + 1)
         with self._db:
@@ -179,9 +191,11 @@ class TaxiiIndex:
                 version = _version_of(obj, added)
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO objects (collection, report_id, stix_id, stix_type, "
-                    "created, version, version_us, added_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "created, version, version_us, added_us, shared, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (collection, report_id, obj["id"], obj["type"], obj.get("created"),
-                     version, from_stix_time(version, "version"), added),
+                     version, from_stix_time(version, "version"), added, obj["id"] in shared,
+                     json.dumps(obj, sort_keys=True) if obj["id"] in shared else None),
                 )  # fmt: skip
                 added += cursor.rowcount
                 self._db.execute(
@@ -217,7 +231,9 @@ class TaxiiIndex:
                     "AND NOT EXISTS (SELECT 1 FROM members o JOIN holdings h ON "
                     "h.collection = o.collection AND h.report_id = o.report_id "
                     "WHERE o.collection = m.collection AND o.stix_id = m.stix_id "
-                    "AND o.report_id != m.report_id AND h.state = 'live') ORDER BY m.stix_id",
+                    "AND o.report_id != m.report_id AND h.state = 'live') "
+                    "AND NOT EXISTS (SELECT 1 FROM objects s WHERE s.collection = m.collection "
+                    "AND s.stix_id = m.stix_id AND s.shared = 1) ORDER BY m.stix_id",
                     (collection, report_id),
                 )
             ]
@@ -231,7 +247,7 @@ class TaxiiIndex:
                     "UPDATE objects SET hidden = 1 WHERE collection = ? AND stix_id = ?",
                     (collection, stix_id),
                 )
-                if last is None or last[0] in SHARED_TYPES or last[1] is None or last[3]:
+                if last is None or last[1] is None or last[3]:  # an SCO, or revoked already
                     continue
                 # A version later than the last one, in milliseconds as stix2 writes them.
                 version_us = max(added, from_stix_time(last[2], "version") + 1000) // 1000 * 1000
@@ -243,16 +259,6 @@ class TaxiiIndex:
                      stix_time(version_us), version_us, added),
                 )  # fmt: skip
                 added += 1
-
-    def live_holder(self, collection: str, stix_id: str) -> str | None:
-        """A live report of the collection that holds the object (to export its content)."""
-        row = self._db.execute(
-            "SELECT m.report_id FROM members m JOIN holdings h ON h.collection = m.collection "
-            "AND h.report_id = m.report_id WHERE m.collection = ? AND m.stix_id = ? "
-            "AND h.state = 'live' LIMIT 1",
-            (collection, stix_id),
-        ).fetchone()
-        return str(row[0]) if row else None
 
     def page(
         self,
@@ -271,8 +277,8 @@ class TaxiiIndex:
         them (TAXII 2.1 §3.4.1, ``match[version]``).
         """
         query = (
-            "SELECT seq, report_id, stix_id, stix_type, created, version, added_us, revoked "
-            "FROM objects o WHERE collection = ? AND hidden = 0 AND seq > ?"
+            "SELECT seq, report_id, stix_id, stix_type, created, version, added_us, revoked, "
+            "shared, body FROM objects o WHERE collection = ? AND hidden = 0 AND seq > ?"
         )
         params: list[Any] = [collection, after_seq]
         if added_after_us is not None:
@@ -301,8 +307,8 @@ class TaxiiIndex:
         query += " ORDER BY seq LIMIT ?"
         params.append(limit + 1)
         rows = [
-            IndexedObject(s, r, i, t, c, v, a, bool(x))
-            for s, r, i, t, c, v, a, x in self._db.execute(query, params)
+            IndexedObject(s, r, i, t, c, v, a, bool(x), bool(sh), b)
+            for s, r, i, t, c, v, a, x, sh, b in self._db.execute(query, params)
         ]
         return Page(rows[:limit], len(rows) > limit)
 

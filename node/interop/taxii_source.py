@@ -28,6 +28,7 @@ from schemas.errors import InputError, PalermoError
 
 from ..inbox import Inbox
 from .exportlog import record_export
+from .markings import PALERMO_EXTENSION_ID
 from .stix_export import export_bundle
 from .taxii_clients import OWN_COLLECTION
 from .taxii_index import LIVE, TaxiiIndex
@@ -38,6 +39,7 @@ __all__ = [
     "Holding",
     "InboxSource",
     "ObjectSource",
+    "is_shared",
     "subscribed_routes",
     "synchronise",
 ]
@@ -191,6 +193,16 @@ class InboxSource:
             )
 
 
+def is_shared(obj: dict[str, Any], report_id: str) -> bool:
+    """Whether an object outlives the report it came with: a marking or extension definition,
+    or an identity that is not the report's own (an agency's, Palermo's). Anything else, even a
+    type this does not know, is the report's: hidden and revoked with it, never left behind."""
+    if obj["type"] in ("marking-definition", "extension-definition"):
+        return True
+    ours = obj.get("extensions", {}).get(PALERMO_EXTENSION_ID, {})
+    return bool(obj["type"] == "identity" and ours.get("report_id") != report_id)
+
+
 def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: datetime) -> None:
     """Bring the index of one collection up to date with what the source holds now.
 
@@ -209,7 +221,8 @@ def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: dateti
                              collection=alias, code=exc.code, reason=exc.reason)  # fmt: skip
                 index.unexportable(alias, holding.report_id)
                 continue
-            index.add(alias, holding.report_id, objects, now)
+            shared = {o["id"] for o in objects if is_shared(o, holding.report_id)}
+            index.add(alias, holding.report_id, objects, now, shared)
         elif state == LIVE and not holding.live:
             index.withdraw(alias, holding.report_id, now)
 
