@@ -14,6 +14,7 @@ listens on its own socket (``taxii_host``/``taxii_port``), never beside ``/metri
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -140,6 +141,7 @@ class TaxiiServer:
         self.page_size = page_size
         self.clock = clock
         self._runner: web.AppRunner | None = None
+        self._indexing = asyncio.Lock()
 
     # --- the application --------------------------------------------------------------------
 
@@ -221,19 +223,21 @@ class TaxiiServer:
         readable = self._readable(request[_CLIENT])
         return _taxii({"collections": [self._describe(c) for c in readable]})
 
-    def _granted(self, request: web.Request) -> CollectionInfo:
+    async def _granted(self, request: web.Request) -> CollectionInfo:
         """The collection in the path, if it exists (404) and this client may read it (403)."""
         wanted = request.match_info["collection"]
         for info in self.source.collections():
             if wanted in (info.id, info.alias):
                 if not request[_CLIENT].may_read(info.alias):
                     raise TaxiiError(403, "Forbidden", _NOT_GRANTED)
-                synchronise(self.index, self.source, info.alias, self.clock())
+                # One at a time: two polls must not index the same new report twice.
+                async with self._indexing:
+                    await synchronise(self.index, self.source, info.alias, self.clock())
                 return info
         raise TaxiiError(404, "Not Found", f"no collection {wanted[:80]!r} on this server")
 
     async def _collection(self, request: web.Request) -> web.Response:
-        info = self._granted(request)
+        info = await self._granted(request)
         return _taxii(self._describe(info))
 
     # --- objects ----------------------------------------------------------------------------
@@ -312,7 +316,7 @@ class TaxiiServer:
         return _taxii(body, headers=self._headers(page))
 
     async def _objects(self, request: web.Request) -> web.Response:
-        info = self._granted(request)
+        info = await self._granted(request)
         return self._envelope(request, info, self._page(request, info))
 
     def _known(self, request: web.Request, info: CollectionInfo) -> str:
@@ -322,12 +326,12 @@ class TaxiiServer:
         return object_id
 
     async def _object(self, request: web.Request) -> web.Response:
-        info = self._granted(request)
+        info = await self._granted(request)
         page = self._page(request, info, ids=[self._known(request, info)])
         return self._envelope(request, info, page)
 
     async def _versions(self, request: web.Request) -> web.Response:
-        info = self._granted(request)
+        info = await self._granted(request)
         page = self._page(request, info, ids=[self._known(request, info)], versions=["all"])
         body: dict[str, Any] = {"more": page.more, "versions": [r.version for r in page.rows]}
         if page.more and page.last_seq is not None:
@@ -335,7 +339,7 @@ class TaxiiServer:
         return _taxii(body, headers=self._headers(page))
 
     async def _manifest(self, request: web.Request) -> web.Response:
-        info = self._granted(request)
+        info = await self._granted(request)
         page = self._page(request, info)
         body: dict[str, Any] = {"more": page.more}
         if page.more and page.last_seq is not None:

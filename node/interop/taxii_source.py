@@ -11,6 +11,7 @@ its originator is *withdrawn*: the server then serves revoked versions instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from .taxii_index import LIVE, TaxiiIndex
 
 __all__ = [
     "COLLECTIONS_NAMESPACE",
+    "MAX_INDEXED_PER_REQUEST",
     "CollectionInfo",
     "Holding",
     "InboxSource",
@@ -48,6 +50,8 @@ _log = structlog.get_logger("palermo.node.taxii")
 
 COLLECTIONS_NAMESPACE: Final = uuid.UUID("5f0f5a52-6e0b-4c55-9d3b-7a1d0d7c2e18")
 """UUIDv5 namespace of collection ids: the same node gives the same ids across restarts."""
+MAX_INDEXED_PER_REQUEST: Final[int] = 200
+"""New reports indexed (exported) before one answer; the rest by the next requests."""
 # Kinds a node publishes as reports (a release re-seals one, a retraction withdraws one).
 _PUBLISHED: Final = frozenset({Kind.ALERT.value, Kind.REPORT.value, Kind.STATISTICS.value})
 
@@ -203,17 +207,29 @@ def is_shared(obj: dict[str, Any], report_id: str) -> bool:
     return bool(obj["type"] == "identity" and ours.get("report_id") != report_id)
 
 
-def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: datetime) -> None:
+async def synchronise(
+    index: TaxiiIndex,
+    source: ObjectSource,
+    alias: str,
+    now: datetime,
+    budget: int = MAX_INDEXED_PER_REQUEST,
+) -> None:
     """Bring the index of one collection up to date with what the source holds now.
 
-    Called before each answer: a report stored since the last request is indexed (its objects
-    get their ``date_added`` now), and one withdrawn since is revoked. A report the exporter
-    refuses is logged and remembered, never half indexed.
+    Called before each answer: every report withdrawn since the last request is revoked, and
+    up to ``budget`` reports stored since are indexed (their objects get their ``date_added``
+    now), oldest first, yielding to the event loop after each: the node consumes its deliveries
+    on the same loop, and a first poll of a large inbox must not stall it. What is left is
+    indexed by the next requests, after what is already served, like any new arrival. A report
+    the exporter refuses is logged and remembered, never half indexed.
     """
     known = index.holdings(alias)
     for holding in source.holdings(alias, now):
         state = known.get(holding.report_id)
-        if state is None and holding.live:
+        if state == LIVE and not holding.live:
+            index.withdraw(alias, holding.report_id, now)
+        elif state is None and holding.live and budget > 0:
+            budget -= 1
             try:
                 objects = source.objects(holding.report_id)
             except PalermoError as exc:
@@ -223,8 +239,7 @@ def synchronise(index: TaxiiIndex, source: ObjectSource, alias: str, now: dateti
                 continue
             shared = {o["id"] for o in objects if is_shared(o, holding.report_id)}
             index.add(alias, holding.report_id, objects, now, shared)
-        elif state == LIVE and not holding.live:
-            index.withdraw(alias, holding.report_id, now)
+            await asyncio.sleep(0)
 
 
 def subscribed_routes(trust: TrustStore, agency: str) -> set[str]:

@@ -17,7 +17,7 @@ from node.interop import agency_identity_id, export_bundle
 from node.interop.taxii import TAXII_MEDIA_TYPE, TaxiiServer, decode_cursor, encode_cursor
 from node.interop.taxii_clients import TaxiiClients
 from node.interop.taxii_index import TaxiiIndex, from_stix_time
-from node.interop.taxii_source import CollectionInfo, Holding, is_shared
+from node.interop.taxii_source import CollectionInfo, Holding, is_shared, synchronise
 from schemas import Report, new_uuid7
 from schemas.errors import InputError
 from tests.harness import example
@@ -344,3 +344,19 @@ async def test_the_index_records_what_each_client_received(taxii: Taxii) -> None
     )
     assert [] == taxii.server.index.served("all")
     assert [("analyst", report_id)] == taxii.shelf.log  # once, however often it is fetched
+
+
+async def test_indexing_is_bounded_per_request_and_withdrawal_is_not(tmp_path: Path) -> None:
+    """A first poll of a large inbox indexes a budget of reports, oldest first, the next polls
+    the rest; a withdrawal is applied whatever the budget."""
+    shelf, index = Shelf(), TaxiiIndex(tmp_path / "taxii.db")
+    ids = [shelf.put("own", n) for n in ("01", "12", "16")]
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    await synchronise(index, shelf, "own", now, budget=2)
+    assert {ids[0]: "live", ids[1]: "live"} == index.holdings("own")
+    shelf.withdraw(ids[0])
+    await synchronise(index, shelf, "own", now, budget=0)
+    assert {ids[0]: "withdrawn", ids[1]: "live"} == index.holdings("own")
+    await synchronise(index, shelf, "own", now)
+    assert "live" == index.holdings("own")[ids[2]]
+    index.close()
