@@ -12,13 +12,22 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from typer.testing import CliRunner
 
 from node.config import NodeSettings
 from node.interop.taxii import taxii_server
 from node.interop.taxii_clients import CLIENTS_FILE, TaxiiClients
+from palermo.cli import app
 from palermo.devfed import DevFederation
 from schemas.errors import ConfigError, InputError
-from tests.harness import PALERMO, palermo, stop_process, wait_for
+from tests.harness import PALERMO, stop_process, wait_for
+
+
+def _cli(*args: str) -> str:
+    """One ``palermo`` command, in this process (the node under test runs as a process)."""
+    result = CliRunner().invoke(app, list(args))
+    assert 0 == result.exit_code, result.output
+    return result.stdout
 
 
 async def _get(url: str, token: str | None) -> int:
@@ -34,10 +43,9 @@ async def test_node_run_serves_taxii_to_the_tokens_palermo_taxii_issues(
     TAXII server; 'token remove' stops it at the next request; 'served' lists what it got."""
     fed.write(tmp_path / "fed")
     config = str(fed.node_config(tmp_path / "fed", "ITA-GDF", federated_url))
-    added = await palermo("taxii", "token", "add", "reader", "--collections", "own,central-med",
-                          "-c", config, "--json")  # fmt: skip
-    assert 0 == added.returncode, added.stderr
-    token = json.loads(added.stdout)["token"]
+    added = _cli("taxii", "token", "add", "reader", "--collections", "own,central-med",
+                 "-c", config, "--json")  # fmt: skip
+    token = json.loads(added)["token"]
     clients = tmp_path / "fed" / "state" / "ITA-GDF" / CLIENTS_FILE
     assert 0o600 == stat.S_IMODE(clients.stat().st_mode)
     assert token not in clients.read_text()
@@ -61,17 +69,15 @@ async def test_node_run_serves_taxii_to_the_tokens_palermo_taxii_issues(
             await _get(own, token),
             await _get(discovery, None),
         ]
-        listed = await palermo("taxii", "token", "list", "-c", config, "--json")
+        listed = _cli("taxii", "token", "list", "-c", config, "--json")
         assert [{"client": "reader", "collections": ["central-med", "own"]}] == [
-            {k: v for k, v in c.items() if k != "added"} for c in json.loads(listed.stdout)
+            {k: v for k, v in c.items() if k != "added"} for c in json.loads(listed)
         ]
-        removed = await palermo("taxii", "token", "remove", "reader", "-c", config)
-        assert 0 == removed.returncode, removed.stderr
+        _cli("taxii", "token", "remove", "reader", "-c", config)
         assert 401 == await _get(discovery, token)
     finally:
         stop_process(node)
-    served = await palermo("taxii", "served", "reader", "-c", config, "--json")
-    assert (0, []) == (served.returncode, json.loads(served.stdout))  # it published nothing
+    assert [] == json.loads(_cli("taxii", "served", "reader", "-c", config, "--json"))
 
 
 @pytest.mark.parametrize(
