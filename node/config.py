@@ -20,7 +20,13 @@ from protocol.keys import EncryptionKey, SigningKey, load_private_key
 from protocol.settings import MAX_SOCKET, NatsSettings, is_loopback
 from schemas.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_EMBARGO", "DEFAULT_MAX_ENVELOPE_AGE", "NodeSettings"]
+__all__ = [
+    "DEFAULT_MAX_EMBARGO",
+    "DEFAULT_MAX_ENVELOPE_AGE",
+    "DEFAULT_TAXII_PAGE_SIZE",
+    "MAX_TAXII_PAGE_SIZE",
+    "NodeSettings",
+]
 
 
 # The oldest envelope a node takes. The broker refuses one created more than 7 days before it
@@ -32,6 +38,10 @@ __all__ = ["DEFAULT_MAX_EMBARGO", "DEFAULT_MAX_ENVELOPE_AGE", "NodeSettings"]
 DEFAULT_MAX_ENVELOPE_AGE: Final[timedelta] = timedelta(days=7 + 30 + 1)
 DEFAULT_MAX_EMBARGO: Final[timedelta] = timedelta(days=30)
 """The furthest ahead 'palermo publish' accepts not_before: the broker's default cap."""
+DEFAULT_TAXII_PAGE_SIZE: Final[int] = 100
+"""Objects per TAXII answer unless the client asks fewer (``taxii_page_size``)."""
+MAX_TAXII_PAGE_SIZE: Final[int] = 1000
+"""The most ``taxii_page_size`` may be: every object of one answer is exported in memory."""
 
 
 class NodeSettings(NatsSettings):
@@ -102,6 +112,21 @@ class NodeSettings(NatsSettings):
         default=None, description="CA whose client certificates ingest requires (mTLS)."
     )
 
+    # TAXII 2.1, read-only (issue 18): its own listener, off unless taxii_port is set; every
+    # request carries a client token from 'palermo taxii token add' (decision 0030).
+    taxii_host: str = Field(default="127.0.0.1", description="TAXII server TCP address.")
+    taxii_port: int | None = Field(
+        default=None, ge=0, le=65535, description="TAXII port (0: a free one; unset: none)."
+    )
+    taxii_tls_cert: Path | None = Field(default=None, description="TAXII server certificate.")
+    taxii_tls_key: Path | None = Field(default=None, description="Its key (0600).")
+    taxii_page_size: int = Field(
+        default=DEFAULT_TAXII_PAGE_SIZE,
+        ge=1,
+        le=MAX_TAXII_PAGE_SIZE,
+        description="The most objects one TAXII answer holds (a client's limit is capped to it).",
+    )
+
     @field_validator("ingest_socket_mode")
     @classmethod
     def _socket_mode(cls, mode: int) -> int:
@@ -117,15 +142,40 @@ class NodeSettings(NatsSettings):
     def ingest_mtls(self) -> bool:
         return self.ingest_tls_client_ca is not None
 
+    @property
+    def taxii_enabled(self) -> bool:
+        return self.taxii_port is not None
+
     def secret_files(self) -> list[Path]:
-        extra = [p for p in (self.ingest_token_file, self.ingest_tls_key) if p]
+        extra = [p for p in (self.ingest_token_file, self.ingest_tls_key, self.taxii_tls_key) if p]
         return super().secret_files() + extra
 
     def check_secure(self) -> None:
         """The NATS checks, then ingest's: an unauthenticated ingest anyone on the network
         reaches is refused even in dev mode (it signs in the agency's name)."""
         self.check_ingest()
+        self.check_taxii()
         super().check_secure()
+
+    def check_taxii(self) -> None:
+        """Refuse a TAXII listener whose client tokens would cross the network in clear."""
+        problems: list[str] = []
+        if (self.taxii_tls_cert is None) != (self.taxii_tls_key is None):
+            problems.append("taxii_tls_cert and taxii_tls_key go together")
+        if (
+            self.taxii_port is not None
+            and self.taxii_tls_cert is None
+            and not is_loopback(self.taxii_host)
+        ):
+            problems.append(
+                f"TAXII on {self.taxii_host}, not a loopback address, without TLS: every "
+                "client's token would cross the network in clear; set taxii_tls_cert and "
+                'taxii_tls_key, or taxii_host = "127.0.0.1" behind a TLS proxy'
+            )
+        if problems:
+            raise ConfigError(
+                f"refusing to start with an insecure {self.what}: " + "; ".join(problems)
+            )
 
     def check_ingest(self) -> None:
         """Refuse an ingest listener that anyone who reaches it could use, saying what to fix."""

@@ -1,9 +1,10 @@
 """Run a node as a service: ``palermo node run``, and every node of ``palermo dev up``.
 
 The same code in both, so the dev stack is the deployed one: the node follows the directory,
-publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest if configured,
-and consumes its deliveries until SIGTERM or SIGINT (or, under ``dev up``, until its ``stop``
-event is set: there one process runs every node and the broker, and owns the signals).
+publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest and the TAXII
+server if configured, and consumes its deliveries until SIGTERM or SIGINT (or, under ``dev up``,
+until its ``stop`` event is set: there one process runs every node and the broker, and owns the
+signals).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,6 +23,9 @@ from protocol.ops import OpsServer
 from .config import NodeSettings
 from .ingest import IngestServer
 from .service import Node
+
+if TYPE_CHECKING:
+    from .interop.taxii import TaxiiServer
 
 __all__ = ["run_node"]
 
@@ -54,6 +58,7 @@ async def run_node(
             settings.http_port,
             warnings=node.trust.warnings,  # an overdue revocation list (decision 0014)
         )
+        taxii = _taxii(settings, node)
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
         for sig in signals:
@@ -65,6 +70,9 @@ async def run_node(
                 listening = await ingest.start(node.http_ingest, node.metrics.registry)
                 for where in listening:
                     announce(f"ingest: POST {where}")
+            taxii_url = await taxii.start() if taxii is not None else None
+            if taxii_url is not None:
+                announce(f"taxii: {taxii_url}")
             # Last: once /readyz answers, every listener is up.
             http_port = await ops.start()
 
@@ -72,7 +80,8 @@ async def run_node(
                 # One line an operator can grep for: who, where, on which ports.
                 _log.info("node ready", agency=node.identity.agency,
                           nats=_without_credentials(node.nc.connected_url),
-                          http_port=http_port, ingest=listening or None)  # fmt: skip
+                          http_port=http_port, ingest=listening or None,
+                          taxii=taxii_url)  # fmt: skip
                 if ready is not None:
                     ready.set()
 
@@ -86,8 +95,22 @@ async def run_node(
                 loop.remove_signal_handler(sig)
             if ingest is not None:
                 await ingest.stop()
+            if taxii is not None:
+                await taxii.stop()
             await ops.stop()
         return node.status()
+
+
+def _taxii(settings: NodeSettings, node: Node) -> TaxiiServer | None:
+    """The read-only TAXII 2.1 server over the node's inbox, if ``taxii_port`` is set."""
+    if not settings.taxii_enabled:
+        return None
+    # Imported here: stix2 is heavy, and a node without TAXII never needs it.
+    from .interop.taxii import taxii_server
+    from .interop.taxii_source import subscribed_routes
+
+    agency = node.identity.agency
+    return taxii_server(settings, node.inbox, agency, lambda: subscribed_routes(node.trust, agency))
 
 
 def _without_credentials(url: Any) -> str | None:

@@ -1,11 +1,12 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
-``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no
-other role."""
+``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``, ``taxii``, ``stix``,
+``misp``). It imports no other role."""
 
 from __future__ import annotations
 
 from ._inbox import inbox_app
+from ._misp import misp_app
 from ._node import (
     import_reports,
     node_app,
@@ -17,11 +18,14 @@ from ._node import (
 )
 from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
 from ._stats import stats_app
+from ._stix import stix_app
+from ._taxii import taxii_app
 
 __all__ = [
     "import_reports",
     "inbox_app",
     "messages_cmd",
+    "misp_app",
     "node_app",
     "publish",
     "release_app",
@@ -31,5 +35,7 @@ __all__ = [
     "rotate_command",
     "stats_app",
     "status",
+    "stix_app",
     "subscribe",
+    "taxii_app",
 ]

@@ -12,6 +12,7 @@ from node.cli import (
     import_reports,
     inbox_app,
     messages_cmd,
+    misp_app,
     node_app,
     publish,
     release_app,
@@ -20,7 +21,9 @@ from node.cli import (
     retract,
     stats_app,
     status,
+    stix_app,
     subscribe,
+    taxii_app,
 )
 from protocol.commandline import handles_errors
 
@@ -42,6 +45,9 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(node_app, name="node")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(stats_app, name="stats")
+app.add_typer(taxii_app, name="taxii")
+app.add_typer(stix_app, name="stix")
+app.add_typer(misp_app, name="misp")
 app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))
