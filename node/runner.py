@@ -1,7 +1,8 @@
 """Run a node as a service: ``palermo node run``, and every node of ``palermo dev up``.
 
 The same code in both, so the dev stack is the deployed one: the node follows the directory,
-publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest if configured,
+publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest and the
+officer console if configured,
 and consumes its deliveries until SIGTERM or SIGINT (or, under ``dev up``, until its ``stop``
 event is set: there one process runs every node and the broker, and owns the signals).
 """
@@ -20,6 +21,7 @@ from protocol.commandline import read_json
 from protocol.ops import OpsServer
 
 from .config import NodeSettings
+from .console import ConsoleServer, build_console_app
 from .ingest import IngestServer
 from .service import Node
 
@@ -42,6 +44,7 @@ async def run_node(
     # POST /v1/reports on its own authenticated listener, only if configured; its settings,
     # token and TLS files are checked before anything connects.
     ingest = IngestServer.from_settings(settings) if settings.ingest_enabled else None
+    settings.check_console()  # before connecting: a console without TLS fails fast
     async with Node.open(settings) as node:
         for path in settings.publish_on_start:
             key = await node.directory.publish(read_json(path))
@@ -59,8 +62,13 @@ async def run_node(
         for sig in signals:
             loop.add_signal_handler(sig, node.stop)
         stopper = asyncio.create_task(_stop_on(stop, node)) if stop is not None else None
+        console: ConsoleServer | None = None
         try:
             listening: list[str] = []
+            if settings.console_listen is not None:
+                # The officers' web interface, on its own listener (decision 0026).
+                console = ConsoleServer(build_console_app(node, settings), settings)
+                announce(f"console: {await console.start()}")
             if ingest is not None:
                 listening = await ingest.start(node.http_ingest, node.metrics.registry)
                 for where in listening:
@@ -72,7 +80,8 @@ async def run_node(
                 # One line an operator can grep for: who, where, on which ports.
                 _log.info("node ready", agency=node.identity.agency,
                           nats=_without_credentials(node.nc.connected_url),
-                          http_port=http_port, ingest=listening or None)  # fmt: skip
+                          http_port=http_port, ingest=listening or None,
+                          console=console.url if console else None)  # fmt: skip
                 if ready is not None:
                     ready.set()
 
@@ -86,6 +95,8 @@ async def run_node(
                 loop.remove_signal_handler(sig)
             if ingest is not None:
                 await ingest.stop()
+            if console is not None:
+                await console.stop()
             await ops.stop()
         return node.status()
 

@@ -1,0 +1,262 @@
+"""The console's accounts and sessions: argon2id hashes, login, limits, idle timeout, CSRF,
+roles, TOTP, and the security headers on every response."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from node.console import OFFICER, require_role
+from node.console.app import CSP
+from node.console.officers import OfficerStore, effective_roles, totp_for
+from schemas.errors import ConfigError, InputError
+from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of, login
+
+
+def test_passwords_are_stored_as_argon2id_hashes_in_a_0600_file(tmp_path: Path) -> None:
+    """Only an argon2id hash is stored (m=64 MiB, t=3), never the password, in a 0600 file."""
+    add(tmp_path, "anna", "reader")
+    path = tmp_path / "officers.json"
+    stored = json.loads(path.read_text())["officers"]["anna"]
+    assert stored["password_hash"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert PASSWORD not in path.read_text()
+    assert 0o600 == path.stat().st_mode & 0o777
+
+
+def test_accounts_refuse_bad_names_short_passwords_and_duplicates(tmp_path: Path) -> None:
+    """Each refusal says what to change."""
+    store = OfficerStore.in_state_dir(tmp_path)
+    with pytest.raises(InputError, match="lower-case"):
+        store.add("Anna Smith", ["reader"], PASSWORD)
+    with pytest.raises(InputError, match="12 to 1024"):
+        store.add("anna", ["reader"], "short")
+    store.add("anna", ["reader"], PASSWORD)
+    with pytest.raises(InputError, match="exists"):
+        store.add("anna", ["officer"], PASSWORD)
+
+
+def test_an_officers_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """Password hashes and TOTP secrets in a world-readable file: refused with the fix."""
+    add(tmp_path, "anna", "reader")
+    os.chmod(tmp_path / "officers.json", 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        OfficerStore.in_state_dir(tmp_path)
+
+
+def test_roles_are_cumulative_and_administrators_do_not_release() -> None:
+    """officer ⊇ reader, release-authority ⊇ officer; administrator = accounts + reader."""
+    assert {"reader", "officer", "release-authority"} == effective_roles(["release-authority"])
+    assert {"reader", "administrator"} == effective_roles(["administrator"])
+
+
+async def test_login_succeeds_sets_a_strict_httponly_cookie_and_rotates_the_session(
+    tmp_path: Path,
+) -> None:
+    """A correct password: 303 to the page asked for, a new session id in a SameSite=Strict,
+    HttpOnly cookie, and the officer is logged in on the next request."""
+    add(tmp_path, "anna", "administrator")
+    async with console_client(tmp_path, Clock()) as client:
+        await client.get("/login")
+        before = client.session.cookie_jar.filter_cookies(client.make_url("/"))["plm_session"]
+        token = await csrf_of(client)
+        form = {"csrf_token": token, "name": "anna", "password": PASSWORD,
+                "next": "/admin/officers"}  # fmt: skip
+        response = await client.post("/login", data=form, allow_redirects=False)
+        assert 303 == response.status
+        assert "/admin/officers" == response.headers["Location"]
+        cookie = response.cookies["plm_session"]
+        assert cookie["httponly"]
+        assert "Strict" == cookie["samesite"]
+        assert before.value != cookie.value
+        page = await client.get("/admin/officers")
+        assert 200 == page.status
+        assert "anna" in await page.text()
+
+
+async def test_login_refuses_a_wrong_password_or_an_unknown_name_alike(tmp_path: Path) -> None:
+    """401 with one message for both; the failed attempts are in the access log."""
+    add(tmp_path, "anna", "reader")
+    async with console_client(tmp_path, Clock()) as client:
+        wrong = await login(client, "anna", "not the password at all")
+        unknown = await login(client, "nobody")
+        assert [401, 401] == [wrong.status, unknown.status]
+        assert "Wrong name, password or code." in await wrong.text()
+        assert "Wrong name, password or code." in await unknown.text()
+        assert 303 == (await client.get("/admin/officers", allow_redirects=False)).status
+    lines = (tmp_path / "access-log.jsonl").read_text().splitlines()
+    assert [("anna", "login-failed"), ("nobody", "login-failed")] == [
+        (e["officer"], e["action"]) for e in map(json.loads, lines)
+    ]
+
+
+async def test_open_redirects_after_login_are_refused(tmp_path: Path) -> None:
+    """next=//evil.example goes to / instead."""
+    add(tmp_path, "anna", "reader")
+    async with console_client(tmp_path, Clock()) as client:
+        token = await csrf_of(client)
+        form = {"csrf_token": token, "name": "anna", "password": PASSWORD,
+                "next": "//evil.example/"}  # fmt: skip
+        response = await client.post("/login", data=form, allow_redirects=False)
+        assert "/" == response.headers["Location"]
+
+
+async def test_five_failures_give_429_with_retry_after_until_the_window_passes(
+    tmp_path: Path,
+) -> None:
+    """Per account: the sixth try is refused unchecked, even with the right password, until
+    the oldest failure leaves the 15-minute window (the clock moved, never slept)."""
+    add(tmp_path, "anna", "reader")
+    clock = Clock()
+    async with console_client(tmp_path, clock) as client:
+        for _ in range(5):
+            assert 401 == (await login(client, "anna", "wrong password!!")).status
+            clock.advance(seconds=10)
+        locked = await login(client, "anna")
+        assert 429 == locked.status
+        assert 15 * 60 - 50 == int(locked.headers["Retry-After"])
+        clock.advance(seconds=15 * 60 - 50)
+        assert 303 == (await login(client, "anna")).status
+
+
+async def test_failures_from_one_address_across_names_are_limited_too(tmp_path: Path) -> None:
+    """Per client address: five names tried from one address lock that address."""
+    add(tmp_path, "anna", "reader")
+    async with console_client(tmp_path, Clock()) as client:
+        for name in ("bob", "carl", "dora", "emil", "fritz"):
+            assert 401 == (await login(client, name)).status
+        assert 429 == (await login(client, "anna")).status
+
+
+async def test_an_idle_session_ends_after_the_timeout(tmp_path: Path) -> None:
+    """A request 14 minutes after the last keeps the session; 15 minutes and a second idle
+    end it (303 to /login)."""
+    add(tmp_path, "anna", "administrator")
+    clock = Clock()
+    async with console_client(tmp_path, clock) as client:
+        await login(client, "anna")
+        clock.advance(minutes=14)
+        assert 200 == (await client.get("/admin/officers", allow_redirects=False)).status
+        clock.advance(minutes=15, seconds=1)
+        gone = await client.get("/admin/officers", allow_redirects=False)
+        assert (303, "/login") == (gone.status, gone.headers["Location"])
+
+
+async def test_a_post_without_the_csrf_token_is_refused(tmp_path: Path) -> None:
+    """Logged in, a form without the token (or with another session's) gets 403 and says why;
+    the login form needs it too."""
+    add(tmp_path, "anna", "administrator")
+    async with console_client(tmp_path, Clock()) as client:
+        refused = await client.post("/login", data={"name": "anna", "password": PASSWORD})
+        assert 403 == refused.status
+        assert "CSRF token" in await refused.text()
+        await login(client, "anna")
+        form = {"name": "bob", "role": "reader", "password": PASSWORD}
+        missing = await client.post("/admin/officers", data=form)
+        forged = await client.post("/admin/officers", data={**form, "csrf_token": "x" * 43})
+        assert [403, 403] == [missing.status, forged.status]
+        assert OfficerStore.in_state_dir(tmp_path).get("bob") is None
+
+
+async def test_wrong_role_gets_403_and_anonymous_requests_get_401_or_login(
+    tmp_path: Path,
+) -> None:
+    """A release authority is not an administrator; nobody logged in is sent to /login
+    (GET) or refused (POST)."""
+    add(tmp_path, "rita", "release-authority")
+    async with console_client(tmp_path, Clock()) as client:
+        anonymous = await client.post("/admin/officers/rita/disable", data={})
+        assert 403 == anonymous.status  # CSRF first: no token at all
+        token = await csrf_of(client)
+        anonymous = await client.post("/admin/officers/rita/disable", data={"csrf_token": token})
+        assert 401 == anonymous.status
+        await login(client, "rita")
+        page = await client.get("/admin/access-log")
+        assert 403 == page.status
+        assert "needs the administrator role" in await page.text()
+
+
+async def test_require_role_lets_implied_roles_through(tmp_path: Path) -> None:
+    """A page for officers serves a release authority and refuses a reader."""
+
+    @require_role("officer")
+    async def compose(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=f"compose for {request[OFFICER].name}")
+
+    add(tmp_path, "rita", "release-authority")
+    add(tmp_path, "rudi", "reader")
+
+    def hook(app: web.Application) -> None:
+        app.router.add_get("/compose", compose)
+
+    async with console_client(tmp_path, Clock(), app_hook=hook) as client:
+        await login(client, "rita")
+        assert "compose for rita" == await (await client.get("/compose")).text()
+    async with console_client(tmp_path, Clock(), app_hook=hook) as client:
+        await login(client, "rudi")
+        assert 403 == (await client.get("/compose")).status
+
+
+async def test_totp_is_checked_and_a_code_is_accepted_once(tmp_path: Path) -> None:
+    """An account with TOTP needs the current code; the same code twice is refused."""
+    add(tmp_path, "rita", "release-authority", totp=True)
+    secret = OfficerStore.in_state_dir(tmp_path).get("rita").totp_secret  # type: ignore[union-attr]
+    clock = Clock()
+    code = totp_for(secret).generate(clock.now.timestamp()).decode()
+    async with console_client(tmp_path, clock) as client:
+        assert 401 == (await login(client, "rita")).status
+        assert 303 == (await login(client, "rita", code=code)).status
+    async with console_client(tmp_path, clock) as client:
+        assert 401 == (await login(client, "rita", code=code)).status
+
+
+async def test_the_federation_policy_can_require_totp_for_a_role(tmp_path: Path) -> None:
+    """A release authority without TOTP under a policy requiring it: 403 naming the fix;
+    a reader under the same policy logs in."""
+    add(tmp_path, "rita", "release-authority")
+    add(tmp_path, "rudi", "reader")
+    required = frozenset({"release-authority", "administrator"})
+    async with console_client(tmp_path, Clock(), totp_required=required) as client:  # type: ignore[arg-type]
+        refused = await login(client, "rita")
+        assert 403 == refused.status
+        assert "palermo officer totp rita" in await refused.text()
+        assert 303 == (await login(client, "rudi")).status
+
+
+async def test_a_disabled_account_is_logged_out_at_once(tmp_path: Path) -> None:
+    """Disabling on the host (another process writing the file) ends the live session."""
+    add(tmp_path, "anna", "administrator")
+    async with console_client(tmp_path, Clock()) as client:
+        await login(client, "anna")
+        assert 200 == (await client.get("/admin/officers", allow_redirects=False)).status
+        OfficerStore.in_state_dir(tmp_path).disable("anna")
+        assert 303 == (await client.get("/admin/officers", allow_redirects=False)).status
+        assert 401 == (await login(client, "anna")).status
+
+
+async def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
+    """Pages, errors and redirects: strict CSP, no framing, no sniffing, no referrer,
+    no-store."""
+    async with console_client(tmp_path, Clock()) as client:
+        for path in ("/login", "/admin/officers", "/no-such-page"):
+            response = await client.get(path, allow_redirects=False)
+            assert CSP == response.headers["Content-Security-Policy"]
+            assert "DENY" == response.headers["X-Frame-Options"]
+            assert "nosniff" == response.headers["X-Content-Type-Options"]
+            assert "no-referrer" == response.headers["Referrer-Policy"]
+            assert "no-store" == response.headers["Cache-Control"]
+
+
+async def test_over_tls_the_cookie_is_secure_and_host_prefixed(tmp_path: Path) -> None:
+    """Behind a TLS proxy (or with a certificate): __Host- cookie, Secure, HSTS."""
+    add(tmp_path, "anna", "reader")
+    extra = {"console_behind_tls_proxy": True}
+    async with console_client(tmp_path, Clock(), extra=extra) as client:
+        response = await client.get("/login")
+        cookie = response.cookies["__Host-plm_session"]
+        assert cookie["secure"]
+        assert cookie["httponly"]
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
