@@ -49,7 +49,7 @@ STATIC_DIR: Final[Path] = HERE / "static"
 MAX_BODY: Final[int] = 1024 * 1024
 CSP: Final[str] = (
     "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'"
+    "base-uri 'none'; form-action 'self'; report-uri /csp-report"
 )
 SECURITY_HEADERS: Final[dict[str, str]] = {
     "Content-Security-Policy": CSP,

@@ -22,6 +22,12 @@ __all__ = ["CSRF_FIELD", "CSRF_HEADER", "csrf_middleware", "csrf_token"]
 CSRF_FIELD: Final[str] = "csrf_token"
 CSRF_HEADER: Final[str] = "X-CSRF-Token"
 SAFE_METHODS: Final[frozenset[str]] = frozenset({"GET", "HEAD", "OPTIONS"})
+# Browsers send CSP violation reports without our token; the one endpoint that takes them only
+# appends to a bounded list (node.console.pages). Nothing else is exempt.
+CSP_REPORT: Final[tuple[str, frozenset[str]]] = (
+    "/csp-report",
+    frozenset({"application/csp-report", "application/reports+json"}),
+)
 REFUSAL: Final[str] = (
     "403 Forbidden: this form did not carry a valid CSRF token (it was sent from another "
     "page, or your session expired). Reload the page and submit it again."
@@ -38,6 +44,8 @@ def csrf_token(request: web.Request) -> str:
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method in SAFE_METHODS:
+        return await handler(request)
+    if request.path == CSP_REPORT[0] and request.content_type in CSP_REPORT[1]:
         return await handler(request)
     session = request.get(SESSION)
     sent = request.headers.get(CSRF_HEADER)
