@@ -1,7 +1,7 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
-``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``). It imports no
-other role."""
+``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``, ``officer``). It
+imports no other role."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ._node import (
     status,
     subscribe,
 )
+from ._officer import officer_app
 from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
 from ._stats import stats_app
 
@@ -23,6 +24,7 @@ __all__ = [
     "inbox_app",
     "messages_cmd",
     "node_app",
+    "officer_app",
     "publish",
     "release_app",
     "request_cmd",

@@ -219,6 +219,14 @@ class OfficerStore:
         self._save()
         return officer
 
+    def enrol_totp(self, name: str) -> Officer:
+        """A new TOTP secret for ``name`` (replacing any): the old authenticator stops working."""
+        officer = self._require(name)
+        officer.totp_secret = base64.b32encode(secrets.token_bytes(20)).decode()
+        officer.last_totp_step = -1
+        self._save()
+        return officer
+
     def set_password(self, name: str, password: str) -> None:
         check_password(password)
         self._require(name).password_hash = _HASHER.hash(password)

@@ -13,6 +13,7 @@ from node.cli import (
     inbox_app,
     messages_cmd,
     node_app,
+    officer_app,
     publish,
     release_app,
     request_cmd,
@@ -42,6 +43,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(node_app, name="node")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(stats_app, name="stats")
+app.add_typer(officer_app, name="officer")
 app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))
