@@ -190,14 +190,14 @@ async def test_require_role_lets_implied_roles_through(tmp_path: Path) -> None:
     add(tmp_path, "rudi", "reader")
 
     def hook(app: web.Application) -> None:
-        app.router.add_get("/compose", compose)
+        app.router.add_get("/test/officers-only", compose)
 
     async with console_client(tmp_path, Clock(), app_hook=hook) as client:
         await login(client, "rita")
-        assert "compose for rita" == await (await client.get("/compose")).text()
+        assert "compose for rita" == await (await client.get("/test/officers-only")).text()
     async with console_client(tmp_path, Clock(), app_hook=hook) as client:
         await login(client, "rudi")
-        assert 403 == (await client.get("/compose")).status
+        assert 403 == (await client.get("/test/officers-only")).status
 
 
 async def test_totp_is_checked_and_a_code_is_accepted_once(tmp_path: Path) -> None:
