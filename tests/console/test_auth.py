@@ -260,3 +260,37 @@ async def test_over_tls_the_cookie_is_secure_and_host_prefixed(tmp_path: Path) -
         assert cookie["secure"]
         assert cookie["httponly"]
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_an_administrator_adds_and_disables_officers_through_the_pages(
+    tmp_path: Path,
+) -> None:
+    """The add form (with its token) creates the account and shows its TOTP URI once; the
+    disable form ends the account's live session; both are in the access log."""
+    add(tmp_path, "anna", "administrator")
+    async with (
+        console_client(tmp_path, Clock()) as admin,
+        console_client(tmp_path, Clock()) as other,
+    ):
+        await login(admin, "anna")
+        token = await csrf_of(admin, "/admin/officers")
+        form = {"csrf_token": token, "name": "bob", "role": "officer", "password": PASSWORD,
+                "totp": "on"}  # fmt: skip
+        created = await admin.post("/admin/officers", data=form)
+        assert 201 == created.status
+        assert "otpauth://totp/" in await created.text()
+        bob = OfficerStore.in_state_dir(tmp_path).get("bob")
+        assert bob is not None
+        assert ["officer"] == bob.roles
+        refused = await admin.post("/admin/officers", data={**form, "name": "carl",
+                                                           "role": "king"})  # fmt: skip
+        assert 422 == refused.status
+        disabled = await admin.post(
+            "/admin/officers/bob/disable", data={"csrf_token": token}, allow_redirects=False
+        )
+        assert 303 == disabled.status
+        assert OfficerStore.in_state_dir(tmp_path).get("bob").disabled  # type: ignore[union-attr]
+        assert 401 == (await login(other, "bob")).status
+    actions = [json.loads(line)["action"] for line in
+               (tmp_path / "access-log.jsonl").read_text().splitlines()]  # fmt: skip
+    assert ["login", "officer-add", "officer-disable", "login-failed"] == actions
