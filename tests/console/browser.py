@@ -94,7 +94,7 @@ class Browser:
         self.driver.get(base + "/login")
         self.driver.delete_all_cookies()
         self.go(base, "/login")
-        self.find("input[name=username]").send_keys(username)
+        self.find("input[name=name]").send_keys(username)
         self.find("input[name=password]").send_keys(password)
         self.find("form button[type=submit]").click()
         self.wait(lambda d: "/login" not in d.current_url, "login to leave the login page")

@@ -1,0 +1,38 @@
+/* Palermo officer console: live arrival on the inbox page (server-sent events).
+ * Served by the node; no inline script anywhere (the Content-Security-Policy forbids it).
+ * An "arrival" event carries only a report id and whether it is urgent: the rows are fetched
+ * again through the normal, role-checked handler with the filters the officer chose. */
+(function () {
+  "use strict";
+  var rows = document.getElementById("inbox-rows");
+  if (!rows || !window.EventSource) {
+    return;
+  }
+  var live = document.getElementById("live");
+  var form = document.querySelector("form.filters");
+  var source = new EventSource(rows.getAttribute("data-events"));
+
+  function refresh() {
+    var query = form ? new URLSearchParams(new FormData(form)).toString() : "";
+    return window.htmx.ajax("GET", "/inbox/rows" + (query ? "?" + query : ""), {
+      target: "#inbox-rows",
+      swap: "innerHTML"
+    });
+  }
+
+  source.addEventListener("arrival", function (event) {
+    var data = JSON.parse(event.data);
+    refresh().then(function () {
+      if (live) {
+        live.textContent = data.urgent ? "An urgent report arrived." : "A report arrived.";
+      }
+      var row = rows.querySelector('tr[data-report="' + data.id.replace(/[^0-9a-f-]/g, "") + '"]');
+      if (row) {
+        row.classList.add("arrived");
+      }
+    });
+  });
+  window.addEventListener("pagehide", function () {
+    source.close();
+  });
+})();
