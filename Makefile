@@ -34,11 +34,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(PKGS)
 
 # pytest-xdist on both cores of the CI machine (every test is xdist-safe: random ports, its own
-# tmp_path); the stateful shards start first (tests/conftest.py).
+# tmp_path); the stateful shards start first (tests/conftest.py). --dist loadgroup: tests marked
+# xdist_group("name") run on one worker (the console's browser tests share one live federation
+# and one Chromium); every other test is handed out as before.
 PYTEST_WORKERS ?= 2
 
 pytest: $(STAMP) browser
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term $(PYTEST_ARGS)
 
 # The officer console's browser tests drive Debian's Chromium through Debian's chromedriver
 # (tests/console/browser.py), never a browser downloaded by a test tool. Installed here when

@@ -20,6 +20,7 @@ from aiohttp import web
 from schemas.errors import InputError, PalermoError
 
 from .accesslog import record_access
+from .app import STATIC_DIR
 from .auth import console_node, render, require_role
 from .auth_state import CONSOLE
 from .events import add_event_routes
@@ -185,8 +186,14 @@ async def sent_page(request: web.Request) -> web.StreamResponse:
     return render(request, "sent.html", {"rows": rows[:MAX_ROWS]})
 
 
+async def favicon(_request: web.Request) -> web.StreamResponse:
+    """The browser asks every page's origin for one; without it each page logs a 404."""
+    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", inbox_page)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/inbox/rows", inbox_rows_partial)
     app.router.add_get(r"/reports/{id:[0-9a-f-]{1,64}}", report_page)
     app.router.add_get(r"/sent/{id:[0-9a-f-]{1,64}}", status_page)

@@ -127,6 +127,12 @@ class Browser:
         self.log += entries
         return entries
 
+    def forget(self) -> None:
+        """Start a new record of console entries (what an earlier test caused is not this
+        test's error)."""
+        self.collect()
+        self.log = []
+
     def errors(self) -> list[str]:
         """Every console error so far: script errors, failed loads, CSP refusals."""
         self.collect()
@@ -195,7 +201,7 @@ class Browser:
         found: list[WebElement] = self.driver.execute_script(
             "return Array.from(document.querySelectorAll("
             "'a[href], button, input:not([type=hidden]), select, textarea, summary, "
-            "[tabindex]:not([tabindex=\"-1\"])')).filter(e => !e.disabled && "
+            '[tabindex]:not([tabindex="-1"])\')).filter(e => !e.disabled && '
             "e.getClientRects().length > 0)"
         )
         return found

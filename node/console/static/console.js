@@ -20,6 +20,9 @@
     });
   }
 
+  source.addEventListener("open", function () {
+    rows.setAttribute("data-live", "connected");
+  });
   source.addEventListener("arrival", function (event) {
     var data = JSON.parse(event.data);
     refresh().then(function () {
