@@ -102,9 +102,9 @@ def _dev_officers(config: Path) -> str:
             f.write(generate_token()[:20] + "\n")
     password = secret.read_text().strip()
     store = OfficerStore.in_state_dir(NodeSettings.load(config).state_dir)
-    for name, role in DEV_OFFICERS:
-        if store.get(name) is None:
-            store.add(name, [role], password)
+    missing = [(name, [role]) for name, role in DEV_OFFICERS if store.get(name) is None]
+    if missing:
+        store.add_many(missing, password)
     return password
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,24 +194,32 @@ class OfficerStore:
         self, name: str, roles: Iterable[Role], password: str, *, totp: bool = False
     ) -> Officer:
         """A new account; raises :class:`InputError` saying what to change if refused."""
+        return self.add_many([(name, list(roles))], password, totp=totp)[0]
+
+    def add_many(
+        self,
+        accounts: Iterable[tuple[str, Iterable[Role]]],
+        password: str,
+        *,
+        totp: bool = False,
+    ) -> list[Officer]:
+        """New accounts sharing one initial password, hashed once (the dev stack's four per
+        node: an argon2id hash costs 64 MiB and a fifth of a second by design)."""
         self.refresh()
-        if not _NAME.fullmatch(name):
-            raise InputError(
-                f"officer name {name[:70]!r}: use 2-64 lower-case letters, digits, '.', '_' or "
-                "'-', starting with a letter"
-            )
-        if name in self._officers:
-            raise InputError(f"officer {name} exists; choose another name or disable it first")
-        roles = sorted(set(roles))
-        bad = [r for r in roles if r not in ROLES]
-        if not roles or bad:
-            raise InputError(f"roles must be some of {', '.join(ROLES)} (got {roles})")
         check_password(password)
-        secret = base64.b32encode(secrets.token_bytes(20)).decode() if totp else None
-        officer = Officer(name, roles, _HASHER.hash(password), totp_secret=secret)
-        self._officers[name] = officer
+        wanted = [(name, sorted(set(roles))) for name, roles in accounts]
+        for index, (name, roles) in enumerate(wanted):
+            _check_account(name, roles, {**self._officers, **dict.fromkeys(
+                (n for n, _ in wanted[:index]), None)})  # fmt: skip
+        digest = _HASHER.hash(password)
+        made = []
+        for name, roles in wanted:
+            secret = base64.b32encode(secrets.token_bytes(20)).decode() if totp else None
+            officer = Officer(name, roles, digest, totp_secret=secret)
+            self._officers[name] = officer
+            made.append(officer)
         self._save()
-        return officer
+        return made
 
     def disable(self, name: str) -> Officer:
         officer = self._require(name)
@@ -292,6 +300,19 @@ class OfficerStore:
             raise
         st = self.path.stat()
         self._stamp = (st.st_mtime_ns, st.st_size)
+
+
+def _check_account(name: str, roles: Sequence[str], existing: Mapping[str, object]) -> None:
+    if not _NAME.fullmatch(name):
+        raise InputError(
+            f"officer name {name[:70]!r}: use 2-64 lower-case letters, digits, '.', '_' or "
+            "'-', starting with a letter"
+        )
+    if name in existing:
+        raise InputError(f"officer {name} exists; choose another name or disable it first")
+    bad = [r for r in roles if r not in ROLES]
+    if not roles or bad:
+        raise InputError(f"roles must be some of {', '.join(ROLES)} (got {roles})")
 
 
 def check_password(password: str) -> None:
