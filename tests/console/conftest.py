@@ -10,6 +10,7 @@ this costs seconds on the loaded CI machine, so every browser test shares it
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -28,9 +29,10 @@ from node.console.officers import OfficerStore
 from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
+from schemas import Report
 from tests.console._consoleapp import PASSWORD
-from tests.console.browser import Browser
-from tests.harness import LoopThread, running_federation, setup_federation
+from tests.console.browser import WAIT_S, Browser
+from tests.harness import LoopThread, example, running_federation, setup_federation
 
 T = TypeVar("T")
 AGENCIES = ("ITA-GDF", "MLT-AFM")
@@ -97,6 +99,29 @@ class ConsoleFederation:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+def on(console: Console, host: str) -> str:
+    return console.url.replace("127.0.0.1", host)
+
+
+def wait(what: str, predicate: Any) -> Any:
+    """Poll state the federation's thread changes (never a fixed sleep)."""
+    deadline = time.monotonic() + WAIT_S
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {WAIT_S:g}s: {what}")
+        time.sleep(0.05)
+    return value
+
+
+def as_ita(name: str) -> Report:
+    """An example report as ITA-GDF's (the node publishes only its own agency's reports)."""
+    return example(name).model_copy(update={"originator": "ITA-GDF"})
+
+
+def held(console: Console) -> set[str]:
+    return {e.id for e in console.node.inbox.entries()}
 
 
 @pytest.fixture(scope="session")

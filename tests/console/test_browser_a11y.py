@@ -11,8 +11,7 @@ import pytest
 from node.console.views import TLP_BACKGROUND, TLP_COLOURS, contrast_ratio
 from tests.console._consoleapp import PASSWORD
 from tests.console.browser import Browser
-from tests.console.conftest import ConsoleFederation
-from tests.console.test_browser_workflow import _as_ita, _held, _on, _wait
+from tests.console.conftest import ConsoleFederation, as_ita, held, on, wait
 
 pytestmark = pytest.mark.xdist_group("console-browser")
 
@@ -29,8 +28,8 @@ def _violations(b: Browser) -> list[str]:
 def received(console_fed: ConsoleFederation) -> str:
     """A report with an itinerary in MLT-AFM's inbox (its page shows the route map)."""
     ita, mlt = console_fed.consoles["ITA-GDF"], console_fed.consoles["MLT-AFM"]
-    rid = console_fed.call(ita.node.publish(_as_ita("12"))).header.id
-    _wait("the report at MLT-AFM", lambda: rid in _held(mlt))
+    rid = console_fed.call(ita.node.publish(as_ita("12"))).header.id
+    wait("the report at MLT-AFM", lambda: rid in held(mlt))
     return rid
 
 
@@ -41,7 +40,7 @@ def test_axe_finds_no_violations_on_the_main_pages(
     the release queue."""
     b = chromium
     ita, mlt = console_fed.consoles["ITA-GDF"], console_fed.consoles["MLT-AFM"]
-    mlt_url, ita_url = _on(mlt, "localhost"), _on(ita, "127.0.0.1")
+    mlt_url, ita_url = on(mlt, "localhost"), on(ita, "127.0.0.1")
     found: dict[str, list[str]] = {}
     b.driver.delete_all_cookies()
     b.go(mlt_url, "/login")
@@ -75,7 +74,7 @@ def test_tab_reaches_every_control(
     every link, button and field on the page."""
     b = chromium
     mlt = console_fed.consoles["MLT-AFM"]
-    url = _on(mlt, "localhost")
+    url = on(mlt, "localhost")
     b.login(url, "officer", PASSWORD)
     for path in ("/", f"/reports/{received}", "/compose"):
         b.go(url, path)
@@ -98,7 +97,7 @@ def test_tlp_labels_as_rendered_meet_wcag_aa(
     colour on black with at least 4.5:1 contrast; the report banner too."""
     b = chromium
     mlt = console_fed.consoles["MLT-AFM"]
-    url = _on(mlt, "localhost")
+    url = on(mlt, "localhost")
     b.login(url, "reader", PASSWORD)
     b.go(url, f"/reports/{received}")
     rendered = b.driver.execute_script(

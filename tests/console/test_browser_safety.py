@@ -17,8 +17,7 @@ from schemas.errors import ReportInvalid
 from schemas.export import parse_report
 from tests.console._consoleapp import PASSWORD
 from tests.console.browser import Browser
-from tests.console.conftest import ConsoleFederation
-from tests.console.test_browser_workflow import _held, _on, _wait
+from tests.console.conftest import ConsoleFederation, held, on, wait
 from tests.harness import example
 
 pytestmark = pytest.mark.xdist_group("console-browser")
@@ -81,15 +80,15 @@ def test_html_and_script_payloads_in_every_field_execute_nothing(
     assert filled >= 20, "the payloads should reach every free-text field of the report"
     rid = console_fed.call(ita.node.publish(report)).header.id
     console_fed.call(ita.node.request(PAYLOADS[0], to="MLT-AFM", urgent=True))
-    _wait("the hostile report at MLT-AFM", lambda: rid in _held(mlt))
+    wait("the hostile report at MLT-AFM", lambda: rid in held(mlt))
     asked = console_fed.call(mlt.node.request_release(rid, "GRC-HCG", PAYLOADS[1])).id
-    _wait(
+    wait(
         "the hostile release request at ITA-GDF",
         lambda: any(r["id"] == asked for r in ita.node.inbox.release_requests()),
     )
-    _wait("the hostile request at MLT-AFM", lambda: mlt.node.inbox.messages("request"))
+    wait("the hostile request at MLT-AFM", lambda: mlt.node.inbox.messages("request"))
 
-    mlt_url, ita_url = _on(mlt, "localhost"), _on(ita, "127.0.0.1")
+    mlt_url, ita_url = on(mlt, "localhost"), on(ita, "127.0.0.1")
     b.login(mlt_url, "officer", PASSWORD)
     pages = [
         (mlt_url, "/"),
@@ -127,7 +126,7 @@ def test_the_csp_blocks_an_inline_script_and_reports_it(
     b = chromium
     b.forget()
     mlt = console_fed.consoles["MLT-AFM"]
-    url = _on(mlt, "localhost")
+    url = on(mlt, "localhost")
     b.login(url, "reader", PASSWORD)
     b.go(url, "/")
     b.driver.execute_script(
@@ -136,7 +135,7 @@ def test_the_csp_blocks_an_inline_script_and_reports_it(
         "document.body.appendChild(s);"
     )
     assert b.driver.execute_script("return window.palermoInjected === undefined;")
-    _wait("the CSP violation report", lambda: mlt.csp_reports)
+    wait("the CSP violation report", lambda: mlt.csp_reports)
     assert "script-src" in str(mlt.csp_reports[-1].get("violated-directive"))
     assert any("Content Security Policy" in e for e in b.errors())
     mlt.app[CSP_REPORTS].clear()

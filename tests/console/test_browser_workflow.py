@@ -9,33 +9,17 @@ session.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from selenium.webdriver.support.ui import Select
 
 from node.console.auth_state import CONSOLE
-from schemas import Report
-from tests.console.browser import WAIT_S, Browser
-from tests.console.conftest import Console, ConsoleFederation
+from tests.console.browser import Browser
+from tests.console.conftest import Console, ConsoleFederation, as_ita, held, on, wait
 from tests.harness import example
 
 pytestmark = pytest.mark.xdist_group("console-browser")
-
-
-def _on(console: Console, host: str) -> str:
-    return console.url.replace("127.0.0.1", host)
-
-
-def _wait(what: str, predicate: Any) -> Any:
-    """Poll state the federation's thread changes (never a fixed sleep)."""
-    deadline = time.monotonic() + WAIT_S
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S:g}s: {what}")
-        time.sleep(0.05)
-    return value
 
 
 def _access(console: Console, action: str, report: str | None = None) -> list[dict[str, Any]]:
@@ -50,15 +34,6 @@ def _watching(b: Browser) -> None:
     """This inbox page's event stream is open (an arrival before it would not be pushed):
     console.js marks the rows' container when its EventSource connects."""
     b.wait_for("#inbox-rows[data-live=connected]", "the inbox's event stream to connect")
-
-
-def _as_ita(name: str) -> Report:
-    """An example report as ITA-GDF's (the node publishes only its own agency's reports)."""
-    return example(name).model_copy(update={"originator": "ITA-GDF"})
-
-
-def _held(console: Console) -> set[str]:
-    return {e.id for e in console.node.inbox.entries()}
 
 
 def _fill(b: Browser, values: dict[str, str]) -> None:
@@ -80,11 +55,11 @@ def test_alert_arrives_live_compose_preview_publish_and_release(
     b = chromium
     b.forget()
     ita, mlt = console_fed.consoles["ITA-GDF"], console_fed.consoles["MLT-AFM"]
-    mlt_url, ita_url = _on(mlt, "localhost"), _on(ita, "127.0.0.1")
+    mlt_url, ita_url = on(mlt, "localhost"), on(ita, "127.0.0.1")
 
     # -- MLT-AFM's officer watches the inbox; ITA-GDF publishes an urgent alert ---------------
-    earlier = [console_fed.call(ita.node.publish(_as_ita(n))).header.id for n in ("07", "05")]
-    _wait("the earlier reports at MLT-AFM", lambda: _held(mlt) >= set(earlier))
+    earlier = [console_fed.call(ita.node.publish(as_ita(n))).header.id for n in ("07", "05")]
+    wait("the earlier reports at MLT-AFM", lambda: held(mlt) >= set(earlier))
     b.login(mlt_url, "officer", _password())
     b.go(mlt_url, "/")
     inbox_tab = b.driver.current_window_handle
@@ -148,7 +123,7 @@ def test_alert_arrives_live_compose_preview_publish_and_release(
     asked = console_fed.call(
         mlt.node.request_release(published, "GRC-HCG", "joint patrol planning")
     ).id
-    _wait(
+    wait(
         "the release request at ITA-GDF",
         lambda: [r for r in ita.node.inbox.release_requests("pending") if r["id"] == asked],
     )
@@ -189,7 +164,7 @@ def test_reader_gets_403_and_a_post_without_csrf_token_is_refused(
     the CSRF token is refused (403) and publishes nothing."""
     b = chromium
     mlt = console_fed.consoles["MLT-AFM"]
-    url = _on(mlt, "localhost")
+    url = on(mlt, "localhost")
     b.login(url, "reader", _password())
     b.go(url, "/compose")
     assert "403" in b.find("body").text
