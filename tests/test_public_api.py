@@ -17,6 +17,7 @@ PACKAGES = [
     "protocol.envelope",
     "node",
     "node.cli",
+    "node.console",
     "broker",
     "palermo",
     "palermo.cli",

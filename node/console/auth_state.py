@@ -6,13 +6,15 @@ One :class:`Console` per :func:`node.console.app.build_console_app`, stored unde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jinja2
 from aiohttp import web
+
+from protocol.hashchain import ChainReport
 
 from .auth_limits import LoginLimiter
 from .officers import OfficerStore, Role, has_role
@@ -20,12 +22,34 @@ from .sessions import Session, SessionStore
 
 if TYPE_CHECKING:
     from ..service import Node
-    from .accesslog import AccessLog
+
+
+class AccessRecorder(Protocol):
+    """What the console needs of :class:`node.console.accesslog.AccessLog` (a protocol, so
+    this module does not import the log, which imports this module for ``record_access``)."""
+
+    chain: str
+
+    def record(
+        self,
+        officer: str,
+        action: Any,
+        *,
+        report_id: str | None = None,
+        detail: str | None = None,
+        client: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def entries(self) -> Iterator[dict[str, Any]]: ...
+
+    def verify(self) -> ChainReport: ...
+
 
 __all__ = [
     "CONSOLE",
     "OFFICER",
     "SESSION",
+    "AccessRecorder",
     "Console",
     "CurrentOfficer",
     "client_address",
@@ -52,7 +76,7 @@ class Console:
     limiter: LoginLimiter
     templates: jinja2.Environment
     clock: Callable[[], datetime]
-    access: AccessLog
+    access: AccessRecorder
     secure_cookies: bool = True
     trust_forwarded_for: bool = False
     # Read at each login: the federation policy can change while the node runs.
