@@ -37,15 +37,14 @@ class Clock:
 
 def settings(state: Path, **overrides: Any) -> NodeSettings:
     # Key paths are never read: the console needs the agency and the state dir only.
+    values: dict[str, Any] = {"dev": True, "console_listen": "127.0.0.1:0", **overrides}
     return NodeSettings(
         agency="AT-BMI",
         root_key=state / "root.pub.json",
         signing_key=state / "node.key",
         encryption_keys=[state / "enc.key"],
         state_dir=state,
-        dev=True,
-        console_listen="127.0.0.1:0",
-        **overrides,
+        **values,
     )
 
 
