@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import functools
 import json
 import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,40 +206,40 @@ class OfficerStore:
     ) -> list[Officer]:
         """New accounts sharing one initial password, hashed once (the dev stack's four per
         node: an argon2id hash costs 64 MiB and a fifth of a second by design)."""
-        self.refresh()
         check_password(password)
         wanted = [(name, sorted(set(roles))) for name, roles in accounts]
-        for index, (name, roles) in enumerate(wanted):
-            _check_account(name, roles, {**self._officers, **dict.fromkeys(
-                (n for n, _ in wanted[:index]), None)})  # fmt: skip
         digest = _HASHER.hash(password)
         made = []
-        for name, roles in wanted:
-            secret = base64.b32encode(secrets.token_bytes(20)).decode() if totp else None
-            officer = Officer(name, roles, digest, totp_secret=secret)
-            self._officers[name] = officer
-            made.append(officer)
-        self._save()
+        with self._writing():
+            for index, (name, roles) in enumerate(wanted):
+                earlier = dict.fromkeys((n for n, _ in wanted[:index]), None)
+                _check_account(name, roles, {**self._officers, **earlier})
+            for name, roles in wanted:
+                secret = base64.b32encode(secrets.token_bytes(20)).decode() if totp else None
+                officer = Officer(name, roles, digest, totp_secret=secret)
+                self._officers[name] = officer
+                made.append(officer)
         return made
 
     def disable(self, name: str) -> Officer:
-        officer = self._require(name)
-        officer.disabled = True
-        self._save()
+        with self._writing():
+            officer = self._require(name)
+            officer.disabled = True
         return officer
 
     def enrol_totp(self, name: str) -> Officer:
         """A new TOTP secret for ``name`` (replacing any): the old authenticator stops working."""
-        officer = self._require(name)
-        officer.totp_secret = base64.b32encode(secrets.token_bytes(20)).decode()
-        officer.last_totp_step = -1
-        self._save()
+        with self._writing():
+            officer = self._require(name)
+            officer.totp_secret = base64.b32encode(secrets.token_bytes(20)).decode()
+            officer.last_totp_step = -1
         return officer
 
     def set_password(self, name: str, password: str) -> None:
         check_password(password)
-        self._require(name).password_hash = _HASHER.hash(password)
-        self._save()
+        digest = _HASHER.hash(password)
+        with self._writing():
+            self._require(name).password_hash = digest
 
     def _require(self, name: str) -> Officer:
         self.refresh()
@@ -261,26 +262,48 @@ class OfficerStore:
         if officer is None or officer.disabled:
             return None
         if _HASHER.check_needs_rehash(stored):
-            officer.password_hash = _HASHER.hash(password)
-            self._save()
+            digest = _HASHER.hash(password)
+            with self._writing():
+                current = self._officers.get(name)
+                if current is not None and current.password_hash == stored:
+                    current.password_hash = digest
         return officer
 
     def verify_totp(self, officer: Officer, code: str, now: datetime) -> bool:
         """True if ``code`` is the officer's current code (or one step either side, for clock
-        drift) and its step was not used before."""
+        drift) and its step was not used before, by this process or another (the step used
+        is recorded under the file lock)."""
         if officer.totp_secret is None or not re.fullmatch(r"\d{6}", code):
             return False
         totp = totp_for(officer.totp_secret)
         step = int(now.timestamp()) // TOTP_STEP
-        for candidate in (step - 1, step, step + 1):
-            if candidate <= officer.last_totp_step:
-                continue
-            with contextlib.suppress(InvalidToken):
-                totp.verify(code.encode(), candidate * TOTP_STEP)
-                officer.last_totp_step = candidate
-                self._save()
-                return True
+        with self._writing():
+            current = self._officers.get(officer.name)
+            if current is None or current.totp_secret != officer.totp_secret:
+                return False
+            for candidate in (step - 1, step, step + 1):
+                if candidate <= current.last_totp_step:
+                    continue
+                with contextlib.suppress(InvalidToken):
+                    totp.verify(code.encode(), candidate * TOTP_STEP)
+                    current.last_totp_step = officer.last_totp_step = candidate
+                    return True
         return False
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Read, change and write the file under an exclusive lock: the node and a ``palermo
+        officer`` command never undo each other's change. Saved only if the block succeeds."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._stamp = None  # re-read whatever is on disk now
+            self.refresh()
+            yield
+            self._save()
+        finally:
+            os.close(fd)  # releases the lock
 
     # --- storage --------------------------------------------------------------------------------
 
