@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
 
 from node.console import OFFICER, require_role
-from node.console.app import CSP
+from node.console.app import CSP, _policy_totp
 from node.console.officers import OfficerStore, effective_roles, totp_for
+from palermo.devfed import EXAMPLES
+from policies import Federation
 from schemas.errors import ConfigError, InputError
 from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of, login
 
@@ -294,3 +297,17 @@ async def test_an_administrator_adds_and_disables_officers_through_the_pages(
     actions = [json.loads(line)["action"] for line in
                (tmp_path / "access-log.jsonl").read_text().splitlines()]  # fmt: skip
     assert ["login", "officer-add", "officer-disable", "login-failed"] == actions
+
+
+def test_the_federation_rule_is_read_from_the_signed_policy_and_absent_keeps_old_bytes() -> None:
+    """[rules] console_totp_required_for reaches the console through the node's policy view;
+    a policy without it has the same canonical bytes as before the field existed."""
+    text = (EXAMPLES / "federation.toml").read_text()
+    plain = Federation.from_toml(text)
+    assert b"console_totp_required_for" not in plain.canonical_bytes()
+    ruled = Federation.from_toml(
+        text.replace("[rules]", '[rules]\nconsole_totp_required_for = ["release-authority"]', 1)
+    )
+    node = SimpleNamespace(policy=SimpleNamespace(federation=ruled))
+    assert {"release-authority"} == _policy_totp(node)()  # type: ignore[arg-type]
+    assert set() == _policy_totp(None)()
