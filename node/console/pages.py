@@ -4,9 +4,9 @@ compose and publish, the release queue and the requests).
 :func:`add_routes` is the hook :func:`node.console.app.build_console_app` calls. Each handler
 checks its role with ``require_role`` (nothing else decides access), builds its view-model with
 :mod:`node.console.views` and renders a template that extends ``layout.html``. Report ids are
-the only report-derived values in URLs; filters and search terms travel as query parameters of
-GET forms, which the access log and the server log never record (the console's runner has no
-access log, decision 0026).
+the only report-derived values in URLs; filters and search terms are POSTed (a search term may
+be a name from a report: a URL would keep it in the browser's history and proxy logs), and the
+console's runner writes no access log (decision 0026).
 """
 
 from __future__ import annotations
@@ -45,10 +45,13 @@ MAX_ROWS = 500
 """Rows the inbox page lists (newest first after the urgent ones); filters narrow further."""
 
 
-def _inbox_context(request: web.Request) -> dict[str, Any]:
+async def _inbox_context(request: web.Request) -> dict[str, Any]:
     node = console_node(request)
     console = request.app[CONSOLE]
-    flt = InboxFilter.parse(request.query)
+    # The filters come as a POSTed form: a search term may be a name from a report, and a URL
+    # would keep it in the browser's history and in any proxy's log.
+    form = await request.post() if request.method == "POST" else {}
+    flt = InboxFilter.parse({k: v for k, v in form.items() if isinstance(v, str)})
     pairs = []
     for entry in node.inbox.entries()[:MAX_ROWS]:
         report = None
@@ -67,13 +70,13 @@ def _inbox_context(request: web.Request) -> dict[str, Any]:
 
 @require_role("reader")
 async def inbox_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "inbox.html", _inbox_context(request))
+    return render(request, "inbox.html", await _inbox_context(request))
 
 
 @require_role("reader")
 async def inbox_rows_partial(request: web.Request) -> web.StreamResponse:
     """The table body alone: htmx swaps it in on a filter change or a live arrival."""
-    return render(request, "_inbox_rows.html", _inbox_context(request))
+    return render(request, "_inbox_rows.html", await _inbox_context(request))
 
 
 def _report_id(request: web.Request) -> str:
@@ -194,7 +197,8 @@ async def favicon(_request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", inbox_page)
     app.router.add_get("/favicon.ico", favicon)
-    app.router.add_get("/inbox/rows", inbox_rows_partial)
+    app.router.add_post("/", inbox_page)
+    app.router.add_post("/inbox/rows", inbox_rows_partial)
     app.router.add_get(r"/reports/{id:[0-9a-f-]{1,64}}", report_page)
     app.router.add_get(r"/sent/{id:[0-9a-f-]{1,64}}", status_page)
     app.router.add_get("/sent", sent_page)
