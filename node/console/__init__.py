@@ -13,16 +13,16 @@ For whoever writes pages (the API the pages build on)
   "release-authority" | "administrator")``: anonymous GET → 303 to /login, anonymous POST →
   401, wrong role → 403. Roles are cumulative (officer ⊇ reader, release-authority ⊇
   officer; administrator = accounts + reader). ``request[OFFICER]`` is a
-  :class:`~node.console.auth.CurrentOfficer` (``.name``, ``.roles`` effective,
-  ``.can(role)``) or None.
+  :class:`~node.console.auth_state.CurrentOfficer` (``.name``, ``.roles`` effective,
+  ``.can(role)``) or None (a ``web.RequestKey``: aiohttp warns on string keys).
 * **The node.** ``console_node(request)`` is the running :class:`node.service.Node` (its
   ``inbox``, ``publish``, ``policy``...); 503 when the console runs without one.
 * **Rendering.** ``render(request, "page.html", {...}, status=200)``: Jinja2, autoescape on
   for every template, ``StrictUndefined`` (pass every variable you use, None included);
   ``officer`` and ``csrf_token`` are added. Templates extend ``base.html``
   (blocks: ``title``, ``head``, ``nav``, ``content``, ``scripts``). Static files:
-  ``node/console/static/`` at ``/static/`` (no inline script or style attribute-script: the
-  CSP is ``script-src 'self'``; put JavaScript in static files).
+  ``node/console/static/`` at ``/static/`` (no inline script and no ``on...=`` attributes:
+  the CSP is ``script-src 'self'``; put JavaScript in static files).
 * **CSRF.** Every non-GET request must carry the session token: in forms
   ``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">``; from JavaScript the
   ``X-CSRF-Token`` header (read it from a ``<meta name="csrf-token">`` you render). Without
@@ -33,7 +33,8 @@ For whoever writes pages (the API the pages build on)
 * **Headers.** Every response gets the CSP, ``X-Frame-Options: DENY``, ``nosniff``,
   ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store`` (static: ``no-cache``).
 * **Tests.** ``build_console_app(None or node, NodeSettings(...), clock=...)`` with
-  aiohttp's test client; tests/console/conftest helpers: see tests/console/test_auth.py.
+  aiohttp's test client; helpers in tests/console/_consoleapp.py (``console_client``,
+  ``login``, ``add``, ``Clock``), used by tests/console/test_auth.py.
 """
 
 from __future__ import annotations
