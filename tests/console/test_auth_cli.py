@@ -76,3 +76,17 @@ def test_the_password_prompt_asks_twice(tmp_path: Path) -> None:
     assert 0 == result.exit_code, result.output
     store = OfficerStore.in_state_dir(tmp_path / "state")
     assert store.verify_password("anna", PASSWORD) is not None
+
+
+def test_access_log_verify_exits_1_naming_the_tampered_entry(tmp_path: Path) -> None:
+    """An entry edited after the fact: --verify says which and exits 1."""
+    config = _config(tmp_path)
+    for name in ("anna", "bob"):
+        runner.invoke(app, ["officer", "add", name, "--role", "reader", "-c", str(config),
+                            "--password-file", str(tmp_path / "pw")])  # fmt: skip
+    log = tmp_path / "state" / "access-log.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text(lines[0].replace("anna reader", "anna administrator") + "\n" + lines[1] + "\n")
+    result = runner.invoke(app, ["officer", "access-log", "--verify", "-c", str(config)])
+    assert 1 == result.exit_code
+    assert "access log BROKEN: entry 1 was modified" in result.output
