@@ -15,7 +15,7 @@ from aiohttp import web
 
 from schemas.errors import InputError, PalermoError
 
-from ..requests import time_left
+from ..requests import DocumentVerdict, time_left
 from .accesslog import record_access
 from .auth import console_node, render, require_role
 from .auth_state import CONSOLE
@@ -23,6 +23,7 @@ from .views import fmt_ms
 
 __all__ = ["add_queue_routes"]
 
+PROBLEM: Final = web.RequestKey("palermo_console_problem", str)
 MIN_JUSTIFICATION: Final[int] = 3
 MAX_JUSTIFICATION: Final[int] = 4000
 
@@ -85,6 +86,8 @@ def _request_row(m: dict[str, Any], now_ms: int, now: Any) -> dict[str, Any]:
         "to": m["to"],
         "urgent": m["priority"] == "urgent",
         "text": str(m.get("text", "")),
+        "subject": str(m.get("subject", "")),
+        "needs_verdict": m.get("subject") == "verify-document",
         "about": (m.get("refs") or [""])[0],
         "received": fmt_ms(m["received_ms"]),
         "deadline": fmt_ms(deadline),
@@ -106,10 +109,38 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
     rows = [_request_row(m, now_ms, now) for m in messages]
     # Overdue first, then the nearest deadline, answered ones last.
     rows.sort(key=lambda r: (r["answered"], not r["overdue"], r["deadline"] or "~"))
-    return render(request, "requests.html", {"rows": rows})
+    verdicts = [v.value for v in DocumentVerdict]
+    return render(
+        request,
+        "requests.html",
+        {"rows": rows, "verdicts": verdicts, "problem": request.get(PROBLEM)},
+    )
+
+
+@require_role("officer")
+async def respond(request: web.Request) -> web.StreamResponse:
+    """Answer a request received (with a verdict for a document verification); the answer is
+    threaded to it and closes it."""
+    node = console_node(request)
+    request_id = request.match_info["id"]
+    form = await request.post()
+    answer = str(form.get("answer", "")).strip()[:MAX_JUSTIFICATION]
+    verdict = str(form.get("verdict", "")) or None
+    try:
+        if not answer:
+            raise InputError("write an answer")
+        header = await node.respond(request_id, answer, verdict=verdict)
+    except (PalermoError, ValueError) as exc:
+        request[PROBLEM] = exc.reason if isinstance(exc, PalermoError) else str(exc)
+        response = await requests_page(request)
+        response.set_status(409)
+        return response
+    record_access(request, "publish", report_id=header.id, detail=f"response to {request_id}")
+    raise web.HTTPSeeOther("/requests")
 
 
 def add_queue_routes(app: web.Application) -> None:
     app.router.add_get("/releases", releases_page)
     app.router.add_post(r"/releases/{id:[0-9a-f-]{1,64}}", decide)
     app.router.add_get("/requests", requests_page)
+    app.router.add_post(r"/requests/{id:[0-9a-f-]{1,64}}/respond", respond)

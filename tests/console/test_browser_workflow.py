@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from node.console.auth_state import CONSOLE
@@ -191,3 +192,34 @@ def test_reader_gets_403_and_a_post_without_csrf_token_is_refused(
     assert before == len(_access(mlt, "publish"))
     assert [] == [m for m in b.errors() if "403" not in m]
     b.forget()
+
+
+def test_requests_show_time_left_and_are_answered_from_the_page(
+    console_fed: ConsoleFederation, chromium: Browser
+) -> None:
+    """A request received shows its deadline and time left; an officer answers it on the page
+    and the asking agency's node records it answered."""
+    b = chromium
+    b.forget()
+    ita, mlt = console_fed.consoles["ITA-GDF"], console_fed.consoles["MLT-AFM"]
+    asked = console_fed.call(
+        ita.node.request("Which beach did the boat leave from?", to="MLT-AFM", deadline="2d")
+    ).id
+    wait(
+        "the request at MLT-AFM",
+        lambda: any(m["id"] == asked for m in mlt.node.inbox.messages("request")),
+    )
+    url = on(mlt, "localhost")
+    b.login(url, "officer", _password())
+    b.go(url, "/requests")
+    row = b.find(f'form[action="/requests/{asked}/respond"]').find_element(By.XPATH, "ancestor::tr")
+    assert "due in 1d 23h" in row.text
+    b.find(f'form[action="/requests/{asked}/respond"] input[name=answer]').send_keys(
+        "The beach west of Zuwara"
+    )
+    b.find(f'form[action="/requests/{asked}/respond"] button').click()
+    form = f'form[action="/requests/{asked}/respond"]'
+    b.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, form), "the request shown answered")
+    wait("the answer at ITA-GDF", lambda: ita.node.inbox.thread(asked)["answered_by"])
+    assert "response to " + asked in _access(mlt, "publish")[-1].get("detail", "")
+    assert [] == b.errors()

@@ -166,3 +166,18 @@ def test_report_ids_from_urls_are_checked() -> None:
     for bad in ("", "x" * 65, "../etc", "<b>"):
         with pytest.raises(InputError):
             check_report_id(bad)
+
+
+def test_request_rows_flag_overdue_only_when_unanswered() -> None:
+    """Past its deadline and unanswered: overdue; answered: never overdue."""
+    from node.console.pages_queues import _request_row
+
+    now_ms = int(NOW.timestamp() * 1000)
+    base = {"id": "r", "direction": "received", "from": "A", "to": "B", "priority": "urgent",
+            "received_ms": now_ms - 10_000, "refs": [], "deadline_ms": now_ms - 60_000}  # fmt: skip
+    late = _request_row({**base, "answered_by": None}, now_ms, NOW)
+    assert (True, "overdue by 0h 1m") == (late["overdue"], late["time_left"])
+    done = _request_row({**base, "answered_by": "x"}, now_ms, NOW)
+    assert (False, "answered") == (done["overdue"], done["time_left"])
+    open_ = _request_row({**base, "answered_by": None, "deadline_ms": None}, now_ms, NOW)
+    assert (False, "no deadline") == (open_["overdue"], open_["time_left"])
