@@ -311,3 +311,39 @@ def test_the_federation_rule_is_read_from_the_signed_policy_and_absent_keeps_old
     node = SimpleNamespace(policy=SimpleNamespace(federation=ruled))
     assert {"release-authority"} == _policy_totp(node)()  # type: ignore[arg-type]
     assert set() == _policy_totp(None)()
+
+
+async def test_logout_ends_the_session_and_is_recorded(tmp_path: Path) -> None:
+    """POST /logout (with the token) drops the session: the old cookie no longer logs in."""
+    add(tmp_path, "anna", "administrator")
+    async with console_client(tmp_path, Clock()) as client:
+        await login(client, "anna")
+        token = await csrf_of(client, "/admin/officers")
+        out = await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+        assert (303, "/login") == (out.status, out.headers["Location"])
+        assert 303 == (await client.get("/admin/officers", allow_redirects=False)).status
+    actions = [json.loads(line)["action"] for line in
+               (tmp_path / "access-log.jsonl").read_text().splitlines()]  # fmt: skip
+    assert ["login", "logout"] == actions
+
+
+async def test_behind_a_proxy_limits_count_the_forwarded_address(tmp_path: Path) -> None:
+    """With console_trust_forwarded_for, five failures from one browser address lock that
+    address, not the proxy's: another forwarded address still logs in."""
+    add(tmp_path, "anna", "reader")
+    extra = {"console_trust_forwarded_for": True}
+    async with console_client(tmp_path, Clock(), extra=extra) as client:
+
+        async def attempt(name: str, via: str) -> int:
+            token = await csrf_of(client)
+            form = {"csrf_token": token, "name": name, "password": PASSWORD}
+            headers = {"X-Forwarded-For": f"198.51.100.9, {via}"}
+            response = await client.post(
+                "/login", data=form, headers=headers, allow_redirects=False
+            )
+            return response.status
+
+        for name in ("bob", "carl", "dora", "emil", "fritz"):
+            assert 401 == await attempt(name, "203.0.113.7")
+        assert 429 == await attempt("anna", "203.0.113.7")
+        assert 303 == await attempt("anna", "203.0.113.8")
