@@ -91,7 +91,7 @@ def test_alert_arrives_live_compose_preview_publish_and_release(
     b.go(ita_url, "/compose")
     title = "Second boat expected from Sabratha tonight"
     _fill(b, {
-        "kind": "alert", "priority": "urgent", "route": "central-med", "category": "routes",
+        "kind": "report", "priority": "routine", "route": "central-med", "category": "routes",
         "title": title, "text": "A second boat is being prepared near Sabratha.",
         "unit": "GDF Maritime Operations Room", "tlp": "AMBER", "rel_to": "group:med-coastal",
         "embark_country": "LBY", "embark_place": "Sabratha", "dest_country": "ITA",
