@@ -70,7 +70,10 @@ def test_alert_arrives_live_compose_preview_publish_and_release(
     row = b.wait_for(f'tr[data-report="{alert}"]', "the urgent alert to appear in the inbox")
     assert "urgent" in row.get_attribute("class")
     assert 42 == b.driver.execute_script("return window.palermoNoReload;")  # no reload
-    assert "urgent report arrived" in b.find("#live").text
+    b.wait(  # announced once htmx has settled the swap
+        lambda d: "urgent report arrived" in d.find_element(By.ID, "live").text,
+        "the arrival announced in the live region",
+    )
     assert "TLP:AMBER" in row.text
 
     # -- opening it is recorded for this officer --------------------------------------------
