@@ -21,7 +21,8 @@ __all__ = ["DEFAULT_IDLE_TIMEOUT", "MAX_SESSIONS", "Session", "SessionStore", "u
 DEFAULT_IDLE_TIMEOUT: Final[timedelta] = timedelta(minutes=15)
 MAX_SESSIONS: Final[int] = 10_000
 """Anonymous sessions cost a visitor nothing to create: past this many the least recently
-used are dropped, so a flood of fresh visitors cannot exhaust the node's memory."""
+used are dropped, so a flood of fresh visitors cannot exhaust the node's memory. Logged-in
+sessions are counted apart (with the same limit), so such a flood never logs an officer out."""
 
 
 def utc_now() -> datetime:
@@ -49,7 +50,8 @@ class SessionStore:
         limit: int = MAX_SESSIONS,
     ) -> None:
         self.idle, self.clock, self.limit = idle, clock, limit
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
+        self._officers: OrderedDict[str, Session] = OrderedDict()
 
     def new(self, officer: str | None = None) -> Session:
         now = self.clock()
@@ -60,36 +62,42 @@ class SessionStore:
             officer=officer,
             created=now,
         )
-        self._sessions[session.id] = session
-        while len(self._sessions) > self.limit:
-            self._sessions.popitem(last=False)
+        kept = self._pool(session)
+        kept[session.id] = session
+        while len(kept) > self.limit:
+            kept.popitem(last=False)
         return session
+
+    def _pool(self, session: Session) -> OrderedDict[str, Session]:
+        return self._anonymous if session.officer is None else self._officers
 
     def get(self, sid: str | None) -> Session | None:
         """The live session with this id, touched; None if unknown or idle too long (then
         it is dropped: an expired id never comes back)."""
         if not sid:
             return None
-        session = self._sessions.get(sid)
+        session = self._officers.get(sid) or self._anonymous.get(sid)
         if session is None:
             return None
+        pool = self._pool(session)
         now = self.clock()
         if now - session.last_seen > self.idle:
-            del self._sessions[sid]
+            del pool[sid]
             return None
         session.last_seen = now
-        self._sessions.move_to_end(sid)
+        pool.move_to_end(sid)
         return session
 
     def drop(self, sid: str) -> None:
-        self._sessions.pop(sid, None)
+        self._anonymous.pop(sid, None)
+        self._officers.pop(sid, None)
 
     def drop_officer(self, name: str) -> int:
         """End every session of ``name`` (an account disabled); returns how many."""
-        ended = [s for s, v in self._sessions.items() if v.officer == name]
+        ended = [s for s, v in self._officers.items() if v.officer == name]
         for sid in ended:
-            del self._sessions[sid]
+            del self._officers[sid]
         return len(ended)
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._anonymous) + len(self._officers)

@@ -14,6 +14,7 @@ from aiohttp import web
 from node.console import OFFICER, require_role
 from node.console.app import CSP, _policy_totp
 from node.console.officers import OfficerStore, effective_roles, totp_for
+from node.console.sessions import SessionStore
 from palermo.devfed import EXAMPLES
 from policies import Federation
 from schemas.errors import ConfigError, InputError
@@ -347,3 +348,17 @@ async def test_behind_a_proxy_limits_count_the_forwarded_address(tmp_path: Path)
             assert 401 == await attempt(name, "203.0.113.7")
         assert 429 == await attempt("anna", "203.0.113.7")
         assert 303 == await attempt("anna", "203.0.113.8")
+
+
+def test_a_flood_of_anonymous_sessions_never_evicts_a_logged_in_one() -> None:
+    """Past the limit the oldest anonymous sessions go; an officer's stays, as long as it is
+    used within the idle timeout."""
+    clock = Clock()
+    store = SessionStore(clock=clock, limit=3)
+    officer = store.new("anna")
+    first = store.new()
+    for _ in range(5):
+        store.new()
+    assert store.get(first.id) is None
+    assert officer is store.get(officer.id)
+    assert 4 == len(store)
