@@ -53,7 +53,7 @@ class AuditChain(HashChain):
     """The writer's side: appends entries and makes checkpoints (:class:`HashChain` with the
     audit log's domain strings; the node's access log uses its own)."""
 
-    key: SigningKey | None
+    key: SigningKey  # the broker always signs its checkpoints
     entry_domain: bytes = DOMAIN_ENTRY
     checkpoint_domain: bytes = DOMAIN_CHECKPOINT
 
