@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -134,7 +134,6 @@ class _ChainState:
     report: ChainReport
     head: str = GENESIS
     seq: int = 0
-    order: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
