@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := schemas policies protocol node broker palermo deploy
 
-.PHONY: demo test lint imports typecheck pytest soak bench bench-quick fuzz install clean
+.PHONY: demo test lint imports typecheck pytest soak bench bench-quick fuzz install clean browser \
+        screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +34,42 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(PKGS)
 
 # pytest-xdist on both cores of the CI machine (every test is xdist-safe: random ports, its own
-# tmp_path); the stateful shards start first (tests/conftest.py).
+# tmp_path); the stateful shards start first (tests/conftest.py). --dist loadgroup: tests marked
+# xdist_group("name") run on one worker (the console's browser tests share one live federation
+# and one Chromium); every other test is handed out as before.
 PYTEST_WORKERS ?= 2
 
-pytest: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
+pytest: $(STAMP) browser
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term $(PYTEST_ARGS)
+
+# The officer console's browser tests drive Debian's Chromium through Debian's chromedriver
+# (tests/console/browser.py), never a browser downloaded by a test tool. Installed here when
+# missing and we are root (a fresh CI container); otherwise a message says what to install.
+CHROMIUM_BINS := /usr/bin/chromium /usr/bin/chromedriver
+
+browser:
+	@for f in $(CHROMIUM_BINS); do [ -x $$f ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium and chromium-driver for the console's browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver >/dev/null || exit 1; \
+	  else \
+	    echo "The console's browser tests need $(CHROMIUM_BINS): run" \
+	      "'sudo apt-get install chromium chromium-driver' (Debian/Ubuntu), then make test again." >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# The console screenshots in docs/console.md: the browser tests write them to build/screenshots/
+# (inbox, report view with its route map, compose preview, release queue); this refreshes the
+# committed copies in docs/img/console/.
+screenshots: $(STAMP) browser
+	rm -rf build/screenshots
+	$(BIN)/python -m pytest -p no:cacheprovider tests/console/test_browser_workflow.py $(PYTEST_ARGS)
+	mkdir -p docs/img/console
+	cp build/screenshots/*.png docs/img/console/
 
 # The stateful federation test at length, on new random seeds (printed, to replay with
 # PALERMO_STATEFUL_SEED): SOAK_SHARDS shards (two at a time, one per core) x SOAK_EXAMPLES

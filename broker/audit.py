@@ -8,24 +8,22 @@ previous entry's hash); its ``hash`` is SHA-256 over a domain string and the can
 the entry without ``hash``. Every N entries or T milliseconds, and on shutdown, the broker
 appends a checkpoint entry whose Ed25519 signature covers (chain, seq, head): like a
 transparency log's signed tree head, it lets anyone holding the broker's public key prove that
-nothing before it was modified, removed or reordered.
+nothing before it was modified, removed or reordered. The chain itself is
+:mod:`protocol.hashchain`, shared with the node's officer access log.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from policies import AuditFlag
-from protocol import crypto
+from protocol import hashchain
+from protocol.hashchain import GENESIS, ChainReport, HashChain
 from protocol.keys import SigningKey
-from protocol.trust import canonical_json
-from schemas import to_epoch_ms
 
 __all__ = [
     "GENESIS",
@@ -37,7 +35,6 @@ __all__ = [
     "verify_entries",
 ]
 
-GENESIS: Final[str] = "0" * 64
 DOMAIN_ENTRY: Final[bytes] = b"palermo/v1/audit-entry\x00"
 DOMAIN_CHECKPOINT: Final[bytes] = b"palermo/v1/audit-checkpoint\x00"
 # The error code of an envelope given up after max_deliver attempts (broker.service.EXHAUSTED).
@@ -48,159 +45,30 @@ OVERRIDE_FLAG: Final[str] = str(AuditFlag.NON_REFOULEMENT_OVERRIDE_USED)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(DOMAIN_ENTRY + canonical_json(body)).hexdigest()
-
-
-def _checkpoint_message(chain: str, seq: int, head: str, time: int) -> bytes:
-    return canonical_json({"chain": chain, "head": head, "seq": seq, "time": time})
+    return hashchain.entry_hash(DOMAIN_ENTRY, entry)
 
 
 @dataclass
-class AuditChain:
-    """The writer's side: appends entries and makes checkpoints."""
+class AuditChain(HashChain):
+    """The writer's side: appends entries and makes checkpoints (:class:`HashChain` with the
+    audit log's domain strings; the node's access log uses its own)."""
 
-    chain: str
-    key: SigningKey
-    seq: int = 0
-    head: str = GENESIS
-    since_checkpoint: int = 0
-
-    def append(self, record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        self.seq += 1
-        entry = {
-            **record,
-            "chain": self.chain,
-            "seq": self.seq,
-            "prev": self.head,
-            "time": to_epoch_ms(now),
-        }
-        entry["hash"] = entry_hash(entry)
-        self.head = entry["hash"]
-        self.since_checkpoint += 1
-        return entry
-
-    def checkpoint(self, now: datetime) -> dict[str, Any]:
-        """A signed statement of the head so far; itself the next entry of the chain."""
-        time = to_epoch_ms(now)
-        covered = self.seq
-        sig = crypto.sign(
-            self.key.private,
-            DOMAIN_CHECKPOINT,
-            _checkpoint_message(self.chain, covered, self.head, time),
-        )
-        entry = self.append(
-            {
-                "type": "checkpoint",
-                "covers": covered,
-                "head": self.head,
-                "signed_at": time,
-                "kid": self.key.kid,
-                "sig": sig.hex(),
-            },
-            now,
-        )
-        self.since_checkpoint = 0
-        return entry
-
-
-@dataclass
-class ChainReport:
-    """What ``palermo audit verify`` found in one chain."""
-
-    chain: str
-    entries: int = 0
-    checkpoints: int = 0
-    last_checkpoint_seq: int = 0
-    broken: str | None = None
-    broken_seq: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.broken is None
-
-    @property
-    def unsigned_tail(self) -> int:
-        """Entries after the last checkpoint: intact as far as the chain shows, not yet signed."""
-        return self.entries - self.last_checkpoint_seq
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "chain": self.chain,
-            "ok": self.ok,
-            "entries": self.entries,
-            "checkpoints": self.checkpoints,
-            "unsigned_tail": self.unsigned_tail,
-            "broken": self.broken,
-            "broken_seq": self.broken_seq,
-        }
-
-
-@dataclass
-class _ChainState:
-    report: ChainReport
-    head: str = GENESIS
-    seq: int = 0
-    order: list[int] = field(default_factory=list)
-
-
-def _check(
-    state: _ChainState, entry: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]
-) -> str | None:
-    """The reason this entry breaks the chain, or None."""
-    seq = entry.get("seq")
-    if not isinstance(seq, int) or seq != state.seq + 1:
-        expected = state.seq + 1
-        return f"entry seq {seq} where {expected} was expected: an entry was removed or reordered"
-    if entry.get("prev") != state.head:
-        return f"entry {seq} does not link to entry {seq - 1}: removed, reordered or modified"
-    if entry.get("hash") != entry_hash(entry):
-        return f"entry {seq} was modified: its hash does not match its content"
-    if entry.get("type") == "checkpoint":
-        key = keys.get(str(entry.get("kid")))
-        if key is None:
-            return f"checkpoint {seq} is signed by unknown broker key {entry.get('kid')}"
-        if entry.get("head") != state.head or entry.get("covers") != state.seq:
-            return f"checkpoint {seq} does not state the chain's actual head"
-        try:
-            crypto.verify(
-                key,
-                bytes.fromhex(str(entry.get("sig"))),
-                DOMAIN_CHECKPOINT,
-                _checkpoint_message(
-                    str(entry["chain"]),
-                    int(entry["covers"]),
-                    str(entry["head"]),
-                    int(entry["signed_at"]),
-                ),
-            )
-        except (crypto.AuthError, ValueError, KeyError):
-            return f"checkpoint {seq} has an invalid signature"
-    return None
+    key: SigningKey  # the broker always signs its checkpoints
+    entry_domain: bytes = DOMAIN_ENTRY
+    checkpoint_domain: bytes = DOMAIN_CHECKPOINT
 
 
 def verify_entries(
     entries: Iterable[Mapping[str, Any]], keys: Mapping[str, Ed25519PublicKey]
 ) -> list[ChainReport]:
     """Check every chain in stream order; each report names its first broken entry."""
-    states: dict[str, _ChainState] = {}
-    for entry in entries:
-        chain = str(entry.get("chain"))
-        state = states.setdefault(chain, _ChainState(ChainReport(chain)))
-        report = state.report
-        if report.broken is not None:
-            continue
-        reason = _check(state, entry, keys)
-        if reason is not None:
-            report.broken = reason
-            report.broken_seq = entry.get("seq") if isinstance(entry.get("seq"), int) else None
-            continue
-        state.seq, state.head = int(entry["seq"]), str(entry["hash"])
-        report.entries += 1
-        if entry.get("type") == "checkpoint":
-            report.checkpoints += 1
-            report.last_checkpoint_seq = state.seq
-    return [states[c].report for c in sorted(states)]
+    return hashchain.verify_chains(
+        entries,
+        keys,
+        entry_domain=DOMAIN_ENTRY,
+        checkpoint_domain=DOMAIN_CHECKPOINT,
+        signer="broker",
+    )
 
 
 def trail(entries: Iterable[Mapping[str, Any]], envelope_id: str) -> list[dict[str, Any]]:

@@ -38,6 +38,9 @@ again into the same DIR replaces every key, seed and certificate)::
     DIR/nodes/<ID>.ingest.token      the bearer token of the node's POST /v1/reports (0600);
                                      ingest listens on 127.0.0.1, port node_ingest_port + the
                                      agency's place in the sorted member list (8482, 8483, ...)
+    DIR/pki/console-<id>.pem, .key   the officer console's server certificate (id in lower
+                                     case); the console listens with it on 127.0.0.1, port
+                                     node_console_port + the agency's place (8443, 8444, ...)
 
 The manifest: ``{"ca": path, "servers": [{"name", "config", "client_url"}], "broker":
 {"config", "credentials"}, "agencies": {"<ID>": {"node_config", "credentials",
@@ -126,6 +129,9 @@ class RenderOptions:
     node_ingest_port: int = 8482
     """The first agency's ingest port (loopback only); the next agency's is one more, so the
     nodes of one host do not collide. 0: every node picks a free port (tests)."""
+    node_console_port: int = 8443
+    """The first agency's officer console port (TLS, on 127.0.0.1 in node.toml; compose and
+    Kubernetes move it to the container's address); the next agency's is one more."""
     now: datetime | None = None
 
 
@@ -316,6 +322,13 @@ def render(options: RenderOptions) -> dict[str, Any]:
         # Kubernetes and compose files keep it off every Service and published port.
         token = out / "nodes" / f"{agency}.ingest.token"
         write_token_file(token)
+        # The officer console (people log in): TLS always, with a certificate of its own, so a
+        # browser never sends a password in clear (decision 0026).
+        console_name = f"console-{agency.lower()}"
+        console_cert = ca.issue(
+            console_name, pki / console_name, hosts=[*hosts, console_name], server=True
+        )
+        console_port = options.node_console_port + index if options.node_console_port else 0
         _toml(
             node_toml,
             {
@@ -333,6 +346,9 @@ def render(options: RenderOptions) -> dict[str, Any]:
                 "ingest_host": "127.0.0.1",
                 "ingest_port": options.node_ingest_port + index if options.node_ingest_port else 0,
                 "ingest_token_file": str(token),
+                "console_listen": f"127.0.0.1:{console_port}",
+                "console_tls_cert": str(console_cert.cert),
+                "console_tls_key": str(console_cert.key),
                 "dev": False,
             },
         )

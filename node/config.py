@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_TAXII_PAGE_SIZE",
     "MAX_TAXII_PAGE_SIZE",
     "NodeSettings",
+    "split_host_port",
 ]
 
 
@@ -42,6 +43,15 @@ DEFAULT_TAXII_PAGE_SIZE: Final[int] = 100
 """Objects per TAXII answer unless the client asks fewer (``taxii_page_size``)."""
 MAX_TAXII_PAGE_SIZE: Final[int] = 1000
 """The most ``taxii_page_size`` may be: every object of one answer is exported in memory."""
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); ValueError saying the form otherwise."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value[:80]!r} is not host:port (e.g. '127.0.0.1:8443', '[::1]:0')")
+    return host, int(port)
 
 
 class NodeSettings(NatsSettings):
@@ -127,6 +137,85 @@ class NodeSettings(NatsSettings):
         description="The most objects one TAXII answer holds (a client's limit is capped to it).",
     )
 
+    # The officer console (issue 17, decision 0026): people log in here, so its own listener,
+    # off unless configured, and TLS unless on loopback in dev mode or behind a TLS proxy.
+    console_listen: str | None = Field(
+        default=None,
+        description="Officer console address, 'host:port' ('127.0.0.1:0': a free port; "
+        "unset: no console).",
+    )
+    console_tls_cert: Path | None = Field(default=None, description="Console certificate.")
+    console_tls_key: Path | None = Field(default=None, description="Its key (0600).")
+    console_behind_tls_proxy: bool = Field(
+        default=False,
+        description="Plain HTTP on console_listen because a TLS-terminating proxy (the "
+        "Kubernetes Ingress) is the only client; cookies are still marked Secure.",
+    )
+    console_trust_forwarded_for: bool = Field(
+        default=False,
+        description="Take the client address for login rate limits from the last "
+        "X-Forwarded-For entry (only behind a proxy that sets it).",
+    )
+    console_idle_timeout: timedelta = Field(
+        default=timedelta(minutes=15),
+        gt=timedelta(0),
+        description="A console session ends this long after its last request (ISO 8601).",
+    )
+    console_login_failures: int = Field(
+        default=5, ge=1, le=100, description="Failed logins allowed per account and per "
+        "client address within console_login_window before 429.",
+    )  # fmt: skip
+    console_login_window: timedelta = Field(
+        default=timedelta(minutes=15), gt=timedelta(0), description="See console_login_failures."
+    )
+
+    @field_validator("console_listen")
+    @classmethod
+    def _console_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
+        return value
+
+    @property
+    def console_address(self) -> tuple[str, int] | None:
+        return split_host_port(self.console_listen) if self.console_listen else None
+
+    @property
+    def console_tls(self) -> bool:
+        return self.console_tls_cert is not None and self.console_tls_key is not None
+
+    @property
+    def console_secure_cookies(self) -> bool:
+        """Whether browsers reach the console over HTTPS (so cookies get ``Secure``)."""
+        return self.console_tls or self.console_behind_tls_proxy
+
+    def check_console(self) -> None:
+        """Refuse a console that would carry passwords in clear text, saying what to fix."""
+        address = self.console_address
+        if address is None:
+            return
+        problems: list[str] = []
+        if (self.console_tls_cert is None) != (self.console_tls_key is None):
+            problems.append("console_tls_cert and console_tls_key go together")
+        if not self.console_secure_cookies:
+            host = address[0]
+            if not is_loopback(host):
+                problems.append(
+                    f"console on {host}, not a loopback address, without TLS: passwords and "
+                    "session cookies would cross the network in clear; set console_tls_cert "
+                    "and console_tls_key, or console_behind_tls_proxy = true if only a "
+                    "TLS-terminating proxy reaches it"
+                )
+            elif not self.dev:
+                problems.append(
+                    "console without TLS: set console_tls_cert and console_tls_key (plain HTTP "
+                    "on loopback is for dev = true only)"
+                )
+        if problems:
+            raise ConfigError(
+                f"refusing to start with an insecure {self.what}: " + "; ".join(problems)
+            )
+
     @field_validator("ingest_socket_mode")
     @classmethod
     def _socket_mode(cls, mode: int) -> int:
@@ -147,7 +236,13 @@ class NodeSettings(NatsSettings):
         return self.taxii_port is not None
 
     def secret_files(self) -> list[Path]:
-        extra = [p for p in (self.ingest_token_file, self.ingest_tls_key, self.taxii_tls_key) if p]
+        keys = (
+            self.ingest_token_file,
+            self.ingest_tls_key,
+            self.taxii_tls_key,
+            self.console_tls_key,
+        )
+        extra = [p for p in keys if p]
         return super().secret_files() + extra
 
     def check_secure(self) -> None:
@@ -155,6 +250,7 @@ class NodeSettings(NatsSettings):
         reaches is refused even in dev mode (it signs in the agency's name)."""
         self.check_ingest()
         self.check_taxii()
+        self.check_console()
         super().check_secure()
 
     def check_taxii(self) -> None:

@@ -1,10 +1,10 @@
 """Run a node as a service: ``palermo node run``, and every node of ``palermo dev up``.
 
 The same code in both, so the dev stack is the deployed one: the node follows the directory,
-publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest and the TAXII
-server if configured, and consumes its deliveries until SIGTERM or SIGINT (or, under ``dev up``,
-until its ``stop`` event is set: there one process runs every node and the broker, and owns the
-signals).
+publishes its start-up documents, serves /healthz, /readyz and /metrics, ingest, the TAXII
+server and the officer console if configured, and consumes its deliveries until SIGTERM or SIGINT
+(or, under ``dev up``, until its ``stop`` event is set: there one process runs every node and the
+broker, and owns the signals).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from protocol.commandline import read_json
 from protocol.ops import OpsServer
 
 from .config import NodeSettings
+from .console import ConsoleServer, build_console_app
 from .ingest import IngestServer
 from .service import Node
 
@@ -46,6 +47,7 @@ async def run_node(
     # POST /v1/reports on its own authenticated listener, only if configured; its settings,
     # token and TLS files are checked before anything connects.
     ingest = IngestServer.from_settings(settings) if settings.ingest_enabled else None
+    settings.check_console()  # before connecting: a console without TLS fails fast
     async with Node.open(settings) as node:
         for path in settings.publish_on_start:
             key = await node.directory.publish(read_json(path))
@@ -64,8 +66,13 @@ async def run_node(
         for sig in signals:
             loop.add_signal_handler(sig, node.stop)
         stopper = asyncio.create_task(_stop_on(stop, node)) if stop is not None else None
+        console: ConsoleServer | None = None
         try:
             listening: list[str] = []
+            if settings.console_listen is not None:
+                # The officers' web interface, on its own listener (decision 0026).
+                console = ConsoleServer(build_console_app(node, settings), settings)
+                announce(f"console: {await console.start()}")
             if ingest is not None:
                 listening = await ingest.start(node.http_ingest, node.metrics.registry)
                 for where in listening:
@@ -81,7 +88,8 @@ async def run_node(
                 _log.info("node ready", agency=node.identity.agency,
                           nats=_without_credentials(node.nc.connected_url),
                           http_port=http_port, ingest=listening or None,
-                          taxii=taxii_url)  # fmt: skip
+                          taxii=taxii_url,
+                          console=console.url if console else None)  # fmt: skip
                 if ready is not None:
                     ready.set()
 
@@ -97,6 +105,8 @@ async def run_node(
                 await ingest.stop()
             if taxii is not None:
                 await taxii.stop()
+            if console is not None:
+                await console.stop()
             await ops.stop()
         return node.status()
 

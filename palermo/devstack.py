@@ -8,12 +8,18 @@ embargoed envelopes, and each node stores its deliveries and sends receipts.
 
 The federation it creates (root, keys, documents, inboxes, JetStream state) is kept: ``dev up``
 again resumes it, pointing the configs at the new server address. ``--fresh`` starts over.
+
+Each node serves its officer console on a free loopback port (plain HTTP: dev only, so the
+session cookie is not marked Secure; docs/console.md), with one officer per role: ``reader``,
+``officer``, ``release`` (release authority) and ``admin`` (administrator), sharing a random
+password per node kept in ``fed/<AGENCY>.officers.password`` (0600) and printed with the URLs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import tomllib
@@ -28,6 +34,8 @@ from broker.config import BrokerSettings
 from broker.runner import run_broker
 from broker.streams import StreamLimits, ensure_directory_bucket, ensure_streams
 from node.config import NodeSettings
+from node.console.officers import OfficerStore, Role
+from node.ingest import generate_token
 from node.runner import run_node
 from protocol.directory import Directory
 
@@ -37,6 +45,12 @@ from .natsserver import NatsServer
 __all__ = ["BROKER_CONFIG", "run_dev"]
 
 BROKER_CONFIG: Final[str] = "broker.toml"
+DEV_OFFICERS: Final[tuple[tuple[str, Role], ...]] = (
+    ("reader", "reader"),
+    ("officer", "officer"),
+    ("release", "release-authority"),
+    ("admin", "administrator"),
+)
 EXAMPLE: Final[Path] = (
     Path(__file__).resolve().parent.parent
     / "schemas"
@@ -68,9 +82,30 @@ def _wipe(state_dir: Path) -> None:
 
 def _point_at(path: Path, url: str) -> None:
     """Rewrite a config's ``nats_url`` (the embedded server's port changes at each start)."""
+    _set(path, nats_url=[url])
+
+
+def _set(path: Path, **values: Any) -> None:
     settings: dict[str, Any] = tomllib.loads(path.read_text())
-    settings["nats_url"] = [url]
+    settings.update(values)
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+
+
+def _dev_officers(config: Path) -> str:
+    """The node's console on a free loopback port and its four dev officers (one per role);
+    returns their password (made once, kept beside the node's config, 0600)."""
+    _set(config, console_listen="127.0.0.1:0")
+    secret = config.with_name(config.name.removesuffix(".node.toml") + ".officers.password")
+    if not secret.is_file():
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate_token()[:20] + "\n")
+    password = secret.read_text().strip()
+    store = OfficerStore.in_state_dir(NodeSettings.load(config).state_dir)
+    missing = [(name, [role]) for name, role in DEV_OFFICERS if store.get(name) is None]
+    if missing:
+        store.add_many(missing, password)
+    return password
 
 
 async def _create(state_dir: Path, url: str) -> None:
@@ -124,6 +159,9 @@ async def run_dev(
         configs = {
             p.name.removesuffix(".node.toml"): p for p in sorted(fed_dir.glob("*.node.toml"))
         }
+        # argon2id hashes for every officer, made once: not on the event loop.
+        passwords = {a: await asyncio.to_thread(_dev_officers, p) for a, p in configs.items()}
+        consoles: dict[str, str] = {}
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -135,7 +173,7 @@ async def run_dev(
             await _first_done(tasks, broker_ready)
             nodes_ready = {a: asyncio.Event() for a in configs}
             for agency, path in configs.items():
-                said = _prefixed(announce, agency)
+                said = _prefixed(announce, agency, consoles)
                 tasks.append(asyncio.create_task(run_node(NodeSettings.load(path), stop=stop,
                              ready=nodes_ready[agency], announce=said)))  # fmt: skip
             for event in nodes_ready.values():
@@ -143,7 +181,7 @@ async def run_dev(
             if any(t.done() for t in tasks):
                 stop.set()  # one failed to start: stop the others, and raise its error below
             else:
-                _announce(announce, state_dir, url, configs, resume)
+                _announce(announce, state_dir, url, configs, resume, consoles, passwords)
                 if ready is not None:
                     ready.set()
                 await _first_done(tasks, stop)
@@ -157,9 +195,29 @@ async def run_dev(
                 raise result
 
 
-def _prefixed(announce: Callable[[str], object], agency: str) -> Callable[[str], object]:
-    """A node's lines (its ingest URL) under its agency's name."""
-    return lambda line: announce(f"{agency} {line}")
+def _prefixed(
+    announce: Callable[[str], object], agency: str, consoles: dict[str, str]
+) -> Callable[[str], object]:
+    """A node's lines (its ingest URL) under its agency's name; its console URL is kept for
+    the summary with the logins."""
+
+    def said(line: str) -> None:
+        if line.startswith("console: "):
+            consoles[agency] = line.removeprefix("console: ")
+            return
+        announce(f"{agency} {line}")
+
+    return said
+
+
+def _console_lines(consoles: dict[str, str], passwords: dict[str, str]) -> list[str]:
+    """Each node's console URL with its logins (one officer per role, one password a node)."""
+    names = ", ".join(f"{n} ({r})" for n, r in DEV_OFFICERS)
+    width = max(map(len, consoles), default=0)
+    return [
+        f"Officer consoles (dev: plain HTTP on loopback). Logins on each: {names}:",
+        *(f"  {a:<{width}}  {consoles[a]}  password: {passwords[a]}" for a in sorted(consoles)),
+    ]
 
 
 def _announce(
@@ -168,6 +226,8 @@ def _announce(
     url: str,
     configs: dict[str, Path],
     resume: bool,
+    consoles: dict[str, str],
+    passwords: dict[str, str],
 ) -> None:
     fed_dir = state_dir / "fed"
     ita, mlt = configs.get("ITA-GDF"), configs.get("MLT-AFM")
@@ -183,6 +243,7 @@ def _announce(
         "HTTP ingest: each node's URL is printed above; it needs the node's token:",
         f'  curl -H "Authorization: Bearer $(cat {fed_dir / "ITA-GDF.ingest.token"})"'
         f" --data @{EXAMPLE} URL",
+        *_console_lines(consoles, passwords),
         "Ctrl-C stops everything.",
     ):
         announce(line)

@@ -225,6 +225,16 @@ class FederationRules(BaseModel):
         "aggregate-only member receives a statistics envelope only if its signed header "
         "declares suppression_k at or above it (decision 0024).",
     )
+    # None, not []: canonical_bytes drops None, so policies signed before this field existed
+    # keep their bytes and their signatures (decision 0026).
+    console_totp_required_for: (
+        list[Literal["reader", "officer", "release-authority", "administrator"]] | None
+    ) = Field(
+        default=None,
+        description="Officer-console roles whose accounts must log in with a TOTP second "
+        'factor on every node (e.g. ["release-authority", "administrator"]); an account '
+        "holding one of them without TOTP cannot log in (decision 0026).",
+    )
 
 
 class Federation(PolicyDocument):

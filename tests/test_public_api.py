@@ -18,6 +18,7 @@ PACKAGES = [
     "node",
     "node.cli",
     "node.interop",
+    "node.console",
     "broker",
     "palermo",
     "palermo.cli",

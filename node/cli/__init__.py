@@ -1,7 +1,7 @@
 """The node's command group: what :mod:`palermo.cli` adds to the ``palermo`` command for an
 agency (``node run``, ``publish``, ``import``, ``subscribe``, ``status``, ``retract``, ``inbox``,
 ``request``/``requests``/``respond``, ``release``, ``keys rotate``, ``stats``, ``taxii``, ``stix``,
-``misp``). It imports no other role."""
+``misp``, ``officer``). It imports no other role."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ._node import (
     status,
     subscribe,
 )
+from ._officer import officer_app
 from ._releases import messages_cmd, release_app, request_cmd, respond_cmd
 from ._stats import stats_app
 from ._stix import stix_app
@@ -27,6 +28,7 @@ __all__ = [
     "messages_cmd",
     "misp_app",
     "node_app",
+    "officer_app",
     "publish",
     "release_app",
     "request_cmd",

@@ -14,6 +14,7 @@ from node.cli import (
     messages_cmd,
     misp_app,
     node_app,
+    officer_app,
     publish,
     release_app,
     request_cmd,
@@ -48,6 +49,7 @@ app.add_typer(stats_app, name="stats")
 app.add_typer(taxii_app, name="taxii")
 app.add_typer(stix_app, name="stix")
 app.add_typer(misp_app, name="misp")
+app.add_typer(officer_app, name="officer")
 app.command("publish")(handles_errors(publish))
 app.command("status")(handles_errors(status))
 app.command("retract")(handles_errors(retract))

@@ -72,7 +72,8 @@ def test_kubernetes_service_does_not_expose_ingest() -> None:
     service_targets = [p["targetPort"] for p in docs["Service"]["spec"]["ports"]]
     ingest = (env.get("PALERMO_NODE_INGEST_HOST"), env.get("PALERMO_NODE_INGEST_PORT"))
     assert ("127.0.0.1", "8482") == ingest
-    assert {"http": int(env["PALERMO_NODE_HTTP_PORT"])} == container_ports
+    console = int(env["PALERMO_NODE_CONSOLE_LISTEN"].rsplit(":", 1)[1])
+    assert {"http": int(env["PALERMO_NODE_HTTP_PORT"]), "console": console} == container_ports
     assert ["http"] == service_targets
 
 
@@ -96,12 +97,15 @@ def test_kubernetes_network_policy_admits_only_monitoring_to_health() -> None:
 
 
 def test_compose_publishes_no_node_port_and_keeps_ingest_on_loopback() -> None:
-    """No node service publishes a port; each takes ingest on its container's loopback."""
+    """No node service publishes a port but its console's, on the host's loopback; each takes
+    ingest on its container's loopback."""
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     nodes = {n: s for n, s in services.items() if n.startswith("node-")}
     assert 3 == len(nodes)
     published = {n: s.get("ports", []) for n, s in nodes.items()}
-    assert {n: [] for n in nodes} == published
+    # The officer console only (8443 in the container), on the Docker host's loopback.
+    consoles = {"node-esp-gc": 8445, "node-grc-hcg": 8444, "node-ita-gdf": 8443}
+    assert {n: [f"127.0.0.1:{p}:8443"] for n, p in consoles.items()} == published
     hosts = {n: s["environment"].get("PALERMO_NODE_INGEST_HOST") for n, s in nodes.items()}
     assert {n: True for n in nodes} == {
         n: h is not None and ipaddress.ip_address(h).is_loopback for n, h in hosts.items()

@@ -325,7 +325,7 @@ def test_kubernetes_workloads_run_hardened() -> None:
 def test_kubernetes_secrets_are_empty_placeholders() -> None:
     """No key material in the repository: every Secret value is empty."""
     secrets = [d for _, d in _manifests() if d["kind"] == "Secret"]
-    assert 4 == len(secrets)
+    assert 5 == len(secrets)
     assert all(v == "" for s in secrets for v in s["stringData"].values())
 
 

@@ -51,6 +51,7 @@ def render_on_free_ports(out: Path, leaves: tuple[str, ...] = (), **options: Any
             leaves=leaf,
             broker_http_port=0,
             node_ingest_port=0,
+            node_console_port=0,  # the officer console: a free port too
             **options,
         )
     )

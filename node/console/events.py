@@ -1,0 +1,133 @@
+"""Live arrival for the inbox page, and the Content-Security-Policy violation reports.
+
+``GET /events`` is a server-sent-events stream (``text/event-stream``): when the node stores a
+report (``Node.on_stored``), every open inbox page gets an ``arrival`` event and reloads its rows
+(``static/console.js``), so an urgent alert shows without a reload. The event carries the
+report id and whether it is urgent, nothing of its content: the page fetches the rows through
+the normal, role-checked handler.
+
+``POST /csp-report`` takes the reports a browser sends when the page's CSP blocks something
+(``report-uri``). A violation on the console means either a bug in our markup or an injection
+attempt in partner content that the policy stopped; the reports are kept (bounded) for the
+browser tests and counted in the log by directive only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+
+from schemas import Report
+
+from ..inbox import InboxEntry
+from .auth import require_role
+from .auth_state import CONSOLE
+
+__all__ = ["CSP_REPORTS", "EVENTS", "Arrivals", "add_event_routes"]
+
+_log = structlog.get_logger("palermo.console")
+HEARTBEAT_S: Final[float] = 15.0
+"""A comment line this often: a proxy keeps the stream open, a dead client is noticed."""
+MAX_STREAMS: Final[int] = 200
+MAX_CSP_REPORTS: Final[int] = 200
+MAX_CSP_BODY: Final[int] = 16 * 1024
+_CLOSE: Final = None
+
+
+class Arrivals:
+    """The open event streams, each an asyncio queue fed by the node's ``on_stored`` hook."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    def stored(self, entry: InboxEntry, _report: Report) -> None:
+        """``Node.on_stored``: tell every open page (called on the node's loop)."""
+        event = {"id": entry.id, "urgent": entry.priority == "urgent"}
+        for queue in list(self.queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    def close_all(self) -> None:
+        for queue in list(self.queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_CLOSE)
+
+
+EVENTS: Final = web.AppKey("palermo_console_events", Arrivals)
+CSP_REPORTS: Final = web.AppKey("palermo_console_csp_reports", deque[dict[str, Any]])
+
+
+@require_role("reader")
+async def events(request: web.Request) -> web.StreamResponse:
+    arrivals = request.app[EVENTS]
+    if len(arrivals.queues) >= MAX_STREAMS:
+        raise web.HTTPServiceUnavailable(text="503: too many open event streams; reload later")
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=100)
+    arrivals.queues.add(queue)
+    try:
+        await response.write(b"retry: 2000\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is _CLOSE:
+                break
+            await response.write(f"event: arrival\ndata: {json.dumps(event)}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the page went away, or the server is stopping
+    finally:
+        arrivals.queues.discard(queue)
+    return response
+
+
+async def csp_report(request: web.Request) -> web.Response:
+    """Record one violation report (``report-uri`` format, or a Reporting API list)."""
+    body = await request.content.read(MAX_CSP_BODY + 1)
+    if len(body) > MAX_CSP_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_CSP_BODY, actual_size=len(body))
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="400: a CSP report is JSON") from exc
+    items = parsed if isinstance(parsed, list) else [parsed]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        report = item.get("csp-report", item.get("body", item))
+        if isinstance(report, dict):
+            request.app[CSP_REPORTS].append(report)
+            directive = str(report.get("violated-directive", report.get("effectiveDirective")))
+            _log.warning("console CSP violation", directive=directive[:80])
+    return web.Response(status=204)
+
+
+def add_event_routes(app: web.Application) -> None:
+    """``/events`` fed by the node's stored reports, and ``/csp-report``."""
+    arrivals = Arrivals()
+    app[EVENTS] = arrivals
+    app[CSP_REPORTS] = deque(maxlen=MAX_CSP_REPORTS)
+    node = app[CONSOLE].node
+    if node is not None:
+        node.on_stored.append(arrivals.stored)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        # Open streams would hold the runner's cleanup for its whole shutdown timeout.
+        arrivals.close_all()
+        if node is not None and arrivals.stored in node.on_stored:
+            node.on_stored.remove(arrivals.stored)
+
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_get("/events", events)
+    app.router.add_post("/csp-report", csp_report)
