@@ -254,8 +254,8 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
             )
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey | HybridPrivateKey):
         raise KeyFileError(
-            f"{path} holds a {type(key).__name__}; Palermo uses Ed25519, X25519 and "
-            "ML-KEM-768 + X25519"
+            f"{path} holds a {type(key).__name__}; Palermo uses Ed25519 and X25519 (and "
+            "ML-KEM-768 + X25519 hybrid keys)"
         )
     return key
 
