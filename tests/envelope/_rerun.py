@@ -16,8 +16,9 @@ from tests.envelope._factories import use_suite
 
 
 def rerun_under_suite_2(path: Path, name: str, skip: Collection[str]) -> dict[str, Any]:
-    """The ``test_*`` functions of ``path``, bound to a copy of it sealed under suite 2;
-    ``skip`` names tests about suite 1's own construction (shared ephemerals and the like)."""
+    """The ``test_*`` functions of ``path``, bound to a copy of it sealed under suite 2 (and
+    that copy, as ``rerun_module``); ``skip`` names tests about suite 1's own construction
+    (shared ephemerals and the like)."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
@@ -29,4 +30,4 @@ def rerun_under_suite_2(path: Path, name: str, skip: Collection[str]) -> dict[st
     }
     unknown = set(skip) - set(found)
     assert not unknown, f"skip names tests that do not exist: {unknown}"
-    return {k: v for k, v in found.items() if k not in skip}
+    return {"rerun_module": module, **{k: v for k, v in found.items() if k not in skip}}

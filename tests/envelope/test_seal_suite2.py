@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.envelope import decode
 from tests.envelope._factories import use_suite
 from tests.envelope._rerun import rerun_under_suite_2
 
@@ -32,3 +33,10 @@ globals().update(
 def _suite_2() -> Iterator[int]:
     with use_suite(2) as suite:
         yield suite
+
+
+def test_the_rerun_envelopes_are_suite_2() -> None:
+    """The module's envelopes really are sealed with suite 2 (hybrid stanzas of 1,168 bytes)."""
+    env = decode(rerun_module.SEALED)  # type: ignore[name-defined]  # noqa: F821
+    assert 2 == env.suite
+    assert {1168} == {len(s.enc) for s in env.rcpt}
