@@ -126,10 +126,6 @@ class HybridPrivateKey:
     x25519: X25519PrivateKey = field(repr=False)
     mlkem: MLKEM768PrivateKey = field(repr=False)
 
-    @classmethod
-    def generate(cls) -> HybridPrivateKey:
-        return cls(X25519PrivateKey.generate(), MLKEM768PrivateKey.generate())
-
 
 @dataclass(frozen=True, slots=True)
 class EncryptionKey:

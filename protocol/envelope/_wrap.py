@@ -80,8 +80,7 @@ def _wrap_hybrid(
     # (docs/decisions/0035-suite-2-hybrid.md measures the alternative).
     out = []
     for r, info in zip(ordered, infos, strict=True):
-        if r.hybrid_key is None:
-            raise InputError(_not_hybrid([r]))
+        assert r.hybrid_key is not None  # seal() refused non-hybrid keys (choose_suite)
         if rand.hybrid is not None:
             out.append(rand.hybrid(r, info, content_key))
         else:

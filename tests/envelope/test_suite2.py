@@ -164,3 +164,20 @@ def test_key_file_with_two_keys_of_the_wrong_kinds_is_refused(tmp_path: Path) ->
     path.chmod(0o600)
     with pytest.raises(KeyFileError, match="holds 2 keys"):
         load_private_key(path)
+
+
+def test_hybrid_open_refuses_a_stanza_of_the_wrong_length_before_any_key_use() -> None:
+    key = HYBRID[READERS[0]]
+    assert key.hybrid
+    assert key.hybrid_private is not None
+    with pytest.raises(crypto.AuthError, match="length"):
+        crypto.hpke_open_hybrid(key.hybrid_private, b"info", bytes(80))
+    with pytest.raises(crypto.AuthError, match="length"):
+        crypto.hpke_open_x25519(key.private, b"info", bytes(crypto.HPKE_HYBRID_STANZA_LEN))
+
+
+def test_split_der_reads_long_lengths_and_leaves_the_rest_to_the_parser() -> None:
+    from protocol import keys
+
+    long = b"\x30\x81\x80" + bytes(128)
+    assert [long, b"\x30\x01x", b"junk"] == keys._split_der(long + b"\x30\x01x" + b"junk")

@@ -96,3 +96,21 @@ def test_expired_hybrid_key_is_not_handed_out() -> None:
     trust = store()
     trust.add_bundle(signed_bundle(ITA, 1, _hybrid_entry(not_after=NOW + timedelta(hours=1))))
     assert [] == trust.encryption_keys("ITA-GDF", NOW + 2 * DAY)
+
+
+def test_an_mlkem_key_cryptography_refuses_is_a_trust_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should ``cryptography`` refuse an ML-KEM key (it checks more in later versions), the
+    bundle is refused with a reason, never an exception that stops a directory listener."""
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    def refuse(data: bytes) -> mlkem.MLKEM768PublicKey:
+        raise ValueError("coefficient out of range")
+
+    trust = store()
+    signed = signed_bundle(ITA, 1, _hybrid_entry())
+    refusing = type("Refusing", (), {"from_public_bytes": staticmethod(refuse)})
+    monkeypatch.setattr("protocol._key_types.MLKEM768PublicKey", refusing)
+    with pytest.raises(TrustError, match="not a valid ML-KEM-768 key"):
+        trust.add_bundle(signed)
