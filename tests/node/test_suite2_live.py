@@ -115,3 +115,54 @@ def _sealed_with_suite_1(ita: Node, report: Any) -> tuple[EnvelopeHeader, bytes]
     }
     body = msgpack.packb(parts.main, use_bin_type=True)
     return header, seal(header, body, ita.identity.signing, [keys[0]], sections, suite=1)
+
+
+async def test_keys_rotate_pq_writes_a_hybrid_key_and_publishes_it(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
+    """``palermo keys rotate --pq`` (the command, against the live directory): a hybrid key file
+    beside the old one, a bundle listing it first with the X25519 key kept for the overlap, and
+    a node.toml naming both loads an identity whose newest key is hybrid."""
+    import asyncio
+    import subprocess
+
+    import nats
+
+    from node.config import NodeSettings
+    from protocol.keys import HybridPrivateKey, load_private_key
+    from tests.harness import PALERMO, follow_directory
+
+    fed.write(tmp_path / "fed")
+    config = fed.node_config(tmp_path / "fed", "MLT-AFM", federated_url)
+    old = fed.agencies["MLT-AFM"].encryption
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [PALERMO, "keys", "rotate", "--config", str(config), "--overlap-days", "3", "--pq"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr
+    assert "hybrid ML-KEM-768 + X25519 key" in done.stdout
+    keys_dir = tmp_path / "fed" / "agencies" / "MLT-AFM"
+    (new_file,) = [p for p in keys_dir.glob("MLT-AFM.enc.*.pem") if old.kid not in p.name]
+    assert isinstance(load_private_key(new_file), HybridPrivateKey)
+
+    text = config.read_text().replace("encryption_keys = [", f'encryption_keys = ["{new_file}", ')
+    config.write_text(text)
+    _, identity = NodeSettings.load(config).keys()
+    assert [True, False] == [k.hybrid for k in identity]
+    assert old.kid == identity[1].kid
+
+    nc = await nats.connect(federated_url)
+    view = await follow_directory(nc, fed)
+    try:
+
+        async def hybrid_listed() -> bool:
+            bundle = view.store.bundles.get("MLT-AFM")
+            return bundle is not None and bundle.keys[0].mlkem768 is not None
+
+        await wait_for(hybrid_listed, within=20)
+        bundle = view.store.bundles["MLT-AFM"]
+        assert [identity[0].kid, old.kid] == [e.kid for e in bundle.keys]
+    finally:
+        await view.close()
+        await nc.close()
