@@ -137,7 +137,7 @@ def _failures(suite: Suite, one: bytes, five: bytes) -> Iterator[Case]:
         _signed_raw({**{k: v for k, v in top.items() if k != "sig"}, "x": 0, "sig": top["sig"]}),
         MLT,
         "malformed",
-        "MUST-002",
+        "MUST-010",
         none,
     )
     yield (
