@@ -106,6 +106,7 @@ Case = tuple[str, str, bytes, str, str, str, tuple[tuple[str, str], ...]]
 """(name suffix, description, envelope, identity, error, rule, inputs)."""
 
 
+# fmt: off
 def _failures(suite: Suite, one: bytes, five: bytes) -> Iterator[Case]:
     env, env5 = _format.decode(one), _format.decode(five)
     top, top5 = _top(env), _top(env5)
@@ -113,568 +114,178 @@ def _failures(suite: Suite, one: bytes, five: bytes) -> Iterator[Case]:
     none: tuple[tuple[str, str], ...] = ()
     stanza_len = len(env.rcpt[0].enc)
 
-    yield (
-        "too-large",
-        "one byte over the decoder's limit",
-        one,
-        MLT,
-        "too_large",
-        "MUST-001",
-        (("max-size", str(len(one) - 1)),),
-    )
-    yield (
-        "first-key-not-v",
-        "a map whose first key is suite, not v",
-        _signed_raw(top, ("suite", "v", "hdr", "rcpt", "body", "sections", "sig")),
-        MLT,
-        "malformed",
-        "MUST-002",
-        none,
-    )
-    yield (
-        "eight-fields",
-        "a map of eight fields (an extra key before sig)",
-        _signed_raw({**{k: v for k, v in top.items() if k != "sig"}, "x": 0, "sig": top["sig"]}),
-        MLT,
-        "malformed",
-        "MUST-010",
-        none,
-    )
-    yield (
-        "version-0",
-        "version field 0",
-        _resign_bytes(b"\x87\xa1v\x00" + one[4:]),
-        MLT,
-        "unsupported_version",
-        "MUST-003",
-        none,
-    )
-    yield (
-        "version-255",
-        "version field 255 (uint8)",
-        _resign_bytes(b"\x87\xa1v\xcc\xff" + one[4:]),
-        MLT,
-        "unsupported_version",
-        "MUST-003",
-        none,
-    )
-    yield (
-        "version-uint8",
-        "version 1 written as uint8 (0xcc 0x01), not as a fixint",
-        _resign_bytes(b"\x87\xa1v\xcc\x01" + one[4:]),
-        MLT,
-        "non_canonical",
-        "MUST-004",
-        none,
-    )
-    yield (
-        "header-too-many-objects",
-        "a header of 4,100 msgpack objects",
-        _hdr_raw(env, {**env.hdr, "x": [[0] * 1000 for _ in range(4)] + [list(range(90))]}),
-        MLT,
-        "too_complex",
-        "MUST-005",
-        none,
-    )
+    yield ("too-large", "one byte over the decoder's limit", one, MLT, "too_large", "MUST-001",
+           (("max-size", str(len(one) - 1)),))
+    yield ("first-key-not-v", "a map whose first key is suite, not v",
+           _signed_raw(top, ("suite", "v", "hdr", "rcpt", "body", "sections", "sig")), MLT,
+           "malformed", "MUST-002", none)
+    yield ("eight-fields", "a map of eight fields (an extra key before sig)",
+           _signed_raw({**{k: v for k, v in top.items() if k != "sig"}, "x": 0, "sig": top["sig"]}),
+           MLT, "malformed", "MUST-010", none)
+    yield ("version-0", "version field 0", _resign_bytes(b"\x87\xa1v\x00" + one[4:]), MLT,
+           "unsupported_version", "MUST-003", none)
+    yield ("version-255", "version field 255 (uint8)",
+           _resign_bytes(b"\x87\xa1v\xcc\xff" + one[4:]), MLT, "unsupported_version", "MUST-003",
+           none)
+    yield ("version-uint8", "version 1 written as uint8 (0xcc 0x01), not as a fixint",
+           _resign_bytes(b"\x87\xa1v\xcc\x01" + one[4:]), MLT, "non_canonical", "MUST-004", none)
+    yield ("header-too-many-objects", "a header of 4,100 msgpack objects",
+           _hdr_raw(env, {**env.hdr, "x": [[0] * 1000 for _ in range(4)] + [list(range(90))]}),
+           MLT, "too_complex", "MUST-005", none)
     if suite == 1:
-        yield (
-            "envelope-too-many-objects",
-            "21,000 nils in nested arrays in place of rcpt",
-            _signed_raw({**top, "rcpt": [[None] * 1000 for _ in range(21)]}),
-            MLT,
-            "too_complex",
-            "MUST-005",
-            none,
-        )
-    yield (
-        "truncated",
-        "the last 10 bytes are missing",
-        one[:-10],
-        MLT,
-        "malformed",
-        "MUST-006",
-        none,
-    )
-    yield (
-        "trailing-bytes",
-        "one extra byte after the envelope",
-        one + b"\x00",
-        MLT,
-        "malformed",
-        "MUST-006",
-        none,
-    )
+        yield ("envelope-too-many-objects", "21,000 nils in nested arrays in place of rcpt",
+               _signed_raw({**top, "rcpt": [[None] * 1000 for _ in range(21)]}), MLT,
+               "too_complex", "MUST-005", none)
+    yield ("truncated", "the last 10 bytes are missing", one[:-10], MLT, "malformed", "MUST-006",
+           none)
+    yield ("trailing-bytes", "one extra byte after the envelope", one + b"\x00", MLT, "malformed",
+           "MUST-006", none)
     at = one.index(b"\xa4body") + 5
-    yield (
-        "never-used-byte",
-        "the body's bin header replaced by 0xc1, which msgpack never uses",
-        one[:at] + b"\xc1" + one[at + 1 :],
-        MLT,
-        "malformed",
-        "MUST-006",
-        none,
-    )
-    yield (
-        "header-extension",
-        "an extension type (code 5) in the header",
-        _hdr_raw(env, {**env.hdr, "x": msgpack.ExtType(5, b"abc")}),
-        MLT,
-        "malformed",
-        "MUST-007",
-        none,
-    )
+    yield ("never-used-byte", "the body's bin header replaced by 0xc1, which msgpack never uses",
+           one[:at] + b"\xc1" + one[at + 1 :], MLT, "malformed", "MUST-006", none)
+    yield ("header-extension", "an extension type (code 5) in the header",
+           _hdr_raw(env, {**env.hdr, "x": msgpack.ExtType(5, b"abc")}), MLT, "malformed",
+           "MUST-007", none)
     if suite == 1:
-        yield (
-            "header-timestamp",
-            "the msgpack timestamp extension in the header",
-            _hdr_raw(env, {**env.hdr, "x": msgpack.Timestamp(1, 0)}),
-            MLT,
-            "malformed",
-            "MUST-007",
-            none,
-        )
-        yield (
-            "header-array-1025",
-            "a header array of 1,025 items",
-            _hdr_raw(env, {**env.hdr, "x": [0] * 1025}),
-            MLT,
-            "malformed",
-            "MUST-008",
-            none,
-        )
-        yield (
-            "header-map-65",
-            "a header map of 65 entries",
-            _hdr_raw(env, {**env.hdr, "x": {f"k{i:02d}": 0 for i in range(65)}}),
-            MLT,
-            "malformed",
-            "MUST-008",
-            none,
-        )
-    yield (
-        "header-nested-9",
-        "a header value nested 9 levels deep",
-        _hdr_raw(env, {**env.hdr, "x": _deep(9)}),
-        MLT,
-        "malformed",
-        "MUST-008",
-        none,
-    )
-    yield (
-        "header-float",
-        "a float in the header",
-        _hdr_raw(env, {**env.hdr, "x": 1.5}),
-        MLT,
-        "malformed",
-        "MUST-009",
-        none,
-    )
+        yield ("header-timestamp", "the msgpack timestamp extension in the header",
+               _hdr_raw(env, {**env.hdr, "x": msgpack.Timestamp(1, 0)}), MLT, "malformed",
+               "MUST-007", none)
+        yield ("header-array-1025", "a header array of 1,025 items",
+               _hdr_raw(env, {**env.hdr, "x": [0] * 1025}), MLT, "malformed", "MUST-008", none)
+        yield ("header-map-65", "a header map of 65 entries",
+               _hdr_raw(env, {**env.hdr, "x": {f"k{i:02d}": 0 for i in range(65)}}), MLT,
+               "malformed", "MUST-008", none)
+    yield ("header-nested-9", "a header value nested 9 levels deep",
+           _hdr_raw(env, {**env.hdr, "x": _deep(9)}), MLT, "malformed", "MUST-008", none)
+    yield ("header-float", "a float in the header", _hdr_raw(env, {**env.hdr, "x": 1.5}), MLT,
+           "malformed", "MUST-009", none)
     if suite == 1:
-        yield (
-            "header-int-key",
-            "an integer map key in the header",
-            _signed_raw({**top, "hdr": {**env.hdr, "handling": {1: 0}}}),
-            MLT,
-            "malformed",
-            "MUST-009",
-            none,
-        )
-        yield (
-            "header-bytes",
-            "a byte string in the header",
-            _hdr_raw(env, {**env.hdr, "x": b"bytes"}),
-            MLT,
-            "malformed",
-            "MUST-009",
-            none,
-        )
-        yield (
-            "body-as-str",
-            "the body as a msgpack str, not bin",
-            _signed_raw({**top, "body": "x" * 40}),
-            MLT,
-            "malformed",
-            "MUST-010",
-            none,
-        )
-        yield (
-            "hdr-not-a-map",
-            "hdr is an array",
-            _signed_raw({**top, "hdr": [1, 2]}),
-            MLT,
-            "malformed",
-            "MUST-010",
-            none,
-        )
-    yield (
-        "fields-reordered",
-        "v first, but hdr before suite",
-        _signed_raw(top, ("v", "hdr", "suite", "rcpt", "body", "sections", "sig")),
-        MLT,
-        "malformed",
-        "MUST-010",
-        none,
-    )
+        yield ("header-int-key", "an integer map key in the header",
+               _signed_raw({**top, "hdr": {**env.hdr, "handling": {1: 0}}}), MLT, "malformed",
+               "MUST-009", none)
+        yield ("header-bytes", "a byte string in the header",
+               _hdr_raw(env, {**env.hdr, "x": b"bytes"}), MLT, "malformed", "MUST-009", none)
+        yield ("body-as-str", "the body as a msgpack str, not bin",
+               _signed_raw({**top, "body": "x" * 40}), MLT, "malformed", "MUST-010", none)
+        yield ("hdr-not-a-map", "hdr is an array", _signed_raw({**top, "hdr": [1, 2]}), MLT,
+               "malformed", "MUST-010", none)
+    yield ("fields-reordered", "v first, but hdr before suite",
+           _signed_raw(top, ("v", "hdr", "suite", "rcpt", "body", "sections", "sig")), MLT,
+           "malformed", "MUST-010", none)
     stanza = {**top["rcpt"][0], "x": 1}
-    yield (
-        "stanza-extra-key",
-        "a stanza with a fourth key",
-        _signed_raw({**top, "rcpt": [stanza]}),
-        MLT,
-        "malformed",
-        "MUST-010",
-        none,
-    )
+    yield ("stanza-extra-key", "a stanza with a fourth key",
+           _signed_raw({**top, "rcpt": [stanza]}), MLT, "malformed", "MUST-010", none)
     unknown = 0 if suite == 1 else 3
-    yield (
-        f"suite-{unknown}",
-        f"suite id {unknown}",
-        _signed_raw({**top, "suite": unknown}),
-        MLT,
-        "unsupported_suite",
-        "MUST-011",
-        none,
-    )
-    yield (
-        "stanza-short",
-        f"the stanza is {stanza_len - 1} bytes, one short",
-        g._resign(replace(env, rcpt=(replace(env.rcpt[0], enc=env.rcpt[0].enc[:-1]),))),
-        MLT,
-        "malformed",
-        "MUST-012",
-        none,
-    )
-    yield (
-        f"relabelled-suite-{other}",
-        f"a suite-{suite} envelope relabelled suite {other}, "
-        "re-signed: its stanzas have the other suite's length",
-        g._resign(replace(env, suite=other)),
-        MLT,
-        "malformed",
-        "MUST-012",
-        none,
-    )
-    yield (
-        "sig-63",
-        "a 63-byte signature",
-        _signed_raw({**top, "sig": top["sig"][:63]}),
-        MLT,
-        "malformed",
-        "MUST-013",
-        none,
-    )
-    yield (
-        "body-15",
-        "a body of 15 bytes, shorter than a tag",
-        g._resign(replace(env, body=env.body[:15])),
-        MLT,
-        "malformed",
-        "MUST-014",
-        none,
-    )
+    yield (f"suite-{unknown}", f"suite id {unknown}", _signed_raw({**top, "suite": unknown}), MLT,
+           "unsupported_suite", "MUST-011", none)
+    yield ("stanza-short", f"the stanza is {stanza_len - 1} bytes, one short",
+           g._resign(replace(env, rcpt=(replace(env.rcpt[0], enc=env.rcpt[0].enc[:-1]),))), MLT,
+           "malformed", "MUST-012", none)
+    yield (f"relabelled-suite-{other}", f"a suite-{suite} envelope relabelled suite {other}, "
+           "re-signed: its stanzas have the other suite's length",
+           g._resign(replace(env, suite=other)), MLT, "malformed", "MUST-012", none)
+    yield ("sig-63", "a 63-byte signature", _signed_raw({**top, "sig": top["sig"][:63]}), MLT,
+           "malformed", "MUST-013", none)
+    yield ("body-15", "a body of 15 bytes, shorter than a tag",
+           g._resign(replace(env, body=env.body[:15])), MLT, "malformed", "MUST-014", none)
     sec = env5.sections[0]
-    yield (
-        "section-15",
-        "a section of 15 bytes",
-        g._resign(replace(env5, sections=(replace(sec, body=sec.body[:15]),))),
-        MLT,
-        "malformed",
-        "MUST-014",
-        none,
-    )
+    yield ("section-15", "a section of 15 bytes",
+           g._resign(replace(env5, sections=(replace(sec, body=sec.body[:15]),))), MLT,
+           "malformed", "MUST-014", none)
     nine = [{"body": bytes(16), "id": f"s{i}", "rcpt": []} for i in range(9)]
-    yield (
-        "nine-sections",
-        "nine sections",
-        _signed_raw({**top, "sections": nine}),
-        MLT,
-        "malformed",
-        "MUST-015",
-        none,
-    )
+    yield ("nine-sections", "nine sections", _signed_raw({**top, "sections": nine}), MLT,
+           "malformed", "MUST-015", none)
     if suite == 1:
         many = [{"agency": f"AG-{i:03d}", "enc": bytes(80), "kid": "0" * 16} for i in range(257)]
-        yield (
-            "257-stanzas",
-            "257 stanzas in the body's list",
-            _signed_raw({**top, "rcpt": many}),
-            MLT,
-            "malformed",
-            "MUST-015",
-            none,
-        )
-    yield (
-        "header-unsorted",
-        "header map keys not sorted",
-        _hdr_raw(env, dict(reversed(list(env.hdr.items())))),
-        MLT,
-        "non_canonical",
-        "MUST-016",
-        none,
-    )
+        yield ("257-stanzas", "257 stanzas in the body's list", _signed_raw({**top, "rcpt": many}),
+               MLT, "malformed", "MUST-015", none)
+    yield ("header-unsorted", "header map keys not sorted",
+           _hdr_raw(env, dict(reversed(list(env.hdr.items())))), MLT, "non_canonical", "MUST-016",
+           none)
     rcpt5 = top5["rcpt"]
-    yield (
-        "stanzas-reordered",
-        "the first two stanzas swapped, re-signed",
-        _signed_raw({**top5, "rcpt": [rcpt5[1], rcpt5[0], *rcpt5[2:]]}),
-        "ESP-GC",
-        "non_canonical",
-        "MUST-016",
-        none,
-    )
-    yield (
-        "stanza-duplicated",
-        "the same stanza twice, re-signed",
-        _signed_raw({**top5, "rcpt": [rcpt5[0], *rcpt5]}),
-        "ESP-GC",
-        "non_canonical",
-        "MUST-016",
-        none,
-    )
-    yield (
-        "suite-uint8",
-        f"suite {suite} written as uint8, not as a fixint",
-        _resign_bytes(
-            one.replace(b"\xa5suite" + bytes([suite]), b"\xa5suite\xcc" + bytes([suite]), 1)
-        ),
-        MLT,
-        "non_canonical",
-        "MUST-016",
-        none,
-    )
-    yield (
-        "stanza-kid-str8",
-        "a stanza kid written as str8, not as a fixstr",
-        _resign_bytes(one.replace(b"\xa3kid\xb0", b"\xa3kid\xd9\x10", 1)),
-        MLT,
-        "non_canonical",
-        "MUST-016",
-        none,
-    )
-    yield (
-        "header-schema",
-        "validly signed header whose originator is not an agency id",
-        g._resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"})),
-        MLT,
-        "header_invalid",
-        "MUST-017",
-        none,
-    )
-    yield (
-        "header-unknown-field",
-        "validly signed header with a field the schema lacks",
-        g._resign(replace(env, hdr={**env.hdr, "colour": "blue"})),
-        MLT,
-        "header_invalid",
-        "MUST-017",
-        none,
-    )
-    yield (
-        "default-written-out",
-        "validly signed header that writes out priority routine",
-        g._resign(replace(env, hdr={**env.hdr, "kind": "alert", "priority": "routine"})),
-        MLT,
-        "non_canonical",
-        "MUST-018",
-        none,
-    )
+    yield ("stanzas-reordered", "the first two stanzas swapped, re-signed",
+           _signed_raw({**top5, "rcpt": [rcpt5[1], rcpt5[0], *rcpt5[2:]]}), "ESP-GC",
+           "non_canonical", "MUST-016", none)
+    yield ("stanza-duplicated", "the same stanza twice, re-signed",
+           _signed_raw({**top5, "rcpt": [rcpt5[0], *rcpt5]}), "ESP-GC", "non_canonical",
+           "MUST-016", none)
+    yield ("suite-uint8", f"suite {suite} written as uint8, not as a fixint", _resign_bytes(
+           one.replace(b"\xa5suite" + bytes([suite]), b"\xa5suite\xcc" + bytes([suite]), 1) ), MLT,
+           "non_canonical", "MUST-016", none)
+    yield ("stanza-kid-str8", "a stanza kid written as str8, not as a fixstr",
+           _resign_bytes(one.replace(b"\xa3kid\xb0", b"\xa3kid\xd9\x10", 1)), MLT, "non_canonical",
+           "MUST-016", none)
+    yield ("header-schema", "validly signed header whose originator is not an agency id",
+           g._resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"})), MLT,
+           "header_invalid", "MUST-017", none)
+    yield ("header-unknown-field", "validly signed header with a field the schema lacks",
+           g._resign(replace(env, hdr={**env.hdr, "colour": "blue"})), MLT, "header_invalid",
+           "MUST-017", none)
+    yield ("default-written-out", "validly signed header that writes out priority routine",
+           g._resign(replace(env, hdr={**env.hdr, "kind": "alert", "priority": "routine"})), MLT,
+           "non_canonical", "MUST-018", none)
     rel_to = ["group:med-coastal", "MLT-AFM"]
-    yield (
-        "header-list-unsorted",
-        "validly signed header whose rel_to is not sorted",
-        g._resign(replace(env, hdr=g._with_handling(env.hdr, rel_to=rel_to))),
-        MLT,
-        "non_canonical",
-        "MUST-018",
-        none,
-    )
+    yield ("header-list-unsorted", "validly signed header whose rel_to is not sorted",
+           g._resign(replace(env, hdr=g._with_handling(env.hdr, rel_to=rel_to))), MLT,
+           "non_canonical", "MUST-018", none)
     stray = replace(env.rcpt[0], agency=GRC)
-    yield (
-        "stanza-for-non-recipient",
-        "a second stanza for an agency not in recipients",
-        g._resign(replace(env, rcpt=(stray, env.rcpt[0]))),
-        MLT,
-        "malformed",
-        "MUST-019",
-        none,
-    )
-    yield (
-        "recipient-without-stanza",
-        "GRC-HCG listed as a recipient without a stanza",
-        g._resign(replace(env, hdr={**env.hdr, "recipients": [GRC, MLT]})),
-        MLT,
-        "malformed",
-        "MUST-019",
-        none,
-    )
-    yield (
-        "sections-differ",
-        "the header lists a section the envelope does not carry",
-        g._resign(replace(env5, sections=())),
-        MLT,
-        "malformed",
-        "MUST-019",
-        none,
-    )
+    yield ("stanza-for-non-recipient", "a second stanza for an agency not in recipients",
+           g._resign(replace(env, rcpt=(stray, env.rcpt[0]))), MLT, "malformed", "MUST-019", none)
+    yield ("recipient-without-stanza", "GRC-HCG listed as a recipient without a stanza",
+           g._resign(replace(env, hdr={**env.hdr, "recipients": [GRC, MLT]})), MLT, "malformed",
+           "MUST-019", none)
+    yield ("sections-differ", "the header lists a section the envelope does not carry",
+           g._resign(replace(env5, sections=())), MLT, "malformed", "MUST-019", none)
     if suite == 1:
         five_kids = tuple(replace(env.rcpt[0], kid=f"{i:016x}") for i in range(5))
-        yield (
-            "five-stanzas-one-agency",
-            "five stanzas for MLT-AFM",
-            g._resign(replace(env, rcpt=five_kids)),
-            MLT,
-            "malformed",
-            "MUST-019",
-            none,
-        )
+        yield ("five-stanzas-one-agency", "five stanzas for MLT-AFM",
+               g._resign(replace(env, rcpt=five_kids)), MLT, "malformed", "MUST-019", none)
     future = g.NOW_MS + 6 * 60 * 1000
-    yield (
-        "created-in-the-future",
-        "created 6 minutes ahead of now (5 tolerated)",
-        g._resign(replace(env, hdr={**env.hdr, "created": future})),
-        MLT,
-        "clock_skew",
-        "MUST-020",
-        none,
-    )
-    yield (
-        "unknown-kid",
-        "a signing kid no one holds",
-        g._resign(replace(env, hdr={**env.hdr, "kid": "00000000000000ff"})),
-        MLT,
-        "unknown_signer",
-        "MUST-021",
-        none,
-    )
-    yield (
-        "signer-expired",
-        "the signing key expired after created and before now",
-        one,
-        MLT,
-        "key_not_valid",
-        "MUST-022",
-        (("signer-not-after", str(g.NOW_MS - 100_000)),),
-    )
-    yield (
-        "signature-tampered",
-        "one bit of the signature flipped",
-        g._flip(one, len(one) - 1),
-        MLT,
-        "auth_failed",
-        "MUST-023",
-        none,
-    )
-    yield (
-        "body-tampered-unsigned",
-        "one bit of the body flipped, not re-signed",
-        g._flip(one, one.index(env.body) + 5),
-        MLT,
-        "auth_failed",
-        "MUST-023",
-        none,
-    )
-    yield (
-        "replayed",
-        "the id was already accepted",
-        one,
-        MLT,
-        "replayed",
-        "MUST-024",
-        (("seen", "true"),),
-    )
-    yield (
-        "no-match",
-        "the identity is not among the recipients",
-        one,
-        GRC,
-        "not_a_recipient",
-        "MUST-025",
-        none,
-    )
-    yield (
-        "section-withheld",
-        "the receiver's policy withholds the section wrapped for it",
-        five,
-        MLT,
-        "section_withheld",
-        "MUST-027",
-        (("withhold", "personal-data"),),
-    )
-    yield (
-        "body-tampered-resigned",
-        "one bit of the body flipped, then re-signed",
-        g._resign(replace(env, body=g._flip(env.body, 3))),
-        MLT,
-        "auth_failed",
-        "MUST-028",
-        none,
-    )
-    yield (
-        "section-tampered-resigned",
-        "one bit of the section flipped, then re-signed",
-        g._resign(replace(env5, sections=(replace(sec, body=g._flip(sec.body, 3)),))),
-        MLT,
-        "auth_failed",
-        "MUST-028",
-        none,
-    )
+    yield ("created-in-the-future", "created 6 minutes ahead of now (5 tolerated)",
+           g._resign(replace(env, hdr={**env.hdr, "created": future})), MLT, "clock_skew",
+           "MUST-020", none)
+    yield ("unknown-kid", "a signing kid no one holds",
+           g._resign(replace(env, hdr={**env.hdr, "kid": "00000000000000ff"})), MLT,
+           "unknown_signer", "MUST-021", none)
+    yield ("signer-expired", "the signing key expired after created and before now", one, MLT,
+           "key_not_valid", "MUST-022", (("signer-not-after", str(g.NOW_MS - 100_000)),))
+    yield ("signature-tampered", "one bit of the signature flipped", g._flip(one, len(one) - 1),
+           MLT, "auth_failed", "MUST-023", none)
+    yield ("body-tampered-unsigned", "one bit of the body flipped, not re-signed",
+           g._flip(one, one.index(env.body) + 5), MLT, "auth_failed", "MUST-023", none)
+    yield ("replayed", "the id was already accepted", one, MLT, "replayed", "MUST-024",
+           (("seen", "true"),))
+    yield ("no-match", "the identity is not among the recipients", one, GRC, "not_a_recipient",
+           "MUST-025", none)
+    yield ("section-withheld", "the receiver's policy withholds the section wrapped for it", five,
+           MLT, "section_withheld", "MUST-027", (("withhold", "personal-data"),))
+    yield ("body-tampered-resigned", "one bit of the body flipped, then re-signed",
+           g._resign(replace(env, body=g._flip(env.body, 3))), MLT, "auth_failed", "MUST-028",
+           none)
+    yield ("section-tampered-resigned", "one bit of the section flipped, then re-signed",
+           g._resign(replace(env5, sections=(replace(sec, body=g._flip(sec.body, 3)),))), MLT,
+           "auth_failed", "MUST-028", none)
     ours = env.rcpt[0]
-    yield (
-        "stanza-tampered-resigned",
-        "one bit of our stanza's sealed key flipped, re-signed",
-        g._resign(replace(env, rcpt=(replace(ours, enc=g._flip(ours.enc, len(ours.enc) - 20)),))),
-        MLT,
-        "auth_failed",
-        "MUST-028",
-        none,
-    )
+    yield ("stanza-tampered-resigned", "one bit of our stanza's sealed key flipped, re-signed",
+           g._resign(replace(env, rcpt=(replace(ours, enc=g._flip(ours.enc, -20)),))),
+           MLT, "auth_failed", "MUST-028", none)
     theirs = next(s for s in env5.rcpt if s.agency == MLT)
-    yield (
-        "stanza-from-another-envelope",
-        "our stanza from another envelope, re-signed",
-        g._resign(replace(env, rcpt=(theirs,))),
-        MLT,
-        "auth_failed",
-        "MUST-028",
-        none,
-    )
+    yield ("stanza-from-another-envelope", "our stanza from another envelope, re-signed",
+           g._resign(replace(env, rcpt=(theirs,))), MLT, "auth_failed", "MUST-028", none)
     body_stanza = next(s for s in env5.rcpt if s.agency == MLT)
-    yield (
-        "stanza-moved-to-section",
-        "the body's stanza copied into the section, re-signed",
-        g._resign(replace(env5, sections=(replace(sec, rcpt=(body_stanza,)),))),
-        MLT,
-        "auth_failed",
-        "MUST-028",
-        none,
-    )
-    yield (
-        "body-mismatch",
-        "the sealed report's priority differs from the header's",
-        _mismatched_report(suite),
-        MLT,
-        "body_mismatch",
-        "MUST-029",
-        (("check", "report"),),
-    )
-    yield (
-        "publish-subject",
-        "published on another category's subject",
-        one,
-        MLT,
-        "subject_mismatch",
-        "MUST-030",
-        (("subject", "plm.pub.ITA-GDF.alert.central-med.documents"), ("subject-role", "broker")),
-    )
-    yield (
-        "delivery-subject",
-        "delivered on another recipient's subject",
-        one,
-        MLT,
-        "subject_mismatch",
-        "MUST-031",
-        (("subject", "plm.dlv.GRC-HCG.ITA-GDF.alert.central-med.routes"), ("subject-role", "node")),
-    )
+    yield ("stanza-moved-to-section", "the body's stanza copied into the section, re-signed",
+           g._resign(replace(env5, sections=(replace(sec, rcpt=(body_stanza,)),))), MLT,
+           "auth_failed", "MUST-028", none)
+    yield ("body-mismatch", "the sealed report's priority differs from the header's",
+           _mismatched_report(suite), MLT, "body_mismatch", "MUST-029", (("check", "report"),))
+    yield ("publish-subject", "published on another category's subject", one, MLT,
+           "subject_mismatch", "MUST-030",
+           (("subject", "plm.pub.ITA-GDF.alert.central-med.documents"), ("subject-role", "broker")))
+    yield ("delivery-subject", "delivered on another recipient's subject", one, MLT,
+           "subject_mismatch", "MUST-031",
+           (("subject", "plm.dlv.GRC-HCG.ITA-GDF.alert.central-med.routes"),
+            ("subject-role", "node")))
+# fmt: on
 
 
 def _successes(suite: Suite, one: bytes, five: bytes) -> Iterator[g.Vector]:
