@@ -181,3 +181,17 @@ def test_split_der_reads_long_lengths_and_leaves_the_rest_to_the_parser() -> Non
 
     long = b"\x30\x81\x80" + bytes(128)
     assert [long, b"\x30\x01x", b"junk"] == keys._split_der(long + b"\x30\x01x" + b"junk")
+
+
+@pytest.mark.parametrize("length", [0, 80, 1120, 1167, 1169])
+def test_suite_2_stanza_of_any_other_length_is_malformed(length: int) -> None:
+    """A suite-2 stanza is exactly 1,168 bytes (MUST-012), checked before any key is used."""
+    from dataclasses import replace
+
+    from schemas.errors import MalformedEnvelope
+    from tests.envelope._factories import resign
+
+    env = decode(_seal(HYBRID, sections=False))
+    short = replace(env.rcpt[0], enc=bytes(length))
+    with pytest.raises(MalformedEnvelope, match="suite 2 stanzas are 1168"):
+        decode(resign(replace(env, rcpt=(short, *env.rcpt[1:]))))
