@@ -60,6 +60,9 @@ async def test_red_needs_suite_2_and_rotation_to_hybrid_loses_nothing(
     assert SUITE_X25519 == decode(before.data).suite
     with pytest.raises(InputError, match=r"requires suite 2 for TLP:RED.*keys rotate --pq"):
         await ita.publish(red, to=["MLT-AFM"])
+    # Requests are TLP:RED too: refused before sending, not dead-lettered at the broker.
+    with pytest.raises(InputError, match=r"requires suite 2 for TLP:RED.*keys rotate --pq"):
+        await ita.request("How many persons on board?", to="MLT-AFM")
     # Sealed before the rotation, published after it: must still open with the old key.
     during = seal_report(example("01"), ita.identity.signing, ["MLT-AFM"], ita.trust, ita.policy,
                          datetime.now(UTC))  # fmt: skip
@@ -77,6 +80,7 @@ async def test_red_needs_suite_2_and_rotation_to_hybrid_loses_nothing(
 
     # After: RED is sealed with suite 2 and delivered; so is AMBER, every key now being hybrid.
     sealed_red = await ita.publish(red, to=["MLT-AFM"])
+    asked = await ita.request("How many persons on board?", to="MLT-AFM")
     after = await ita.publish(example("01"), to=["MLT-AFM"])
     assert SUITE_MLKEM768_X25519 == decode(sealed_red.data).suite == decode(after.data).suite
 
@@ -86,7 +90,8 @@ async def test_red_needs_suite_2_and_rotation_to_hybrid_loses_nothing(
 
     async def judged() -> bool:
         stored = all(mlt.inbox.seen(s.header.id) for s in (before, during, sealed_red, after))
-        return stored and bool(await _dead_letters(ita, weak[0].id))
+        arrived = [asked.id] == [m["id"] for m in mlt.inbox.messages("request")]
+        return stored and arrived and bool(await _dead_letters(ita, weak[0].id))
 
     await wait_for(judged, within=60)
     [dead] = await _dead_letters(ita, weak[0].id)
