@@ -43,6 +43,12 @@ per-operation times (``time.perf_counter_ns`` batch means): median, p10 and p90 
 Headline ratios at 5 recipients: ``seal_speedup_vs_jose`` = JOSE seal / our seal,
 ``open_speedup_vs_jose`` = JOSE open / our open (medians), ``size_vs_jose`` = our bytes / JOSE
 bytes. Targets, reported and not asserted: seal >= 3x, open >= 4x, size <= 60%.
+
+**Suite 2** (post-quantum hybrid ML-KEM-768 + X25519, decision 0035), in the same rounds: the
+same recipients with hybrid keys (their X25519 part unchanged), so ``protocol.envelope.seal``
+picks suite 2; seal, open and bytes beside suite 1 and JOSE, and the cost of going
+post-quantum as suite 2 / suite 1 (``suite2_seal_cost``, ``suite2_open_cost``,
+``suite2_size_cost``).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from importlib import metadata
 from typing import Any, Final
 
 import msgpack
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from jwcrypto import jwe, jwk, jws
 
 from protocol import crypto
@@ -312,6 +319,14 @@ def measure(n: int, body: bytes, profile: Profile) -> dict[str, Any]:
     floor = OpenFloor(ours)
     if {ours.open(), peer.open(), peer.open_without_kid(), floor.parsed()} != {body}:
         raise SystemExit("round trip failed: nothing would be measured")
+    # Suite 2: the same agencies and X25519 keys, each with an ML-KEM-768 key beside it.
+    hybrid = [EncryptionKey(k.agency, k.private, MLKEM768PrivateKey.generate()) for k in keys]
+    ours2 = Palermo(signer, hybrid, body)
+    if _format.decode(ours2.sealed).suite != 2 or any(
+        open_envelope(ours2.sealed, [k], ours2.signers, now=datetime.now(UTC)).body != body
+        for k in hybrid
+    ):
+        raise SystemExit("suite 2 round trip failed: nothing would be measured")
 
     arms: dict[str, tuple[str, Callable[[], object]]] = {
         "ours_seal": ("seal", ours.seal),
@@ -321,6 +336,8 @@ def measure(n: int, body: bytes, profile: Profile) -> dict[str, Any]:
         "jose_open_without_kid": ("open", peer.open_without_kid),
         "floor_open_crypto": ("open", floor.crypto),
         "floor_open_parsed": ("open", floor.parsed),
+        "suite2_seal": ("seal", ours2.seal),
+        "suite2_open": ("open", ours2.open),
     }
     ops = {name: _calibrate(fn, profile) for name, (_, fn) in arms.items()}
     samples: dict[str, list[float]] = {name: [] for name in arms}
@@ -352,6 +369,13 @@ def measure(n: int, body: bytes, profile: Profile) -> dict[str, Any]:
         "open_ceiling_parsed": round(med["jose_open"] / med["floor_open_parsed"], 2),
         "size_ratio": round(len(ours.sealed) / len(peer.sealed), 3),
         "size_ratio_same_metadata": round(len(ours.sealed) / same_metadata, 3),
+        "suite2_bytes": len(ours2.sealed),
+        "suite2_seal_cost": round(med["suite2_seal"] / med["ours_seal"], 2),
+        "suite2_open_cost": round(med["suite2_open"] / med["ours_open"], 2),
+        "suite2_size_cost": round(len(ours2.sealed) / len(ours.sealed), 2),
+        "suite2_seal_vs_jose": round(med["jose_seal"] / med["suite2_seal"], 2),
+        "suite2_open_vs_jose": round(med["jose_open"] / med["suite2_open"], 2),
+        "suite2_size_vs_jose": round(len(ours2.sealed) / len(peer.sealed), 3),
     }
 
 
@@ -500,6 +524,45 @@ def _size_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+_SUITE2_COLUMNS: Final = (
+    "recipients",
+    "seal: suite 1",
+    "seal: suite 2",
+    "seal: JOSE",
+    "open: suite 1",
+    "open: suite 2",
+    "open: JOSE",
+    "bytes: suite 1",
+    "bytes: suite 2",
+    "bytes: JOSE",
+    "suite 2 / suite 1: seal, open, bytes",
+)
+
+
+def _suite2_cells(r: dict[str, Any], spread: bool = True) -> list[str]:
+    t = r["us"]
+    return [
+        str(r["recipients"]),
+        _us(t["ours_seal"], spread),
+        _us(t["suite2_seal"], spread),
+        _us(t["jose_seal"], spread),
+        _us(t["ours_open"], spread),
+        _us(t["suite2_open"], spread),
+        _us(t["jose_open"], spread),
+        f"{r['ours_bytes']:,}",
+        f"{r['suite2_bytes']:,}",
+        f"{r['jose_bytes']:,}",
+        f"{r['suite2_seal_cost']:.2f}×, {r['suite2_open_cost']:.2f}×, {r['suite2_size_cost']:.2f}×",
+    ]
+
+
+def suite2_markdown(result: dict[str, Any]) -> str:
+    """The "Suite 2" table of docs/benchmarks.md: post-quantum beside suite 1 and JOSE."""
+    lines = ["| " + " | ".join(_SUITE2_COLUMNS) + " |", "|" + " --- |" * len(_SUITE2_COLUMNS)]
+    lines += ["| " + " | ".join(_suite2_cells(r, spread=False)) + " |" for r in result["rows"]]
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The table and headline ratios for docs/benchmarks.md."""
     columns = (*_TIME_COLUMNS, *_SIZE_COLUMNS[:3])
@@ -510,6 +573,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     lines.append("")
     lines += [f"- {line}" for line in _headline_lines(result, bold="**")]
+    lines += ["", "Suite 2 (post-quantum hybrid), same rounds:", "", suite2_markdown(result)]
     return "\n".join(lines)
 
 
@@ -538,6 +602,9 @@ def text_report(result: dict[str, Any]) -> str:
             ),
             "",
             *(line.replace("`", "") for line in _headline_lines(result)),
+            "",
+            "Suite 2 (post-quantum hybrid ML-KEM-768 + X25519), same rounds:",
+            _text_table(_SUITE2_COLUMNS, [_suite2_cells(r) for r in rows]),
             "",
             f"python {m['python']} on {m['platform']}, {m['cpus']} CPUs, load {m['loadavg_1m']}, "
             f"{m['date']}, {result['elapsed_s']} s",

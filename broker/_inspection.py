@@ -15,7 +15,15 @@ from typing import Any, Protocol
 import structlog
 from nats.aio.msg import Msg
 
-from policies import Decision, decide_retraction, embargo_ahead, envelope_age, release_time
+from policies import (
+    Decision,
+    FederationRules,
+    decide_retraction,
+    embargo_ahead,
+    envelope_age,
+    release_time,
+    suite_refusal,
+)
 from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
 from protocol.transport import publish_subject
 from protocol.trust import TrustStore
@@ -37,6 +45,9 @@ class PolicyView(Protocol):
     """The broker's view of the signed federation policy and standing policies."""
 
     def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
+
+    @property
+    def rules(self) -> FederationRules: ...
 
 
 def _utc_now() -> datetime:
@@ -207,6 +218,8 @@ class _Inspection:
             return
         verified = outcome.unverified.verified
         header = verified.header
+        # Below the suite the federation requires (suite 2 for RED, say): refused to everyone.
+        weak = suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
         for recipient in header.recipients:
             if header.kind is Kind.RETRACTION:
                 # Membership only: the policy change that motivated a withdrawal must not be
@@ -221,6 +234,8 @@ class _Inspection:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
                 if problem is not None:
                     record = _refusal("section_wrapped_against_policy", problem)
+                elif weak is not None:
+                    record = _refusal(weak.code, weak.message)
             outcome.decisions[recipient] = record
             if record["decision"] == "allow":
                 outcome.allowed.append(recipient)

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from policies import required_suite
 from protocol.envelope import seal
 from protocol.transport import publish_subject
 from schemas import Category, EnvelopeHeader, Handling, Kind, Priority, Route, new_uuid7
@@ -78,7 +79,20 @@ class _Asking(_Status):
             if not decision.allowed:
                 reasons = "; ".join(r.message for r in decision.reasons)
                 raise InputError(f"policy does not let {to} receive this {kind.value}: {reasons}")
-        data = seal(header, json.dumps(content).encode(), self.identity.signing, [keys[0]])
+        # Requests and responses are TLP:RED: a federation may require suite 2 for them.
+        least, why = required_suite(self.policy.rules, header.handling)
+        if least > 1 and not keys[0].hybrid:
+            raise InputError(
+                f"{why}, and {to} has no hybrid ML-KEM-768 + X25519 key in the directory; it "
+                "must publish one (palermo keys rotate --pq) before it can receive this"
+            )
+        data = seal(
+            header,
+            json.dumps(content).encode(),
+            self.identity.signing,
+            [keys[0]],
+            suite=least if least > 1 else None,
+        )
         await self._publish(publish_subject(header), data, header.id, f"publish a {kind.value}")
         if kind is not Kind.RESPONSE:
             # Kept to follow: the deadline and answer of a request, the decision on a release

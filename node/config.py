@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from policies import DEFAULT_SUPPRESSION_K
-from protocol.keys import EncryptionKey, SigningKey, load_private_key
+from protocol.keys import EncryptionKey, HybridPrivateKey, SigningKey, load_private_key
 from protocol.settings import MAX_SOCKET, NatsSettings, is_loopback
 from schemas.errors import ConfigError
 
@@ -315,7 +315,9 @@ class NodeSettings(NatsSettings):
         decryption = []
         for path in self.encryption_keys:
             key = load_private_key(path, secret)
-            if not isinstance(key, X25519PrivateKey):
-                raise ConfigError(f"{path} is not an X25519 encryption key")
-            decryption.append(EncryptionKey(self.agency, key))
+            if not isinstance(key, X25519PrivateKey | HybridPrivateKey):
+                raise ConfigError(
+                    f"{path} is not an encryption key (X25519, or ML-KEM-768 + X25519)"
+                )
+            decryption.append(EncryptionKey.from_private(self.agency, key))
         return SigningKey(self.agency, signing), decryption

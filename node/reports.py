@@ -16,7 +16,16 @@ from typing import Any, Final
 import msgpack
 from pydantic import ValidationError
 
-from policies import Decision, Federation, Reason, check_disclosure, release_time
+from policies import (
+    SUITE_BELOW_POLICY,
+    Decision,
+    Federation,
+    FederationRules,
+    Reason,
+    check_disclosure,
+    release_time,
+    required_suite,
+)
 from protocol import crypto
 from protocol.envelope import Opened, seal
 from protocol.keys import PublicEncryptionKey, SigningKey
@@ -134,6 +143,7 @@ def seal_report(
                 # One partner's unusable key costs that partner this report, not everyone
                 # theirs: it is dropped from the envelope and reported like a policy denial.
                 decisions[agency] = Decision(agency, False, (Reason(NO_USABLE_KEY, problem),))
+    suite = _require_suite(policy.federation, report, keys, decisions)
     if not keys:
         reasons = "; ".join(
             f"{a}: {d.reasons[0].message}" for a, d in decisions.items() if d.reasons
@@ -147,8 +157,34 @@ def seal_report(
         )
         for sid, body in parts.section_bodies().items()
     }
-    data = seal(header, _pack(parts.main), signer, list(keys.values()), sections)
+    data = seal(header, _pack(parts.main), signer, list(keys.values()), sections, suite=suite)
     return SealedReport(header, data, decisions)
+
+
+def _require_suite(
+    federation: Federation | None,
+    report: Report,
+    keys: dict[str, PublicEncryptionKey],
+    decisions: dict[str, Decision],
+) -> int | None:
+    """Suite 2 if the federation requires it for this report (None: chosen from the keys).
+
+    A recipient without a hybrid key then loses this report, reported like a policy denial,
+    rather than costing every other recipient theirs; the broker would refuse a suite-1
+    envelope to all of them (decision 0035).
+    """
+    least, why = required_suite(
+        federation.rules if federation else FederationRules(), report.handling
+    )
+    if least == 1:
+        return None
+    for agency in [a for a, k in keys.items() if not k.hybrid]:
+        del keys[agency]
+        decisions[agency] = Decision(agency, False, (Reason(SUITE_BELOW_POLICY, (
+            f"{why}, and {agency} has no hybrid ML-KEM-768 + X25519 key in the directory; it "
+            "must publish one (palermo keys rotate --pq) before it can receive this"
+        )),))  # fmt: skip
+    return least
 
 
 def _draft(

@@ -42,12 +42,15 @@ from ._federation import (
 )
 from ._index import FederationIndex, MemberInfo, compile_federation
 from ._retraction import decide_retraction
+from ._suite import SUITE_BELOW_POLICY, SUITE_HYBRID, required_suite, suite_refusal
 from ._tearline import TEAR_LINE_REASONS, tear_line_candidates
 
 __all__ = [
     "CATALOGUE",
     "DEFAULT_SUPPRESSION_K",
     "OBLIGATIONS",
+    "SUITE_BELOW_POLICY",
+    "SUITE_HYBRID",
     "TEAR_LINE_REASONS",
     "TLP_RANK",
     "AgencyPolicy",
@@ -85,6 +88,8 @@ __all__ = [
     "may_forward",
     "obligations_for",
     "release_time",
+    "required_suite",
+    "suite_refusal",
     "suppress",
     "tear_line_candidates",
 ]

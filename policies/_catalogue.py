@@ -241,6 +241,7 @@ class ReasonCode(StrEnum):
     SECTION_POLICY = "section-policy"
     RETRACTION_INVALID = "retraction-invalid"
     RELEASE_INVALID = "release-invalid"
+    SUITE_BELOW_POLICY = "suite-below-policy"
 
 
 class AuditFlag(StrEnum):

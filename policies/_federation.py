@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import AgencyId, Category, Classification, CountryCode, EpochMillis
+from schemas import AgencyId, Category, Classification, CountryCode, EpochMillis, Tlp
 from schemas._types import GROUP_PREFIX, ReleaseTarget, Slug
 from schemas._validation import field_errors
 from schemas.errors import ConfigError
@@ -234,6 +234,20 @@ class FederationRules(BaseModel):
         description="Officer-console roles whose accounts must log in with a TOTP second "
         'factor on every node (e.g. ["release-authority", "administrator"]); an account '
         "holding one of them without TOTP cannot log in (decision 0026).",
+    )
+    # None (not an empty list) when unset, so that policies signed before these rules
+    # existed encode, and verify, exactly as before.
+    suite_2_for_tlp: list[Tlp] | None = Field(
+        default=None,
+        max_length=5,
+        description="TLP labels whose envelopes must be sealed with suite 2 (post-quantum "
+        'hybrid ML-KEM-768 + X25519), e.g. ["RED"]; the broker refuses them under suite 1 '
+        "(decision 0035).",
+    )
+    suite_2_for_classification: list[Classification] | None = Field(
+        default=None,
+        max_length=4,
+        description="Classification levels whose envelopes must be sealed with suite 2.",
     )
 
 

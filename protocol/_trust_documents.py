@@ -22,6 +22,8 @@ from schemas.errors import SignatureInvalid, TrustError, UnknownIssuer
 ROOT: Final[str] = "federation-root"
 _DOMAIN: Final[str] = "palermo/v1/trust/{kind}\x00"
 Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+HexMlkem768 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2368}$")]
+"""An ML-KEM-768 encapsulation key (1,184 bytes) in hex."""
 MAX_BUNDLE_KEYS: Final[int] = 8
 MAX_REVOCATIONS: Final[int] = 10_000
 # How long a revocation list is current after it is signed (its ``next_update``) unless the
@@ -85,14 +87,23 @@ class MembershipCertificate(_Doc):
 
 
 class EncryptionKeyEntry(_Doc):
+    """One key of a bundle: X25519, or hybrid with ``mlkem768`` beside it (suite 2, decision
+    0035). A hybrid key's kid covers both parts; ``mlkem768`` is left out when absent, so
+    bundles signed before it existed verify as before."""
+
     kid: KeyId
     x25519: Hex32
+    mlkem768: HexMlkem768 | None = None
     not_before: EpochMillis
     not_after: EpochMillis
 
     @property
     def public(self) -> PublicEncryptionKey:
-        return PublicEncryptionKey.from_raw("", bytes.fromhex(self.x25519))
+        return self.key_for("")
+
+    def key_for(self, agency: str) -> PublicEncryptionKey:
+        mlkem = None if self.mlkem768 is None else bytes.fromhex(self.mlkem768)
+        return PublicEncryptionKey.from_raw(agency, bytes.fromhex(self.x25519), mlkem)
 
 
 class KeyBundle(_Doc):
@@ -112,7 +123,11 @@ def bundle_for(
     start = now - timedelta(minutes=5)
     entries = [
         EncryptionKeyEntry(
-            kid=k.kid, x25519=k.raw.hex(), not_before=start, not_after=now + timedelta(days=days)
+            kid=k.kid,
+            x25519=k.raw.hex(),
+            mlkem768=None if k.mlkem_raw is None else k.mlkem_raw.hex(),
+            not_before=start,
+            not_after=now + timedelta(days=days),
         )
         for k in keys
     ]

@@ -6,7 +6,10 @@ Suite 1 (the v1 default):
   AES-256-GCM, single-shot;
 - content: AES-256-GCM under a key derived from a fresh 32-byte content key.
 
-Suite 2 replaces the KEM with the hybrid ML-KEM-768 + X25519 of ``cryptography.hpke``.
+Suite 2 replaces the KEM with the hybrid ML-KEM-768 + X25519 (X-Wing, HPKE KEM 0x647A) of
+``cryptography.hpke``; sealing and opening both take ``cryptography``'s own randomized path
+(it accepts no injected randomness for ML-KEM; the vector generator has its own deterministic
+encapsulation, checked by opening here: docs/decisions/0035-suite-2-hybrid.md).
 
 Ed25519 and the X25519 of HPKE sealing run on libsodium (PyNaCl); AES-GCM, key files and HPKE
 opening on ``cryptography`` (OpenSSL). Ed25519 is deterministic, so both libraries give the same
@@ -40,14 +43,18 @@ from nacl.exceptions import BadSignatureError
 __all__ = [
     "AEAD_TAG_LEN",
     "CONTENT_KEY_LEN",
+    "HPKE_HYBRID_STANZA_LEN",
     "HPKE_X25519_STANZA_LEN",
+    "MLKEM768_PUBLIC_LEN",
     "AuthError",
     "LowOrderKey",
     "aead_open",
     "aead_seal",
     "derive_part_key",
     "digest",
+    "hpke_open_hybrid",
     "hpke_open_x25519",
+    "hpke_seal_hybrid",
     "hpke_seal_x25519",
     "hpke_seal_x25519_many",
     "key_id",
@@ -63,6 +70,11 @@ X25519_LEN: Final[int] = 32
 # enc (32) || AES-256-GCM(content key (32)) with its tag (16)
 HPKE_X25519_STANZA_LEN: Final[int] = X25519_LEN + CONTENT_KEY_LEN + AEAD_TAG_LEN
 
+# Suite 2: the X-Wing enc is the ML-KEM-768 ciphertext (1,088) || the X25519 ephemeral (32).
+MLKEM768_PUBLIC_LEN: Final[int] = 1184
+HYBRID_ENC_LEN: Final[int] = 1088 + X25519_LEN
+HPKE_HYBRID_STANZA_LEN: Final[int] = HYBRID_ENC_LEN + CONTENT_KEY_LEN + AEAD_TAG_LEN
+
 # RFC 9180 identifiers for suite 1.
 _KEM_ID: Final[bytes] = (0x0020).to_bytes(2, "big")  # DHKEM(X25519, HKDF-SHA256)
 _KDF_ID: Final[bytes] = (0x0001).to_bytes(2, "big")  # HKDF-SHA256
@@ -73,6 +85,7 @@ _MODE_BASE: Final[bytes] = b"\x00"
 _ZERO_NONCE: Final[bytes] = bytes(12)
 
 _SUITE1: Final = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_SUITE2: Final = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 
 class LowOrderKey(ValueError):
@@ -212,6 +225,27 @@ def hpke_open_x25519(identity: X25519PrivateKey, info: bytes, sealed: bytes) -> 
         raise AuthError("stanza length")
     try:
         return _SUITE1.decrypt(sealed, identity, info=info)
+    except (InvalidTag, ValueError) as exc:
+        raise AuthError("stanza") from exc
+
+
+def hpke_seal_hybrid(
+    recipient: hpke.MLKEM768X25519PublicKey, info: bytes, plaintext: bytes
+) -> bytes:
+    """Suite 2: ``cryptography``'s RFC 9180 single-shot seal with X-Wing; ``enc || ct``.
+
+    An ML-KEM ciphertext is bound to one recipient key, so nothing is shared between stanzas;
+    the randomness is drawn inside ``cryptography`` (production never fixes it).
+    """
+    return _SUITE2.encrypt(plaintext, recipient, info=info)
+
+
+def hpke_open_hybrid(identity: hpke.MLKEM768X25519PrivateKey, info: bytes, sealed: bytes) -> bytes:
+    """Open a suite-2 ``enc || ct`` with ``cryptography``'s RFC 9180 implementation."""
+    if len(sealed) != HPKE_HYBRID_STANZA_LEN:
+        raise AuthError("stanza length")
+    try:
+        return _SUITE2.decrypt(sealed, identity, info=info)
     except (InvalidTag, ValueError) as exc:
         raise AuthError("stanza") from exc
 

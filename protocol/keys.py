@@ -18,26 +18,35 @@ import binascii
 import json
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from schemas.errors import KeyFileError
 
-from .crypto import key_id
+from ._key_types import (
+    EncryptionKey,
+    HybridPrivateKey,
+    PrivateKey,
+    PublicEncryptionKey,
+    PublicSigningKey,
+    SigningKey,
+)
 
 __all__ = [
     "DEFAULT_KDF",
     "ENCRYPTED_KEY_FORMAT",
     "EncryptionKey",
+    "HybridPrivateKey",
     "KdfParams",
     "KeyCard",
     "PublicEncryptionKey",
@@ -96,89 +105,6 @@ _KEY_FILE_AAD: Final[bytes] = b"palermo/v1/key-file\x00"
 _LEGACY_PEM: Final[bytes] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
-@dataclass(frozen=True, slots=True)
-class PublicSigningKey:
-    """An agency's Ed25519 verification key."""
-
-    agency: str
-    key: Ed25519PublicKey = field(repr=False)
-    kid: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kid", key_id(self.raw))
-
-    @property
-    def raw(self) -> bytes:
-        return self.key.public_bytes_raw()
-
-    @classmethod
-    def from_raw(cls, agency: str, raw: bytes) -> PublicSigningKey:
-        return cls(agency, Ed25519PublicKey.from_public_bytes(raw))
-
-
-@dataclass(frozen=True, slots=True)
-class PublicEncryptionKey:
-    """An agency's X25519 key that senders wrap content keys to."""
-
-    agency: str
-    key: X25519PublicKey = field(repr=False)
-    kid: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kid", key_id(self.raw))
-
-    @property
-    def raw(self) -> bytes:
-        return self.key.public_bytes_raw()
-
-    @classmethod
-    def from_raw(cls, agency: str, raw: bytes) -> PublicEncryptionKey:
-        return cls(agency, X25519PublicKey.from_public_bytes(raw))
-
-
-@dataclass(frozen=True, slots=True)
-class SigningKey:
-    """An agency's Ed25519 signing key. Its repr never shows key material."""
-
-    agency: str
-    private: Ed25519PrivateKey = field(repr=False)
-    public: PublicSigningKey = field(init=False, repr=False, compare=False)
-    kid: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Computed once: key ids are looked up for every envelope opened or sealed.
-        public = PublicSigningKey(self.agency, self.private.public_key())
-        object.__setattr__(self, "public", public)
-        object.__setattr__(self, "kid", public.kid)
-
-    @classmethod
-    def generate(cls, agency: str) -> SigningKey:
-        return cls(agency, Ed25519PrivateKey.generate())
-
-
-@dataclass(frozen=True, slots=True)
-class EncryptionKey:
-    """An agency's X25519 decryption key. Its repr never shows key material."""
-
-    agency: str
-    private: X25519PrivateKey = field(repr=False)
-    public: PublicEncryptionKey = field(init=False, repr=False, compare=False)
-    kid: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Computed once: key ids are looked up for every envelope opened or sealed.
-        public = PublicEncryptionKey(self.agency, self.private.public_key())
-        object.__setattr__(self, "public", public)
-        object.__setattr__(self, "kid", public.kid)
-
-    @classmethod
-    def generate(cls, agency: str) -> EncryptionKey:
-        return cls(agency, X25519PrivateKey.generate())
-
-
-PrivateKey = Ed25519PrivateKey | X25519PrivateKey
-
-
 def save_private_key(
     path: Path,
     key: PrivateKey,
@@ -198,17 +124,9 @@ def _serialise(key: PrivateKey, passphrase: bytes | None, kdf: KdfParams) -> byt
     if passphrase is not None and not passphrase:
         raise KeyFileError("an empty passphrase would leave the key unencrypted; give one or none")
     if passphrase is None:
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return b"".join(_pkcs8(part, serialization.Encoding.PEM) for part in _parts(key))
     kdf.check()
-    der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    der = b"".join(_pkcs8(part, serialization.Encoding.DER) for part in _parts(key))
     salt, nonce = os.urandom(KDF_SALT_LEN), os.urandom(AEAD_NONCE_LEN)
     header: dict[str, Any] = {
         "format": ENCRYPTED_KEY_FORMAT,
@@ -224,6 +142,52 @@ def _serialise(key: PrivateKey, passphrase: bytes | None, kdf: KdfParams) -> byt
     sealed = AESGCM(_derive(passphrase, salt, kdf)).encrypt(nonce, der, _aad(header))
     document = {**header, "nonce": _b64(nonce), "ciphertext": _b64(sealed)}
     return (json.dumps(document, indent=2) + "\n").encode()
+
+
+def _parts(
+    key: PrivateKey,
+) -> tuple[Ed25519PrivateKey | X25519PrivateKey | MLKEM768PrivateKey, ...]:
+    # A hybrid key is its X25519 PKCS#8 key followed by its ML-KEM-768 one, in one file.
+    return (key.x25519, key.mlkem) if isinstance(key, HybridPrivateKey) else (key,)
+
+
+def _pkcs8(
+    key: Ed25519PrivateKey | X25519PrivateKey | MLKEM768PrivateKey, encoding: serialization.Encoding
+) -> bytes:
+    return key.private_bytes(
+        encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _split_der(der: bytes) -> list[bytes]:
+    """Consecutive DER SEQUENCEs (a hybrid key file holds two); the rest is left to the parser."""
+    parts: list[bytes] = []
+    while der:
+        if len(der) < 2 or der[0] != 0x30:
+            return [*parts, der]
+        size, head = der[1], 2
+        if size & 0x80:
+            count = size & 0x7F
+            size, head = int.from_bytes(der[2 : 2 + count], "big"), 2 + count
+        parts.append(der[: head + size])
+        der = der[head + size :]
+    return parts
+
+
+def _combine(path: Path, keys: list[Any]) -> Any:
+    """One key, or the X25519 + ML-KEM-768 pair of a hybrid key file."""
+    if len(keys) == 1:
+        return keys[0]
+    if (
+        len(keys) == 2
+        and isinstance(keys[0], X25519PrivateKey)
+        and isinstance(keys[1], MLKEM768PrivateKey)
+    ):
+        return HybridPrivateKey(keys[0], keys[1])
+    raise KeyFileError(
+        f"{path} holds {len(keys)} keys; a hybrid key file holds an X25519 key then an "
+        "ML-KEM-768 key"
+    )
 
 
 def _create_exclusive(path: Path, data: bytes) -> None:
@@ -288,8 +252,11 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
                 reason="passphrase-protected with PKCS#8 PBKDF2 (2,048 iterations)",
                 fix=f"palermo keys migrate {path} --passphrase-env VAR",
             )
-    if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
-        raise KeyFileError(f"{path} holds a {type(key).__name__}; Palermo uses Ed25519 and X25519")
+    if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey | HybridPrivateKey):
+        raise KeyFileError(
+            f"{path} holds a {type(key).__name__}; Palermo uses Ed25519 and X25519 (and "
+            "ML-KEM-768 + X25519 hybrid keys)"
+        )
     return key
 
 
@@ -342,8 +309,11 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def _load_pem(path: Path, data: bytes, passphrase: bytes | None) -> Any:
+    blocks = [b"-----BEGIN" + b for b in data.split(b"-----BEGIN")[1:]] or [data]
     try:
-        return serialization.load_pem_private_key(data, password=passphrase)
+        return _combine(
+            path, [serialization.load_pem_private_key(b, password=passphrase) for b in blocks]
+        )
     except TypeError as exc:
         raise KeyFileError(f"cannot load {path}: {_passphrase_hint(passphrase)}") from exc
     except ValueError as exc:
@@ -397,7 +367,9 @@ def _open_container(path: Path, data: bytes, passphrase: bytes | None) -> Any:
     except InvalidTag as exc:
         raise KeyFileError(f"cannot load {path}: wrong passphrase, or a modified file") from exc
     try:
-        return serialization.load_der_private_key(der, password=None)
+        return _combine(
+            path, [serialization.load_der_private_key(d, password=None) for d in _split_der(der)]
+        )
     except ValueError as exc:
         raise KeyFileError(f"{bad}: the sealed key is not PKCS#8") from exc
 

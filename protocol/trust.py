@@ -23,7 +23,6 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
-from protocol import crypto
 from protocol._trust_documents import (
     MAX_BUNDLE_KEYS,
     REVOCATION_LIST_VALIDITY,
@@ -155,7 +154,14 @@ class TrustStore:
                 f"key bundle seq {bundle.seq} for {bundle.agency} is not newer than {current.seq}"
             )
         for entry in bundle.keys:
-            if crypto.key_id(bytes.fromhex(entry.x25519)) != entry.kid:
+            try:
+                key = entry.key_for(bundle.agency)
+            except ValueError as exc:  # an ML-KEM key cryptography refuses to load
+                raise TrustError(
+                    f"key bundle for {bundle.agency}: encryption key {entry.kid} is not a valid "
+                    f"ML-KEM-768 key: {exc}"
+                ) from exc
+            if key.kid != entry.kid:
                 raise TrustError(f"key bundle for {bundle.agency}: kid {entry.kid} does not match")
             unusable = _unusable_x25519(bytes.fromhex(entry.x25519))
             if unusable is not None:
@@ -366,7 +372,7 @@ class TrustStore:
             if e.not_before <= at < e.not_after and self.revoked(agency, e.kid, at) is None
         ]
         valid.sort(key=lambda e: e.not_before, reverse=True)
-        return [PublicEncryptionKey.from_raw(agency, bytes.fromhex(e.x25519)) for e in valid]
+        return [e.key_for(agency) for e in valid]
 
     def add(self, signed: Mapping[str, Any]) -> BaseModel:
         """Verify and hold any trust document, by its kind."""

@@ -23,6 +23,7 @@ from policies import (
     Decision,
     Federation,
     FederationIndex,
+    FederationRules,
     Reason,
     compile_federation,
     decide,
@@ -109,6 +110,11 @@ class PolicyStore:
             self.rejected[key] = exc.reason
             return
         self.rejected.pop(key, None)
+
+    @property
+    def rules(self) -> FederationRules:
+        """The federation-wide rules in force (the defaults until a policy is held)."""
+        return self.federation.rules if self.federation is not None else FederationRules()
 
     def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision:
         if self.index is None:

@@ -258,24 +258,37 @@ def subscribe(
     asyncio.run(go())
 
 
+PqOption = Annotated[
+    bool,
+    typer.Option(
+        "--pq",
+        help="A hybrid ML-KEM-768 + X25519 key: envelopes to this agency can then be sealed with "
+        "the post-quantum suite 2 (docs/decisions/0035-suite-2-hybrid.md).",
+    ),
+]
+
+
 def rotate(
     config: ConfigOption,
     overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
+    pq: PqOption = False,
 ) -> None:
     """Rotate the node's encryption key with overlap: publish a new key bundle in which the new
     key comes first and the old ones stay valid for the overlap.
 
     Writes the new private key (0600) next to the current one; put its path first in
-    ``encryption_keys`` of node.toml and keep the old ones until the overlap ends.
+    ``encryption_keys`` of node.toml and keep the old ones until the overlap ends. ``--pq``
+    makes the new key hybrid (ML-KEM-768 + X25519); the old X25519 keys stay listed for the
+    overlap, so nothing sealed to them is lost.
 
-    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
+    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7 --pq
     """
     from protocol.keys import EncryptionKey, save_private_key
 
     from ..config import NodeSettings
 
     settings = NodeSettings.load(config)
-    new = EncryptionKey.generate(settings.agency)
+    new = EncryptionKey.generate(settings.agency, pq=pq)
     secret = (
         settings.key_passphrase.get_secret_value().encode() if settings.key_passphrase else None
     )
@@ -285,21 +298,24 @@ def rotate(
         async with _node(config) as node:
             return await node.rotate_keys(new, overlap_days=overlap_days)
 
-    save_private_key(path, new.private, secret)  # before publishing: never a bundle without a key
+    save_private_key(path, new.private_key(), secret)  # before publishing: never a bundle w/o key
     bundle = asyncio.run(go())
-    out_console.print(f"key bundle {bundle.seq} published: new key {new.kid} at {path}")
+    kind = "hybrid ML-KEM-768 + X25519 key" if pq else "key"
+    out_console.print(f"key bundle {bundle.seq} published: new {kind} {new.kid} at {path}")
     out_console.print(f"add it first in encryption_keys of {config}; keep the old keys for now")
 
 
 def rotate_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.toml.")],
     overlap_days: Annotated[int, typer.Option(min=0, max=90, help="Keep old keys listed.")] = 7,
+    pq: PqOption = False,
 ) -> None:
-    """Rotate the node's encryption key with overlap (a new signed key bundle in the directory).
+    """Rotate the node's encryption key with overlap (a new signed key bundle in the directory);
+    ``--pq``: to a hybrid post-quantum key.
 
-    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7
+    Example: palermo keys rotate --config mlt.node.toml --overlap-days 7 --pq
     """
-    rotate(config, overlap_days)
+    rotate(config, overlap_days, pq)
 
 
 def import_reports(

@@ -301,13 +301,21 @@ def agency_init(
     ),
     key_days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
     passphrase_env: PassphraseEnv = None,
+    pq: Annotated[
+        bool,
+        typer.Option(
+            "--pq",
+            help="Make the encryption key hybrid ML-KEM-768 + X25519, so that partners can seal "
+            "to this agency with the post-quantum suite 2 (decision 0035).",
+        ),
+    ] = False,
 ) -> None:
     """Create an agency's keys, its signed membership request and its first key bundle.
 
-    Example: palermo agency init MLT-AFM --name "Armed Forces of Malta" --country MLT
+    Example: palermo agency init MLT-AFM --name "Armed Forces of Malta" --country MLT --pq
     """
     passphrase = passphrase_from_env(passphrase_env)
-    signing, enc = SigningKey.generate(agency), EncryptionKey.generate(agency)
+    signing, enc = SigningKey.generate(agency), EncryptionKey.generate(agency, pq=pq)
     request = MembershipRequest(
         agency=agency,
         name=name,
@@ -319,7 +327,7 @@ def agency_init(
     bundle = bundle_for(agency, [enc.public], now=now, days=key_days)
     dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # only once every input is valid
     save_private_key(dir / f"{agency}.sign.pem", signing.private, passphrase)
-    save_private_key(dir / f"{agency}.enc.{enc.kid}.pem", enc.private, passphrase)
+    save_private_key(dir / f"{agency}.enc.{enc.kid}.pem", enc.private_key(), passphrase)
     write_json(dir / f"{agency}.request.json", sign_document(request, signing, agency))
     write_json(dir / f"{agency}.bundle.json", sign_document(bundle, signing, agency))
     out_console.print(

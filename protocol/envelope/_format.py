@@ -31,6 +31,8 @@ __all__ = [
     "MAX_SECTIONS",
     "MAX_STANZAS",
     "SUITES",
+    "SUITE_MLKEM768_X25519",
+    "SUITE_X25519",
     "VERSION",
     "Envelope",
     "Section",
@@ -45,9 +47,8 @@ __all__ = [
 VERSION: Final[int] = 1
 SUITE_X25519: Final[int] = 1
 SUITE_MLKEM768_X25519: Final[int] = 2
-# Suite 2 (hybrid post-quantum) has its id and stanza length reserved but is not enabled yet:
-# accepting envelopes we cannot open would turn a clear refusal into a confusing auth failure.
-SUITES: Final[frozenset[int]] = frozenset({SUITE_X25519})
+# Suite 2: hybrid post-quantum ML-KEM-768 + X25519 (docs/decisions/0035-suite-2-hybrid.md).
+SUITES: Final[frozenset[int]] = frozenset({SUITE_X25519, SUITE_MLKEM768_X25519})
 # Exact stanza lengths per suite: enc || AES-256-GCM(32-byte content key) with tag.
 STANZA_ENC_LEN: Final[dict[int, int]] = {
     SUITE_X25519: 32 + 48,

@@ -18,7 +18,6 @@ from typing import Final, Protocol
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
 from schemas import EnvelopeHeader
@@ -28,7 +27,6 @@ from schemas.errors import (
     EnvelopeTooLarge,
     HeaderInvalid,
     InputError,
-    KeyNotValid,
     MalformedEnvelope,
     NonCanonicalEncoding,
     NotARecipient,
@@ -41,6 +39,7 @@ from .. import crypto
 from ..keys import EncryptionKey, PublicEncryptionKey, PublicSigningKey, SigningKey
 from ._format import (
     DEFAULT_MAX_ENVELOPE_BYTES,
+    SUITE_MLKEM768_X25519,
     SUITE_X25519,
     VERSION,
     Envelope,
@@ -52,6 +51,16 @@ from ._format import (
     encode,
     signed_prefix,
 )
+from ._wrap import (
+    INFO_STANZA as INFO_STANZA,
+)
+from ._wrap import (
+    _Randomness,
+    _section_part,
+    _stanza_info,
+    _wrap,
+    choose_suite,
+)
 
 __all__ = [
     "DEFAULT_MAX_CLOCK_SKEW_MS",
@@ -61,6 +70,7 @@ __all__ = [
     "Unverified",
     "Verified",
     "check_signature",
+    "choose_suite",
     "inspect_envelope",
     "open_envelope",
     "open_verified",
@@ -70,7 +80,6 @@ __all__ = [
 
 DOMAIN_SIGNATURE: Final[bytes] = b"palermo/v1/envelope-signature\x00"
 DOMAIN_HEADER: Final[bytes] = b"palermo/v1/header\x00"
-INFO_STANZA: Final[bytes] = b"palermo/v1/stanza\x00"
 PART_BODY: Final[bytes] = b"body"
 DEFAULT_MAX_CLOCK_SKEW_MS: Final[int] = 5 * 60 * 1000
 MAX_STANZAS_PER_AGENCY: Final[int] = 4
@@ -135,58 +144,6 @@ def header_digest(hdr: Mapping[str, object], *, hdr_sorted: bool = False) -> byt
     return crypto.digest(DOMAIN_HEADER, packed)
 
 
-def _stanza_info(envelope_id: bytes, agency: str, kid: str, part: bytes) -> bytes:
-    # Binds a wrapped key to one envelope, one recipient and one part: a stanza cannot be moved
-    # to another envelope, another recipient's slot or another section.
-    return b"\x00".join([INFO_STANZA + envelope_id, agency.encode(), kid.encode(), part])
-
-
-def _section_part(section_id: str) -> bytes:
-    return b"section:" + section_id.encode()
-
-
-@dataclass
-class _Randomness:
-    """Where sealing draws randomness; the vector generator fixes it, production does not."""
-
-    content_keys: list[bytes] = field(default_factory=list)
-    ephemerals: list[X25519PrivateKey] = field(default_factory=list)
-
-    def content_key(self) -> bytes:
-        return self.content_keys.pop(0) if self.content_keys else crypto.random_bytes(32)
-
-    def ephemeral(self) -> X25519PrivateKey | None:
-        return self.ephemerals.pop(0) if self.ephemerals else None
-
-
-def _wrap(
-    rand: _Randomness,
-    envelope_id: bytes,
-    part: bytes,
-    hdr_hash: bytes,
-    plaintext: bytes,
-    recipients: Sequence[PublicEncryptionKey],
-) -> tuple[tuple[Stanza, ...], bytes]:
-    content_key = rand.content_key()
-    ordered = sorted(recipients, key=lambda r: (r.agency, r.kid))
-    # One ephemeral key per part, shared by its stanzas (docs/decisions/0012).
-    try:
-        wrapped = crypto.hpke_seal_x25519_many(
-            [(r.key, _stanza_info(envelope_id, r.agency, r.kid, part)) for r in ordered],
-            content_key,
-            rand.ephemeral(),
-        )
-    except crypto.LowOrderKey as exc:
-        bad = next(r for r in ordered if r.raw == exc.public)
-        raise KeyNotValid(
-            f"encryption key {bad.kid} of {bad.agency} is a low-order X25519 point and cannot "
-            f"be sealed to; {bad.agency} must publish a new key bundle"
-        ) from exc
-    stanzas = tuple(Stanza(r.agency, r.kid, enc) for r, enc in zip(ordered, wrapped, strict=True))
-    key = crypto.derive_part_key(content_key, envelope_id, part)
-    return stanzas, crypto.aead_seal(key, plaintext, hdr_hash + b"\x00" + part)
-
-
 def seal(
     header: EnvelopeHeader,
     body: bytes,
@@ -195,14 +152,24 @@ def seal(
     sections: Mapping[str, tuple[bytes, Sequence[PublicEncryptionKey]]] | None = None,
     *,
     max_size: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    suite: int | None = None,
     _randomness: _Randomness | None = None,
 ) -> bytes:
     """Sign and encrypt ``body`` (and each section) for the given recipient keys.
 
     The header must already name exactly these recipients and sections: the envelope is
-    self-consistent or it is not produced at all.
+    self-consistent or it is not produced at all. ``suite``: None picks suite 2 when every key
+    is hybrid, else suite 1 (:func:`choose_suite`); 1 seals to the X25519 part of hybrid keys
+    too; 2 refuses if a key is not hybrid.
     """
     sections = sections or {}
+    everyone = [*recipients, *(k for _, readers in sections.values() for k in readers)]
+    if suite is None:
+        suite = choose_suite(everyone)
+    elif suite not in (SUITE_X25519, SUITE_MLKEM768_X25519):
+        raise InputError(f"suite {suite} does not exist; envelope v1 has suites 1 and 2")
+    else:
+        choose_suite(everyone, suite)
     if (header.originator, header.kid) != (signer.agency, signer.kid):
         raise InputError(
             f"header says originator {header.originator} key {header.kid}, but the signing key "
@@ -223,16 +190,18 @@ def seal(
     envelope_id = uuid.UUID(header.id).bytes
     hdr = _canon(header.to_wire())
     hdr_hash = header_digest(hdr, hdr_sorted=True)
-    rcpt, sealed_body = _wrap(rand, envelope_id, PART_BODY, hdr_hash, body, recipients)
+    rcpt, sealed_body = _wrap(rand, suite, envelope_id, PART_BODY, hdr_hash, body, recipients)
     sealed_sections = []
     for sid in sorted(sections):
         plaintext, readers = sections[sid]
         if not {r.agency for r in readers} <= set(header.recipients):
             raise InputError(f"section {sid} names readers that are not recipients")
-        srcpt, sbody = _wrap(rand, envelope_id, _section_part(sid), hdr_hash, plaintext, readers)
+        srcpt, sbody = _wrap(
+            rand, suite, envelope_id, _section_part(sid), hdr_hash, plaintext, readers
+        )
         sealed_sections.append(Section(sid, srcpt, sbody))
     unsigned = encode(
-        Envelope(VERSION, SUITE_X25519, hdr, rcpt, sealed_body, tuple(sealed_sections), _NO_SIG),
+        Envelope(VERSION, suite, hdr, rcpt, sealed_body, tuple(sealed_sections), _NO_SIG),
         hdr_sorted=True,
     )
     # The signature is the last 64 bytes: sign everything before its field, then fill it in.
@@ -347,6 +316,7 @@ def verify_envelope(
 
 
 def _unwrap(
+    suite: int,
     envelope_id: bytes,
     stanzas: Sequence[Stanza],
     part: bytes,
@@ -358,10 +328,14 @@ def _unwrap(
     if stanza is None:
         return None
     key = keys[(stanza.agency, stanza.kid)]
+    info = _stanza_info(envelope_id, stanza.agency, stanza.kid, part)
     try:
-        content_key = crypto.hpke_open_x25519(
-            key.private, _stanza_info(envelope_id, stanza.agency, stanza.kid, part), stanza.enc
-        )
+        if suite == SUITE_MLKEM768_X25519:
+            if key.hybrid_private is None:  # a hybrid kid covers the ML-KEM key: not ours
+                raise crypto.AuthError("suite-2 stanza for an X25519-only key")
+            content_key = crypto.hpke_open_hybrid(key.hybrid_private, info, stanza.enc)
+        else:
+            content_key = crypto.hpke_open_x25519(key.private, info, stanza.enc)
         part_key = crypto.derive_part_key(content_key, envelope_id, part)
         return crypto.aead_open(part_key, sealed, hdr_hash + b"\x00" + part)
     except crypto.AuthError as exc:
@@ -413,7 +387,7 @@ def open_verified(
         if sec.id in withhold and not wrapped_for.isdisjoint(agencies):
             raise SectionWithheld(sec.id, ", ".join(sorted(wrapped_for & set(agencies))))
     envelope_id = uuid.UUID(header.id).bytes
-    body = _unwrap(envelope_id, env.rcpt, PART_BODY, env.body, keys, hdr_hash)
+    body = _unwrap(env.suite, envelope_id, env.rcpt, PART_BODY, env.body, keys, hdr_hash)
     assert body is not None  # a stanza for one of our keys was found above
     opened: dict[str, bytes] = {}
     withheld = []
@@ -421,7 +395,9 @@ def open_verified(
         plain = (
             None
             if sec.id in withhold
-            else _unwrap(envelope_id, sec.rcpt, _section_part(sec.id), sec.body, keys, hdr_hash)
+            else _unwrap(
+                env.suite, envelope_id, sec.rcpt, _section_part(sec.id), sec.body, keys, hdr_hash
+            )
         )
         if plain is None:
             withheld.append(sec.id)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, settings
 
@@ -48,13 +50,48 @@ def signing_key(agency: str = ORIGINATOR, n: int = 0) -> SigningKey:
     return SigningKey(agency, Ed25519PrivateKey.from_private_bytes(seed(f"sign {agency} {n}")))
 
 
-def encryption_key(agency: str, n: int = 0) -> EncryptionKey:
-    return EncryptionKey(agency, X25519PrivateKey.from_private_bytes(seed(f"enc {agency} {n}")))
+SUITE = [1]
+"""The suite the factories' keys are for: 1 (X25519) or 2 (hybrid); see :func:`use_suite`."""
+
+
+def encryption_key(agency: str, n: int = 0, *, hybrid: bool | None = None) -> EncryptionKey:
+    """X25519, or hybrid ML-KEM-768 + X25519 under suite 2 (or when ``hybrid`` says so)."""
+    x25519 = X25519PrivateKey.from_private_bytes(seed(f"enc {agency} {n}"))
+    if not (SUITE[0] == 2 if hybrid is None else hybrid):
+        return EncryptionKey(agency, x25519)
+    mlkem = MLKEM768PrivateKey.from_seed_bytes(seed(f"mlkem d {agency} {n}") + seed(f"z {n}"))
+    return EncryptionKey(agency, x25519, mlkem)
+
+
+class _Pool(Mapping[str, EncryptionKey]):
+    """Each pool agency's key for the active suite: the same tests run for suites 1 and 2."""
+
+    def __init__(self) -> None:
+        self._keys = {(a, h): encryption_key(a, hybrid=h) for a in POOL for h in (False, True)}
+
+    def __getitem__(self, agency: str) -> EncryptionKey:
+        return self._keys[(agency, SUITE[0] == 2)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(POOL)
+
+    def __len__(self) -> int:
+        return len(POOL)
+
+
+@contextmanager
+def use_suite(suite: int) -> Iterator[int]:
+    """Within the block, the factories seal with ``suite`` keys (hybrid ones for suite 2)."""
+    before, SUITE[0] = SUITE[0], suite
+    try:
+        yield suite
+    finally:
+        SUITE[0] = before
 
 
 SIGNER = signing_key()
 SIGNERS = _seal.StaticSigners.of([SIGNER.public])
-KEYS: dict[str, EncryptionKey] = {a: encryption_key(a) for a in POOL}
+KEYS: Mapping[str, EncryptionKey] = _Pool()
 
 
 def publics(agencies: Iterable[str]) -> list[PublicEncryptionKey]:

@@ -261,9 +261,9 @@ def test_unknown_top_key() -> None:
     _malformed(msgpack.packb(top, use_bin_type=True), "fields")
 
 
-@pytest.mark.parametrize("suite", [0, 2, 7, 255, -1, True, "1", None, 1.0, [1]])
+@pytest.mark.parametrize("suite", [0, 3, 7, 255, -1, True, "1", None, 1.0, [1]])
 def test_unsupported_suite(suite: Any) -> None:
-    """Any suite but the integer 1 (including reserved 2 and True) is UnsupportedSuite."""
+    """Any suite but the integers 1 and 2 (including True) is UnsupportedSuite."""
     with pytest.raises(UnsupportedSuite) as err:
         decode(raw(ENV, suite=suite))
     assert suite == err.value.suite
@@ -764,3 +764,10 @@ def test_random_values_inside_stanzas_and_sections(value: Any, where: int, key: 
         decode(data)
     except PalermoError as exc:
         _typed(exc)
+
+
+def test_suite_2_envelope_with_suite_1_stanzas_is_malformed() -> None:
+    """Suite 2 is implemented; its stanzas are exactly 1,168 bytes, so a suite-1 envelope
+    relabelled as suite 2 is refused on length before any key is used."""
+    with pytest.raises(MalformedEnvelope, match="suite 2 stanzas are 1168"):
+        decode(raw(ENV, suite=2))

@@ -479,7 +479,9 @@ def test_header_change_resigned_breaks_the_body_binding() -> None:
 
 def test_stanzas_of_other_agencies_are_ignored() -> None:
     """A garbage stanza for another recipient does not stop this recipient opening."""
-    rcpt = tuple(replace(s, enc=bytes(80)) if s.agency == READERS[2] else s for s in ENV.rcpt)
+    rcpt = tuple(
+        replace(s, enc=bytes(len(s.enc))) if s.agency == READERS[2] else s for s in ENV.rcpt
+    )
     data = resign(replace(ENV, rcpt=rcpt))
     assert BODY == open_as(data, READERS[0]).body
     assert "stanza" == _auth_failed(data, READERS[2])

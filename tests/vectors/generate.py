@@ -7,8 +7,19 @@ diff here. Keys, times and randomness are fixed: each key comes from a labelled 
 File format: ``key: value`` lines, a blank line, then the envelope in base64 (76 columns).
 ``expect`` is one of ``success``, ``header failure`` (refused before any private key is used),
 ``auth failure`` (a signature, stanza or ciphertext fails) and ``no match`` (not for this
-identity); ``error`` names the error code a conforming decoder reports. A success vector's
-``codes`` are the handling codes its header decodes to (``Handling.codes()``), and
+identity); ``error`` names the error code a conforming decoder reports, and ``rule`` the one
+numbered requirement of docs/envelope-v1.md the vector breaks (``MUST-NNN``; a success vector
+may name the rule it shows being honoured). ``suite`` is the envelope's suite; a suite-2
+``identity`` line ends with the ML-KEM-768 seed (d || z, 64 bytes) of its hybrid key. Optional
+inputs: ``max-size`` (the decoder's limit), ``seen`` (the id was already accepted),
+``withhold`` (sections the receiver's policy withholds), ``signer-not-after`` (the signing
+key's end of validity, ms), ``subject`` with ``subject-role`` (``broker``: the publish
+subject; ``node``: the delivery subject seen by the identity), ``policy`` (a federation rule,
+``suite_2_for_tlp=RED``) and ``check: report`` (the opened body is compared with the header).
+Suite-2 vectors fix the ML-KEM and X25519 randomness with their own FIPS 203 path (kyber-py,
+test-only); every suite-2 stanza is opened with ``cryptography``'s HPKE by the tests.
+A success vector's ``codes`` are the handling codes its header decodes to
+(``Handling.codes()``), and
 ``header-omits`` names header fields the signed header leaves out, so that a decoder in another
 language checks which default it fills in: under ``iir/1`` an absent ``action`` is A1 and an
 absent ``h0`` true, under ``iir/1.1`` an absent ``action`` is none (decision 0019).
@@ -25,11 +36,14 @@ from pathlib import Path
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from kyber_py.ml_kem import ML_KEM_768
 
 from protocol import crypto
 from protocol.envelope import _format, _seal
-from protocol.keys import EncryptionKey, SigningKey
+from protocol.keys import EncryptionKey, PublicEncryptionKey, SigningKey
 from schemas import EnvelopeHeader, Handling, HandlingV11, SectionInfo
 from schemas._types import from_epoch_ms, new_uuid7
 from schemas._versions import SchemaVersion
@@ -70,8 +84,55 @@ def signing_key(agency: str) -> SigningKey:
     return SigningKey(agency, Ed25519PrivateKey.from_private_bytes(_seed("sign " + agency)))
 
 
-def encryption_key(agency: str) -> EncryptionKey:
-    return EncryptionKey(agency, X25519PrivateKey.from_private_bytes(_seed("enc " + agency)))
+def mlkem_seed(agency: str) -> bytes:
+    return _seed("mlkem d " + agency) + _seed("mlkem z " + agency)
+
+
+def encryption_key(agency: str, hybrid: bool = False, label: str = "") -> EncryptionKey:
+    """The agency's X25519 key, or with ``hybrid`` the same X25519 key with an ML-KEM-768 one
+    (``label`` names a second hybrid key, for rotation overlaps)."""
+    x25519 = X25519PrivateKey.from_private_bytes(_seed("enc " + agency))
+    if not hybrid:
+        return EncryptionKey(agency, x25519)
+    return EncryptionKey(
+        agency, x25519, MLKEM768PrivateKey.from_seed_bytes(mlkem_seed(agency + label))
+    )
+
+
+# --- suite 2 with fixed randomness: X-Wing (draft-connolly-cfrg-xwing-kem) in RFC 9180 ---------
+
+_XWING_SUITE = b"HPKE" + (0x647A).to_bytes(2, "big") + b"\x00\x01\x00\x02"
+_XWING_LABEL = b"\\.//^\\"
+
+
+def xwing_seal(recipient: PublicEncryptionKey, info: bytes, plaintext: bytes, rand: bytes) -> bytes:
+    """HPKE SealBase with KEM MLKEM768-X25519 whose 64 bytes of randomness are given: ML-KEM-768
+    encapsulation with ``m = rand[:32]`` (FIPS 203, kyber-py) and the X25519 ephemeral
+    ``rand[32:]``. Test-only: production uses cryptography's randomized path (decision 0035)."""
+    assert recipient.mlkem_raw is not None
+    ss_m, ct_m = ML_KEM_768._encaps_internal(recipient.mlkem_raw, rand[:32])
+    ephemeral = X25519PrivateKey.from_private_bytes(rand[32:])
+    ct_x = ephemeral.public_key().public_bytes_raw()
+    ss_x = ephemeral.exchange(recipient.key)
+    shared = hashlib.sha3_256(ss_m + ss_x + ct_x + recipient.raw + _XWING_LABEL).digest()
+    psk_id_hash = crypto._labeled_extract(_XWING_SUITE, b"", b"psk_id_hash", b"")
+    info_hash = crypto._labeled_extract(_XWING_SUITE, b"", b"info_hash", info)
+    context = b"\x00" + psk_id_hash + info_hash
+    secret = crypto._labeled_extract(_XWING_SUITE, shared, b"secret", b"")
+    key = crypto._labeled_expand(_XWING_SUITE, secret, b"key", context, 32)
+    nonce = crypto._labeled_expand(_XWING_SUITE, secret, b"base_nonce", context, 12)
+    return ct_m + ct_x + AESGCM(key).encrypt(nonce, plaintext, None)
+
+
+def _xwing(label: str) -> Callable[[PublicEncryptionKey, bytes, bytes], bytes]:
+    calls = iter(range(1 << 16))
+
+    def encapsulate(recipient: PublicEncryptionKey, info: bytes, plaintext: bytes) -> bytes:
+        n = next(calls)
+        rand = _seed(f"{label} xwing m {n}") + _seed(f"{label} xwing e {n}")
+        return xwing_seal(recipient, info, plaintext, rand)
+
+    return encapsulate
 
 
 @dataclass
@@ -87,17 +148,32 @@ class Vector:
     withheld: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
     header_omits: tuple[str, ...] = ()
+    rule: str | None = None
+    suite: int = 1
+    hybrid: bool = False
+    """The identity's key is hybrid (suite 2 vectors, and suite 1 sealed to a hybrid key)."""
+    inputs: tuple[tuple[str, str], ...] = ()
+    """Further inputs (``max-size``, ``seen``, ``withhold``...), as ``key: value`` lines."""
 
     def render(self) -> str:
         signer = signing_key("ITA-GDF")
-        ident = encryption_key(self.identity)
+        ident = encryption_key(self.identity, self.hybrid)
+        identity = f"{self.identity} {ident.kid} {ident.private.private_bytes_raw().hex()}"
+        if self.hybrid:
+            identity += f" {mlkem_seed(self.identity).hex()}"
         lines = [
             f"expect: {self.expect}",
             f"description: {self.description}",
+        ]
+        if self.rule:
+            lines.append(f"rule: {self.rule}")
+        lines += [
+            f"suite: {self.suite}",
             f"now: {NOW_MS}",
             f"signer: {signer.agency} {signer.kid} {signer.public.raw.hex()}",
-            f"identity: {self.identity} {ident.kid} {ident.private.private_bytes_raw().hex()}",
+            f"identity: {identity}",
         ]
+        lines += [f"{key}: {value}" for key, value in self.inputs]
         if self.error:
             lines.append(f"error: {self.error}")
         if self.payload is not None:
@@ -173,12 +249,13 @@ def _header(
     )
 
 
-def _randomness(label: str, count: int) -> _seal._Randomness:
+def _randomness(label: str, count: int, suite: int = 1) -> _seal._Randomness:
     return _seal._Randomness(
         content_keys=[_seed(f"{label} ck {i}") for i in range(count)],
         ephemerals=[
             X25519PrivateKey.from_private_bytes(_seed(f"{label} eph {i}")) for i in range(count)
         ],
+        hybrid=_xwing(label) if suite == 2 else None,
     )
 
 
@@ -189,19 +266,27 @@ def sealed(
     sections: bool = False,
     n: int = 0,
     scenario: Scenario = V1_ALERT,
+    suite: int = 1,
+    keys: list[PublicEncryptionKey] | None = None,
 ) -> bytes:
+    """``suite`` 2 seals to every recipient's hybrid key; ``keys`` replaces the recipient keys
+    (mixed cases: two keys for one agency, suite 1 to hybrid keys)."""
     header = _header(recipients, sections=sections, n=n, scenario=scenario)
+    hybrid = suite == 2
     section_map = (
-        {"personal-data": (PERSONAL, [encryption_key(recipients[0]).public])} if sections else {}
+        {"personal-data": (PERSONAL, [encryption_key(recipients[0], hybrid).public])}
+        if sections
+        else {}
     )
     return _seal.seal(
         header,
         scenario.payload,
         signing_key("ITA-GDF"),
-        [encryption_key(a).public for a in recipients],
+        keys or [encryption_key(a, hybrid).public for a in recipients],
         section_map,
+        suite=suite,
         # One content key and one ephemeral key per part: the body, then the section.
-        _randomness=_randomness(label, 2),
+        _randomness=_randomness(label, 2, suite),
     )
 
 
@@ -224,6 +309,8 @@ def _flip(data: bytes, index: int) -> bytes:
 
 
 def build_all() -> list[Vector]:
+    from . import _cases  # it builds on this module
+
     one = sealed("one", ("MLT-AFM",))
     five = sealed("five", AGENCIES, sections=True, n=1)
     env = _format.decode(one)
@@ -261,7 +348,7 @@ def build_all() -> list[Vector]:
     v11_amber_no_h0 = _resign(replace(env11, hdr=_with_handling(env11.hdr, h0=False)))
     env5 = _format.decode(five)
     swapped = _format.encode(replace(env5, rcpt=(env5.rcpt[1], env5.rcpt[0], *env5.rcpt[2:])))
-    return [
+    return [*_cases.build_conformance(),
         Vector("success-one-recipient", "success", "one recipient, no sections", one,
                "MLT-AFM", payload=PAYLOAD, codes=V1_ALERT_CODES),
         Vector("success-section-opened", "success",
@@ -273,32 +360,32 @@ def build_all() -> list[Vector]:
                five, "GRC-HCG", payload=PAYLOAD, withheld=("personal-data",),
                codes=V1_ALERT_CODES),
         Vector("no-match", "no match", "the identity is not among the recipients", one,
-               "GRC-HCG", error="not_a_recipient"),
+               "GRC-HCG", error="not_a_recipient", rule="MUST-025"),
         Vector("body-tampered", "auth failure", "one bit of the body ciphertext flipped",
-               _flip(one, body_at + 5), "MLT-AFM", error="auth_failed"),
+               _flip(one, body_at + 5), "MLT-AFM", error="auth_failed", rule="MUST-023"),
         Vector("signature-tampered", "auth failure", "one bit of the signature flipped",
-               _flip(one, len(one) - 1), "MLT-AFM", error="auth_failed"),
+               _flip(one, len(one) - 1), "MLT-AFM", error="auth_failed", rule="MUST-023"),
         Vector("forged-originator", "auth failure",
                "signed by another agency's key while naming ITA-GDF as originator",
-               forged, "MLT-AFM", error="auth_failed"),
+               forged, "MLT-AFM", error="auth_failed", rule="MUST-023"),
         Vector("stanzas-reordered", "header failure",
                "stanzas reordered after signing: not canonical", swapped, "ESP-GC",
-               error="non_canonical"),
+               error="non_canonical", rule="MUST-016"),
         Vector("version-2", "header failure", "version field 2", hdr_v2, "MLT-AFM",
-               error="unsupported_version"),
+               error="unsupported_version", rule="MUST-003"),
         Vector("unknown-suite", "header failure", "suite id 7", other_suite, "MLT-AFM",
-               error="unsupported_suite"),
+               error="unsupported_suite", rule="MUST-011"),
         Vector("non-canonical-header", "header failure", "header map keys not sorted",
-               non_canonical, "MLT-AFM", error="non_canonical"),
+               non_canonical, "MLT-AFM", error="non_canonical", rule="MUST-016"),
         Vector("default-written-out", "header failure",
                "validly signed header that writes out priority 'routine', its default value",
-               default_written, "MLT-AFM", error="non_canonical"),
+               default_written, "MLT-AFM", error="non_canonical", rule="MUST-018"),
         Vector("header-schema", "header failure",
                "validly signed header whose originator is not an agency id", bad_header,
-               "MLT-AFM", error="header_invalid"),
+               "MLT-AFM", error="header_invalid", rule="MUST-017"),
         Vector("header-id-trailing-newline", "header failure",
                "validly signed header whose id is a UUIDv7 followed by a newline", id_newline,
-               "MLT-AFM", error="header_invalid"),
+               "MLT-AFM", error="header_invalid", rule="MUST-017"),
         Vector("success-iir1-defaults", "success",
                "iir/1 header without action or h0: they mean A1 and H0 (decision 0019)",
                v1_defaults, "MLT-AFM", payload=PAYLOAD, codes=("TLP:AMBER", "H0", "H1", "A1"),
@@ -317,14 +404,14 @@ def build_all() -> list[Vector]:
                header_omits=("handling.action",)),
         Vector("header-iir1-h0-false", "header failure",
                "validly signed iir/1 header with h0 false: H0 is always in force under iir/1",
-               v1_no_h0, "MLT-AFM", error="header_invalid"),
+               v1_no_h0, "MLT-AFM", error="header_invalid", rule="MUST-017"),
         Vector("header-iir11-h0-false-amber", "header failure",
                "validly signed iir/1.1 header with h0 false under TLP:AMBER (needs TLP:CLEAR)",
-               v11_amber_no_h0, "MLT-AFM", error="header_invalid"),
+               v11_amber_no_h0, "MLT-AFM", error="header_invalid", rule="MUST-017"),
         Vector("truncated", "header failure", "the last 10 bytes are missing", one[:-10],
-               "MLT-AFM", error="malformed"),
+               "MLT-AFM", error="malformed", rule="MUST-006"),
         Vector("trailing-bytes", "header failure", "one extra byte after the envelope",
-               one + b"\x00", "MLT-AFM", error="malformed"),
+               one + b"\x00", "MLT-AFM", error="malformed", rule="MUST-006"),
     ]  # fmt: skip
 
 
