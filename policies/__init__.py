@@ -28,6 +28,7 @@ from ._catalogue import (
 )
 from ._decision import Decision, Obligation, Reason, obligations_for
 from ._disclosure import DEFAULT_SUPPRESSION_K, check_disclosure, suppress
+from ._disclosure_linked import LinkedReturnsDisclose, suppress_linked
 from ._embargo import embargo_ahead, envelope_age, release_time
 from ._engine import allowed_recipients, decide, may_forward
 from ._federation import (
@@ -60,6 +61,7 @@ __all__ = [
     "FederationIndex",
     "FederationRules",
     "Group",
+    "LinkedReturnsDisclose",
     "MaxClassificationRule",
     "MaxTlpRule",
     "Member",
@@ -86,5 +88,6 @@ __all__ = [
     "obligations_for",
     "release_time",
     "suppress",
+    "suppress_linked",
     "tear_line_candidates",
 ]

@@ -297,6 +297,15 @@ def suppress(
                 "the return already withholds cells, and not safely at k="
                 f"{k}: {'; '.join(problems)}; give every count and let the node suppress"
             )
+        given = {cell_id(c) for c in ret.cells if c.suppressed}
+        present = {cell_id(c) for c in ret.cells if c.indicator is not Indicator.FEE_PER_PERSON}
+        needed = (set(seed) & present) | {i for i in present if i[0] in whole}
+        if needed - given:
+            raise ValueError(
+                f"the return already withholds cells, but not the {len(needed - given)} that "
+                "the agency's published returns require (decision 0025): give every count and "
+                "let the node suppress"
+            )
         return ret.model_copy(update={"suppression_k": k})
     seeds = set(seed)
     cells = list(ret.cells)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies import check_disclosure, suppress
+from policies import LinkedReturnsDisclose, check_disclosure, suppress, suppress_linked
+from policies._disclosure import cell_id
 from schemas import StatisticalReturn
 from tests.policies._joint import intervals
 
@@ -144,3 +147,151 @@ def test_the_example_returns_keep_most_of_their_main_indicator() -> None:
         published = suppress(original, 5)
         assert _withheld(published) <= most, (name, _withheld(published))
         assert_protected([published], [original], 5)
+
+
+def assert_union_protected(
+    returns: list[StatisticalReturn],
+    originals: list[StatisticalReturn],
+    k: int,
+    slots: list[list[int]],
+) -> None:
+    """Every withheld cell of every return is at least k wide over the union of the returns,
+    unless the other returns alone already narrow it so (then this return's suppression is not
+    what gives it away) and it is no small cell (0 or at least k: a sum of published figures)."""
+    widths = intervals(returns, slots)
+    for r, (published, original) in enumerate(zip(returns, originals, strict=True)):
+        assert [] == check_disclosure(published, k)
+        for p, (before, after) in enumerate(zip(original.cells, published.cells, strict=True)):
+            assert after.suppressed or before.count == after.count
+            if not after.suppressed:
+                continue
+            low, high = widths[(r, p)]
+            assert low - 1e-6 <= (before.count or 0) <= high + 1e-6
+            if high - low >= k - 1e-6:
+                continue
+            assert not 0 < (before.count or 0) < k, (r, p, before, low, high)
+            blind = [_blank(ret) if i == r else ret for i, ret in enumerate(returns)]
+            others_low, others_high = intervals(blind, slots)[(r, p)]
+            assert others_high - others_low < k - 1e-6, (r, p, before, low, high)
+
+
+def _blank(ret: StatisticalReturn) -> StatisticalReturn:
+    """``ret`` publishing no count at all."""
+    cells = [
+        c if c.count is None else c.model_copy(update={"count": None, "suppressed": True})
+        for c in ret.cells
+    ]
+    return ret.model_copy(update={"cells": cells})
+
+
+def _changed(hidden: Hidden, by: list[int]) -> Hidden:
+    return {point: max(0, n + by[i % len(by)]) for i, (point, n) in enumerate(hidden.items())}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    table=hidden_tables(),
+    first=structures,
+    second=structures,
+    changed=st.one_of(st.none(), st.lists(st.integers(-2, 3), min_size=1, max_size=5)),
+    k=st.integers(2, 8),
+)
+def test_a_resubmission_keeps_every_cell_k_wide_with_the_earlier_version(
+    table: tuple[Hidden, list[str]],
+    first: tuple[list[str], list[str]],
+    second: tuple[list[str], list[str]],
+    changed: list[int] | None,
+    k: int,
+) -> None:
+    """v1 and v2 of one period, each breakdown set its own: with the figures unchanged both
+    constrain the same hidden table; changed, each its own (decision 0025)."""
+    hidden, names = table
+    v1 = multi_breakdown(hidden, names, *first, period="2026-07")
+    v2 = multi_breakdown(
+        hidden if changed is None else _changed(hidden, changed), names, *second, period="2026-07"
+    )
+    p1 = suppress_linked(v1, [], k)
+    p2 = suppress_linked(v2, [p1], k)
+    seeded = {cell_id(c) for c in p1.cells if c.suppressed}
+    assert all(c.suppressed for c in p2.cells if cell_id(c) in seeded)
+    assert_union_protected([p1, p2], [v1, v2], k, [[0], [0 if changed is None else 1]])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    months=st.lists(hidden_tables(), min_size=3, max_size=3).filter(
+        lambda ts: len({len(t[0]) for t in ts}) == 1
+    ),
+    structure=structures,
+    quarter_breakdowns=st.one_of(st.none(), structures.map(lambda s: s[0])),
+    k=st.integers(2, 8),
+)
+def test_a_quarter_after_its_months_keeps_every_cell_k_wide(
+    months: list[tuple[Hidden, list[str]]],
+    structure: tuple[list[str], list[str]],
+    quarter_breakdowns: list[str] | None,
+    k: int,
+) -> None:
+    """Three monthly returns, then the quarter (the sum of their hidden tables, with the same
+    breakdowns or others): the months and the quarter together are one linked table."""
+    names = months[0][1]
+    tables = [dict(zip(months[0][0], t.values(), strict=True)) for t, _ in months]
+    originals = [
+        multi_breakdown(t, names, *structure, period=f"2026-0{7 + i}") for i, t in enumerate(tables)
+    ]
+    published: list[StatisticalReturn] = []
+    for original in originals:
+        published.append(suppress_linked(original, published, k))
+    total = {point: sum(t[point] for t in tables) for point in tables[0]}
+    breakdowns = quarter_breakdowns or structure[0]
+    quarter = multi_breakdown(total, names, breakdowns, structure[1], period="2026-Q3")
+    published.append(suppress_linked(quarter, published, k))
+    assert_union_protected(published, [*originals, quarter], k, [[0], [1], [2], [0, 1, 2]])
+
+
+def _return(period: str, counts: list[int]) -> StatisticalReturn:
+    """Crossings by nationality under one total."""
+    cells: list[dict[str, Any]] = [{"indicator": IND, "count": sum(counts)}]
+    cells += [
+        {"indicator": IND, "dimensions": {"nationality": n}, "count": c}
+        for n, c in zip(DIMS["nationality"], counts, strict=False)
+    ]
+    return StatisticalReturn.model_validate(
+        {"reporting_agency": "ITA-GDF", "period": period, "cells": cells}
+    )
+
+
+def test_a_resubmission_withholds_what_the_first_version_withheld() -> None:
+    """v1 withholds ERI (3) and SYR; the correction makes ERI 7, yet it stays withheld."""
+    v1 = suppress_linked(_return("2026-07", [40, 20, 3]), [], 5)
+    assert [False, False, True, True] == [c.suppressed for c in v1.cells]
+    v2 = suppress_linked(_return("2026-07", [40, 20, 7]), [v1], 5)
+    assert [False, False, True, True] == [c.suppressed for c in v2.cells]
+    # Another agency's return, or another month, is not linked.
+    other = suppress_linked(_return("2026-08", [40, 20, 7]), [v1], 5)
+    assert not any(c.suppressed for c in other.cells)
+
+
+def test_a_month_after_its_quarter_is_refused() -> None:
+    """The quarter gave ERI = 9; July's ERI of 3 would be pinned once August and September
+    are out: the month is refused with what to do."""
+    quarter = suppress_linked(_return("2026-Q3", [120, 60, 9]), [], 5)
+    assert not any(c.suppressed for c in quarter.cells)
+    with pytest.raises(LinkedReturnsDisclose, match="before the one for 2026-Q3") as caught:
+        suppress_linked(_return("2026-07", [40, 20, 3]), [quarter], 5)
+    assert "nationality=ERI" in str(caught.value)
+    assert "linked_returns_disclose" == caught.value.code
+    # A month that withholds nothing the quarter gave is fine.
+    assert suppress_linked(_return("2026-08", [40, 20, 6]), [quarter], 5).cells[3].count == 6
+
+
+def test_a_quarter_after_some_months_withholds_what_they_leave_open() -> None:
+    """Only July is out: the quarter's own small cell cannot be measured against figures July
+    partly gives away, so the indicator is withheld whole."""
+    july = suppress_linked(_return("2026-07", [40, 20, 0]), [], 5)
+    quarter = suppress_linked(_return("2026-Q3", [120, 60, 4]), [july], 5)
+    assert all(c.suppressed for c in quarter.cells)
+    assert_union_protected(
+        [july, quarter], [_return("2026-07", [40, 20, 0]), _return("2026-Q3", [120, 60, 4])],
+        5, [[0], [0, 1, 2]],
+    )  # fmt: skip
