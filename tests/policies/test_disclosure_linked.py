@@ -112,7 +112,7 @@ def assert_protected(
                 assert high - low >= k - 1e-6, (r, p, before, low, high)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=hidden_tables(), structure=structures, k=st.integers(2, 8))
 def test_breakdowns_linked_by_their_totals_stay_k_wide(
     table: tuple[Hidden, list[str]], structure: tuple[list[str], list[str]], k: int
