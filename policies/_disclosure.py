@@ -90,9 +90,10 @@ def _compatible(a: Key, b: Key) -> bool:
     return all(values.get(name, value) == value for name, value in b)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Table:
-    """One indicator's count cells and the equations between them (indices into ``keys``)."""
+    """One indicator's count cells and the equations between them (indices into ``keys``),
+    with the indexes the pattern search needs (built once: a return has up to 5000 cells)."""
 
     indicator: Indicator
     keys: tuple[Key, ...]
@@ -100,19 +101,47 @@ class Table:
     """Each key's position in the return's ``cells``."""
     equations: tuple[tuple[int, tuple[int, ...]], ...]
     """(parent, children): ``parent = sum(children)``, one per group of added dimensions."""
-    _involved: dict[int, list[int]] = field(default_factory=dict, compare=False, repr=False)
+    values_of: dict[str, list[str]] = field(init=False, repr=False)
+    """Each dimension's values, sorted."""
+    with_item: dict[tuple[str, str], list[int]] = field(init=False, repr=False)
+    """The cells setting one dimension to one value."""
+    with_names: dict[tuple[str, ...], list[int]] = field(init=False, repr=False)
+    """The cells setting exactly these dimensions."""
+    lookup: dict[Key, int] = field(init=False, repr=False)
+    involved: dict[int, list[int]] = field(init=False, repr=False)
+    """The equations (indices) each cell takes part in."""
+    closed: dict[tuple[Key, tuple[str, ...]], bool] = field(init=False, repr=False)
+    _conflicting: dict[Key, frozenset[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.with_item, self.with_names = defaultdict(list), defaultdict(list)
+        for i, key in enumerate(self.keys):
+            self.with_names[tuple(name for name, _ in key)].append(i)
+            for item in key:
+                self.with_item[item].append(i)
+        values: dict[str, set[str]] = defaultdict(set)
+        for name, value in self.with_item:
+            values[name].add(value)
+        self.values_of = {name: sorted(v) for name, v in values.items()}
+        self.lookup = {key: i for i, key in enumerate(self.keys)}
+        self.involved = defaultdict(list)
+        for e, (parent, kids) in enumerate(self.equations):
+            for c in (parent, *kids):
+                self.involved[c].append(e)
+        self.closed, self._conflicting = {}, {}
 
     @property
     def dimensions(self) -> frozenset[str]:
-        return frozenset(name for key in self.keys for name, _ in key)
+        return frozenset(self.values_of)
 
-    def involved(self, cell: int) -> list[int]:
-        """The equations (indices) that ``cell`` takes part in."""
-        if not self._involved:
-            for e, (parent, kids) in enumerate(self.equations):
-                for c in (parent, *kids):
-                    self._involved.setdefault(c, []).append(e)
-        return self._involved.get(cell, [])
+    def conflicting(self, items: Key) -> frozenset[int]:
+        """The cells that set one of these dimensions to another value (cannot overlap)."""
+        if items not in self._conflicting:
+            self._conflicting[items] = frozenset().union(
+                *(self.with_item[(n, other)] for n, v in items for other in self.values_of[n]
+                  if other != v)
+            )  # fmt: skip
+        return self._conflicting[items]
 
 
 def tables(ret: StatisticalReturn) -> list[Table]:
@@ -150,26 +179,42 @@ class _Pattern:
     width: float
 
 
-def _moves(table: Table, cell: int, values: Sequence[int]) -> Iterator[_Pattern]:
-    """Moves between ``cell`` and each cell of the same dimensions (see the module)."""
-    keys = table.keys
-    key = keys[cell]
-    names = [name for name, _ in key]
-    for other, okey in enumerate(keys):
-        if other == cell or [name for name, _ in okey] != names:
-            continue
-        moved = {a for (a, x), (_, y) in zip(key, okey, strict=True) if x != y}
-        affected = {
-            i
-            for i, k in enumerate(keys)
-            if any(name in moved for name, _ in k) and (_compatible(k, key) or _compatible(k, okey))
-        }
-        yield _Pattern(frozenset(affected), frozenset({cell, other}), values[cell] + values[other])
+def _partners(table: Table, cell: int, single: bool) -> Iterator[int]:
+    """The cells with the same dimensions as ``cell``: differing in one value (``single``), or
+    in more than one."""
+    key = table.keys[cell]
+    if single:
+        for at, (name, value) in enumerate(key):
+            for alternative in table.values_of[name]:
+                found = table.lookup.get((*key[:at], (name, alternative), *key[at + 1 :]))
+                if alternative != value and found is not None:
+                    yield found
+        return
+    for partner in table.with_names[tuple(name for name, _ in key)]:
+        if sum(x != y for x, y in zip(key, table.keys[partner], strict=True)) > 1:
+            yield partner
+
+
+def _moves(table: Table, cell: int, values: Sequence[int], single: bool) -> Iterator[_Pattern]:
+    """Moves between ``cell`` and each partner (see the module)."""
+    key = table.keys[cell]
+    for other in _partners(table, cell, single):
+        okey = table.keys[other]
+        moved = [(x, y) for x, y in zip(key, okey, strict=True) if x != y]
+        names = {x[0] for x, _ in moved}
+        # Compatible with both outside the moved dimensions, and with one of them on those.
+        shared = tuple(item for item in key if item[0] not in names)
+        candidates = set().union(*(table.with_item[x] for pair in moved for x in pair))
+        on_a = tuple(x for x, _ in moved)
+        on_b = tuple(y for _, y in moved)
+        neither = table.conflicting(on_a) & table.conflicting(on_b)
+        affected = frozenset(candidates - table.conflicting(shared) - neither)
+        yield _Pattern(affected, frozenset({cell, other}), values[cell] + values[other])
 
 
 def _balanced(table: Table, z: Mapping[int, int]) -> bool:
     """``z`` keeps every marginal equation and every level's sum (so it is made of moves)."""
-    for e in {e for c in z for e in table.involved(c)}:
+    for e in {e for c in z for e in table.involved.get(c, ())}:
         parent, kids = table.equations[e]
         if z.get(parent, 0) != sum(z.get(c, 0) for c in kids):
             return False
@@ -181,9 +226,7 @@ def _balanced(table: Table, z: Mapping[int, int]) -> bool:
 
 def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
     """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table."""
-    keys = table.keys
-    key = dict(keys[cell])
-    lookup = {k: i for i, k in enumerate(keys)}
+    key = dict(table.keys[cell])
     for size in (1, 2):
         if size > len(key):
             continue
@@ -195,32 +238,37 @@ def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
                 dims = sorted({*free, *([extra] if extra else [])})
                 if len(dims) != 2 or not _closed(table, anchor, dims):
                     continue
-                yield from _grid_rectangles(table, cell, anchor, dims, lookup)
+                yield from _grid_rectangles(table, cell, anchor, dims)
 
 
 def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
     """No cell outside the sub-table sets one of ``dims`` while compatible with the anchor."""
-    for k in table.keys:
-        names = {name for name, _ in k}
-        if not names & set(dims):
-            continue
-        inside = names <= {*anchor, *dims} and all(dict(k).get(n) == v for n, v in anchor.items())
-        if not inside and _compatible(k, tuple(anchor.items())):
-            return False
-    return True
+    place = (tuple(sorted(anchor.items())), tuple(dims))
+    if place not in table.closed:
+        table.closed[place] = not any(
+            _compatible(table.keys[i], place[0])
+            and not (
+                {name for name, _ in table.keys[i]} <= {*anchor, *dims}
+                and all(dict(table.keys[i]).get(n) == v for n, v in anchor.items())
+            )
+            for d in dims
+            for value in table.values_of.get(d, ())
+            for i in table.with_item[(d, value)]
+        )
+    return table.closed[place]
 
 
 def _grid_rectangles(
-    table: Table, cell: int, anchor: dict[str, str], dims: Sequence[str], lookup: dict[Key, int]
+    table: Table, cell: int, anchor: dict[str, str], dims: Sequence[str]
 ) -> Iterator[dict[int, int]]:
-    values = {d: sorted({v for k in table.keys for n, v in k if n == d}) for d in dims}
+    values = table.values_of
 
     def at(r: str | None, c: str | None) -> int | None:
         coords = dict(anchor)
         for d, v in ((dims[0], r), (dims[1], c)):
             if v is not None:
                 coords[d] = v
-        return lookup.get(tuple(sorted(coords.items())))
+        return table.lookup.get(tuple(sorted(coords.items())))
 
     here = dict(table.keys[cell])
     row, col = here.get(dims[0]), here.get(dims[1])
@@ -243,14 +291,35 @@ def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
     return up + down
 
 
-def _patterns(table: Table, cell: int, values: Sequence[int]) -> Iterable[_Pattern]:
-    """Every protection of ``cell`` (see the module)."""
-    keys = table.keys
-    compatible = frozenset(i for i, k in enumerate(keys) if _compatible(k, keys[cell]))
+def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Iterable[_Pattern]:
+    """The protections of ``cell`` (see the module): alone, a move to a cell differing in one
+    value, a rectangle; with ``wide`` also moves to cells differing in more (costlier to find:
+    a last resort)."""
+    compatible = frozenset(range(len(table.keys))) - table.conflicting(table.keys[cell])
     yield _Pattern(compatible, frozenset({cell}), _INF)
-    yield from _moves(table, cell, values)
+    yield from _moves(table, cell, values, single=True)
     for z in _rectangles(table, cell):
         yield _Pattern(frozenset(z), frozenset(z), _width(z, values))
+    if wide:
+        yield from _moves(table, cell, values, single=False)
+
+
+def _cheapest(
+    table: Table, cell: int, values: Sequence[int], k: int, withheld: set[int], wide: bool
+) -> _Pattern | None:
+    """The protection of ``cell`` at least k wide that withholds the fewest new cells, then the
+    smallest new total."""
+    best: tuple[int, int, _Pattern] | None = None
+    for pattern in _patterns(table, cell, values, wide):
+        if pattern.width < k:
+            continue
+        new = pattern.cells - withheld
+        cost = (len(new), sum(values[i] for i in new))
+        if best is None or cost < best[:2]:
+            best = (*cost, pattern)
+            if not new:
+                break
+    return None if best is None else best[2]
 
 
 def _suppress_table(
@@ -260,20 +329,12 @@ def _suppress_table(
     covered: set[int] = set()
     while uncovered := sorted(withheld - covered):
         cell = uncovered[0]
-        best: tuple[int, int, _Pattern] | None = None
-        for pattern in _patterns(table, cell, values):
-            if pattern.width < k:
-                continue
-            new = pattern.cells - withheld
-            cost = (len(new), sum(values[i] for i in new))
-            if best is None or cost < best[:2]:
-                best = (*cost, pattern)
-                if not new:
-                    break
+        best = _cheapest(table, cell, values, k, withheld, wide=False)
+        best = best or _cheapest(table, cell, values, k, withheld, wide=True)
         if best is None:
             return set(range(len(values)))
-        withheld |= best[2].cells
-        covered |= best[2].protects
+        withheld |= best.cells
+        covered |= best.protects
     return withheld
 
 
@@ -336,7 +397,7 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         withheld = {i for i, cell in enumerate(cells) if cell.suppressed}
         unknown = [0] * len(cells)  # widths cannot be checked: only that the pattern exists
         for i in sorted(withheld):
-            if not any(p.cells <= withheld for p in _patterns(table, i, unknown)):
+            if not any(p.cells <= withheld for p in _patterns(table, i, unknown, wide=True)):
                 problems.append(
                     f"cells.{table.index[i]} ({table.indicator.value}) is withheld but can be "
                     "recovered from the published cells and totals"

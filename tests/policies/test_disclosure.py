@@ -110,8 +110,9 @@ def test_a_grand_total_over_the_finest_cells_is_an_equation() -> None:
     assert published.cells[1].suppressed
     assert all(high - low >= 5 for low, high in intervals(published).values())
     assert [] == check_disclosure(published, 5)
+    [partner] = [i for i, c in enumerate(published.cells) if c.suppressed and i != 1]
     data = published.model_dump(mode="json")
-    data["cells"][4] = original.cells[4].model_dump(mode="json")
+    data["cells"][partner] = original.cells[partner].model_dump(mode="json")
     problems = check_disclosure(StatisticalReturn.model_validate(data), 5)
     assert any("cells.1 " in p and "can be recovered" in p for p in problems)
 
