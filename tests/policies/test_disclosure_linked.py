@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from policies import LinkedReturnsDisclose, check_disclosure, suppress, suppress_linked
 from policies._disclosure import cell_id
+from policies._disclosure_linked import months
 from schemas import StatisticalReturn
 from tests.policies._joint import intervals
 
@@ -23,7 +24,7 @@ IND = "irregular-crossing-between-bcps"
 DIMS: dict[str, list[str]] = {
     "route": ["central-med", "eastern-med"],
     "border_type": ["sea", "land"],
-    "nationality": ["AFG", "SYR", "ERI"],
+    "nationality": ["AFG", "SYR", "ERI", "TUN"],
     "sex": ["male", "female"],
     "age_band": ["18-24", "25-49"],
     "transport_mode": ["sea-inflatable", "sea-wooden-boat"],
@@ -72,19 +73,23 @@ def multi_breakdown(
 
 
 @st.composite
-def hidden_tables(draw: st.DrawFn) -> tuple[Hidden, list[str]]:
-    """A hidden table of detections over every dimension (few values each, many zeros)."""
+def hidden_periods(draw: st.DrawFn, periods: int) -> tuple[list[Hidden], list[str]]:
+    """Hidden tables of detections over every dimension (few values each, many zeros), one per
+    period, all of one shape."""
+    # At most two routes and three nationalities: the linear programmes stay small.
     sizes = {"route": draw(st.integers(1, 2)), "nationality": draw(st.integers(2, 3))}
     names = list(DIMS)
     axes = [DIMS[n][: sizes.get(n, 2)] for n in names]
     points = list(itertools.product(*axes))
-    counts = draw(
-        st.lists(
-            st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 5]),
-            min_size=len(points), max_size=len(points),
-        )
+    counts = st.lists(
+        st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 5]),
+        min_size=len(points), max_size=len(points),
     )  # fmt: skip
-    return dict(zip(points, counts, strict=True)), names
+    return [dict(zip(points, draw(counts), strict=True)) for _ in range(periods)], names
+
+
+def hidden_tables() -> st.SearchStrategy[tuple[Hidden, list[str]]]:
+    return hidden_periods(1).map(lambda drawn: (drawn[0][0], drawn[1]))
 
 
 structures = st.tuples(
@@ -221,23 +226,20 @@ def test_a_resubmission_keeps_every_cell_k_wide_with_the_earlier_version(
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    months=st.lists(hidden_tables(), min_size=3, max_size=3).filter(
-        lambda ts: len({len(t[0]) for t in ts}) == 1
-    ),
+    hidden=hidden_periods(3),
     structure=structures,
     quarter_breakdowns=st.one_of(st.none(), structures.map(lambda s: s[0])),
     k=st.integers(2, 8),
 )
 def test_a_quarter_after_its_months_keeps_every_cell_k_wide(
-    months: list[tuple[Hidden, list[str]]],
+    hidden: tuple[list[Hidden], list[str]],
     structure: tuple[list[str], list[str]],
     quarter_breakdowns: list[str] | None,
     k: int,
 ) -> None:
     """Three monthly returns, then the quarter (the sum of their hidden tables, with the same
     breakdowns or others): the months and the quarter together are one linked table."""
-    names = months[0][1]
-    tables = [dict(zip(months[0][0], t.values(), strict=True)) for t, _ in months]
+    tables, names = hidden
     originals = [
         multi_breakdown(t, names, *structure, period=f"2026-0{7 + i}") for i, t in enumerate(tables)
     ]
@@ -297,3 +299,29 @@ def test_a_quarter_after_some_months_withholds_what_they_leave_open() -> None:
         [july, quarter], [_return("2026-07", [40, 20, 0]), _return("2026-Q3", [120, 60, 4])],
         5, [[0], [0, 1, 2]],
     )  # fmt: skip
+
+
+def test_periods_cover_their_months() -> None:
+    """A year holds its quarters, a quarter its months: the overlaps that link returns."""
+    assert {"2026-07", "2026-08", "2026-09"} == months("2026-Q3")
+    assert 12 == len(months("2026"))
+    assert months("2026-Q1") < months("2026")
+    assert frozenset({"2026-07"}) == months("2026-07")
+    with pytest.raises(ValueError, match="not a period"):
+        months("2026-W30")
+
+
+def test_a_return_withholding_cells_itself_must_withhold_the_linked_ones() -> None:
+    """Cells withheld by hand pass only if they cover what the published returns withheld."""
+    first = suppress_linked(_return("2026-07", [40, 20, 3]), [], 5)
+    data = _return("2026-07", [40, 20, 9]).model_dump(mode="json")
+    for i in (2, 3):  # SYR and ERI withheld by hand, as the first version did: accepted
+        data["cells"][i] = {**data["cells"][i], "count": None, "suppressed": True}
+    assert suppress_linked(StatisticalReturn.model_validate(data), [first], 5).suppression_k == 5
+    data = _return("2026-07", [40, 20, 9, 20]).model_dump(mode="json")
+    for i in (1, 4):  # AFG and the fourth nationality: not the cells the first version withheld
+        data["cells"][i] = {**data["cells"][i], "count": None, "suppressed": True}
+    with pytest.raises(ValueError, match="but not the 2 that the agency's published returns"):
+        suppress_linked(StatisticalReturn.model_validate(data), [first], 5)
+    error = LinkedReturnsDisclose("2026-07", "2026-Q3", ["deaths (total)"])
+    assert {"period": "2026-07", "coarser": "2026-Q3"}.items() <= error.to_dict().items()
