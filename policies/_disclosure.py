@@ -32,8 +32,8 @@ so that the cell takes every value in an interval at least ``k`` wide. Three kin
 - *Alone*: a cell every compatible cell of which is withheld can take any value.
 
 Each withheld cell not yet protected gets the cheapest protection at least ``k`` wide (fewest
-newly withheld cells, then smallest withheld total); if none exists, every count cell of the
-indicator is withheld. The property tests (tests/policies/test_disclosure*.py) compute every
+newly withheld cells, then smallest withheld total); "alone" always exists, so at worst every
+cell that could hold the same detections is withheld. The property tests (tests/policies/test_disclosure*.py) compute every
 withheld cell's interval with ``scipy.optimize.linprog`` over the hidden table itself.
 
 **What a receiver can check** (:func:`check_disclosure`) without the withheld values: no
@@ -293,48 +293,56 @@ def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
 
 def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Iterable[_Pattern]:
     """The protections of ``cell`` (see the module): alone, a move to a cell differing in one
-    value, a rectangle; with ``wide`` also moves to cells differing in more (costlier to find:
-    a last resort)."""
+    value, a rectangle; with ``wide``, only the moves to cells differing in more (costlier to
+    find, so searched when the others are costly)."""
+    if wide:
+        yield from _moves(table, cell, values, single=False)
+        return
     compatible = frozenset(range(len(table.keys))) - table.conflicting(table.keys[cell])
     yield _Pattern(compatible, frozenset({cell}), _INF)
     yield from _moves(table, cell, values, single=True)
     for z in _rectangles(table, cell):
         yield _Pattern(frozenset(z), frozenset(z), _width(z, values))
-    if wide:
-        yield from _moves(table, cell, values, single=False)
+
+
+Cost = tuple[int, int]
+"""Newly withheld cells, then their total."""
 
 
 def _cheapest(
     table: Table, cell: int, values: Sequence[int], k: int, withheld: set[int], wide: bool
-) -> _Pattern | None:
+) -> tuple[Cost, _Pattern] | None:
     """The protection of ``cell`` at least k wide that withholds the fewest new cells, then the
     smallest new total."""
-    best: tuple[int, int, _Pattern] | None = None
+    best: tuple[Cost, _Pattern] | None = None
     for pattern in _patterns(table, cell, values, wide):
         if pattern.width < k:
             continue
         new = pattern.cells - withheld
         cost = (len(new), sum(values[i] for i in new))
-        if best is None or cost < best[:2]:
-            best = (*cost, pattern)
+        if best is None or cost < best[0]:
+            best = (cost, pattern)
             if not new:
                 break
-    return None if best is None else best[2]
+    return best
 
 
 def _suppress_table(
     table: Table, values: Sequence[int], k: int, seeded: Collection[int] = ()
 ) -> set[int]:
+    """The cells to withhold. Every withheld cell gets a protection: "alone" always exists
+    (withholding every compatible cell), so the search never comes back empty."""
     withheld = {i for i, v in enumerate(values) if 0 < v < k} | set(seeded)
     covered: set[int] = set()
     while uncovered := sorted(withheld - covered):
         cell = uncovered[0]
-        best = _cheapest(table, cell, values, k, withheld, wide=False)
-        best = best or _cheapest(table, cell, values, k, withheld, wide=True)
-        if best is None:
-            return set(range(len(values)))
-        withheld |= best.cells
-        covered |= best.protects
+        found = _cheapest(table, cell, values, k, withheld, wide=False)
+        assert found is not None  # "alone" is infinitely wide
+        if found[0][0] > 1:  # a wider move withholds at least its partner: only then can it win
+            wider = _cheapest(table, cell, values, k, withheld, wide=True)
+            found = wider if wider is not None and wider[0] < found[0] else found
+        withheld |= found[1].cells
+        covered |= found[1].protects
     return withheld
 
 
@@ -397,7 +405,10 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         withheld = {i for i, cell in enumerate(cells) if cell.suppressed}
         unknown = [0] * len(cells)  # widths cannot be checked: only that the pattern exists
         for i in sorted(withheld):
-            if not any(p.cells <= withheld for p in _patterns(table, i, unknown, wide=True)):
+            patterns = itertools.chain(
+                _patterns(table, i, unknown, wide=False), _patterns(table, i, unknown, wide=True)
+            )
+            if not any(p.cells <= withheld for p in patterns):
                 problems.append(
                     f"cells.{table.index[i]} ({table.indicator.value}) is withheld but can be "
                     "recovered from the published cells and totals"

@@ -184,3 +184,11 @@ def test_checker_refuses_a_small_published_count() -> None:
     """A published 3 under k=5 is a small cell."""
     problems = check_disclosure(two_way([[3, 40], [30, 50]]), 5)
     assert any("publishes 3, below k=5" in p for p in problems)
+
+
+def test_a_return_withholding_cells_unsafely_by_hand_is_refused() -> None:
+    """Cells marked suppressed in the input are kept only if they pass the receiver's check."""
+    data = two_way([[7, 40], [30, 50]]).model_dump(mode="json")
+    data["cells"][0] = {**data["cells"][0], "count": None, "suppressed": True}
+    with pytest.raises(ValueError, match=r"not safely at k=5.*give every count"):
+        suppress(StatisticalReturn.model_validate(data), 5)
