@@ -73,11 +73,13 @@ def multi_breakdown(
 
 
 @st.composite
-def hidden_periods(draw: st.DrawFn, periods: int) -> tuple[list[Hidden], list[str]]:
+def hidden_periods(
+    draw: st.DrawFn, periods: int, routes: int = 2
+) -> tuple[list[Hidden], list[str]]:
     """Hidden tables of detections over every dimension (few values each, many zeros), one per
     period, all of one shape."""
     # At most two routes and three nationalities: the linear programmes stay small.
-    sizes = {"route": draw(st.integers(1, 2)), "nationality": draw(st.integers(2, 3))}
+    sizes = {"route": draw(st.integers(1, routes)), "nationality": draw(st.integers(2, 3))}
     names = list(DIMS)
     axes = [DIMS[n][: sizes.get(n, 2)] for n in names]
     points = list(itertools.product(*axes))
@@ -195,7 +197,7 @@ def _changed(hidden: Hidden, by: list[int]) -> Hidden:
     return {point: max(0, n + by[i % len(by)]) for i, (point, n) in enumerate(hidden.items())}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     table=hidden_tables(),
     first=structures,
