@@ -33,8 +33,9 @@ so that the cell takes every value in an interval at least ``k`` wide. Three kin
 
 Each withheld cell not yet protected gets the cheapest protection at least ``k`` wide (fewest
 newly withheld cells, then smallest withheld total); "alone" always exists, so at worst every
-cell that could hold the same detections is withheld. The property tests (tests/policies/test_disclosure*.py) compute every
-withheld cell's interval with ``scipy.optimize.linprog`` over the hidden table itself.
+cell that could hold the same detections is withheld. The property tests
+(tests/policies/test_disclosure*.py) compute every withheld cell's interval with
+``scipy.optimize.linprog`` over the hidden table itself.
 
 **What a receiver can check** (:func:`check_disclosure`) without the withheld values: no
 published non-zero count below ``k``, and every withheld cell lies on a move, rectangle or
