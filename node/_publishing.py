@@ -17,7 +17,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from policies import embargo_ahead, suppress
+from policies import embargo_ahead, suppress_linked
 from protocol.directory import Directory
 from protocol.envelope import seal
 from protocol.keys import EncryptionKey, PublicSigningKey, SigningKey
@@ -201,14 +201,16 @@ class _Publishing:
     def disclosure_controlled(self, report: Report) -> Report:
         """A statistics report with its small cells suppressed at k: this node's
         ``statistics_k`` or the federation's ``statistics_min_k``, whichever is higher
-        (decision 0024). Any other report unchanged."""
+        (decision 0024), linked to the returns this node has already sent for the same agency
+        and overlapping periods (decision 0025: ``LinkedReturnsDisclose`` refuses a month after
+        its quarter). Any other report unchanged."""
         if report.statistics is None:
             return report
         federation = self.policy.federation
         floor = federation.rules.statistics_min_k if federation is not None else None
         k = max(self.statistics_k, floor or 0)
         try:
-            controlled = suppress(report.statistics, k)
+            controlled = suppress_linked(report.statistics, self.inbox.sent_statistics(), k)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         return report.model_copy(update={"statistics": controlled})

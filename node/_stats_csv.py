@@ -12,6 +12,7 @@ docs/statistics.md ("The CSV column mapping").
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ __all__ = ["COLUMNS", "CsvRowError", "cells_from_csv", "return_report"]
 DIMENSION_COLUMNS: Final[tuple[str, ...]] = tuple(Dimensions.model_fields)
 VALUE_COLUMNS: Final[tuple[str, ...]] = ("count", "amount", "currency", "statistic")
 COLUMNS: Final[tuple[str, ...]] = ("indicator", *DIMENSION_COLUMNS, *VALUE_COLUMNS)
+_WHOLE: Final = re.compile(r"[0-9]+")
 
 
 class CsvRowError(InputError):
@@ -122,6 +124,7 @@ def _read(
     if repeated:
         # DictReader keeps the last of two same-named columns: the first would be dropped silently.
         raise CsvRowError(path, 1, repeated[0], f"column {repeated[0]} is named twice")
+    lines: dict[tuple[object, ...], int] = {}
     for row in reader:
         line = reader.line_num
         if None in row:
@@ -130,11 +133,26 @@ def _read(
             raise CsvRowError(
                 path, line, None, f"a return holds at most {MAX_CELLS} cells; split it"
             )
+        count = (row.get("count") or "").strip()
+        if count and not _WHOLE.fullmatch(count):
+            # The model would read "5.0" as 5: a count with a decimal point is a spreadsheet
+            # formatting slip (or an average), never a number of detections.
+            raise CsvRowError(
+                path, line, "count", f"{count!r} is not a whole number: write counts as 0, 1, 2"
+            )
         try:
-            cells.append(Cell.model_validate(_cell(row)))
+            cell = Cell.model_validate(_cell(row))
         except ValidationError as exc:
             first = exc.errors()[0]
             raise CsvRowError(path, line, _column(first["loc"]), first["msg"]) from exc
+        key = (cell.indicator, cell.statistic, cell.dimensions.key())
+        if key in lines:
+            raise CsvRowError(
+                path, line, None,
+                f"the same indicator and dimensions as line {lines[key]}: give each cell once",
+            )  # fmt: skip
+        lines[key] = line
+        cells.append(cell)
         if progress is not None:
             progress(line)
 

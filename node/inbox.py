@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from node._inbox_keys import InboxError, StorageKey
 from node._inbox_threads import _Threads
-from schemas import EnvelopeHeader, Report, to_epoch_ms
+from schemas import EnvelopeHeader, Report, StatisticalReturn, to_epoch_ms
 from schemas.errors import InputError
 
 __all__ = ["Inbox", "InboxEntry", "InboxError", "StorageKey"]
@@ -220,6 +220,17 @@ class Inbox(_Threads):
         if row is None or row[0] is None:
             raise InputError(f"this node did not send report {report_id}")
         return Report.from_wire(json.loads(self._open("sent", report_id, row[0])))
+
+    def sent_statistics(self) -> list[StatisticalReturn]:
+        """Every statistical return this node has sent, oldest first, retracted ones included
+        (a recipient may have kept them): a new return is suppressed linked to them
+        (policies.suppress_linked, decision 0025)."""
+        rows = self._db.execute(
+            "SELECT id, body FROM sent WHERE json_extract(header, '$.kind') = 'statistics' "
+            "AND body IS NOT NULL ORDER BY sent_ms, id"
+        )
+        reports = [Report.from_wire(json.loads(self._open("sent", i, b))) for i, b in rows]
+        return [r.statistics for r in reports if r.statistics is not None]
 
     def add_release_request(
         self, request_id: str, report: str, requester: str, target: str, purpose: str,

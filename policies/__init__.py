@@ -28,6 +28,7 @@ from ._catalogue import (
 )
 from ._decision import Decision, Obligation, Reason, obligations_for
 from ._disclosure import DEFAULT_SUPPRESSION_K, check_disclosure, suppress
+from ._disclosure_linked import LinkedReturnsDisclose, suppress_linked
 from ._embargo import embargo_ahead, envelope_age, release_time
 from ._engine import allowed_recipients, decide, may_forward
 from ._federation import (
@@ -63,6 +64,7 @@ __all__ = [
     "FederationIndex",
     "FederationRules",
     "Group",
+    "LinkedReturnsDisclose",
     "MaxClassificationRule",
     "MaxTlpRule",
     "Member",
@@ -91,5 +93,6 @@ __all__ = [
     "required_suite",
     "suite_refusal",
     "suppress",
+    "suppress_linked",
     "tear_line_candidates",
 ]

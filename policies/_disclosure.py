@@ -1,56 +1,62 @@
-"""Small-cell suppression of a statistical return (issue 16; decision 0024).
+"""Small-cell suppression of a statistical return (issue 16; decisions 0024 and 0025).
 
-**Which totals a return publishes.** Per indicator, the count cells of a return form a
-hierarchical table: a cell whose dimensions are a subset of another's is a marginal total of
-the cells below it. A nationality band is a value of ``nationality`` (as in the aggregation of
-node/_stats_aggregate.py): stateless, unknown and other sit in one line with the country codes.
-Every present cell ``P`` is linked to every present cell that refines it, whatever the levels in
-between: the cells below ``P`` are grouped by the set of dimensions they add, and each group
-gives one equation ``P = sum of the group``. So route+border_type cells sum to route-only
-totals, to border_type-only totals and, even when those are not given, to the grand total.
-Fee cells are amounts, not counts, and are not part of any table.
+**What a consumer can infer.** Per indicator, the count cells of a return are sums over one
+hidden table of detections cross-classified by every dimension the indicator uses (the values
+of each dimension being those the cells name, a nationality band a value of ``nationality``):
+a cell with dimensions unset sums over all their values. A consumer who assumes exactly that
+(the strongest reading) knows every published cell is such a sum of non-negative unknowns, and
+nothing else. Fee cells are amounts, not counts, and are not part of any table.
 
-**Partial margins.** The equations hold when every level of totals a return gives is complete.
-When a level is given for some lines but not others (a route-only total for one route, none for
-another that is broken down below it), that level's equation would be wrong and the cells it
-should constrain are left free, so every count cell of the indicator is withheld (as for a
-table of more than two dimensions).
+**Primary suppression.** Every non-zero count below ``k`` is withheld, as is every cell of the
+``seed`` (cells the agency withheld in linked returns it has already published: decision 0025).
+Zeros are published: a structural (or observed) zero discloses nobody (decision 0024).
 
-**Primary suppression.** Every non-zero count below ``k`` is withheld. Zeros are published:
-a structural (or observed) zero discloses nobody (decision 0024).
+**Secondary suppression: moves of detections between cells** (Hundepool et al., *Statistical
+Disclosure Control*, Wiley 2012, ch. 5.2 and 5.6; the hypercube idea of tau-argus). A withheld
+cell is protected when the hidden table can be changed, without changing any published cell,
+so that the cell takes every value in an interval at least ``k`` wide. Three kinds of change:
 
-**Secondary suppression.** A withheld cell must not be narrowed to less than ``k`` by the
-published cells and totals. The method is the one of Hundepool et al., *Statistical Disclosure
-Control* (Wiley 2012), ch. 5.2 (tau-argus' hypercube practice): a withheld cell is protected by
-a *balanced perturbation*, a pattern ``z`` of +1/-1 over withheld cells that leaves every
-equation true (``A z = 0``; in a 2-D table a rectangle of four cells, the totals included, or
-two cells of one line). Adding ``t * z`` to the true table gives another table consistent with
-everything published, for ``t`` from ``-min(value where z = +1)`` to ``+min(value where z =
--1)``, so every cell of ``z`` ranges over an interval at least ``W(z) = min(z=+1) + min(z=-1)``
-wide. Each withheld cell not yet on a pattern with ``W >= k`` gets the cheapest such pattern
-(fewest newly withheld cells, then smallest withheld total); if there is none, or the indicator
-is broken down by more than two dimensions or has partial margins, every count cell of the
-indicator is withheld. The property test (tests/policies/test_disclosure.py) checks the
-intervals with ``scipy.optimize.linprog`` under constraints it derives from the cell keys alone.
+- *A move* between two cells ``a`` and ``b`` with the same dimensions (they differ in the values
+  of some, ``D``): detections of ``a`` become detections of ``b`` with every other coordinate
+  kept. All of ``a`` can go to ``b`` and all of ``b`` to ``a``, so both range over
+  ``value(a) + value(b)``. The move changes exactly the cells that set a dimension of ``D`` and
+  are compatible with ``a`` or ``b`` (besides them): those must be withheld too. Every breakdown
+  is so its own table, linked to the others through what they share: a small nationality is
+  protected by another nationality of the same total, whatever other breakdowns the total has.
+- *A rectangle* of a two-dimensional sub-table (an anchor cell, or no cell, and the cells adding
+  two dimensions ``A`` to it, their margins included): two moves along ``A`` whose effects on
+  the margins cancel; the pattern ``z`` of +1/-1 must leave every marginal equation true and
+  every level's sum unchanged, and no cell outside the sub-table may set a dimension of ``A``
+  while being compatible with the anchor (else it would change too). Its cells range over
+  ``min(value where z = +1) + min(value where z = -1)``.
+- *Alone*: a cell every compatible cell of which is withheld can take any value.
+
+Each withheld cell not yet protected gets the cheapest protection at least ``k`` wide (fewest
+newly withheld cells, then smallest withheld total); "alone" always exists, so at worst every
+cell that could hold the same detections is withheld. The property tests
+(tests/policies/test_disclosure*.py) compute every withheld cell's interval with
+``scipy.optimize.linprog`` over the hidden table itself.
 
 **What a receiver can check** (:func:`check_disclosure`) without the withheld values: no
-published non-zero count below ``k``, and every withheld cell lies on a balanced pattern of
-withheld cells (so none is determined by the published figures).
+published non-zero count below ``k``, and every withheld cell lies on a move, rectangle or
+alone pattern of withheld cells (so none is determined by the published figures).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
-from schemas import Indicator, StatisticalReturn
+from schemas import Cell, Indicator, StatisticalReturn
 
 __all__ = [
     "DEFAULT_SUPPRESSION_K",
+    "CellId",
     "Table",
+    "cell_id",
     "check_disclosure",
     "suppress",
     "tables",
@@ -58,29 +64,12 @@ __all__ = [
 
 DEFAULT_SUPPRESSION_K: Final[int] = 5
 """Cells below this are withheld when neither the node nor the federation sets k."""
-_MAX_TABLE_DIMENSIONS: Final[int] = 2
 _INF: Final[float] = float("inf")
 
 Key = tuple[tuple[str, str], ...]
 """A cell's coordinates: its set dimensions as sorted (name, value) pairs."""
-
-
-@dataclass(frozen=True)
-class Table:
-    """One indicator's count cells and the equations between them (indices into ``keys``)."""
-
-    indicator: Indicator
-    keys: tuple[Key, ...]
-    index: tuple[int, ...]
-    """Each key's position in the return's ``cells``."""
-    equations: tuple[tuple[int, tuple[int, ...]], ...]
-    """(parent, children): ``parent = sum(children)``."""
-    partial: bool
-    """Some level of totals is given for some lines only (see the module)."""
-
-    @property
-    def dimensions(self) -> frozenset[str]:
-        return frozenset(name for key in self.keys for name, _ in key)
+CellId = tuple[Indicator, Key]
+"""A count cell across returns: its indicator and coordinates."""
 
 
 def _key(dimensions: Key) -> Key:
@@ -91,16 +80,69 @@ def _key(dimensions: Key) -> Key:
     return tuple(sorted(values.items()))
 
 
-def _partial(keys: Sequence[Key]) -> bool:
-    """Whether a finer cell misses its total at a coarser level that the table does give."""
-    levels = {frozenset(name for name, _ in key) for key in keys}
-    present = set(keys)
-    for key in keys:
-        for level in levels:
-            above = tuple(item for item in key if item[0] in level)
-            if level < {name for name, _ in key} and above not in present:
-                return True
-    return False
+def cell_id(cell: Cell) -> CellId:
+    """Which cell this is, whatever the return: the same id in two periods or versions."""
+    return (cell.indicator, _key(cell.dimensions.key()))
+
+
+def _compatible(a: Key, b: Key) -> bool:
+    """Whether two cells can hold the same detections: no dimension set to different values."""
+    values = dict(a)
+    return all(values.get(name, value) == value for name, value in b)
+
+
+@dataclass
+class Table:
+    """One indicator's count cells and the equations between them (indices into ``keys``),
+    with the indexes the pattern search needs (built once: a return has up to 5000 cells)."""
+
+    indicator: Indicator
+    keys: tuple[Key, ...]
+    index: tuple[int, ...]
+    """Each key's position in the return's ``cells``."""
+    equations: tuple[tuple[int, tuple[int, ...]], ...]
+    """(parent, children): ``parent = sum(children)``, one per group of added dimensions."""
+    values_of: dict[str, list[str]] = field(init=False, repr=False)
+    """Each dimension's values, sorted."""
+    with_item: dict[tuple[str, str], list[int]] = field(init=False, repr=False)
+    """The cells setting one dimension to one value."""
+    with_names: dict[tuple[str, ...], list[int]] = field(init=False, repr=False)
+    """The cells setting exactly these dimensions."""
+    lookup: dict[Key, int] = field(init=False, repr=False)
+    involved: dict[int, list[int]] = field(init=False, repr=False)
+    """The equations (indices) each cell takes part in."""
+    closed: dict[tuple[Key, tuple[str, ...]], bool] = field(init=False, repr=False)
+    _conflicting: dict[Key, frozenset[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.with_item, self.with_names = defaultdict(list), defaultdict(list)
+        for i, key in enumerate(self.keys):
+            self.with_names[tuple(name for name, _ in key)].append(i)
+            for item in key:
+                self.with_item[item].append(i)
+        values: dict[str, set[str]] = defaultdict(set)
+        for name, value in self.with_item:
+            values[name].add(value)
+        self.values_of = {name: sorted(v) for name, v in values.items()}
+        self.lookup = {key: i for i, key in enumerate(self.keys)}
+        self.involved = defaultdict(list)
+        for e, (parent, kids) in enumerate(self.equations):
+            for c in (parent, *kids):
+                self.involved[c].append(e)
+        self.closed, self._conflicting = {}, {}
+
+    @property
+    def dimensions(self) -> frozenset[str]:
+        return frozenset(self.values_of)
+
+    def conflicting(self, items: Key) -> frozenset[int]:
+        """The cells that set one of these dimensions to another value (cannot overlap)."""
+        if items not in self._conflicting:
+            self._conflicting[items] = frozenset().union(
+                *(self.with_item[(n, other)] for n, v in items for other in self.values_of[n]
+                  if other != v)
+            )  # fmt: skip
+        return self._conflicting[items]
 
 
 def tables(ret: StatisticalReturn) -> list[Table]:
@@ -108,7 +150,7 @@ def tables(ret: StatisticalReturn) -> list[Table]:
     by_indicator: dict[Indicator, list[tuple[Key, int]]] = defaultdict(list)
     for position, cell in enumerate(ret.cells):
         if cell.indicator is not Indicator.FEE_PER_PERSON:
-            by_indicator[cell.indicator].append((_key(cell.dimensions.key()), position))
+            by_indicator[cell.indicator].append((cell_id(cell)[1], position))
     out = []
     for indicator, entries in by_indicator.items():
         keys = tuple(key for key, _ in entries)
@@ -125,44 +167,123 @@ def tables(ret: StatisticalReturn) -> list[Table]:
                 groups.items(), key=lambda g: (g[0][0], sorted(g[0][1]))
             )
         )
-        out.append(Table(indicator, keys, tuple(p for _, p in entries), equations, _partial(keys)))
+        out.append(Table(indicator, keys, tuple(p for _, p in entries), equations))
     return out
 
 
+@dataclass(frozen=True)
+class _Pattern:
+    """A way to protect cells: the cells it needs withheld, those it protects, its width."""
+
+    cells: frozenset[int]
+    protects: frozenset[int]
+    width: float
+
+
+def _partners(table: Table, cell: int, single: bool) -> Iterator[int]:
+    """The cells with the same dimensions as ``cell``: differing in one value (``single``), or
+    in more than one."""
+    key = table.keys[cell]
+    if single:
+        for at, (name, value) in enumerate(key):
+            for alternative in table.values_of[name]:
+                found = table.lookup.get((*key[:at], (name, alternative), *key[at + 1 :]))
+                if alternative != value and found is not None:
+                    yield found
+        return
+    for partner in table.with_names[tuple(name for name, _ in key)]:
+        if sum(x != y for x, y in zip(key, table.keys[partner], strict=True)) > 1:
+            yield partner
+
+
+def _moves(table: Table, cell: int, values: Sequence[int], single: bool) -> Iterator[_Pattern]:
+    """Moves between ``cell`` and each partner (see the module)."""
+    key = table.keys[cell]
+    for other in _partners(table, cell, single):
+        okey = table.keys[other]
+        moved = [(x, y) for x, y in zip(key, okey, strict=True) if x != y]
+        names = {x[0] for x, _ in moved}
+        # Compatible with both outside the moved dimensions, and with one of them on those.
+        shared = tuple(item for item in key if item[0] not in names)
+        candidates = set().union(*(table.with_item[x] for pair in moved for x in pair))
+        on_a = tuple(x for x, _ in moved)
+        on_b = tuple(y for _, y in moved)
+        neither = table.conflicting(on_a) & table.conflicting(on_b)
+        affected = frozenset(candidates - table.conflicting(shared) - neither)
+        yield _Pattern(affected, frozenset({cell, other}), values[cell] + values[other])
+
+
 def _balanced(table: Table, z: Mapping[int, int]) -> bool:
-    return all(
-        z.get(parent, 0) == sum(z.get(c, 0) for c in kids) for parent, kids in table.equations
-    )
+    """``z`` keeps every marginal equation and every level's sum (so it is made of moves)."""
+    for e in {e for c in z for e in table.involved.get(c, ())}:
+        parent, kids = table.equations[e]
+        if z.get(parent, 0) != sum(z.get(c, 0) for c in kids):
+            return False
+    levels: dict[frozenset[str], int] = defaultdict(int)
+    for c, s in z.items():
+        levels[frozenset(name for name, _ in table.keys[c])] += s
+    return not any(levels.values())
 
 
-def _patterns(table: Table, cell: int) -> Iterable[dict[int, int]]:
-    """Candidate balanced patterns through ``cell``: alone, with one other cell, or (for a table
-    of at most two dimensions) a rectangle of its grid, the totals as the ``*`` row and column."""
-    n = len(table.keys)
-    singles = [{cell: 1}]
-    pairs = [{cell: 1, o: s} for o in range(n) if o != cell for s in (1, -1)]
-    candidates: Iterable[dict[int, int]] = itertools.chain(singles, pairs)
-    dims = sorted(table.dimensions)
-    if len(dims) == _MAX_TABLE_DIMENSIONS:
-        grid = {_coordinates(key, dims): i for i, key in enumerate(table.keys)}
-        row, col = _coordinates(table.keys[cell], dims)
-        rows = {r for r, _ in grid}
-        cols = {c for _, c in grid}
-        rects = []
-        for r2, c2 in itertools.product(rows - {row}, cols - {col}):
-            corners = [grid.get((row, c2)), grid.get((r2, col)), grid.get((r2, c2))]
-            if any(c is None for c in corners):
-                continue
-            a, b, d = (c for c in corners if c is not None)
-            for sa, sb, sd in itertools.product((1, -1), repeat=3):
-                rects.append({cell: 1, a: sa, b: sb, d: sd})
-        candidates = itertools.chain(candidates, rects)
-    return (z for z in candidates if _balanced(table, z))
+def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
+    """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table."""
+    key = dict(table.keys[cell])
+    for size in (1, 2):
+        if size > len(key):
+            continue
+        for anchor_names in itertools.combinations(sorted(key), len(key) - size):
+            anchor = {n: key[n] for n in anchor_names}
+            free = sorted(set(key) - set(anchor))
+            others = sorted(table.dimensions - set(key)) if len(free) < 2 else [None]
+            for extra in others:
+                dims = sorted({*free, *([extra] if extra else [])})
+                if len(dims) != 2 or not _closed(table, anchor, dims):
+                    continue
+                yield from _grid_rectangles(table, cell, anchor, dims)
 
 
-def _coordinates(key: Key, dims: Sequence[str]) -> tuple[str, str]:
-    values = dict(key)
-    return (values.get(dims[0], "*"), values.get(dims[1], "*"))
+def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
+    """No cell outside the sub-table sets one of ``dims`` while compatible with the anchor."""
+    place = (tuple(sorted(anchor.items())), tuple(dims))
+    if place not in table.closed:
+        table.closed[place] = not any(
+            _compatible(table.keys[i], place[0])
+            and not (
+                {name for name, _ in table.keys[i]} <= {*anchor, *dims}
+                and all(dict(table.keys[i]).get(n) == v for n, v in anchor.items())
+            )
+            for d in dims
+            for value in table.values_of.get(d, ())
+            for i in table.with_item[(d, value)]
+        )
+    return table.closed[place]
+
+
+def _grid_rectangles(
+    table: Table, cell: int, anchor: dict[str, str], dims: Sequence[str]
+) -> Iterator[dict[int, int]]:
+    values = table.values_of
+
+    def at(r: str | None, c: str | None) -> int | None:
+        coords = dict(anchor)
+        for d, v in ((dims[0], r), (dims[1], c)):
+            if v is not None:
+                coords[d] = v
+        return table.lookup.get(tuple(sorted(coords.items())))
+
+    here = dict(table.keys[cell])
+    row, col = here.get(dims[0]), here.get(dims[1])
+    for r2, c2 in itertools.product([None, *values[dims[0]]], [None, *values[dims[1]]]):
+        if r2 == row or c2 == col:
+            continue
+        corners = [at(row, c2), at(r2, col), at(r2, c2)]
+        if any(c is None for c in corners):
+            continue
+        a, b, d = (c for c in corners if c is not None)
+        for sa, sb, sd in itertools.product((1, -1), repeat=3):
+            z = {cell: 1, a: sa, b: sb, d: sd}
+            if _balanced(table, z):
+                yield z
 
 
 def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
@@ -171,35 +292,73 @@ def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
     return up + down
 
 
-def _suppress_table(table: Table, values: Sequence[int], k: int) -> set[int]:
-    withheld = {i for i, v in enumerate(values) if 0 < v < k}
-    if not withheld:
-        return withheld
-    everything = set(range(len(values)))
-    if table.partial or len(table.dimensions) > _MAX_TABLE_DIMENSIONS:
-        return everything
+def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Iterable[_Pattern]:
+    """The protections of ``cell`` (see the module): alone, a move to a cell differing in one
+    value, a rectangle; with ``wide``, only the moves to cells differing in more (costlier to
+    find, so searched when the others are costly)."""
+    if wide:
+        yield from _moves(table, cell, values, single=False)
+        return
+    compatible = frozenset(range(len(table.keys))) - table.conflicting(table.keys[cell])
+    yield _Pattern(compatible, frozenset({cell}), _INF)
+    yield from _moves(table, cell, values, single=True)
+    for z in _rectangles(table, cell):
+        yield _Pattern(frozenset(z), frozenset(z), _width(z, values))
+
+
+Cost = tuple[int, int]
+"""Newly withheld cells, then their total."""
+
+
+def _cheapest(
+    table: Table, cell: int, values: Sequence[int], k: int, withheld: set[int], wide: bool
+) -> tuple[Cost, _Pattern] | None:
+    """The protection of ``cell`` at least k wide that withholds the fewest new cells, then the
+    smallest new total."""
+    best: tuple[Cost, _Pattern] | None = None
+    for pattern in _patterns(table, cell, values, wide):
+        if pattern.width < k:
+            continue
+        new = pattern.cells - withheld
+        cost = (len(new), sum(values[i] for i in new))
+        if best is None or cost < best[0]:
+            best = (cost, pattern)
+            if not new:
+                break
+    return best
+
+
+def _suppress_table(
+    table: Table, values: Sequence[int], k: int, seeded: Collection[int] = ()
+) -> set[int]:
+    """The cells to withhold. Every withheld cell gets a protection: "alone" always exists
+    (withholding every compatible cell), so the search never comes back empty."""
+    withheld = {i for i, v in enumerate(values) if 0 < v < k} | set(seeded)
     covered: set[int] = set()
     while uncovered := sorted(withheld - covered):
         cell = uncovered[0]
-        best: tuple[int, int, dict[int, int]] | None = None
-        for z in _patterns(table, cell):
-            if _width(z, values) < k:
-                continue
-            new = [i for i in z if i not in withheld]
-            cost = (len(new), sum(values[i] for i in new))
-            if best is None or cost < best[:2]:
-                best = (*cost, z)
-        if best is None:
-            return everything
-        withheld |= set(best[2])
-        covered |= set(best[2])
+        found = _cheapest(table, cell, values, k, withheld, wide=False)
+        assert found is not None  # "alone" is infinitely wide
+        if found[0][0] > 1:  # a wider move withholds at least its partner: only then can it win
+            wider = _cheapest(table, cell, values, k, withheld, wide=True)
+            found = wider if wider is not None and wider[0] < found[0] else found
+        withheld |= found[1].cells
+        covered |= found[1].protects
     return withheld
 
 
-def suppress(ret: StatisticalReturn, k: int) -> StatisticalReturn:
+def suppress(
+    ret: StatisticalReturn,
+    k: int,
+    *,
+    seed: Collection[CellId] = (),
+    whole: Collection[Indicator] = (),
+) -> StatisticalReturn:
     """``ret`` with every small count withheld (primary and secondary) and ``suppression_k = k``.
 
-    Cells already marked suppressed in ``ret`` must pass :func:`check_disclosure` as given.
+    ``seed``: cells to withhold whatever their count (withheld in linked returns already
+    published, decision 0025); ``whole``: indicators every count of which is withheld. Cells
+    already marked suppressed in ``ret`` must pass :func:`check_disclosure` as given.
     """
     if any(cell.suppressed for cell in ret.cells):
         problems = check_disclosure(ret, k)
@@ -208,11 +367,26 @@ def suppress(ret: StatisticalReturn, k: int) -> StatisticalReturn:
                 "the return already withholds cells, and not safely at k="
                 f"{k}: {'; '.join(problems)}; give every count and let the node suppress"
             )
+        given = {cell_id(c) for c in ret.cells if c.suppressed}
+        present = {cell_id(c) for c in ret.cells if c.indicator is not Indicator.FEE_PER_PERSON}
+        needed = (set(seed) & present) | {i for i in present if i[0] in whole}
+        if needed - given:
+            raise ValueError(
+                f"the return already withholds cells, but not the {len(needed - given)} that "
+                "the agency's published returns require (decision 0025): give every count and "
+                "let the node suppress"
+            )
         return ret.model_copy(update={"suppression_k": k})
+    seeds = set(seed)
     cells = list(ret.cells)
     for table in tables(ret):
         values = [ret.cells[p].count or 0 for p in table.index]
-        for i in _suppress_table(table, values, k):
+        if table.indicator in whole:
+            withheld = set(range(len(values)))
+        else:
+            seeded = [i for i, key in enumerate(table.keys) if (table.indicator, key) in seeds]
+            withheld = _suppress_table(table, values, k, seeded)
+        for i in withheld:
             position = table.index[i]
             cells[position] = cells[position].model_copy(update={"count": None, "suppressed": True})
     return ret.model_copy(update={"cells": cells, "suppression_k": k})
@@ -230,22 +404,12 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
                     f"below k={k}"
                 )
         withheld = {i for i, cell in enumerate(cells) if cell.suppressed}
-        if not withheld or len(withheld) == len(cells):
-            continue
-        if len(table.dimensions) > _MAX_TABLE_DIMENSIONS:
-            problems.append(
-                f"{table.indicator.value} is broken down by more than two dimensions: withhold "
-                "every count of it, or none"
-            )
-            continue
-        if table.partial:
-            problems.append(
-                f"{table.indicator.value} gives a level of totals for some lines only: withhold "
-                "every count of it, or none"
-            )
-            continue
+        unknown = [0] * len(cells)  # widths cannot be checked: only that the pattern exists
         for i in sorted(withheld):
-            if not any(set(z) <= withheld for z in _patterns(table, i)):
+            patterns = itertools.chain(
+                _patterns(table, i, unknown, wide=False), _patterns(table, i, unknown, wide=True)
+            )
+            if not any(p.cells <= withheld for p in patterns):
                 problems.append(
                     f"cells.{table.index[i]} ({table.indicator.value}) is withheld but can be "
                     "recovered from the published cells and totals"

@@ -44,6 +44,8 @@ def test_rows_become_cells_with_the_documented_columns(tmp_path: Path) -> None:
     ("row", "line", "column"),
     [
         ("deaths,sea,central-med,,,-1,,,", 3, "count"),
+        ("deaths,sea,central-med,,,5.0,,,", 3, "count"),
+        ("deaths,sea,central-med,,,1e3,,,", 3, "count"),
         ("deaths,sea,moon-route,,,3,,,", 3, "route"),
         ("arrivals,sea,central-med,,,3,,,", 3, "indicator"),
         ("deaths,ocean,central-med,,,3,,,", 3, "border_type"),
@@ -59,6 +61,20 @@ def test_a_bad_row_is_a_typed_error_naming_line_and_column(
         cells_from_csv(_csv(tmp_path, GOOD[0], row))
     assert (line, column) == (caught.value.line, caught.value.column)
     assert f"figures.csv:{line}" in caught.value.reason
+
+
+def test_a_count_with_a_decimal_point_is_refused(tmp_path: Path) -> None:
+    """ "5.0" is a spreadsheet formatting slip, not 5 detections: refused, not rounded."""
+    with pytest.raises(CsvRowError, match=r"figures.csv:3, column count: '5.0' is not a whole"):
+        cells_from_csv(_csv(tmp_path, GOOD[0], "deaths,sea,central-med,,,5.0,,,"))
+
+
+def test_a_repeated_cell_names_both_lines(tmp_path: Path) -> None:
+    """The same indicator and dimensions twice: the error names the second line and the first."""
+    with pytest.raises(CsvRowError) as caught:
+        cells_from_csv(_csv(tmp_path, *GOOD[:3], GOOD[1]))
+    assert 5 == caught.value.line
+    assert "figures.csv:5: the same indicator and dimensions as line 3" in caught.value.reason
 
 
 def test_an_unknown_column_is_refused(tmp_path: Path) -> None:

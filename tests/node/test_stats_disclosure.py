@@ -144,3 +144,23 @@ def test_latest_returns_keeps_the_newest_per_agency_and_period(inbox: Inbox) -> 
     assert [("ESP-GC", "2026-07"), ("ITA-GDF", "2026-07")] == [
         (r.reporting_agency, r.period) for r in latest_returns(inbox)
     ]
+
+
+def test_the_node_finds_every_return_it_sent_retracted_ones_too(inbox: Inbox) -> None:
+    """Inbox.sent_statistics: what disclosure control links a new return to (decision 0025):
+    the node's own statistical returns, oldest first, a retracted one included (its recipients
+    may have kept it)."""
+    sent = []
+    for counts, period in (([3, 40, 30], "2026-07"), ([7, 40, 30], "2026-08")):
+        report = statistics_report(counts, period=period)
+        report = report.model_copy(update={"statistics": suppress(report.statistics, 5)})
+        sealed = seal_report(
+            report, FED.agencies["ITA-GDF"].signing, ["UNODC-STATS"], FED.trust_store(),
+            FED.policy_store(), NOW,
+        )  # fmt: skip
+        inbox.record_sent(sealed.header, report, NOW + timedelta(seconds=len(sent)))
+        sent.append(sealed.header.id)
+    inbox.mark_retracted(sent[0], NOW)
+    returns = inbox.sent_statistics()
+    assert ["2026-07", "2026-08"] == [r.period for r in returns]
+    assert [True, False, True, False] == [c.suppressed for c in returns[0].cells]

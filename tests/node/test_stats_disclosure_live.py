@@ -15,6 +15,7 @@ import pytest
 from node.reports import seal_report
 from node.service import Node
 from palermo.devfed import DevFederation
+from policies import LinkedReturnsDisclose
 from protocol.envelope import seal
 from protocol.transport import publish_subject
 from schemas import EnvelopeHeader, Report
@@ -50,6 +51,25 @@ async def test_a_return_arrives_suppressed_with_k_in_header_and_body(
     assert report.statistics is not None
     assert 5 == report.statistics.suppression_k
     assert [None, 40, None, 73] == [c.count for c in report.statistics.cells]
+
+
+async def test_linked_returns_are_suppressed_together(nodes: dict[str, Node]) -> None:
+    """The node links a return to the ones it has sent (decision 0025): a correction keeps the
+    cells the first version withheld, a quarter after its month withholds them too, and a month
+    whose small cell the quarter already gave is refused."""
+    ita = nodes[ORIGINATOR]
+
+    async def cells(counts: list[int], period: str = "2026-07") -> list[int | None]:
+        sent = await ita.publish(statistics_report(counts, period=period), to=[STATS])
+        statistics = ita.inbox.sent_report(sent.header.id).statistics
+        assert statistics is not None
+        return [c.count for c in statistics.cells]
+
+    assert [None, 40, None, 73] == await cells([3, 40, 30])
+    assert [None, 40, None, 77] == await cells([7, 40, 30])
+    assert [None, 120, None, 217] == await cells([9, 120, 88], period="2026-Q3")
+    with pytest.raises(LinkedReturnsDisclose, match=r"2026-08 must withhold .*border_type=land"):
+        await cells([30, 3, 40], period="2026-08")
 
 
 def _breaking(fed: DevFederation) -> tuple[EnvelopeHeader, bytes]:
