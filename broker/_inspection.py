@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,11 @@ _log = structlog.get_logger("palermo.broker")
 class PolicyView(Protocol):
     """The broker's view of the signed federation policy and standing policies."""
 
-    def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
+    def decide_all(
+        self, header: EnvelopeHeader, recipients: Sequence[str], now: datetime
+    ) -> Mapping[str, Decision]:
+        """A decision per recipient, in order; an allowance's summary may come without words."""
+        ...
 
 
 def _utc_now() -> datetime:
@@ -97,18 +101,27 @@ def _refusal(code: str, message: str) -> dict[str, Any]:
     return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
 
 
-def _record(decision: Decision) -> dict[str, Any]:
+def _record(
+    decision: Decision, shared: dict[int, list[dict[str, str | None]]] | None = None
+) -> dict[str, Any]:
     """What the audit log keeps of a decision: codes (and the reasons' words for denials).
 
     The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
-    entry would only make the log larger and the broker slower.
+    entry would only make the log larger and the broker slower. ``shared`` remembers the audit
+    form of each obligations tuple already seen (by identity) within one envelope.
     """
-    record: dict[str, Any] = {
-        "decision": "allow" if decision.allowed else "deny",
-        "obligations": [
+    key = id(decision.obligations)
+    obligations = None if shared is None else shared.get(key)
+    if obligations is None:
+        obligations = [
             {"code": o.code, "value": o.value} if o.value is not None else {"code": o.code}
             for o in decision.obligations
-        ],
+        ]
+        if shared is not None:
+            shared[key] = obligations
+    record: dict[str, Any] = {
+        "decision": "allow" if decision.allowed else "deny",
+        "obligations": obligations,
         "reasons": [
             {"code": r.code} if decision.allowed else {"code": r.code, "message": r.message}
             for r in decision.reasons
@@ -202,21 +215,28 @@ class _Inspection:
         return outcome
 
     def decide(self, outcome: Outcome, now: datetime) -> None:
-        """A decision for each listed recipient of an inspected envelope. No I/O."""
+        """A decision for each listed recipient of an inspected envelope, in one call. No I/O."""
         if outcome.unverified is None:
             return
         verified = outcome.unverified.verified
         header = verified.header
-        for recipient in header.recipients:
-            if header.kind is Kind.RETRACTION:
-                # Membership only: the policy change that motivated a withdrawal must not be
-                # able to stop it (docs/broker.md, "Retractions").
-                decision = decide_retraction(header, recipient, self._not_member(recipient, now))
-            else:
-                # An embargoed envelope is judged as of its release (policies/_embargo.py);
-                # when it is released, that is now.
-                decision = self.policy.decide(header, recipient, release_time(header.handling, now))
-            record = _record(decision)
+        if header.kind is Kind.RETRACTION:
+            # Membership only: the policy change that motivated a withdrawal must not be able
+            # to stop it (docs/broker.md, "Retractions").
+            decisions: Mapping[str, Decision] = {
+                r: decide_retraction(header, r, self._not_member(r, now)) for r in header.recipients
+            }
+        else:
+            # An embargoed envelope is judged as of its release (policies/_embargo.py); when it
+            # is released, that is now.
+            decisions = self.policy.decide_all(
+                header, header.recipients, release_time(header.handling, now)
+            )
+        # Allowed decisions of one header share their obligations: their audit form is built
+        # once (the records are only read and serialised afterwards).
+        shared: dict[int, list[dict[str, str | None]]] = {}
+        for recipient, decision in decisions.items():
+            record = _record(decision, shared)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
                 if problem is not None:

@@ -52,6 +52,17 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(DOMAIN_ENTRY + canonical_json(body)).hexdigest()
 
 
+def _hashed(entry: Mapping[str, Any]) -> tuple[str, bytes]:
+    """``entry_hash(entry)`` and ``canonical_json`` of the entry with that hash, for an entry
+    without ``hash``: each top-level value is encoded once, and canonical JSON of a mapping is
+    its members' encodings joined in sorted key order (what ``sort_keys`` produces)."""
+    parts = {k: canonical_json(k) + b":" + canonical_json(v) for k, v in entry.items()}
+    body = b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
+    digest = hashlib.sha256(DOMAIN_ENTRY + body).hexdigest()
+    parts["hash"] = b'"hash":"' + digest.encode() + b'"'
+    return digest, b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
+
+
 def _checkpoint_message(chain: str, seq: int, head: str, time: int) -> bytes:
     return canonical_json({"chain": chain, "head": head, "seq": seq, "time": time})
 
@@ -67,6 +78,17 @@ class AuditChain:
     since_checkpoint: int = 0
 
     def append(self, record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        return self.append_encoded(record, now)[0]
+
+    def append_encoded(
+        self, record: Mapping[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], bytes]:
+        """The next entry, and its canonical JSON (what is stored), encoded once.
+
+        The hash covers the canonical JSON of the entry without ``hash``; the stored bytes are
+        the same pieces with ``"hash"`` put in its sorted place, so a batch's records (most of
+        the entry) are serialised once rather than once to hash and again to publish.
+        """
         self.seq += 1
         entry = {
             **record,
@@ -75,10 +97,10 @@ class AuditChain:
             "prev": self.head,
             "time": to_epoch_ms(now),
         }
-        entry["hash"] = entry_hash(entry)
+        entry["hash"], encoded = _hashed(entry)
         self.head = entry["hash"]
         self.since_checkpoint += 1
-        return entry
+        return entry, encoded
 
     def checkpoint(self, now: datetime) -> dict[str, Any]:
         """A signed statement of the head so far; itself the next entry of the chain."""

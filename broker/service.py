@@ -277,9 +277,9 @@ class Broker(_Inspection):
                 if "error" in record:
                     record["refusal"] = record["error"]  # what its dead letter would have said
                 record["error"] = error
-        entry = self.chain.append({"type": "decisions", "records": records}, now)
+        _, encoded = self.chain.append_encoded({"type": "decisions", "records": records}, now)
         [result] = await self.publisher.settle(
-            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))]
+            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", encoded)]
         )
         if isinstance(result, BaseException):
             # The chain may now have a gap: start a new one rather than fork it.
