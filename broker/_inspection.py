@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 import structlog
@@ -97,35 +98,31 @@ class Outcome:
         return self.embargoed and self.error is None and bool(self.allowed)
 
 
-def _refusal(code: str, message: str) -> dict[str, Any]:
-    return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
+def _refusal(recipient: str, code: str, message: str) -> dict[str, Any]:
+    return {"decision": "deny", "obligations": [], "reasons": [{"code": code, "message": message}],
+            "recipient": recipient}  # fmt: skip
 
 
-def _record(
-    decision: Decision, shared: dict[int, list[dict[str, str | None]]] | None = None
-) -> dict[str, Any]:
+@lru_cache(maxsize=4096)
+def _record(decision: Decision) -> dict[str, Any]:
     """What the audit log keeps of a decision: codes (and the reasons' words for denials).
 
     The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
-    entry would only make the log larger and the broker slower. ``shared`` remembers the audit
-    form of each obligations tuple already seen (by identity) within one envelope.
+    entry would only make the log larger and the broker slower. Equal decisions (the same
+    recipient, reasons and obligations: most envelopes of a busy originator) share one record,
+    which nobody modifies, so the audit entry serialises it once per batch (broker/audit.py).
     """
-    key = id(decision.obligations)
-    obligations = None if shared is None else shared.get(key)
-    if obligations is None:
-        obligations = [
-            {"code": o.code, "value": o.value} if o.value is not None else {"code": o.code}
-            for o in decision.obligations
-        ]
-        if shared is not None:
-            shared[key] = obligations
     record: dict[str, Any] = {
         "decision": "allow" if decision.allowed else "deny",
-        "obligations": obligations,
+        "obligations": [
+            {"code": o.code, "value": o.value} if o.value is not None else {"code": o.code}
+            for o in decision.obligations
+        ],
         "reasons": [
             {"code": r.code} if decision.allowed else {"code": r.code, "message": r.message}
             for r in decision.reasons
         ],
+        "recipient": decision.recipient,
     }
     if decision.withheld_sections:
         record["withheld_sections"] = list(decision.withheld_sections)
@@ -232,15 +229,12 @@ class _Inspection:
             decisions = self.policy.decide_all(
                 header, header.recipients, release_time(header.handling, now)
             )
-        # Allowed decisions of one header share their obligations: their audit form is built
-        # once (the records are only read and serialised afterwards).
-        shared: dict[int, list[dict[str, str | None]]] = {}
         for recipient, decision in decisions.items():
-            record = _record(decision, shared)
+            record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
                 if problem is not None:
-                    record = _refusal("section_wrapped_against_policy", problem)
+                    record = _refusal(recipient, "section_wrapped_against_policy", problem)
             outcome.decisions[recipient] = record
             if record["decision"] == "allow":
                 outcome.allowed.append(recipient)

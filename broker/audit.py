@@ -56,11 +56,40 @@ def _hashed(entry: Mapping[str, Any]) -> tuple[str, bytes]:
     """``entry_hash(entry)`` and ``canonical_json`` of the entry with that hash, for an entry
     without ``hash``: each top-level value is encoded once, and canonical JSON of a mapping is
     its members' encodings joined in sorted key order (what ``sort_keys`` produces)."""
-    parts = {k: canonical_json(k) + b":" + canonical_json(v) for k, v in entry.items()}
+    parts = {
+        k: canonical_json(k) + b":" + (_records_json(v) if k == "records" else canonical_json(v))
+        for k, v in entry.items()
+    }
     body = b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
     digest = hashlib.sha256(DOMAIN_ENTRY + body).hexdigest()
     parts["hash"] = b'"hash":"' + digest.encode() + b'"'
     return digest, b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
+
+
+def _records_json(records: Any) -> bytes:
+    """``canonical_json(records)``, serialising a decision record shared by several envelopes
+    (by identity: the broker reuses one record for equal decisions) only once."""
+    if not isinstance(records, list):
+        return canonical_json(records)
+    memo: dict[int, bytes] = {}
+    out: list[bytes] = []
+    for record in records:
+        decisions = record.get("decisions") if isinstance(record, dict) else None
+        if not isinstance(decisions, list) or not decisions:
+            out.append(canonical_json(record))
+            continue
+        encoded = []
+        for d in decisions:
+            known = memo.get(id(d))
+            if known is None:
+                known = memo[id(d)] = canonical_json(d)
+            encoded.append(known)
+        # The record's other members around "decisions", in canonical (sorted) key order.
+        before = canonical_json({k: v for k, v in record.items() if k < "decisions"})
+        after = canonical_json({k: v for k, v in record.items() if k > "decisions"})
+        middle = b'"decisions":[' + b",".join(encoded) + b"]"
+        out.append(b"{" + b",".join(p for p in (before[1:-1], middle, after[1:-1]) if p) + b"}")
+    return b"[" + b",".join(out) + b"]"
 
 
 def _checkpoint_message(chain: str, seq: int, head: str, time: int) -> bytes:

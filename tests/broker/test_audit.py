@@ -245,3 +245,21 @@ def test_an_entry_is_encoded_once_as_canonical_json(records: list[dict[str, Any]
     [report] = verify_entries(stored, KEYS)
     assert report.ok
     assert report.entries == len(records)
+
+
+@given(
+    st.lists(JSON_VALUES.filter(lambda v: isinstance(v, dict)), min_size=1, max_size=3),
+    st.lists(st.tuples(RECORDS, st.lists(st.integers(0, 2), max_size=4)), min_size=1, max_size=4),
+)
+def test_shared_decision_records_encode_as_canonical_json(
+    pool: list[dict[str, Any]], records: list[tuple[dict[str, Any], list[int]]]
+) -> None:
+    """A decision record shared by several envelopes (the broker reuses one per equal decision)
+    is serialised once, and the entry is still exactly its canonical JSON."""
+    chain = AuditChain("BROKER-1.test", KEY)
+    batch = [
+        {**fields, "decisions": [pool[i % len(pool)] for i in picks]} for fields, picks in records
+    ]
+    entry, encoded = chain.append_encoded({"type": "decisions", "records": batch}, T0)
+    assert encoded == canonical_json(entry)
+    assert entry_hash(json.loads(encoded)) == entry["hash"]
