@@ -74,5 +74,6 @@ def _audit_record(outcome: Outcome) -> dict[str, Any]:
     if outcome.error is not None:
         record["error"] = outcome.error.to_dict()
     else:
-        record["decisions"] = [{"recipient": r, **d} for r, d in sorted(outcome.decisions.items())]
+        # Each decision's record names its recipient; equal decisions share one record.
+        record["decisions"] = [d for _, d in sorted(outcome.decisions.items())]
     return record

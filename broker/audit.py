@@ -66,6 +66,9 @@ def _hashed(entry: Mapping[str, Any]) -> tuple[str, bytes]:
     return digest, b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
 
 
+_PLACEHOLDER: Final[bytes] = b'"decisions":0'
+
+
 def _records_json(records: Any) -> bytes:
     """``canonical_json(records)``, serialising a decision record shared by several envelopes
     (by identity: the broker reuses one record for equal decisions) only once."""
@@ -84,11 +87,14 @@ def _records_json(records: Any) -> bytes:
             if known is None:
                 known = memo[id(d)] = canonical_json(d)
             encoded.append(known)
-        # The record's other members around "decisions", in canonical (sorted) key order.
-        before = canonical_json({k: v for k, v in record.items() if k < "decisions"})
-        after = canonical_json({k: v for k, v in record.items() if k > "decisions"})
-        middle = b'"decisions":[' + b",".join(encoded) + b"]"
-        out.append(b"{" + b",".join(p for p in (before[1:-1], middle, after[1:-1]) if p) + b"}")
+        # The record with a placeholder in the decisions' sorted place, which is then replaced.
+        # JSON escapes quotes inside strings, so the placeholder can only be a member; if some
+        # nested map also has it, the record is encoded whole instead.
+        shell = canonical_json({**record, "decisions": 0})
+        if shell.count(_PLACEHOLDER) != 1:
+            out.append(canonical_json(record))
+            continue
+        out.append(shell.replace(_PLACEHOLDER, b'"decisions":[' + b",".join(encoded) + b"]"))
     return b"[" + b",".join(out) + b"]"
 
 

@@ -263,3 +263,15 @@ def test_shared_decision_records_encode_as_canonical_json(
     entry, encoded = chain.append_encoded({"type": "decisions", "records": batch}, T0)
     assert encoded == canonical_json(entry)
     assert entry_hash(json.loads(encoded)) == entry["hash"]
+
+
+def test_a_nested_decisions_member_does_not_confuse_the_splice() -> None:
+    """The shared-record encoding marks the decisions' place with a member; a nested map with the
+    same member (or a string quoting it) must not be taken for it."""
+    shared = {"recipient": "MLT-AFM", "decision": "allow"}
+    batch = [
+        {"a": {"decisions": 0}, "decisions": [shared], "z": '"decisions":0'},
+        {"decisions": [shared, shared], "note": {"decisions": 0.5}},
+    ]
+    entry, encoded = AuditChain("BROKER-1.test", KEY).append_encoded({"records": batch}, T0)
+    assert encoded == canonical_json(entry)
