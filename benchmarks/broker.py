@@ -11,6 +11,14 @@ started with ``palermo broker run``):
   subscriber on ``plm.dlv.<one recipient>.>`` timestamps each arrival; latency = arrival −
   publish time. The floor: the same pacing with raw publish → subscribe on a plain subject.
 
+- **CPU per envelope** (``broker_cpu_us_per_envelope``): the broker process's CPU time (user +
+  system, from ``psutil``) over the throughput phase, divided by the envelopes it handled. CPU
+  time is steadier than wall time on a shared machine. Its floor (``broker_cpu_floor_us``), in
+  this process in the same run: what no broker can skip for one 5-recipient envelope: msgpack
+  decode and header schema validation (the envelope benchmark's "+ msgpack, schema" floor), one
+  Ed25519 verify of the signed bytes, and six raw nats-py publishes of the same bytes (five
+  copies and one replay marker), each envelope's CPU time from ``time.process_time``.
+
 - **delay under a flood**: 50 hostile messages (each ~1 MB of tiny msgpack objects behind a valid
   envelope prefix, on a valid publish subject) are stored in PLM_PUB, then one genuine envelope;
   its delay = arrival on a partner's delivery subject − its publish time (issue 12, item 10: it
@@ -39,6 +47,7 @@ from typing import Any
 
 import msgpack
 import nats
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,9 +55,11 @@ sys.path.insert(0, str(ROOT))
 from broker.streams import StreamLimits, ensure_streams  # noqa: E402
 from palermo.devfed import DevFederation  # noqa: E402
 from palermo.natsserver import NatsServer  # noqa: E402
+from protocol import crypto  # noqa: E402
 from protocol.directory import Directory  # noqa: E402
 from protocol.envelope import seal  # noqa: E402
-from protocol.envelope._format import canonical_packb  # noqa: E402
+from protocol.envelope._format import canonical_packb, signed_prefix  # noqa: E402
+from protocol.envelope._seal import DOMAIN_SIGNATURE  # noqa: E402
 from protocol.transport import publish_subject  # noqa: E402
 from schemas import EnvelopeHeader, Handling, new_uuid7  # noqa: E402
 
@@ -153,6 +164,33 @@ async def raw_throughput(url: str, n: int) -> float:
     return n / elapsed
 
 
+async def cpu_floor(url: str, sealed: list[tuple[EnvelopeHeader, bytes]], public: Any) -> float:
+    """CPU µs per envelope of what no broker can skip (see the module docstring), this process.
+
+    Publishes go to a subject no stream or subscriber listens on: the server's work is not
+    counted on either side (the broker's CPU time is its own process's too)."""
+    nc = await nats.connect(url)
+    await nc.flush()
+    start = time.process_time()
+    for i, (_, data) in enumerate(sealed):
+        doc = msgpack.unpackb(data)
+        EnvelopeHeader.model_validate(doc["hdr"])
+        crypto.verify(public, doc["sig"], DOMAIN_SIGNATURE, signed_prefix(data))
+        for _ in range(6):
+            await nc.publish("raw.floor", data)
+        if i % 100 == 0:
+            await nc.flush()
+    await nc.flush()
+    elapsed = time.process_time() - start
+    await nc.close()
+    return elapsed / len(sealed) * 1e6
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 async def paced_latency(
     url: str, items: list[tuple[str, bytes, str]], rate: float, listen: str, key: Any
 ) -> list[float]:
@@ -225,10 +263,14 @@ async def run(n: int, rate: float, latency_n: int) -> dict[str, Any]:
                 break
             except nats.js.errors.NotFoundError:
                 await asyncio.sleep(0.01)
+        broker = psutil.Process(proc.pid)
+        cpu_start = _cpu_s(broker)
         start = time.perf_counter()
         while await _count(js, "PLM_PUB") > 0 or await _count(js, "PLM_DLV") < 5 * n:
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - start
+        broker_cpu = _cpu_s(broker) - cpu_start
+        floor_us = await cpu_floor(url, backlog, fed.agencies["ITA-GDF"].signing.public.key)
         latencies = await paced_latency(
             url,
             [(publish_subject(h), d, h.id) for h, d in paced],
@@ -262,6 +304,9 @@ async def run(n: int, rate: float, latency_n: int) -> dict[str, Any]:
         "envelopes_per_s": round(n / elapsed, 1),
         "deliveries_per_s": round(5 * n / elapsed, 1),
         "raw_msgs_per_s": round(raw_tp, 1),
+        "broker_cpu_us_per_envelope": round(broker_cpu / n * 1e6, 1),
+        "broker_cpu_floor_us": round(floor_us, 1),
+        "broker_cpu_vs_floor": round(broker_cpu / n * 1e6 / floor_us, 2),
         "rate_per_s": rate,
         "latency_samples": len(latencies),
         "p50_ms": round(p50, 3),
@@ -287,6 +332,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"| p99 latency at {r['rate_per_s']:,.0f}/s | {r['p99_ms']} ms "
             f"| {r['raw_p99_ms']} ms |",
             f"| p99 added over the floor | {r['p99_added_ms']} ms | |",
+            f"| CPU per envelope (broker process) | {r['broker_cpu_us_per_envelope']:,} µs "
+            f"| {r['broker_cpu_floor_us']:,} µs (decode, schema, verify, 6 publishes) |",
             f"| delay of a genuine envelope behind {r['flood_messages']} hostile 1 MB messages "
             f"| {r['flood_delay_ms']:,} ms | |",
         ]

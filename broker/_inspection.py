@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 import structlog
@@ -44,7 +45,11 @@ _log = structlog.get_logger("palermo.broker")
 class PolicyView(Protocol):
     """The broker's view of the signed federation policy and standing policies."""
 
-    def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision: ...
+    def decide_all(
+        self, header: EnvelopeHeader, recipients: Sequence[str], now: datetime
+    ) -> Mapping[str, Decision]:
+        """A decision per recipient, in order; an allowance's summary may come without words."""
+        ...
 
     @property
     def rules(self) -> FederationRules: ...
@@ -104,15 +109,19 @@ class Outcome:
         return self.embargoed and self.error is None and bool(self.allowed)
 
 
-def _refusal(code: str, message: str) -> dict[str, Any]:
-    return {"decision": "deny", "reasons": [{"code": code, "message": message}], "obligations": []}
+def _refusal(recipient: str, code: str, message: str) -> dict[str, Any]:
+    return {"decision": "deny", "obligations": [], "reasons": [{"code": code, "message": message}],
+            "recipient": recipient}  # fmt: skip
 
 
+@lru_cache(maxsize=4096)
 def _record(decision: Decision) -> dict[str, Any]:
     """What the audit log keeps of a decision: codes (and the reasons' words for denials).
 
     The obligation texts are in the catalogue (docs/handling-codes.md); repeating them in every
-    entry would only make the log larger and the broker slower.
+    entry would only make the log larger and the broker slower. Equal decisions (the same
+    recipient, reasons and obligations: most envelopes of a busy originator) share one record,
+    which nobody modifies, so the audit entry serialises it once per batch (broker/audit.py).
     """
     record: dict[str, Any] = {
         "decision": "allow" if decision.allowed else "deny",
@@ -124,6 +133,7 @@ def _record(decision: Decision) -> dict[str, Any]:
             {"code": r.code} if decision.allowed else {"code": r.code, "message": r.message}
             for r in decision.reasons
         ],
+        "recipient": decision.recipient,
     }
     if decision.withheld_sections:
         record["withheld_sections"] = list(decision.withheld_sections)
@@ -213,29 +223,33 @@ class _Inspection:
         return outcome
 
     def decide(self, outcome: Outcome, now: datetime) -> None:
-        """A decision for each listed recipient of an inspected envelope. No I/O."""
+        """A decision for each listed recipient of an inspected envelope, in one call. No I/O."""
         if outcome.unverified is None:
             return
         verified = outcome.unverified.verified
         header = verified.header
         # Below the suite the federation requires (suite 2 for RED, say): refused to everyone.
         weak = suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
-        for recipient in header.recipients:
-            if header.kind is Kind.RETRACTION:
-                # Membership only: the policy change that motivated a withdrawal must not be
-                # able to stop it (docs/broker.md, "Retractions").
-                decision = decide_retraction(header, recipient, self._not_member(recipient, now))
-            else:
-                # An embargoed envelope is judged as of its release (policies/_embargo.py);
-                # when it is released, that is now.
-                decision = self.policy.decide(header, recipient, release_time(header.handling, now))
+        if header.kind is Kind.RETRACTION:
+            # Membership only: the policy change that motivated a withdrawal must not be able
+            # to stop it (docs/broker.md, "Retractions").
+            decisions: Mapping[str, Decision] = {
+                r: decide_retraction(header, r, self._not_member(r, now)) for r in header.recipients
+            }
+        else:
+            # An embargoed envelope is judged as of its release (policies/_embargo.py); when it
+            # is released, that is now.
+            decisions = self.policy.decide_all(
+                header, header.recipients, release_time(header.handling, now)
+            )
+        for recipient, decision in decisions.items():
             record = _record(decision)
             if decision.allowed:
                 problem = check_sections(verified, recipient, decision.withheld_sections)
                 if problem is not None:
-                    record = _refusal("section_wrapped_against_policy", problem)
+                    record = _refusal(recipient, "section_wrapped_against_policy", problem)
                 elif weak is not None:
-                    record = _refusal(weak.code, weak.message)
+                    record = _refusal(recipient, weak.code, weak.message)
             outcome.decisions[recipient] = record
             if record["decision"] == "allow":
                 outcome.allowed.append(recipient)

@@ -1,7 +1,10 @@
-"""What the broker writes about a refused envelope: its dead letter (with reason headers) and
-the ``Nats-Msg-Id`` that keeps a redelivery from duplicating it."""
+"""What the broker writes about an envelope: its audit record, and for a refused one its dead
+letter (with reason headers) and the ``Nats-Msg-Id`` that keeps a redelivery from duplicating
+it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ._inspection import Outcome
 
@@ -41,3 +44,36 @@ def _dead_letter(
             "Palermo-Subject": _header_value(outcome.subject or outcome.msg.subject),
         },
     )
+
+
+def _audit_record(outcome: Outcome) -> dict[str, Any]:
+    """What the audit entry records of one envelope: what it is, and each recipient's decision
+    (or why the envelope itself was refused)."""
+    header = outcome.header
+    record: dict[str, Any] = {
+        "type": "decision",
+        "envelope": outcome.envelope_id,
+        "originator": outcome.originator,
+        "subject": outcome.subject or outcome.msg.subject,
+        "delivery": outcome.msg.metadata.num_delivered,
+    }
+    if outcome.release:
+        record["released"] = True
+    if outcome.voided:
+        record["retracted_before_release"] = True
+    if header is not None:
+        record |= {"kind": header.kind.value, "route": header.route.value,
+                   "category": header.category.value, "tlp": header.handling.tlp.value,
+                   "personal_data": header.contains_personal_data}  # fmt: skip
+        if outcome.held and header.handling.not_before is not None:
+            record["held_until"] = header.handling.not_before.isoformat()
+        if header.handling.non_refoulement_override is not None:
+            record["non_refoulement_override"] = (
+                header.handling.non_refoulement_override.model_dump()
+            )
+    if outcome.error is not None:
+        record["error"] = outcome.error.to_dict()
+    else:
+        # Each decision's record names its recipient; equal decisions share one record.
+        record["decisions"] = [d for _, d in sorted(outcome.decisions.items())]
+    return record

@@ -14,8 +14,10 @@ nothing before it was modified, removed or reordered. The chain itself is
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,6 +26,8 @@ from policies import AuditFlag
 from protocol import hashchain
 from protocol.hashchain import GENESIS, ChainReport, HashChain
 from protocol.keys import SigningKey
+from protocol.trust import canonical_json
+from schemas import to_epoch_ms
 
 __all__ = [
     "GENESIS",
@@ -48,6 +52,52 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashchain.entry_hash(DOMAIN_ENTRY, entry)
 
 
+def _hashed(domain: bytes, entry: Mapping[str, Any]) -> tuple[str, bytes]:
+    """``hashchain.entry_hash(domain, entry)`` and ``canonical_json`` of the entry with that
+    hash, for an entry without ``hash``: each top-level value is encoded once, and canonical
+    JSON of a mapping is its members' encodings joined in sorted key order (``sort_keys``)."""
+    parts = {
+        k: canonical_json(k) + b":" + (_records_json(v) if k == "records" else canonical_json(v))
+        for k, v in entry.items()
+    }
+    body = b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
+    digest = hashlib.sha256(domain + body).hexdigest()
+    parts["hash"] = b'"hash":"' + digest.encode() + b'"'
+    return digest, b"{" + b",".join(parts[k] for k in sorted(parts)) + b"}"
+
+
+_PLACEHOLDER: Final[bytes] = b'"decisions":0'
+
+
+def _records_json(records: Any) -> bytes:
+    """``canonical_json(records)``, serialising a decision record shared by several envelopes
+    (by identity: the broker reuses one record for equal decisions) only once."""
+    if not isinstance(records, list):
+        return canonical_json(records)
+    memo: dict[int, bytes] = {}
+    out: list[bytes] = []
+    for record in records:
+        decisions = record.get("decisions") if isinstance(record, dict) else None
+        if not isinstance(decisions, list) or not decisions:
+            out.append(canonical_json(record))
+            continue
+        encoded = []
+        for d in decisions:
+            known = memo.get(id(d))
+            if known is None:
+                known = memo[id(d)] = canonical_json(d)
+            encoded.append(known)
+        # The record with a placeholder in the decisions' sorted place, which is then replaced.
+        # JSON escapes quotes inside strings, so the placeholder can only be a member; if some
+        # nested map also has it, the record is encoded whole instead.
+        shell = canonical_json({**record, "decisions": 0})
+        if shell.count(_PLACEHOLDER) != 1:
+            out.append(canonical_json(record))
+            continue
+        out.append(shell.replace(_PLACEHOLDER, b'"decisions":[' + b",".join(encoded) + b"]"))
+    return b"[" + b",".join(out) + b"]"
+
+
 @dataclass
 class AuditChain(HashChain):
     """The writer's side: appends entries and makes checkpoints (:class:`HashChain` with the
@@ -56,6 +106,29 @@ class AuditChain(HashChain):
     key: SigningKey  # the broker always signs its checkpoints
     entry_domain: bytes = DOMAIN_ENTRY
     checkpoint_domain: bytes = DOMAIN_CHECKPOINT
+
+    def append_encoded(
+        self, record: Mapping[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], bytes]:
+        """The next entry (as :meth:`append` makes it), and its canonical JSON (what is
+        stored), encoded once.
+
+        The hash covers the canonical JSON of the entry without ``hash``; the stored bytes are
+        the same pieces with ``"hash"`` put in its sorted place, so a batch's records (most of
+        the entry) are serialised once rather than once to hash and again to publish.
+        """
+        self.seq += 1
+        entry = {
+            **record,
+            "chain": self.chain,
+            "seq": self.seq,
+            "prev": self.head,
+            "time": to_epoch_ms(now),
+        }
+        entry["hash"], encoded = _hashed(self.entry_domain, entry)
+        self.head = entry["hash"]
+        self.since_checkpoint += 1
+        return entry, encoded
 
 
 def verify_entries(

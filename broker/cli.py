@@ -7,6 +7,7 @@ modules are imported inside each command, so ``palermo --help`` stays quick.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -74,7 +75,23 @@ def run(
 
     configure_logging(json_output=log_format == "json")
     settings = BrokerSettings.load(config)
+    _quiet_gc()
     asyncio.run(run_broker(settings))
+
+
+def _quiet_gc() -> None:
+    """Fewer cyclic garbage collections in the broker process (issue 19's profile: about a tenth
+    of its CPU time per envelope went to collections that walked the long-lived objects of
+    pydantic, the trust store and the policy index, found nothing, and started again).
+
+    What is loaded by now is frozen (never walked again), and a collection starts after 20,000
+    new container objects rather than 700: a batch of 256 envelopes makes about that many, and
+    nearly all of them are freed by reference counting when the batch is done. Cycles are still
+    collected, only less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 streams_app = typer.Typer(

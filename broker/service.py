@@ -50,8 +50,9 @@ from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas import Kind
 from schemas.errors import EnvelopeError, Replayed
 
+from ._atomic import AtomicPublisher, Publication
 from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
-from ._letters import _dead_letter, _dedup_ident, _header_value
+from ._letters import _audit_record, _dead_letter, _dedup_ident, _header_value
 from .audit import AuditChain
 from .embargo import (
     HOLD_STREAM,
@@ -68,6 +69,7 @@ from .metrics import BrokerMetrics
 __all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView"]
 
 CONSUMER: Final[str] = "palermo-broker"
+DELIVER_PREFIX: Final[str] = "plm.dlv."
 # Reason code of a dead letter for an envelope whose outcome could not be stored in max_deliver
 # attempts (a full delivery stream, a server that stayed unreachable).
 EXHAUSTED: Final[str] = "redelivery_exhausted"
@@ -100,6 +102,7 @@ class Broker(_Inspection):
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.publisher = PipelinedPublisher(nc)
+        self.atomic = AtomicPublisher(nc, self.publisher)
         self.trust = trust
         self.policy = policy
         self.key = key
@@ -128,8 +131,8 @@ class Broker(_Inspection):
 
         Returns the ``id()`` of outcomes whose marker could not be written (to be retried).
         """
-        futures = [
-            await self.publisher.publish(
+        markers: list[Publication] = [
+            (
                 f"plm.seen.{o.envelope_id}",
                 str(o.msg.metadata.sequence.stream).encode(),
                 # Refused by the server if any message already has this subject: atomic across
@@ -138,8 +141,9 @@ class Broker(_Inspection):
             )
             for o in outcomes
         ]
+        results = await self.atomic.publish("PLM_SEEN", markers, [id(o) for o in outcomes])
         failed: set[int] = set()
-        for o, result in zip(outcomes, await self.publisher.settle(futures), strict=True):
+        for o, result in zip(outcomes, results, strict=True):
             if not isinstance(result, BaseException):
                 continue
             if not (isinstance(result, PublishRejected) and result.err_code == WRONG_LAST_SEQUENCE):
@@ -234,52 +238,21 @@ class Broker(_Inspection):
             {"Nats-Msg-Id": f"notice.{ident}"},
         )
 
-    def _audit_record(self, outcome: Outcome) -> dict[str, Any]:
-        header = outcome.header
-        record: dict[str, Any] = {
-            "type": "decision",
-            "envelope": outcome.envelope_id,
-            "originator": outcome.originator,
-            "subject": outcome.subject or outcome.msg.subject,
-            "delivery": outcome.msg.metadata.num_delivered,
-        }
-        if outcome.release:
-            record["released"] = True
-        if outcome.voided:
-            record["retracted_before_release"] = True
-        if header is not None:
-            record |= {"kind": header.kind.value, "route": header.route.value,
-                       "category": header.category.value, "tlp": header.handling.tlp.value,
-                       "personal_data": header.contains_personal_data}  # fmt: skip
-            if outcome.held and header.handling.not_before is not None:
-                record["held_until"] = header.handling.not_before.isoformat()
-            if header.handling.non_refoulement_override is not None:
-                record["non_refoulement_override"] = (
-                    header.handling.non_refoulement_override.model_dump()
-                )
-        if outcome.error is not None:
-            record["error"] = outcome.error.to_dict()
-        else:
-            record["decisions"] = [
-                {"recipient": r, **d} for r, d in sorted(outcome.decisions.items())
-            ]
-        return record
-
     async def _audit(
         self, outcomes: Sequence[Outcome], now: datetime, error: dict[str, str] | None = None
     ) -> bool:
         """One hash-chained entry with every outcome's decisions (or, for envelopes given up,
         ``error`` instead), stored; False if it was not."""
-        records = [self._audit_record(o) for o in outcomes]
+        records = [_audit_record(o) for o in outcomes]
         if error is not None:
             for record in records:
                 record.pop("decisions", None)
                 if "error" in record:
                     record["refusal"] = record["error"]  # what its dead letter would have said
                 record["error"] = error
-        entry = self.chain.append({"type": "decisions", "records": records}, now)
+        _, encoded = self.chain.append_encoded({"type": "decisions", "records": records}, now)
         [result] = await self.publisher.settle(
-            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))]
+            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", encoded)]
         )
         if isinstance(result, BaseException):
             # The chain may now have a gap: start a new one rather than fork it.
@@ -313,13 +286,22 @@ class Broker(_Inspection):
             decided = []
         _fault_point("after-audit")
         # Phase 3: deliveries, dead letters and notices, pipelined, then all awaited together.
+        # An envelope's copies go to PLM_DLV in one atomic batch (broker/_atomic.py).
         owners: list[Outcome] = []
+        copies: list[Publication] = []
+        others: list[Outcome] = []
         futures = []
         for o in decided:
             for subject, payload, headers in self._publications(o, now):
-                futures.append(await self.publisher.publish(subject, payload, headers))
-                owners.append(o)
-        for o, result in zip(owners, await self.publisher.settle(futures), strict=True):
+                if subject.startswith(DELIVER_PREFIX):
+                    copies.append((subject, payload, headers))
+                    owners.append(o)
+                else:
+                    futures.append(await self.publisher.publish(subject, payload, headers))
+                    others.append(o)
+        stored = await self.atomic.publish("PLM_DLV", copies, [id(o) for o in owners])
+        owners += others
+        for o, result in zip(owners, stored + await self.publisher.settle(futures), strict=True):
             if isinstance(result, BaseException) and id(o) not in failed:
                 _log.warning("publication failed; will retry", envelope=o.envelope_id,
                              error=repr(result))  # fmt: skip

@@ -109,6 +109,8 @@ def stream_configs(limits: StreamLimits) -> list[StreamConfig]:
             max_age=limits.delivery_days * DAY,
             max_msg_size=limits.max_payload,
             discard=DiscardPolicy.NEW,
+            # An envelope's copies in one atomic batch (broker/_atomic.py, decision 0033).
+            allow_atomic=True,
             duplicate_window=limits.duplicate_window_s,
             storage=file,
             num_replicas=replicas,
@@ -144,6 +146,7 @@ def stream_configs(limits: StreamLimits) -> list[StreamConfig]:
             # marker was written), so its marker must outlive the replay window from then.
             max_age=limits.replay_window_s + limits.hold_days * DAY,
             max_msgs_per_subject=1,
+            allow_atomic=True,  # a batch's markers in one atomic batch (decision 0033)
             storage=file,
             num_replicas=replicas,
         ),

@@ -30,7 +30,7 @@ from ._decision import Decision, Obligation, Reason, obligations_for
 from ._disclosure import DEFAULT_SUPPRESSION_K, check_disclosure, suppress
 from ._disclosure_linked import LinkedReturnsDisclose, suppress_linked
 from ._embargo import embargo_ahead, envelope_age, release_time
-from ._engine import allowed_recipients, decide, may_forward
+from ._engine import allowed_recipients, decide, decide_all, may_forward
 from ._federation import (
     Agreement,
     Federation,
@@ -84,6 +84,7 @@ __all__ = [
     "check_disclosure",
     "compile_federation",
     "decide",
+    "decide_all",
     "decide_retraction",
     "embargo_ahead",
     "envelope_age",

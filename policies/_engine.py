@@ -40,7 +40,7 @@ from ._messages import (
 )
 from ._sections import withheld_sections
 
-__all__ = ["allowed_recipients", "decide", "may_forward"]
+__all__ = ["allowed_recipients", "decide", "decide_all", "may_forward"]
 
 _AMBER = TLP_RANK[Tlp.AMBER]
 _PERSONAL = SectionKind.PERSONAL_DATA
@@ -48,6 +48,8 @@ _PROTECTED = SectionKind.PROTECTED_PERSONS
 # Kinds an aggregate-only member may receive: statistics, and the tombstones that retract them
 # (a retraction carries no intelligence, and a statistics body must be able to purge too).
 _AGGREGATE_KINDS = frozenset({Kind.STATISTICS, Kind.RETRACTION})
+# An allowed decision's summary when nobody will read its words (decide_all for the broker).
+_ALLOWED_UNEXPLAINED = Reason(ReasonCode.ALLOWED, "")
 
 
 class _Facts:
@@ -121,6 +123,33 @@ def decide(
         header, _facts(header), recipient, index_of(federation), agency_policy, now
     )
     return _as_release(header, decision) if header.kind is Kind.RELEASE else decision
+
+
+def decide_all(
+    header: EnvelopeHeader,
+    recipients: Iterable[str],
+    federation: Federation | FederationIndex,
+    agency_policy: AgencyPolicy | None,
+    now: datetime,
+    *,
+    explain_allowed: bool = True,
+) -> dict[str, Decision]:
+    """:func:`decide` for every recipient of one envelope, in the order given, in one call.
+
+    What depends only on the header (its facts, the federation index) is derived once. The
+    broker passes ``explain_allowed=False``: an allowed decision's summary reason then has an
+    empty message (its code is what the audit keeps); a refusal always says what to change.
+    Otherwise each decision equals ``decide(header, r, ...)`` (a property test checks it).
+    """
+    index = index_of(federation)
+    facts = _facts(header)
+    out = {
+        r: _evaluate(header, facts, r, index, agency_policy, now, explain=explain_allowed)
+        for r in recipients
+    }
+    if header.kind is Kind.RELEASE:
+        return {r: _as_release(header, d) for r, d in out.items()}
+    return out
 
 
 def _as_release(header: EnvelopeHeader, decision: Decision) -> Decision:
@@ -223,6 +252,8 @@ def _evaluate(
     policy: AgencyPolicy | None,
     now: datetime,
     released: bool = False,
+    *,
+    explain: bool = True,
 ) -> Decision:
     if now.tzinfo is None:
         # A naive time would compare wrongly against UTC embargoes; that is a caller bug.
@@ -326,13 +357,17 @@ def _evaluate(
     if facts.personal or any(i not in sections.withheld for i in facts.protected):
         basis = dp_basis
     refs = tuple(a.ref for a in basis)
-    summary = reason(
-        ReasonCode.ALLOWED,
-        agency=recipient,
-        tlp=handling.tlp.value,
-        kind=header.kind.value,
-        originator=origin.id,
-        grounds=f"under {', '.join(refs)}" if refs else "on a voluntary basis",
+    summary = (
+        reason(
+            ReasonCode.ALLOWED,
+            agency=recipient,
+            tlp=handling.tlp.value,
+            kind=header.kind.value,
+            originator=origin.id,
+            grounds=f"under {', '.join(refs)}" if refs else "on a voluntary basis",
+        )
+        if explain
+        else _ALLOWED_UNEXPLAINED
     )
     return Decision(
         recipient,

@@ -14,7 +14,7 @@ keys), and an originator whose standing policy was seen once but is missing now.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from policies import (
     FederationRules,
     Reason,
     compile_federation,
-    decide,
+    decide_all,
 )
 from protocol.marks import AGENCY_PREFIX, FEDERATION_KEY, REVOCATIONS_KEY, check_key, digest
 from schemas import EnvelopeHeader
@@ -117,52 +117,73 @@ class PolicyStore:
         return self.federation.rules if self.federation is not None else FederationRules()
 
     def decide(self, header: EnvelopeHeader, recipient: str, now: datetime) -> Decision:
-        if self.index is None:
-            return Decision(
-                recipient,
-                False,
-                (
-                    Reason(
-                        "no-federation-policy",
-                        "no verified federation policy is in force; "
-                        "publish one signed by the federation root",
-                    ),
-                ),
-            )
-        if not self.revocations_current:
-            mark = self.trust.marks.get(REVOCATIONS_KEY)
-            return Decision(
-                recipient,
-                False,
-                (
-                    Reason(
-                        "revocations-below-mark",
-                        f"the revocation list held (seq {self.trust.revocation_seq}) is older "
-                        f"than seq {mark.version if mark else 0} already seen; publish the "
-                        "current list ('palermo directory publish')",
-                    ),
-                ),
-            )
-        try:
-            # Membership is also a matter of certificates: a revoked or expired member receives
-            # nothing, whatever the policy document says.
-            self.trust.certificate(recipient, now)
-        except TrustError as exc:
-            return Decision(recipient, False, (Reason("recipient-not-certified", exc.reason),))
+        return self.decide_all(header, [recipient], now, explain_allowed=True)[recipient]
+
+    def decide_all(
+        self,
+        header: EnvelopeHeader,
+        recipients: Sequence[str],
+        now: datetime,
+        *,
+        explain_allowed: bool = False,
+    ) -> dict[str, Decision]:
+        """:meth:`decide` for each recipient, in order, with the per-header checks done once.
+
+        ``explain_allowed=False`` (the broker's default: it audits an allowance by its codes)
+        leaves the words out of an allowed decision's summary; refusals always have them.
+        """
+        gate = self._gate()
+        if gate is not None:
+            return {r: Decision(r, False, (gate,)) for r in recipients}
+        out: dict[str, Decision] = {}
+        certified: list[str] = []
+        for recipient in recipients:
+            try:
+                # Membership is also a matter of certificates: a revoked or expired member
+                # receives nothing, whatever the policy document says.
+                self.trust.certificate(recipient, now)
+            except TrustError as exc:
+                out[recipient] = Decision(
+                    recipient, False, (Reason("recipient-not-certified", exc.reason),)
+                )
+                continue
+            out[recipient] = _PENDING
+            certified.append(recipient)
+        if not certified:
+            return out
         standing = self.agency_policies.get(header.originator)
         if standing is None and self.trust.marks.get(AGENCY_PREFIX + header.originator):
             # Its standing policy was seen once and is gone (refused as below its mark, or
             # dropped): deciding without it would ignore restrictions the originator set.
-            return Decision(
-                recipient,
-                False,
-                (
-                    Reason(
-                        "standing-policy-missing",
-                        f"{header.originator}'s standing policy is not held at or above the "
-                        f"version already seen; {header.originator} must publish its current "
-                        "standing policy",
-                    ),
-                ),
+            missing = Reason(
+                "standing-policy-missing",
+                f"{header.originator}'s standing policy is not held at or above the version "
+                f"already seen; {header.originator} must publish its current standing policy",
             )
-        return decide(header, recipient, self.index, standing, now)
+            return out | {r: Decision(r, False, (missing,)) for r in certified}
+        assert self.index is not None  # _gate refuses without one
+        return out | decide_all(
+            header, certified, self.index, standing, now, explain_allowed=explain_allowed
+        )
+
+    def _gate(self) -> Reason | None:
+        """Why nothing may be decided now, whatever the header or recipient."""
+        if self.index is None:
+            return Reason(
+                "no-federation-policy",
+                "no verified federation policy is in force; "
+                "publish one signed by the federation root",
+            )
+        if not self.revocations_current:
+            mark = self.trust.marks.get(REVOCATIONS_KEY)
+            return Reason(
+                "revocations-below-mark",
+                f"the revocation list held (seq {self.trust.revocation_seq}) is older "
+                f"than seq {mark.version if mark else 0} already seen; publish the "
+                "current list ('palermo directory publish')",
+            )
+        return None
+
+
+# A placeholder keeping each recipient's place in decide_all's answer until the engine fills it.
+_PENDING = Decision("", False, ())

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from broker.audit import AuditChain, trail, verify_entries
+from broker.audit import AuditChain, entry_hash, trail, verify_entries
 from protocol.keys import SigningKey
+from protocol.trust import canonical_json
 
 KEY = SigningKey.generate("BROKER-1")
 KEYS = {KEY.kid: KEY.public.key}
@@ -211,3 +215,63 @@ def test_trail_text_shows_flags_withheld_sections_obligations_and_the_justificat
     ) in text
     assert "    withheld sections: protected-persons" in text
     assert "AUS-ABF      deny     not-in-rel-to: AUS-ABF is not in rel_to" in text
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+RECORDS = st.dictionaries(
+    st.text(max_size=8).filter(lambda k: k not in ("hash", "chain", "seq", "prev", "time")),
+    JSON_VALUES,
+    max_size=5,
+)
+
+
+@given(st.lists(RECORDS, min_size=1, max_size=3))
+def test_an_entry_is_encoded_once_as_canonical_json(records: list[dict[str, Any]]) -> None:
+    """append_encoded's bytes (each value encoded once, issue 19) are exactly the canonical JSON
+    of the entry, its hash is the one an auditor recomputes, and the stored bytes verify."""
+    chain = AuditChain("BROKER-1.test", KEY)
+    stored = []
+    for record in records:
+        entry, encoded = chain.append_encoded(record, T0)
+        assert encoded == canonical_json(entry)
+        assert entry["hash"] == entry_hash(entry) == chain.head
+        stored.append(json.loads(encoded))
+    [report] = verify_entries(stored, KEYS)
+    assert report.ok
+    assert report.entries == len(records)
+
+
+@given(
+    st.lists(JSON_VALUES.filter(lambda v: isinstance(v, dict)), min_size=1, max_size=3),
+    st.lists(st.tuples(RECORDS, st.lists(st.integers(0, 2), max_size=4)), min_size=1, max_size=4),
+)
+def test_shared_decision_records_encode_as_canonical_json(
+    pool: list[dict[str, Any]], records: list[tuple[dict[str, Any], list[int]]]
+) -> None:
+    """A decision record shared by several envelopes (the broker reuses one per equal decision)
+    is serialised once, and the entry is still exactly its canonical JSON."""
+    chain = AuditChain("BROKER-1.test", KEY)
+    batch = [
+        {**fields, "decisions": [pool[i % len(pool)] for i in picks]} for fields, picks in records
+    ]
+    entry, encoded = chain.append_encoded({"type": "decisions", "records": batch}, T0)
+    assert encoded == canonical_json(entry)
+    assert entry_hash(json.loads(encoded)) == entry["hash"]
+
+
+def test_a_nested_decisions_member_does_not_confuse_the_splice() -> None:
+    """The shared-record encoding marks the decisions' place with a member; a nested map with the
+    same member (or a string quoting it) must not be taken for it."""
+    shared = {"recipient": "MLT-AFM", "decision": "allow"}
+    batch = [
+        {"a": {"decisions": 0}, "decisions": [shared], "z": '"decisions":0'},
+        {"decisions": [shared, shared], "note": {"decisions": 0.5}},
+    ]
+    entry, encoded = AuditChain("BROKER-1.test", KEY).append_encoded({"records": batch}, T0)
+    assert encoded == canonical_json(entry)
