@@ -116,8 +116,9 @@ def _build() -> tuple[DevFederation, list[Case], list[bytes]]:
         add(f"forged-copy-{i}-of-one-id", flip(victim, len(victim) - 1 - i), *auth)
     add("suite-unknown", base.replace(b"\xa5suite\x01", b"\xa5suite\x07", 1),
         "unsupported_suite", "crypto suite 7 is not supported")  # fmt: skip
-    add("suite-reserved-not-enabled", base.replace(b"\xa5suite\x01", b"\xa5suite\x02", 1),
-        "unsupported_suite", "crypto suite 2 is not supported")  # fmt: skip
+    # Suite 2 is enabled (decision 0035): a suite-1 envelope relabelled 2 fails its stanza lengths.
+    add("suite-1-relabelled-suite-2", base.replace(b"\xa5suite\x01", b"\xa5suite\x02", 1),
+        "malformed", "suite 2 stanzas are")  # fmt: skip
     add("version-zero", b"\x87\xa1v\x00" + base[4:], "unsupported_version", "version 0 is not")
     add("oversize", fresh(body=b"x" * MAX_BYTES), "too_large", f"over the limit of {MAX_BYTES}")
     head = b"\x87\xa1v\x01\xa5suite\x01\xa3hdr"
