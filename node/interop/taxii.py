@@ -7,7 +7,9 @@ receives, plus ``own``), and per collection: objects (``added_after``, ``limit``
 ``Accept`` allows no TAXII 2.1 answer gets 406.
 
 Every request carries a client's bearer token (:mod:`node.interop.taxii_clients`); a client
-sees only the collections it was granted (the others are not listed, and are 403). The server
+sees only the collections it was granted (the others are not listed, and are 404 exactly like a
+collection the node does not have, so a client cannot learn which routes the node receives: TAXII
+2.1 §5.2 allows 404 for "the client does not have access"). The server
 listens on its own socket (``taxii_host``/``taxii_port``), never beside ``/metrics``
 (unauthenticated) or ingest (which signs in the agency's name): decision 0030.
 """
@@ -52,7 +54,8 @@ _REFUSAL: Final[str] = (
     "send a TAXII client token as 'Authorization: Bearer <token>' (palermo taxii token add)"
 )
 _NOT_GRANTED: Final[str] = (
-    "this client may not read that collection; see 'palermo taxii token add --collections'"
+    "this client may read no collection {!r} on this server; see 'palermo taxii token list' "
+    "and 'palermo taxii token add --collections'"
 )
 
 _log = structlog.get_logger("palermo.node.taxii")
@@ -224,17 +227,16 @@ class TaxiiServer:
         return _taxii({"collections": [self._describe(c) for c in readable]})
 
     async def _granted(self, request: web.Request) -> CollectionInfo:
-        """The collection in the path, if it exists (404) and this client may read it (403)."""
+        """The collection in the path if it exists and this client may read it; else 404, the
+        same answer either way (a 403 would tell which routes this node receives)."""
         wanted = request.match_info["collection"]
         for info in self.source.collections():
-            if wanted in (info.id, info.alias):
-                if not request[_CLIENT].may_read(info.alias):
-                    raise TaxiiError(403, "Forbidden", _NOT_GRANTED)
+            if wanted in (info.id, info.alias) and request[_CLIENT].may_read(info.alias):
                 # One at a time: two polls must not index the same new report twice.
                 async with self._indexing:
                     await synchronise(self.index, self.source, info.alias, self.clock())
                 return info
-        raise TaxiiError(404, "Not Found", f"no collection {wanted[:80]!r} on this server")
+        raise TaxiiError(404, "Not Found", _NOT_GRANTED.format(wanted[:80]))
 
     async def _collection(self, request: web.Request) -> web.Response:
         info = await self._granted(request)
