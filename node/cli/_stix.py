@@ -196,8 +196,9 @@ def stix_export(
         withhold=withheld,
         retracted=src.retracted,
     )
-    write(bundle.serialize(pretty=True), output)
+    # Recorded first: an export the log could not record does not happen.
     record(src, "stix-2.1", officer, withheld, output)
+    write(bundle.serialize(pretty=True), output)
 
 
 @stix_app.command("import")
