@@ -199,3 +199,21 @@ def test_a_note_holding_a_link_marks_its_content() -> None:
     for note in notes:
         [gm] = note["granular_markings"]
         assert {"content", ITEM_SELECTOR} == set(gm["selectors"])
+
+
+def test_the_documented_id_namespaces_are_the_ones_in_use() -> None:
+    """docs/interop.md gives the namespaces so partners can recompute ids: they must not drift."""
+    import uuid
+
+    from node.interop.markings import PALERMO_IDENTITY_ID, PALERMO_NAMESPACE, PALERMO_SCHEMA_URL
+    from node.interop.taxii_source import COLLECTIONS_NAMESPACE
+
+    doc = (Path(__file__).parents[2] / "docs" / "interop.md").read_text()
+    assert uuid.uuid5(uuid.NAMESPACE_URL, PALERMO_SCHEMA_URL) == PALERMO_NAMESPACE
+    for value in (
+        PALERMO_NAMESPACE,
+        COLLECTIONS_NAMESPACE,
+        PALERMO_IDENTITY_ID,
+        PALERMO_EXTENSION_ID,
+    ):
+        assert str(value).split("--")[-1] in doc
