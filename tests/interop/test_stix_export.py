@@ -217,3 +217,24 @@ def test_the_documented_id_namespaces_are_the_ones_in_use() -> None:
         PALERMO_EXTENSION_ID,
     ):
         assert str(value).split("--")[-1] in doc
+
+
+def test_a_retraction_does_not_send_the_content_again() -> None:
+    """Revoked objects say which objects and how they were handled, not what they held: a
+    tool that never had the report must not get it with the retraction; still valid STIX."""
+    r = report("10")  # persons, identifiers, itinerary, notes
+    live, gone = export(r), export(r, retracted=True, modified=LATER)
+    text = json.dumps(gone)
+    secrets = [r.title, r.narrative.text, *(n for p in r.persons for n in p.names)]
+    secrets += [i.value for i in r.identifiers]
+    assert all(s and s not in text for s in secrets)
+    assert all(s in json.dumps(live) for s in secrets)
+    assert not [o for o in gone["objects"] if "granular_markings" in o]
+    assert {o["id"] for o in _sdos(live)} == {o["id"] for o in _sdos(gone)}
+    for obj in _sdos(gone):
+        assert r.handling == type(r.handling).model_validate(
+            obj["extensions"][PALERMO_EXTENSION_ID]["handling"]
+        )
+    results = validate_instance(gone, ValidationOptions(version="2.1"))
+    assert results.is_valid, [str(e) for e in results.errors]
+    stix2.parse(text, allow_custom=True)
