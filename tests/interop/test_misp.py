@@ -262,3 +262,28 @@ def test_drafts_are_written_under_their_directory_only(tmp_path: Any) -> None:
     ok = Draft(report("02"), "report--0b0f3c52-3c1f-4d59-9f42-5d2d8c1a0001", None)
     [path] = write_drafts([ok], tmp_path / "drafts")
     assert tmp_path / "drafts" / "0b0f3c52-3c1f-4d59-9f42-5d2d8c1a0001.iir.json" == path
+
+
+def test_retraction_deletes_every_object_and_sends_no_content() -> None:
+    """Geolocation objects keep their attributes' uuids across exports (a re-export updates,
+    never piles up) and are deleted by a retraction; no value of the report is sent again."""
+    r = report("01")  # itinerary points
+    first, again = _event("01"), _event("01", modified=LATER)
+    gone = _event("01", modified=LATER, retracted=True)
+
+    def uuids(data: dict[str, Any]) -> list[str]:
+        return [a["uuid"] for o in data["Object"] for a in o["Attribute"]]
+
+    assert first["Object"]
+    assert uuids(first) == uuids(again) == uuids(gone)
+    assert all(o["deleted"] for o in gone["Object"])
+    assert all(a["deleted"] for o in gone["Object"] for a in o["Attribute"])
+    text = json.dumps(gone)
+    points = [p for leg in ("embarkation", "transit", "destination")
+              for p in getattr(r.itinerary, leg)]  # fmt: skip
+    secrets = [r.title, r.narrative.text, *(p.place for p in points if p.place)]
+    secrets += [i.value for i in r.identifiers] + [n for g in r.groups for n in g.names]
+    assert all(s not in text for s in secrets)
+    assert all(s in json.dumps(first) for s in secrets)
+    event = MISPEvent()
+    event.load(json.dumps(gone))
