@@ -71,6 +71,10 @@ def _load(event: MISPEvent | Mapping[str, Any] | str) -> MISPEvent:
         ) from None
     if loaded.get("distribution") is None:
         raise InputError("not a MISP event: it has no distribution (0-4)")
+    attributes = [*loaded.attributes, *(a for o in loaded.objects for a in o.attributes)]
+    tags = [*loaded.tags, *(t for a in attributes for t in getattr(a, "tags", []))]
+    if not all(isinstance(getattr(t, "name", None), str) for t in tags):
+        raise InputError("not a MISP event: every Tag needs a name (a string such as tlp:amber)")
     return loaded
 
 
@@ -204,7 +208,8 @@ def _sharing_group_orgs(event: MISPEvent) -> list[str]:
     group = getattr(event, "SharingGroup", None)
     if group is None:
         return []
-    return sorted(o.Organisation.name for o in group.SharingGroupOrg if hasattr(o, "Organisation"))
+    orgs = [o.Organisation for o in group.SharingGroupOrg if hasattr(o, "Organisation")]
+    return sorted(str(getattr(org, "name", "")) for org in orgs)  # a nameless one never matches
 
 
 def _report_data(checker: _Checker, defaults: Defaults) -> dict[str, Any] | None:
