@@ -128,7 +128,7 @@ class _Checker:
         block = _text(event, HANDLING_COMMENT)
         if block is None:
             palermo_tags = [t.name for t in event.tags if t.name.lower().startswith("palermo:")]
-            ours = [a for a in event.attributes if a.get("comment") in _PALERMO_COMMENTS]
+            ours = [a for a in event.attributes if _ours(a)]
             if palermo_tags or ours:
                 self.problem(
                     self.eid,
@@ -195,6 +195,12 @@ class _Checker:
         pap_tags = {t for t in have if t.lower().startswith("pap:")}
         if pap_tags and pap_tags != {pap(report_handling)}:
             self.problem(self.eid, f"PAP tag {sorted(pap_tags)} contradicts the action code")
+
+
+def _ours(attr: Any) -> bool:
+    """Whether an attribute is one only a Palermo export writes (by its comment)."""
+    comment = attr.get("comment")
+    return isinstance(comment, str) and comment in _PALERMO_COMMENTS
 
 
 def _text(event: MISPEvent, comment: str) -> str | None:
@@ -267,7 +273,7 @@ def import_event(
     # A retraction deletes every attribute and tags the event; a tag removal that did not sync
     # (or was made on purpose) must not bring the report back: a deleted Palermo attribute is
     # a retraction too.
-    deleted = [a for a in loaded.attributes if a.get("comment") in _PALERMO_COMMENTS and a.deleted]
+    deleted = [a for a in loaded.attributes if _ours(a) and getattr(a, "deleted", False)]
     if deleted:
         for attr in deleted:
             checker.problem(

@@ -248,6 +248,11 @@ def test_malformed_events_are_input_errors_that_say_what_is_wrong() -> None:
             attribute["value"] = "[1]"
     with pytest.raises(MarkingsUnmappable, match="do not make a report"):
         import_event(data)
+    data = _event("02")
+    data["Attribute"][0]["comment"] = ["palermo-handling"]  # not a comment: not ours either
+    data["Attribute"][1]["deleted"] = None
+    with pytest.raises(MarkingsUnmappable, match="palermo-handling attribute was removed"):
+        import_event(data)
     data = _event("07")  # a sharing group
     with pytest.raises(InputError, match="every Tag needs a name"):
         import_event(data | {"Tag": [{"name": 5}, *data["Tag"]]})
