@@ -214,7 +214,10 @@ def _sharing_group_orgs(event: MISPEvent) -> list[str]:
     group = getattr(event, "SharingGroup", None)
     if group is None:
         return []
-    orgs = [o.Organisation for o in group.SharingGroupOrg if hasattr(o, "Organisation")]
+    members = getattr(group, "SharingGroupOrg", None)
+    if not isinstance(members, list):
+        return []  # no organisations: never the rel_to of a sharing-group handling
+    orgs = [o.Organisation for o in members if hasattr(o, "Organisation")]
     return sorted(str(getattr(org, "name", "")) for org in orgs)  # a nameless one never matches
 
 

@@ -256,9 +256,9 @@ def test_malformed_events_are_input_errors_that_say_what_is_wrong() -> None:
     data = _event("07")  # a sharing group
     with pytest.raises(InputError, match="every Tag needs a name"):
         import_event(data | {"Tag": [{"name": 5}, *data["Tag"]]})
-    data["SharingGroup"]["SharingGroupOrg"] = [{"Organisation": {}}]
-    with pytest.raises(MarkingsUnmappable, match="is not the handling's rel_to"):
-        import_event(data)
+    for group in ({"SharingGroupOrg": [{"Organisation": {}}]}, []):
+        with pytest.raises(MarkingsUnmappable, match="is not the handling's rel_to"):
+            import_event(data | {"SharingGroup": group})
 
 
 def test_drafts_are_written_under_their_directory_only(tmp_path: Any) -> None:
