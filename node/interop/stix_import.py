@@ -405,14 +405,21 @@ def import_bundle(
 ) -> list[Draft]:
     """Every report of ``bundle`` as an IIR draft; raises :class:`MarkingsUnmappable` listing
     each object whose markings cannot be carried (and then imports nothing)."""
-    if isinstance(bundle, str) and len(bundle) > MAX_BUNDLE_BYTES:
+    if isinstance(bundle, Mapping):
+        # Read as text like a file: what is imported is always what stix2 parsed and wrote
+        # back (the caller's mapping unchecked had lists for ids, nulls for marking lists).
+        try:
+            bundle = json.dumps(bundle)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"not a STIX 2.1 bundle: not JSON data ({exc})") from exc
+    if len(bundle) > MAX_BUNDLE_BYTES:
         raise InputError(
             f"the bundle is {len(bundle)} bytes, more than the {MAX_BUNDLE_BYTES} an import "
             "reads: split it into one bundle per report"
         )
     try:
         parsed = stix2.parse(bundle, allow_custom=True)
-        data = json.loads(parsed.serialize()) if not isinstance(bundle, Mapping) else dict(bundle)
+        data = json.loads(parsed.serialize())
     except Exception as exc:
         raise InputError(f"not a STIX 2.1 bundle: {exc}") from exc
     if data.get("type") != "bundle":

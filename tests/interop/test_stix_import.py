@@ -340,15 +340,13 @@ def test_a_handling_key_dropped_on_the_way_is_refused() -> None:
 
 
 def test_an_older_version_cannot_bring_a_revoked_report_back() -> None:
-    """Versions are compared as times, not strings ('09:00:00Z' sorts after '09:00:00.500Z'
-    as text, but is earlier), so the revocation stays in force."""
-    from datetime import timedelta
-
-    revoked = export(report("02"), modified=MODIFIED + timedelta(milliseconds=500), retracted=True)
+    """Versions are compared as times, not strings ('09:00:00.000Z' sorts after
+    '09:00:00.000001Z' as text, but is earlier), so the revocation stays in force."""
+    revoked = export(report("02"), retracted=True)
+    for obj in revoked["objects"]:
+        if obj.get("revoked"):
+            obj["modified"] = "2026-06-01T09:00:00.000001Z"  # a microsecond after MODIFIED
     live = export(report("02"))
-    for obj in live["objects"]:
-        if obj.get("modified") == "2026-06-01T09:00:00.000Z":
-            obj["modified"] = "2026-06-01T09:00:00Z"  # the same instant as MODIFIED
     bundle = revoked | {"objects": live["objects"] + revoked["objects"]}
     assert any("revoked" in why for _, why in _refused(bundle))
 
@@ -361,6 +359,11 @@ def test_malformed_extension_placements_are_refused_not_a_traceback() -> None:
         ext["field"], ext["index"] = field, index
         whys = [why for _, why in _refused(bundle)]
         assert any("places the item at" in w or "does not seal" in w for w in whys), whys
+    for prop, value in (("object_marking_refs", None), ("id", ["x"]), ("extensions", [])):
+        bundle = export(report("02"))  # given as a mapping, checked as a file's text is
+        _first(bundle, "threat-actor")[prop] = value
+        with pytest.raises(InputError):
+            import_bundle(bundle)
 
 
 def test_a_bundle_above_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
