@@ -298,3 +298,13 @@ def test_retraction_deletes_every_object_and_sends_no_content() -> None:
     assert all(s in json.dumps(first) for s in secrets)
     event = MISPEvent()
     event.load(json.dumps(gone))
+
+
+def test_an_event_above_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is a typed error saying what to do, before PyMISP reads anything."""
+    from node.interop import misp_import
+
+    text = json.dumps(_event("02"))
+    monkeypatch.setattr(misp_import, "MAX_EVENT_BYTES", len(text) - 1)
+    with pytest.raises(InputError, match="split it into one event per report"):
+        import_event(text)

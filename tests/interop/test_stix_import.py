@@ -376,3 +376,5 @@ def test_a_bundle_above_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(stix_import, "MAX_BUNDLE_BYTES", len(text) - 1)
     with pytest.raises(InputError, match="split it into one bundle per report"):
         import_bundle(text)
+    with pytest.raises(InputError, match="not JSON data"):
+        import_bundle({"type": "bundle", "objects": [object()]})
