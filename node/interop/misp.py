@@ -120,13 +120,16 @@ def distribution(handling: Handling) -> tuple[int, list[str]]:
     """The MISP distribution a handling block allows, and the sharing group's members.
 
     The rule (decision 0029): never beyond the agency (``your organisation only``) under H2,
-    TLP:AMBER+STRICT or TLP:RED, with a ``deny_to`` (MISP cannot exclude), or with nobody in
+    TLP:AMBER+STRICT or TLP:RED, with a ``deny_to`` (MISP cannot exclude), an embargo
+    (``not_before``: MISP cannot hold an event until a time), or with nobody in
     ``rel_to`` under TLP:AMBER; a sharing group of exactly the ``rel_to`` entries when they name
     agencies or groups; ``this community only`` (the federation's MISP community) for
     TLP:CLEAR and TLP:GREEN to every member. Never ``connected`` or ``all communities``: a MISP
     community beyond the federation is outside every Palermo handling.
     """
-    if handling.onward_forbidden or handling.deny_to:
+    if handling.onward_forbidden or handling.deny_to or handling.not_before is not None:
+        # An embargo too: MISP cannot hold an event until a time, so shared with anyone it
+        # would reach them before not_before (the rule must not depend on when it is asked).
         return ORGANISATION_ONLY, []
     if handling.rel_to and list(handling.rel_to) != [ALL_MEMBERS]:
         return SHARING_GROUP, list(handling.rel_to)

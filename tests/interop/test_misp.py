@@ -59,6 +59,9 @@ def test_distribution_rule() -> None:
     assert (0, []) == distribution(_handling(tlp="RED", rel_to=["ITA-GDF"]))
     assert (0, []) == distribution(_handling(tlp="GREEN", deny_to=["country:LBY"]))
     assert (0, []) == distribution(_handling(tlp="AMBER"))
+    embargo = "2026-06-02T00:00:00Z"  # MISP cannot hold an event until then
+    assert (0, []) == distribution(_handling(tlp="GREEN", not_before=embargo))
+    assert (0, []) == distribution(_handling(tlp="AMBER", rel_to=["ITA-GDF"], not_before=embargo))
     assert (4, ["ITA-GDF", "group:med"]) == distribution(
         _handling(tlp="AMBER", rel_to=["group:med", "ITA-GDF"])
     )
