@@ -62,8 +62,9 @@ def misp_export(
         withhold=withheld,
         retracted=src.retracted,
     )
-    write(event.to_json(indent=2), output)
+    # Recorded first: an export the log could not record does not happen.
     record(src, "misp", officer, withheld, output)
+    write(event.to_json(indent=2), output)
 
 
 @misp_app.command("import")

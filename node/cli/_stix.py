@@ -196,8 +196,9 @@ def stix_export(
         withhold=withheld,
         retracted=src.retracted,
     )
-    write(bundle.serialize(pretty=True), output)
+    # Recorded first: an export the log could not record does not happen.
     record(src, "stix-2.1", officer, withheld, output)
+    write(bundle.serialize(pretty=True), output)
 
 
 @stix_app.command("import")
@@ -235,11 +236,21 @@ def stix_import(
 
 
 def write_drafts(drafts: list[Draft], directory: Path) -> list[Path]:
-    """One JSON file per draft, named after its source id."""
+    """One JSON file per draft, named after its source id (a UUID: never a path elsewhere)."""
+    import uuid
+
+    from schemas.errors import InputError
+
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for draft in drafts:
-        name = draft.source_id.split("--")[-1]
+        try:
+            name = str(uuid.UUID(draft.source_id.split("--")[-1]))
+        except ValueError:
+            raise InputError(
+                f"the imported report's id {draft.source_id[:60]!r} is not a UUID, so it cannot "
+                "name a draft file"
+            ) from None
         path = directory / f"{name}.iir.json"
         path.write_text(json.dumps(draft.report.to_wire(), indent=2, sort_keys=True) + "\n")
         out.append(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from schemas import Handling
-from schemas.errors import InputError
+from schemas.errors import ConfigError, InputError
 
 __all__ = ["EXPORT_LOG", "entries", "record_export", "verify"]
 
@@ -57,7 +57,30 @@ def record_export(
     destination: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """Append one export to the log (created 0600) and return the entry."""
+    """Append one export to the log (created 0600) and return the entry; a ``ConfigError`` if
+    the log cannot be read or written (then the caller must not export)."""
+    try:
+        return _append(path, officer, report_id, originator, fmt, handling, withheld, retracted,
+                       destination, now)  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot record the export in {path} ({exc.strerror or exc}): nothing was exported; "
+            "the node's state directory must be writable by the officer exporting"
+        ) from exc
+
+
+def _append(
+    path: Path,
+    officer: str,
+    report_id: str,
+    originator: str,
+    fmt: str,
+    handling: Handling,
+    withheld: Collection[str],
+    retracted: bool,
+    destination: str,
+    now: datetime,
+) -> dict[str, Any]:
     lines = path.read_text().splitlines() if path.exists() else []
     entry = {
         "at": now.isoformat(),

@@ -93,6 +93,13 @@ _IDENTIFIER_TYPES: Final[dict[str, str]] = {
     "social-media": "text",
     "crypto-wallet": "text",
 }
+REVOKED_TEXT: Final = "revoked"
+_REVOKED_VALUES: Final[dict[str, str]] = {
+    # A retracted report's attributes keep their uuids (so MISP deletes them) but not their
+    # values: placeholders a MISP instance accepts for each type.
+    "email": "revoked@palermo.invalid",
+    "url": "https://palermo.invalid/revoked",
+}
 _KIND_BY_TYPE: Final[dict[str, str]] = {
     "phone-number": "phone",
     "email": "email",
@@ -113,13 +120,16 @@ def distribution(handling: Handling) -> tuple[int, list[str]]:
     """The MISP distribution a handling block allows, and the sharing group's members.
 
     The rule (decision 0029): never beyond the agency (``your organisation only``) under H2,
-    TLP:AMBER+STRICT or TLP:RED, with a ``deny_to`` (MISP cannot exclude), or with nobody in
+    TLP:AMBER+STRICT or TLP:RED, with a ``deny_to`` (MISP cannot exclude), an embargo
+    (``not_before``: MISP cannot hold an event until a time), or with nobody in
     ``rel_to`` under TLP:AMBER; a sharing group of exactly the ``rel_to`` entries when they name
     agencies or groups; ``this community only`` (the federation's MISP community) for
     TLP:CLEAR and TLP:GREEN to every member. Never ``connected`` or ``all communities``: a MISP
     community beyond the federation is outside every Palermo handling.
     """
-    if handling.onward_forbidden or handling.deny_to:
+    if handling.onward_forbidden or handling.deny_to or handling.not_before is not None:
+        # An embargo too: MISP cannot hold an event until a time, so shared with anyone it
+        # would reach them before not_before (the rule must not depend on when it is asked).
         return ORGANISATION_ONLY, []
     if handling.rel_to and list(handling.rel_to) != [ALL_MEMBERS]:
         return SHARING_GROUP, list(handling.rel_to)
@@ -164,7 +174,8 @@ def export_event(
     """``report`` as a MISP event (arguments as :func:`node.interop.export_bundle`).
 
     Uuids are UUIDv5 from the report id, so a re-export updates the same event and attributes
-    (newer ``timestamp``); a retraction exports every attribute as deleted and tags the event
+    (newer ``timestamp``); a retraction exports every attribute and object as deleted, with
+    placeholder values (the content is withdrawn, not sent again), and tags the event
     ``palermo:retracted``, so the deletion reaches the MISP side too.
     """
     sections = section_map(report, withhold)  # refuses an unknown section name
@@ -178,7 +189,7 @@ def export_event(
     handling = report.handling
     event = MISPEvent()
     event.uuid = _uuid(report_id, "event")
-    event.info = report.title
+    event.info = f"revoked Palermo report {report_id}" if retracted else report.title
     event.date = (report.observed or created).date()
     event.timestamp = modified
     event.published = False
@@ -202,6 +213,8 @@ def export_event(
     def attribute(
         role: str, kind: str, value: str, comment: str, section: str | None = None
     ) -> None:
+        if retracted and role not in ("handling", "report-id"):
+            value = _REVOKED_VALUES.get(kind, REVOKED_TEXT)  # the content is withdrawn
         attr = event.add_attribute(
             kind,
             value,
@@ -240,18 +253,30 @@ def export_event(
     if view.itinerary is not None:
         for leg in ("embarkation", "transit", "destination"):
             for index, point in enumerate(getattr(view.itinerary, leg)):
+                role = f"point/{leg}/{index}"
                 obj = MISPObject("geolocation", standalone=False)
-                obj.uuid = _uuid(report_id, f"point/{leg}/{index}")
+                obj.uuid = _uuid(report_id, role)
                 obj.comment = leg
+                obj.timestamp = modified
                 country = pycountry.countries.get(alpha_3=point.country)
-                obj.add_attribute(
-                    "countrycode", value=country.alpha_2 if country else point.country
-                )
+                values: dict[str, Any] = {
+                    "countrycode": country.alpha_2 if country else point.country
+                }
                 if point.place:
-                    obj.add_attribute("city", value=point.place)
+                    values["city"] = REVOKED_TEXT if retracted else point.place
                 if point.lat is not None and point.lon is not None:
-                    obj.add_attribute("latitude", value=point.lat)
-                    obj.add_attribute("longitude", value=point.lon)
+                    values["latitude"] = 0 if retracted else point.lat
+                    values["longitude"] = 0 if retracted else point.lon
+                for relation, value in values.items():
+                    # Uuids from the report id, as for the event's attributes: a re-export
+                    # updates them, a retraction deletes them (random ones would pile up).
+                    part = obj.add_attribute(
+                        relation, value=value, uuid=_uuid(report_id, f"{role}/{relation}")
+                    )
+                    if part is not None:
+                        part.deleted = retracted
+                        part.timestamp = modified
+                obj.deleted = retracted
                 obj.distribution = INHERIT
                 event.add_object(obj)
     return event

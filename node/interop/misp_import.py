@@ -9,7 +9,9 @@ report. Decision 0029 lists each case.
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -38,16 +40,41 @@ from .misp import (
 __all__ = ["import_event"]
 
 _MARKING_NAMESPACES: Final = ("tlp:", "pap:", "palermo:")
+_PALERMO_COMMENTS: Final = frozenset({HANDLING_COMMENT, REPORT_ID_COMMENT, *PART_COMMENTS.values()})
+"""The attributes only a Palermo export writes: any of them makes an event Palermo's."""
+MAX_EVENT_BYTES: Final[int] = 64 * 1024 * 1024
+"""The largest MISP event (JSON) an import reads: an IIR is far smaller (its narrative is
+capped), and PyMISP holds the whole event in memory several times over."""
 
 
 def _load(event: MISPEvent | Mapping[str, Any] | str) -> MISPEvent:
     if isinstance(event, MISPEvent):
-        return event
-    loaded = MISPEvent()
+        loaded = event
+    else:
+        if isinstance(event, str) and len(event) > MAX_EVENT_BYTES:
+            raise InputError(
+                f"the MISP event is {len(event)} bytes, more than the {MAX_EVENT_BYTES} an "
+                "import reads: split it into one event per report"
+            )
+        loaded = MISPEvent()
+        try:
+            # A deep copy: PyMISP pops keys out of the nested objects it is given.
+            loaded.load(copy.deepcopy(dict(event)) if isinstance(event, Mapping) else event)
+        except Exception as exc:  # PyMISP raises many unrelated types for bad input
+            raise InputError(f"not a MISP event: {exc}") from exc
+    # The uuid names the draft's file: anything but a UUID could name a path elsewhere.
     try:
-        loaded.load(dict(event) if isinstance(event, Mapping) else event)
-    except Exception as exc:  # PyMISP raises many unrelated types for bad input
-        raise InputError(f"not a MISP event: {exc}") from exc
+        uuid.UUID(str(loaded.get("uuid", "")))
+    except ValueError:
+        raise InputError(
+            f"not a MISP event: its uuid {str(loaded.get('uuid', ''))[:60]!r} is not a UUID"
+        ) from None
+    if loaded.get("distribution") is None:
+        raise InputError("not a MISP event: it has no distribution (0-4)")
+    attributes = [*loaded.attributes, *(a for o in loaded.objects for a in o.attributes)]
+    tags = [*loaded.tags, *(t for a in attributes for t in getattr(a, "tags", []))]
+    if not all(isinstance(getattr(t, "name", None), str) for t in tags):
+        raise InputError("not a MISP event: every Tag needs a name (a string such as tlp:amber)")
     return loaded
 
 
@@ -100,8 +127,9 @@ class _Checker:
         given = int(event.distribution)
         block = _text(event, HANDLING_COMMENT)
         if block is None:
-            palermo_tags = [t.name for t in event.tags if t.name.startswith("palermo:")]
-            if palermo_tags or _text(event, PART_COMMENTS["main"]) is not None:
+            palermo_tags = [t.name for t in event.tags if t.name.lower().startswith("palermo:")]
+            ours = [a for a in event.attributes if _ours(a)]
+            if palermo_tags or ours:
                 self.problem(
                     self.eid,
                     "came from Palermo but its palermo-handling attribute was removed: its TLP "
@@ -169,6 +197,12 @@ class _Checker:
             self.problem(self.eid, f"PAP tag {sorted(pap_tags)} contradicts the action code")
 
 
+def _ours(attr: Any) -> bool:
+    """Whether an attribute is one only a Palermo export writes (by its comment)."""
+    comment = attr.get("comment")
+    return isinstance(comment, str) and comment in _PALERMO_COMMENTS
+
+
 def _text(event: MISPEvent, comment: str) -> str | None:
     for attr in event.attributes:
         if attr.type == "text" and attr.get("comment") == comment:
@@ -180,7 +214,11 @@ def _sharing_group_orgs(event: MISPEvent) -> list[str]:
     group = getattr(event, "SharingGroup", None)
     if group is None:
         return []
-    return sorted(o.Organisation.name for o in group.SharingGroupOrg if hasattr(o, "Organisation"))
+    members = getattr(group, "SharingGroupOrg", None)
+    if not isinstance(members, list):
+        return []  # no organisations: never the rel_to of a sharing-group handling
+    orgs = [o.Organisation for o in members if hasattr(o, "Organisation")]
+    return sorted(str(getattr(org, "name", "")) for org in orgs)  # a nameless one never matches
 
 
 def _report_data(checker: _Checker, defaults: Defaults) -> dict[str, Any] | None:
@@ -188,12 +226,12 @@ def _report_data(checker: _Checker, defaults: Defaults) -> dict[str, Any] | None
     main = _text(event, PART_COMMENTS["main"])
     if main is not None:
         parts = {}
-        for section in (PERSONAL_DATA, PROTECTED_PERSONS):
-            text = _text(event, PART_COMMENTS[section])
-            parts[section] = None if text is None else json.loads(text)
         try:
+            for section in (PERSONAL_DATA, PROTECTED_PERSONS):
+                text = _text(event, PART_COMMENTS[section])
+                parts[section] = None if text is None else json.loads(text)
             report = join(json.loads(main), parts[PERSONAL_DATA], parts[PROTECTED_PERSONS])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             checker.problem(checker.eid, f"the palermo-iir attributes do not make a report: {exc}")
             return None
         return report.to_wire()
@@ -232,8 +270,20 @@ def import_event(
     """The event as an IIR draft; raises :class:`MarkingsUnmappable` listing each problem."""
     loaded = _load(event)
     checker = _Checker(loaded)
-    if any(t.name == "palermo:retracted" for t in loaded.tags):
+    if any(t.name.lower() == "palermo:retracted" for t in loaded.tags):
         checker.problem(checker.eid, "retracted by its originator: there is nothing to import")
+        raise MarkingsUnmappable(checker.problems)
+    # A retraction deletes every attribute and tags the event; a tag removal that did not sync
+    # (or was made on purpose) must not bring the report back: a deleted Palermo attribute is
+    # a retraction too.
+    deleted = [a for a in loaded.attributes if _ours(a) and getattr(a, "deleted", False)]
+    if deleted:
+        for attr in deleted:
+            checker.problem(
+                f"attribute {attr.get('uuid', '?')}",
+                f"its {attr.get('comment')} attribute is deleted: the report was retracted "
+                "(or withdrawn in MISP), there is nothing to import",
+            )
         raise MarkingsUnmappable(checker.problems)
     checker.attributes()
     tlp = checker.tlp()

@@ -345,11 +345,57 @@ class _Exporter:
             identity_class="organization",
         )
         markings = [tlp_marking(self.report.handling.tlp)]
-        markings += [section_marking(s) for s in sorted(self.used_sections)]
+        if self.retracted:
+            # A retraction withdraws the content: say which objects are revoked, and how they
+            # were handled, without sending what they held once more (to a tool that may never
+            # have had it). Nothing sealed is left, so no section marking either.
+            self.objects = [_revoked(o) for o in self.objects]
+        else:
+            markings += [section_marking(s) for s in sorted(self.used_sections)]
         bundle_id = (
             f"bundle--{uuid.uuid5(PALERMO_NAMESPACE, f'{self.rid}@{self.modified.isoformat()}')}"
         )
         return stix2.Bundle(*palermo_objects(), *markings, originator, *self.objects, id=bundle_id)
+
+
+_REVOKED_KEEPS: Final = frozenset(
+    {"type", "spec_version", "id", "created", "modified", "created_by_ref",
+     "object_marking_refs", "revoked"}
+)  # fmt: skip
+_REVOKED_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    # What STIX 2.1 requires of each type beyond the common properties, kept as it was (no
+    # report content: times, ids of other objects, a country code, open vocabularies).
+    "report": ("published", "object_refs", "report_types"),
+    "indicator": ("pattern_type", "valid_from"),
+    "location": ("country",),
+    "note": ("object_refs",),
+}
+REVOKED_TEXT: Final = "revoked"
+"""The placeholder of a revoked object's required text properties (name, content)."""
+
+
+def _revoked(obj: Any) -> Any:
+    """A revoked version of ``obj`` without its content: the common properties, the handling,
+    what its type requires (placeholders for the names, contents and patterns it held)."""
+    data: dict[str, Any] = json.loads(obj.serialize())
+    out = {k: v for k, v in data.items() if k in _REVOKED_KEEPS}
+    out |= {k: data[k] for k in _REVOKED_REQUIRED.get(data["type"], ()) if k in data}
+    ext = data["extensions"][PALERMO_EXTENSION_ID]
+    out["extensions"] = {
+        PALERMO_EXTENSION_ID: {
+            "extension_type": "property-extension",
+            "report_id": ext["report_id"],
+            "handling": ext["handling"],
+            "personal_data": False,
+        }
+    }
+    if data["type"] == "indicator":
+        out["pattern"] = f"[x-palermo-revoked:value = {_quote(data['id'])}]"
+    elif data["type"] == "note":
+        out["content"] = REVOKED_TEXT
+    elif data["type"] != "location":
+        out["name"] = REVOKED_TEXT
+    return stix2.parse(out, allow_custom=True)
 
 
 def export_bundle(
@@ -368,7 +414,7 @@ def export_bundle(
     consumer takes it as the newer version). ``withhold`` names sealed sections
     (``personal-data``, ``protected-persons``) to leave out, as for a recipient that may not
     open them: what came from them is not in the bundle at all. ``retracted`` exports every
-    object as ``revoked``.
+    object as ``revoked``, without its content (the same ids, the handling, placeholders).
     """
     if modified < created:
         raise ValueError("modified must not be before created")

@@ -32,9 +32,10 @@ from .markings import (
     TLP2_EXTENSION_ID,
     TLP2_MARKING_IDS,
 )
-from .stix_export import NOTE_LISTS
+from .stix_export import NOTE_LISTS, OBJECT_LISTS, POINT_LISTS
+from .taxii_index import from_stix_time
 
-__all__ = ["import_bundle"]
+__all__ = ["MAX_BUNDLE_BYTES", "import_bundle"]
 
 _TLP_BY_ID: Final[dict[str, Tlp]] = {v: k for k, v in TLP2_MARKING_IDS.items()} | TLP1_MARKING_IDS
 _SECTION_BY_ID: Final[dict[str, str]] = {v: k for k, v in SECTION_MARKING_IDS.items()}
@@ -56,6 +57,36 @@ _KIND_BY_PATH: Final[dict[str, str]] = {
 }
 _PERSON_ROLES: Final = frozenset(r.value for r in PersonRole)
 _DEFINITIONS: Final = frozenset({"marking-definition", "extension-definition", "identity"})
+_MEMBER_FIELDS: Final = frozenset(
+    {*OBJECT_LISTS, *NOTE_LISTS, *(f"itinerary.{leg}" for leg in POINT_LISTS)}
+)
+"""The IIR lists an object of a Palermo report is an item of (the report object is the rest)."""
+_MAX_ITEMS: Final = 100_000
+_ALWAYS_WRITTEN: Final = frozenset(
+    {"tlp", "rel_to", "deny_to", "h0", "judicial_use", "h2", "h3", "classification",
+     "protected_released_to"}
+)  # fmt: skip
+"""The handling keys a Palermo export always writes (the rest are left out when unset)."""
+MAX_BUNDLE_BYTES: Final[int] = 64 * 1024 * 1024
+"""The largest bundle (JSON) an import reads: an IIR's bundle is far smaller, and stix2 holds
+the whole bundle in memory several times over (parsed, objects, serialised)."""
+
+
+def _version(obj: Mapping[str, Any]) -> tuple[int, bool]:
+    modified = obj.get("modified")
+    moment = 0 if modified is None else from_stix_time(str(modified), f"{obj['id']} modified")
+    return moment, bool(obj.get("revoked"))
+
+
+def _placement(ext: Mapping[str, Any]) -> tuple[str, int] | None:
+    """Where a Palermo object's item goes back (list name, index); None if the extension
+    names no list of the IIR or no position in it."""
+    field, index = ext.get("field"), ext.get("index", 0)
+    if not isinstance(field, str) or field not in _MEMBER_FIELDS:
+        return None
+    if not isinstance(index, int) or isinstance(index, bool):
+        return None
+    return (field, index) if 0 <= index < _MAX_ITEMS else None
 
 
 def _ext(obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -69,9 +100,11 @@ class _Reader:
         self.problems: list[Problem] = []
         self.by_id: dict[str, dict[str, Any]] = {}
         for obj in objects:
-            # Several versions of one object: the newest is the one in force.
+            # Several versions of one object: the newest is the one in force, compared as
+            # times (not strings: '09:00:00Z' sorts after '09:00:00.500Z'), and a revocation
+            # wins a tie, so an old version cannot bring a revoked object back.
             held = self.by_id.get(obj["id"])
-            if held is None or str(obj.get("modified", "")) >= str(held.get("modified", "")):
+            if held is None or _version(obj) >= _version(held):
                 self.by_id[obj["id"]] = obj
         self.markings = self._markings()
 
@@ -148,7 +181,7 @@ class _Reader:
     def _sealable(obj: Mapping[str, Any]) -> bool:
         ext = _ext(obj)
         if ext is not None:
-            return ext.get("field") in _SEALED_FIELDS
+            return str(ext.get("field")) in _SEALED_FIELDS
         return obj["type"] == "indicator" or (
             obj["type"] == "identity" and obj.get("identity_class") == "individual"
         )
@@ -176,6 +209,16 @@ class _Reader:
             return None
         if block is None:
             return {"tlp": tlp.value}
+        dropped = sorted(_ALWAYS_WRITTEN - set(block)) if isinstance(block, Mapping) else []
+        if dropped:
+            # Palermo writes these every time: one missing was removed on the way, and its
+            # default (h2 false, an empty deny_to, unclassified) could be wider than the original.
+            self.problem(
+                rid,
+                f"its Palermo handling lacks {', '.join(dropped)}, which every Palermo export "
+                "writes: a tool on the way dropped it, and the default could be wider",
+            )
+            return None
         try:
             handling = Handling.model_validate(block)
         except ValidationError as exc:
@@ -333,7 +376,16 @@ def _draft(reader: _Reader, report: dict[str, Any]) -> Draft | None:
         if obj.get("revoked"):
             reader.problem(obj["id"], "revoked, in a report that is not")
         elif ext is not None and isinstance(ext.get("item"), Mapping):
-            builder.put(str(ext.get("field")), int(ext.get("index", 0)), dict(ext["item"]))
+            placement = _placement(ext)
+            if placement is None:
+                reader.problem(
+                    obj["id"],
+                    f"its Palermo extension places the item at field {str(ext.get('field'))[:40]!r}"
+                    f", index {str(ext.get('index'))[:20]!r}: give one of the IIR's lists "
+                    f"({', '.join(sorted(_MEMBER_FIELDS))}) and a position from 0",
+                )
+                continue
+            builder.put(*placement, dict(ext["item"]))
         else:
             builder.foreign(obj)
     if handling is None or base is None:
@@ -353,9 +405,21 @@ def import_bundle(
 ) -> list[Draft]:
     """Every report of ``bundle`` as an IIR draft; raises :class:`MarkingsUnmappable` listing
     each object whose markings cannot be carried (and then imports nothing)."""
+    if isinstance(bundle, Mapping):
+        # Read as text like a file: what is imported is always what stix2 parsed and wrote
+        # back (the caller's mapping unchecked had lists for ids, nulls for marking lists).
+        try:
+            bundle = json.dumps(bundle)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"not a STIX 2.1 bundle: not JSON data ({exc})") from exc
+    if len(bundle) > MAX_BUNDLE_BYTES:
+        raise InputError(
+            f"the bundle is {len(bundle)} bytes, more than the {MAX_BUNDLE_BYTES} an import "
+            "reads: split it into one bundle per report"
+        )
     try:
         parsed = stix2.parse(bundle, allow_custom=True)
-        data = json.loads(parsed.serialize()) if not isinstance(bundle, Mapping) else dict(bundle)
+        data = json.loads(parsed.serialize())
     except Exception as exc:
         raise InputError(f"not a STIX 2.1 bundle: {exc}") from exc
     if data.get("type") != "bundle":

@@ -7,7 +7,9 @@ receives, plus ``own``), and per collection: objects (``added_after``, ``limit``
 ``Accept`` allows no TAXII 2.1 answer gets 406.
 
 Every request carries a client's bearer token (:mod:`node.interop.taxii_clients`); a client
-sees only the collections it was granted (the others are not listed, and are 403). The server
+sees only the collections it was granted (the others are not listed, and are 404 exactly like a
+collection the node does not have, so a client cannot learn which routes the node receives: TAXII
+2.1 §5.2 allows 404 for "the client does not have access"). The server
 listens on its own socket (``taxii_host``/``taxii_port``), never beside ``/metrics``
 (unauthenticated) or ingest (which signs in the agency's name): decision 0030.
 """
@@ -47,12 +49,15 @@ __all__ = [
 TAXII_MEDIA_TYPE: Final[str] = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE: Final[str] = "application/stix+json;version=2.1"
 API_ROOT: Final[str] = "palermo"
-_CURSOR_PREFIX: Final[str] = "plm1."
+_CURSOR_PREFIX: Final[str] = "plm2."
+"""plm2: the cursor is the last ``date_added`` served (plm1 was the row number, shared by all
+collections: its gaps told a client how many objects other collections had gained)."""
 _REFUSAL: Final[str] = (
     "send a TAXII client token as 'Authorization: Bearer <token>' (palermo taxii token add)"
 )
 _NOT_GRANTED: Final[str] = (
-    "this client may not read that collection; see 'palermo taxii token add --collections'"
+    "this client may read no collection {!r} on this server; see 'palermo taxii token list' "
+    "and 'palermo taxii token add --collections'"
 )
 
 _log = structlog.get_logger("palermo.node.taxii")
@@ -101,12 +106,14 @@ def accepts_taxii(accept: str | None) -> bool:
     return False
 
 
-def encode_cursor(seq: int) -> str:
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+def encode_cursor(added_us: int) -> str:
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(str(added_us).encode()).decode().rstrip("=")
 
 
 def decode_cursor(value: str) -> int:
-    """The row after which a ``next`` continues; a 400 for anything this server did not write."""
+    """The ``date_added`` (microseconds) after which a ``next`` continues: nothing the envelope
+    did not already show (X-TAXII-Date-Added-Last); a 400 for anything this server did not
+    write."""
     try:
         if not value.startswith(_CURSOR_PREFIX) or len(value) > 40:
             raise ValueError("not ours")
@@ -224,17 +231,16 @@ class TaxiiServer:
         return _taxii({"collections": [self._describe(c) for c in readable]})
 
     async def _granted(self, request: web.Request) -> CollectionInfo:
-        """The collection in the path, if it exists (404) and this client may read it (403)."""
+        """The collection in the path if it exists and this client may read it; else 404, the
+        same answer either way (a 403 would tell which routes this node receives)."""
         wanted = request.match_info["collection"]
         for info in self.source.collections():
-            if wanted in (info.id, info.alias):
-                if not request[_CLIENT].may_read(info.alias):
-                    raise TaxiiError(403, "Forbidden", _NOT_GRANTED)
+            if wanted in (info.id, info.alias) and request[_CLIENT].may_read(info.alias):
                 # One at a time: two polls must not index the same new report twice.
                 async with self._indexing:
                     await synchronise(self.index, self.source, info.alias, self.clock())
                 return info
-        raise TaxiiError(404, "Not Found", f"no collection {wanted[:80]!r} on this server")
+        raise TaxiiError(404, "Not Found", _NOT_GRANTED.format(wanted[:80]))
 
     async def _collection(self, request: web.Request) -> web.Response:
         info = await self._granted(request)
@@ -254,12 +260,12 @@ class TaxiiServer:
                 raise TaxiiError(400, "Invalid limit", "limit must be a positive integer")
             limit = min(limit, self.page_size)
         added_after = query.get("added_after")
-        after_us = None if added_after is None else from_stix_time(added_after, "added_after")
+        after = [] if added_after is None else [from_stix_time(added_after, "added_after")]
+        after += [decode_cursor(query["next"])] if "next" in query else []
         return self.index.page(
             info.alias,
             limit=limit,
-            after_seq=decode_cursor(query["next"]) if "next" in query else 0,
-            added_after_us=after_us,
+            added_after_us=max(after) if after else None,
             ids=fixed.get("ids", _split(query.get("match[id]"))),
             types=_split(query.get("match[type]")),
             versions=fixed.get("versions", _split(query.get("match[version]")) or ["last"]),
@@ -302,8 +308,8 @@ class TaxiiServer:
 
     def _envelope(self, request: web.Request, info: CollectionInfo, page: Page) -> web.Response:
         body: dict[str, Any] = {"more": page.more}
-        if page.more and page.last_seq is not None:
-            body["next"] = encode_cursor(page.last_seq)
+        if page.more and page.last_added_us is not None:
+            body["next"] = encode_cursor(page.last_added_us)
         objects = self._contents(page.rows)
         if objects:
             body["objects"] = objects
@@ -334,16 +340,16 @@ class TaxiiServer:
         info = await self._granted(request)
         page = self._page(request, info, ids=[self._known(request, info)], versions=["all"])
         body: dict[str, Any] = {"more": page.more, "versions": [r.version for r in page.rows]}
-        if page.more and page.last_seq is not None:
-            body["next"] = encode_cursor(page.last_seq)
+        if page.more and page.last_added_us is not None:
+            body["next"] = encode_cursor(page.last_added_us)
         return _taxii(body, headers=self._headers(page))
 
     async def _manifest(self, request: web.Request) -> web.Response:
         info = await self._granted(request)
         page = self._page(request, info)
         body: dict[str, Any] = {"more": page.more}
-        if page.more and page.last_seq is not None:
-            body["next"] = encode_cursor(page.last_seq)
+        if page.more and page.last_added_us is not None:
+            body["next"] = encode_cursor(page.last_added_us)
         if page.rows:
             body["objects"] = [{"id": r.stix_id, "date_added": r.date_added,
                                 "version": r.version, "media_type": STIX_MEDIA_TYPE}

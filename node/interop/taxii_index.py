@@ -136,8 +136,10 @@ class Page:
     more: bool
 
     @property
-    def last_seq(self) -> int | None:
-        return self.rows[-1].seq if self.rows else None
+    def last_added_us(self) -> int | None:
+        """The last row's ``date_added``: rows are added in ``date_added`` order, strictly
+        increasing across the whole index, so it orders exactly as the row number does."""
+        return self.rows[-1].added_us if self.rows else None
 
 
 def _version_of(obj: dict[str, Any], added_us: int) -> str:

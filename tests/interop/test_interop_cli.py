@@ -18,7 +18,7 @@ from palermo.cli import app
 from palermo.devfed import DevFederation
 from protocol.envelope import open_envelope
 from schemas import Report, parse_report
-from schemas.errors import InputError
+from schemas.errors import ConfigError, InputError
 from tests.schemas._support import EXAMPLES_DIR
 
 NOW = datetime.now(UTC)
@@ -199,3 +199,31 @@ def test_file_reexport_under_an_envelope_id_keeps_created(tmp_path: Path) -> Non
     assert reports[0]["id"] == reports[1]["id"]
     assert ["2026-05-28T20:26:40.000Z"] * 2 == [r["created"] for r in reports]
     assert reports[0]["modified"] <= reports[1]["modified"]
+
+
+def test_an_export_the_log_cannot_record_does_not_happen(
+    node: tuple[Path, str, str, Report], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Export is dissemination: the record comes first, and a log that cannot be written (a
+    typed error saying so) stops the export before any file is written."""
+    from node.interop import exportlog
+
+    config, received_id, _, received = node
+    with pytest.raises(ConfigError, match="cannot record the export"):
+        exportlog.record_export(
+            tmp_path, officer="o", report_id=received_id, originator="GRC-HCG", fmt="stix-2.1",
+            handling=received.handling, withheld=(), retracted=False, destination="stdout",
+            now=NOW,
+        )  # fmt: skip
+
+    real = exportlog.record_export
+
+    def unwritable(path: Path, **fields: object) -> None:
+        real(tmp_path, **fields)  # type: ignore[arg-type]  # a directory: cannot be appended to
+
+    monkeypatch.setattr(exportlog, "record_export", unwritable)
+    for fmt in ("stix", "misp"):
+        out = tmp_path / f"{fmt}.json"
+        code, output = _run(fmt, "export", received_id, "-c", str(config), "-o", str(out))
+        assert (2, False) == (code, out.exists()), output
+        assert "cannot record the export" in output

@@ -59,6 +59,9 @@ def test_distribution_rule() -> None:
     assert (0, []) == distribution(_handling(tlp="RED", rel_to=["ITA-GDF"]))
     assert (0, []) == distribution(_handling(tlp="GREEN", deny_to=["country:LBY"]))
     assert (0, []) == distribution(_handling(tlp="AMBER"))
+    embargo = "2026-06-02T00:00:00Z"  # MISP cannot hold an event until then
+    assert (0, []) == distribution(_handling(tlp="GREEN", not_before=embargo))
+    assert (0, []) == distribution(_handling(tlp="AMBER", rel_to=["ITA-GDF"], not_before=embargo))
     assert (4, ["ITA-GDF", "group:med"]) == distribution(
         _handling(tlp="AMBER", rel_to=["group:med", "ITA-GDF"])
     )
@@ -208,3 +211,103 @@ def test_misp_stix_converts_our_stix_export_keeping_the_tlp() -> None:
         parser.parse_stix_bundle(single_event=True)
         tags = [t.name for t in parser.misp_event.tags]
         assert [tlp] == [t for t in tags if t.startswith("tlp:")]
+
+
+def test_deleted_palermo_attributes_are_a_retraction_even_without_the_tag() -> None:
+    """A retraction deletes every attribute and tags the event: with the tag removed (a tag
+    removal that did not sync), the deleted attributes still say the report was withdrawn."""
+    data = _event("11", modified=LATER, retracted=True)
+    data["Tag"] = [t for t in data["Tag"] if t["name"] != "palermo:retracted"]
+    whys = _refused(data)
+    assert whys
+    assert all("is deleted: the report was retracted" in w for w in whys)
+    data["Tag"].append({"name": "Palermo:Retracted"})  # the tag in another case is the tag
+    assert ["retracted by its originator: there is nothing to import"] == _refused(data)
+
+
+def test_an_event_with_a_palermo_attribute_but_no_handling_is_refused() -> None:
+    """Removing the handling and the body but keeping a sealed part does not make an event
+    foreign (its TLP tag alone would lose rel_to, deny_to, H2...)."""
+    data = _event("10")
+    data["Attribute"] = [
+        a for a in data["Attribute"] if a["comment"] not in (HANDLING_COMMENT, "palermo-iir")
+    ]
+    data["Tag"] = [t for t in data["Tag"] if t["name"].startswith("tlp:")]
+    defaults = Defaults(originator="ITA-GDF", category="routes", route="central-med")
+    with pytest.raises(MarkingsUnmappable, match="palermo-handling attribute was removed"):
+        import_event(data, defaults=defaults)
+
+
+def test_malformed_events_are_input_errors_that_say_what_is_wrong() -> None:
+    """A uuid that is not a UUID (it names the draft's file), no distribution, a sealed part
+    that is not a section: typed errors, never a traceback."""
+    data = _event("10")
+    with pytest.raises(InputError, match="is not a UUID"):
+        import_event(data | {"uuid": "../../etc/cron.d/x"})
+    with pytest.raises(InputError, match="no distribution"):
+        import_event({"uuid": data["uuid"], "info": "x", "Tag": [{"name": "tlp:red"}]})
+    for attribute in data["Attribute"]:
+        if attribute["comment"] == "palermo-iir:personal-data":
+            attribute["value"] = "[1]"
+    with pytest.raises(MarkingsUnmappable, match="do not make a report"):
+        import_event(data)
+    data = _event("02")
+    data["Attribute"][0]["comment"] = ["palermo-handling"]  # not a comment: not ours either
+    data["Attribute"][1]["deleted"] = None
+    with pytest.raises(MarkingsUnmappable, match="palermo-handling attribute was removed"):
+        import_event(data)
+    data = _event("07")  # a sharing group
+    with pytest.raises(InputError, match="every Tag needs a name"):
+        import_event(data | {"Tag": [{"name": 5}, *data["Tag"]]})
+    for group in ({"SharingGroupOrg": [{"Organisation": {}}]}, []):
+        with pytest.raises(MarkingsUnmappable, match="is not the handling's rel_to"):
+            import_event(data | {"SharingGroup": group})
+
+
+def test_drafts_are_written_under_their_directory_only(tmp_path: Any) -> None:
+    """A source id that is not a UUID never names a file (a path outside the directory)."""
+    from node.cli._stix import write_drafts
+    from node.interop import Draft
+
+    draft = Draft(report("02"), "report--../../outside", None)
+    with pytest.raises(InputError, match="not a UUID"):
+        write_drafts([draft], tmp_path / "drafts")
+    assert not (tmp_path / "outside.iir.json").exists()
+    ok = Draft(report("02"), "report--0b0f3c52-3c1f-4d59-9f42-5d2d8c1a0001", None)
+    [path] = write_drafts([ok], tmp_path / "drafts")
+    assert tmp_path / "drafts" / "0b0f3c52-3c1f-4d59-9f42-5d2d8c1a0001.iir.json" == path
+
+
+def test_retraction_deletes_every_object_and_sends_no_content() -> None:
+    """Geolocation objects keep their attributes' uuids across exports (a re-export updates,
+    never piles up) and are deleted by a retraction; no value of the report is sent again."""
+    r = report("01")  # itinerary points
+    first, again = _event("01"), _event("01", modified=LATER)
+    gone = _event("01", modified=LATER, retracted=True)
+
+    def uuids(data: dict[str, Any]) -> list[str]:
+        return [a["uuid"] for o in data["Object"] for a in o["Attribute"]]
+
+    assert first["Object"]
+    assert uuids(first) == uuids(again) == uuids(gone)
+    assert all(o["deleted"] for o in gone["Object"])
+    assert all(a["deleted"] for o in gone["Object"] for a in o["Attribute"])
+    text = json.dumps(gone)
+    points = [p for leg in ("embarkation", "transit", "destination")
+              for p in getattr(r.itinerary, leg)]  # fmt: skip
+    secrets = [r.title, r.narrative.text, *(p.place for p in points if p.place)]
+    secrets += [i.value for i in r.identifiers] + [n for g in r.groups for n in g.names]
+    assert all(s not in text for s in secrets)
+    assert all(s in json.dumps(first) for s in secrets)
+    event = MISPEvent()
+    event.load(json.dumps(gone))
+
+
+def test_an_event_above_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is a typed error saying what to do, before PyMISP reads anything."""
+    from node.interop import misp_import
+
+    text = json.dumps(_event("02"))
+    monkeypatch.setattr(misp_import, "MAX_EVENT_BYTES", len(text) - 1)
+    with pytest.raises(InputError, match="split it into one event per report"):
+        import_event(text)

@@ -199,3 +199,42 @@ def test_a_note_holding_a_link_marks_its_content() -> None:
     for note in notes:
         [gm] = note["granular_markings"]
         assert {"content", ITEM_SELECTOR} == set(gm["selectors"])
+
+
+def test_the_documented_id_namespaces_are_the_ones_in_use() -> None:
+    """docs/interop.md gives the namespaces so partners can recompute ids: they must not drift."""
+    import uuid
+
+    from node.interop.markings import PALERMO_IDENTITY_ID, PALERMO_NAMESPACE, PALERMO_SCHEMA_URL
+    from node.interop.taxii_source import COLLECTIONS_NAMESPACE
+
+    doc = (Path(__file__).parents[2] / "docs" / "interop.md").read_text()
+    assert uuid.uuid5(uuid.NAMESPACE_URL, PALERMO_SCHEMA_URL) == PALERMO_NAMESPACE
+    for value in (
+        PALERMO_NAMESPACE,
+        COLLECTIONS_NAMESPACE,
+        PALERMO_IDENTITY_ID,
+        PALERMO_EXTENSION_ID,
+    ):
+        assert str(value).split("--")[-1] in doc
+
+
+def test_a_retraction_does_not_send_the_content_again() -> None:
+    """Revoked objects say which objects and how they were handled, not what they held: a
+    tool that never had the report must not get it with the retraction; still valid STIX."""
+    r = report("10")  # persons, identifiers, itinerary, notes
+    live, gone = export(r), export(r, retracted=True, modified=LATER)
+    text = json.dumps(gone)
+    secrets = [r.title, r.narrative.text, *(n for p in r.persons for n in p.names)]
+    secrets += [i.value for i in r.identifiers]
+    assert all(s and s not in text for s in secrets)
+    assert all(s in json.dumps(live) for s in secrets)
+    assert not [o for o in gone["objects"] if "granular_markings" in o]
+    assert {o["id"] for o in _sdos(live)} == {o["id"] for o in _sdos(gone)}
+    for obj in _sdos(gone):
+        assert r.handling == type(r.handling).model_validate(
+            obj["extensions"][PALERMO_EXTENSION_ID]["handling"]
+        )
+    results = validate_instance(gone, ValidationOptions(version="2.1"))
+    assert results.is_valid, [str(e) for e in results.errors]
+    stix2.parse(text, allow_custom=True)

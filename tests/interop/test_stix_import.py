@@ -318,3 +318,63 @@ def test_not_a_bundle_is_an_input_error() -> None:
     bundle["objects"] = [o for o in bundle["objects"] if o["type"] != "report"]
     with pytest.raises(InputError, match="no report"):
         import_bundle(bundle)
+
+
+def _palermo_exts(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        o["extensions"][PALERMO_EXTENSION_ID]
+        for o in bundle["objects"]
+        if "handling" in o.get("extensions", {}).get(PALERMO_EXTENSION_ID, {})
+    ]
+
+
+def test_a_handling_key_dropped_on_the_way_is_refused() -> None:
+    """A tool that drops ``h2: true`` from every object leaves a consistent block whose default
+    (h2 false) is wider: the keys Palermo always writes must all be there."""
+    bundle = export(report("02"))  # H2
+    for ext in _palermo_exts(bundle):
+        del ext["handling"]["h2"]
+    [(oid, why)] = _refused(bundle)
+    assert _first(bundle, "report")["id"] == oid
+    assert "lacks h2" in why
+
+
+def test_an_older_version_cannot_bring_a_revoked_report_back() -> None:
+    """Versions are compared as times, not strings ('09:00:00.000Z' sorts after
+    '09:00:00.000001Z' as text, but is earlier), so the revocation stays in force."""
+    revoked = export(report("02"), retracted=True)
+    for obj in revoked["objects"]:
+        if obj.get("revoked"):
+            obj["modified"] = "2026-06-01T09:00:00.000001Z"  # a microsecond after MODIFIED
+    live = export(report("02"))
+    bundle = revoked | {"objects": live["objects"] + revoked["objects"]}
+    assert any("revoked" in why for _, why in _refused(bundle))
+
+
+def test_malformed_extension_placements_are_refused_not_a_traceback() -> None:
+    """An extension whose field or index is not a place in the IIR is a reason, not a crash."""
+    for field, index in ((["groups"], 0), ("groups", "x"), ("groups", -1), ("report", 0)):
+        bundle = export(report("02"))
+        ext = _first(bundle, "threat-actor")["extensions"][PALERMO_EXTENSION_ID]
+        ext["field"], ext["index"] = field, index
+        whys = [why for _, why in _refused(bundle)]
+        assert any("places the item at" in w or "does not seal" in w for w in whys), whys
+    for prop, value in (("object_marking_refs", None), ("id", ["x"]), ("extensions", [])):
+        bundle = export(report("02"))  # given as a mapping, checked as a file's text is
+        _first(bundle, "threat-actor")[prop] = value
+        with pytest.raises(InputError):
+            import_bundle(bundle)
+
+
+def test_a_bundle_above_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is a typed error saying what to do, before anything is parsed."""
+    import json
+
+    from node.interop import stix_import
+
+    text = json.dumps(export(report("02")))
+    monkeypatch.setattr(stix_import, "MAX_BUNDLE_BYTES", len(text) - 1)
+    with pytest.raises(InputError, match="split it into one bundle per report"):
+        import_bundle(text)
+    with pytest.raises(InputError, match="not JSON data"):
+        import_bundle({"type": "bundle", "objects": [object()]})

@@ -112,7 +112,7 @@ def _refs(objects: list[dict[str, Any]]) -> set[str]:
 async def test_taxii2_client_pages_what_the_node_holds_and_only_that(
     stack: tuple[dict[str, Node], dict[str, TaxiiServer], dict[str, str]],
 ) -> None:
-    """Collections per grant (403 otherwise), paging with next while reports arrive, then
+    """Collections per grant (404 otherwise), paging with next while reports arrive, then
     added_after + next while more arrive, each object once; the protected persons withheld
     from MLT-AFM are in ITA-GDF's own collection only; a retraction is revoked versions."""
     nodes, servers, urls = stack
@@ -122,14 +122,14 @@ async def test_taxii2_client_pages_what_the_node_holds_and_only_that(
     mine = ita.add("mine", ["own"])
     first = await _publish(nodes, "12", "19")  # 19: protected persons withheld from MLT-AFM
 
-    # Each client lists only what it was granted; another's collection is 403.
+    # Each client lists only what it was granted; another's collection is 404 (as a missing one).
     assert ["central-med"] == await asyncio.to_thread(_aliases, urls["MLT-AFM"], analyst)
     assert "central-med" not in await asyncio.to_thread(_aliases, urls["MLT-AFM"], elsewhere)
     central = await asyncio.to_thread(_collection, urls["MLT-AFM"], analyst, "central-med")
     denied = Collection(central.url, auth=Bearer(elsewhere))
     with pytest.raises(requests.HTTPError) as refused:
         await asyncio.to_thread(denied.get_objects)
-    assert 403 == refused.value.response.status_code
+    assert 404 == refused.value.response.status_code
 
     # Paging with next while a report arrives between two pages: each object once.
     pages = _pages(central, per_request=7)

@@ -126,14 +126,21 @@ async def test_discovery_lists_the_api_root_and_a_client_only_its_collections(ta
 
 
 async def test_a_collection_answers_by_id_or_alias_and_refuses_other_clients(taxii: Taxii) -> None:
-    """200 for a granted collection (id or alias), 403 for another's, 404 for none."""
+    """200 for a granted collection (id or alias); another's is 404 exactly like one the node
+    does not have, by alias or id, so a client cannot learn which routes the node receives."""
     info = CollectionInfo.of(AGENCY, "central-med")
     status, by_id, _ = await taxii.get(f"{ROOT}{info.id}/")
     assert (200, "central-med") == (status, by_id["alias"])
-    status, error, _ = await taxii.get(f"{ROOT}central-med/objects/", who="eastern")
-    assert (403, "403") == (status, error["http_status"])
-    status, error, _ = await taxii.get(f"{ROOT}western-med/")
-    assert (404, "Not Found") == (status, error["title"])
+    held, absent = (
+        CollectionInfo.of(AGENCY, "eastern-med"),
+        CollectionInfo.of(AGENCY, "western-med"),
+    )
+    answers = []
+    for wanted in (held.alias, held.id, absent.alias, absent.id):
+        for path in ("", "objects/", "manifest/"):
+            status, error, _ = await taxii.get(f"{ROOT}{wanted}/{path}")
+            answers.append((status, error["title"], error["description"].replace(wanted, "X")))
+    assert {(404, "Not Found", answers[0][2])} == set(answers)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +265,8 @@ async def _manifest_all(taxii: Taxii, alias: str) -> list[dict[str, Any]]:
         ({"limit": "0"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"next": "not-a-cursor"}, "next"),
-        ({"next": "plm1.LTE"}, "next"),  # a negative row
+        ({"next": "plm2.LTE"}, "next"),  # a negative time
+        ({"next": "plm1.NQ"}, "next"),  # the row number of the first format
         ({"added_after": "yesterday"}, "added_after"),
         ({"added_after": "2026-12-03T12:00:00"}, "time zone"),
         ({"match[version]": "soon"}, "match[version]"),
@@ -278,7 +286,22 @@ async def test_a_limit_above_the_page_size_is_capped(taxii: Taxii) -> None:
     taxii.shelf.put("central-med", "12")
     _, envelope, _ = await taxii.objects("central-med", limit="1000")
     assert (5, True) == (len(envelope["objects"]), envelope["more"])
-    assert 5 == decode_cursor(envelope["next"]) == decode_cursor(encode_cursor(5))
+    assert 5 == decode_cursor(encode_cursor(5))
+
+
+async def test_next_carries_only_the_last_date_added(taxii: Taxii) -> None:
+    """The cursor is the last date_added the envelope showed, nothing more: a row number
+    shared by every collection told a client how many objects the others had gained."""
+    taxii.shelf.put("central-med", "12")
+    taxii.shelf.put("eastern-med", "12")
+    _, first, headers = await taxii.objects("central-med", limit="2")
+    assert from_stix_time(headers["X-TAXII-Date-Added-Last"], "t") == decode_cursor(first["next"])
+    taxii.clock.now += timedelta(seconds=1)
+    await taxii.get(f"{ROOT}eastern-med/objects/", who="all")  # another collection grows
+    taxii.clock.now += timedelta(seconds=1)
+    _, second, headers = await taxii.objects("central-med", limit="2", next=first["next"])
+    assert from_stix_time(headers["X-TAXII-Date-Added-Last"], "t") == decode_cursor(second["next"])
+    assert not {o["id"] for o in first["objects"]} & {o["id"] for o in second["objects"]}
 
 
 async def test_an_empty_collection_is_an_empty_envelope(taxii: Taxii) -> None:
