@@ -10,6 +10,7 @@ Success replaces the session (a new id: no fixation) and is recorded in the acce
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from aiohttp import web
@@ -23,12 +24,16 @@ __all__ = ["add_auth_routes"]
 
 WRONG: Final[str] = "Wrong name, password or code."
 MAX_FIELD: Final[int] = 1100
+# A local path of URL characters only. Not merely "starts with one slash": browsers and yarl
+# drop tabs and newlines from a URL, so "/\t/evil.example" would become the Location
+# "//evil.example", another site; and a backslash reads as a slash to browsers.
+_LOCAL_PATH: Final = re.compile(r"/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,499}")
 
 
 def _next_path(value: object) -> str:
     """Where to go after login: a local path only (never another site: no open redirect)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value[:500]
+    if isinstance(value, str) and _LOCAL_PATH.fullmatch(value):
+        return value
     return "/"
 
 

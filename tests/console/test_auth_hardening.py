@@ -1,0 +1,52 @@
+"""Attacks on the console's login and sessions found in review (issue 17): each test is the
+attack, and what the console does instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from node.console.auth_pages import _next_path
+from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of
+
+
+@pytest.mark.parametrize(
+    "nxt",
+    [
+        "/\t/evil.example/",  # yarl and browsers drop the tab: "//evil.example/"
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        "/\\evil.example/",
+        "/ \\/evil.example/",
+        "https://evil.example/",
+        "/" + "a" * 600,
+    ],
+)
+def test_next_paths_a_browser_would_read_as_another_site_become_root(nxt: str) -> None:
+    """Whatever ``next`` hides, the redirect it would make stays on this site."""
+    assert "/" == _next_path(nxt)
+    assert "/" == str(web.HTTPSeeOther(_next_path(nxt)).location)
+
+
+async def test_login_with_a_tab_hidden_next_goes_to_the_inbox(tmp_path: Path) -> None:
+    """The same through the login form: not 'Location: //evil.example/'."""
+    add(tmp_path, "anna", "reader")
+    async with console_client(tmp_path, Clock()) as client:
+        token = await csrf_of(client)
+        form = {"csrf_token": token, "name": "anna", "password": PASSWORD,
+                "next": "/\t/evil.example/"}  # fmt: skip
+        response = await client.post("/login", data=form, allow_redirects=False)
+        assert (303, "/") == (response.status, response.headers["Location"])
+
+
+async def test_login_next_keeps_an_ordinary_local_path(tmp_path: Path) -> None:
+    """The check is not so strict that the page asked for is lost."""
+    add(tmp_path, "anna", "reader")
+    async with console_client(tmp_path, Clock()) as client:
+        token = await csrf_of(client)
+        nxt = "/reports/0193a0b0-0000-7000-8000-000000000001?x=1"
+        form = {"csrf_token": token, "name": "anna", "password": PASSWORD, "next": nxt}
+        response = await client.post("/login", data=form, allow_redirects=False)
+        assert nxt == response.headers["Location"]
