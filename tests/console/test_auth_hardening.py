@@ -50,3 +50,18 @@ async def test_login_next_keeps_an_ordinary_local_path(tmp_path: Path) -> None:
         form = {"csrf_token": token, "name": "anna", "password": PASSWORD, "next": nxt}
         response = await client.post("/login", data=form, allow_redirects=False)
         assert nxt == response.headers["Location"]
+
+
+async def test_a_non_ascii_csrf_token_is_refused_with_403_not_a_server_error(
+    tmp_path: Path,
+) -> None:
+    """compare_digest refuses non-ASCII str with TypeError: a forged token must still be a 403
+    saying why, in the form field and in the htmx header alike."""
+    async with console_client(tmp_path, Clock()) as client:
+        await csrf_of(client)  # an anonymous session with a token
+        field = await client.post("/login", data={"csrf_token": "é" * 43, "name": "x"})
+        header = await client.post(
+            "/login", data={"name": "x"}, headers={"X-CSRF-Token": "\u00e9" * 43}
+        )
+        assert [403, 403] == [field.status, header.status]
+        assert "CSRF token" in await field.text()
