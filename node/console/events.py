@@ -27,7 +27,8 @@ from schemas import Report
 
 from ..inbox import InboxEntry
 from .auth import require_role
-from .auth_state import CONSOLE
+from .auth_state import CONSOLE, SESSION
+from .officers import has_role
 
 __all__ = ["CSP_REPORTS", "EVENTS", "Arrivals", "add_event_routes"]
 
@@ -63,6 +64,19 @@ EVENTS: Final = web.AppKey("palermo_console_events", Arrivals)
 CSP_REPORTS: Final = web.AppKey("palermo_console_csp_reports", deque[dict[str, Any]])
 
 
+def _still_allowed(request: web.Request) -> bool:
+    """Whether the stream's officer may still see arrivals: the session was not logged out,
+    ended by disabling the account, or left idle past the timeout (the stream itself is not
+    activity), and the account still has the reader role. Checked before every write."""
+    console = request.app[CONSOLE]
+    opened = request[SESSION]
+    session = console.sessions.alive(opened.id) if opened is not None else None
+    if session is None or session.officer is None:
+        return False
+    account = console.officers.get(session.officer)
+    return account is not None and not account.disabled and has_role(account.roles, "reader")
+
+
 @require_role("reader")
 async def events(request: web.Request) -> web.StreamResponse:
     arrivals = request.app[EVENTS]
@@ -80,10 +94,12 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
             except TimeoutError:
+                event = {}
+            if event is _CLOSE or not _still_allowed(request):
+                break
+            if not event:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if event is _CLOSE:
-                break
             await response.write(f"event: arrival\ndata: {json.dumps(event)}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the page went away, or the server is stopping

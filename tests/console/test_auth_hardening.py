@@ -3,13 +3,18 @@ attack, and what the console does instead."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from node.console.auth_pages import _next_path
-from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of
+from node.console.events import EVENTS
+from node.console.officers import OfficerStore
+from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of, login
 
 
 @pytest.mark.parametrize(
@@ -65,3 +70,34 @@ async def test_a_non_ascii_csrf_token_is_refused_with_403_not_a_server_error(
         )
         assert [403, 403] == [field.status, header.status]
         assert "CSRF token" in await field.text()
+
+
+async def _arrival_or_end(stream: Any, app: Any) -> bytes:
+    """Announce one arrival to every open stream; what the stream then sends ("" at its end)."""
+    entry = SimpleNamespace(id="0193a0b0-0000-7000-8000-000000000001", priority="urgent")
+    app[EVENTS].stored(entry, None)
+    return bytes(await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 30))
+
+
+@pytest.mark.parametrize("how", ["disabled", "idle", "logged-out"])
+async def test_the_arrival_stream_ends_with_its_session(tmp_path: Path, how: str) -> None:
+    """A live /events stream stops when its officer is disabled, logs out or leaves the page
+    idle past the timeout: not one more arrival reaches it (the stream alone does not count as
+    activity, so an unattended inbox is logged out like any other page)."""
+    add(tmp_path, "anna", "administrator")
+    clock = Clock()
+    async with console_client(tmp_path, clock) as client:
+        await login(client, "anna")
+        token = await csrf_of(client, "/admin/officers")
+        stream = await client.get("/events")
+        assert b"retry: 2000\n\n" == await stream.content.readuntil(b"\n\n")
+        assert b"event: arrival" in await _arrival_or_end(stream, client.server.app)
+        if how == "disabled":
+            OfficerStore.in_state_dir(tmp_path).disable("anna")
+        elif how == "idle":
+            clock.advance(minutes=15, seconds=1)
+        else:
+            out = await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+            assert 303 == out.status
+        assert b"" == await _arrival_or_end(stream, client.server.app)
+        assert not client.server.app[EVENTS].queues
