@@ -10,6 +10,7 @@ Success replaces the session (a new id: no fixation) and is recorded in the acce
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Final
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from .accesslog import record_access
 from .auth import render
-from .auth_state import CONSOLE, OFFICER, SESSION, client_address
+from .auth_state import CONSOLE, OFFICER, SESSION, Console, client_address
 from .officers import Officer
 
 __all__ = ["add_auth_routes"]
@@ -67,14 +68,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    officer = console.officers.verify_password(name, password) if name and password else None
-    second_factor_wrong = (
-        officer is not None
-        and officer.totp_secret is not None
-        and not console.officers.verify_totp(officer, code, console.clock())
-    )
-    if second_factor_wrong:
-        officer = None
+    officer = await _verified(console, name, password, code) if name and password else None
     if officer is None:
         console.limiter.failed(keys)
         record_access(request, "login-failed", officer=name[:64] or "-")
@@ -97,6 +91,22 @@ async def login(request: web.Request) -> web.StreamResponse:
     request[OFFICER] = None  # this response is the redirect; the next request is logged in
     record_access(request, "login", officer=officer.name)
     raise web.HTTPSeeOther(nxt)
+
+
+async def _verified(console: Console, name: str, password: str, code: str) -> Officer | None:
+    """The officer if the password (and second-factor code, when enrolled) are right, checked
+    in a worker thread: argon2id is slow on purpose, and on the event loop every login attempt
+    would stall the whole node (its ingest and every other officer's page) for its duration."""
+    now = console.clock()
+
+    def check() -> Officer | None:
+        officer = console.officers.verify_password(name, password)
+        if officer is None or officer.totp_secret is None:
+            return officer
+        return officer if console.officers.verify_totp(officer, code, now) else None
+
+    async with console.verify_slots:
+        return await asyncio.to_thread(check)
 
 
 def _totp_missing(officer: Officer, required: frozenset[str]) -> str | None:

@@ -4,6 +4,7 @@ attack, and what the console does instead."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -101,3 +102,25 @@ async def test_the_arrival_stream_ends_with_its_session(tmp_path: Path, how: str
             assert 303 == out.status
         assert b"" == await _arrival_or_end(stream, client.server.app)
         assert not client.server.app[EVENTS].queues
+
+
+async def test_password_checks_run_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2id costs a fifth of a second by design: run on the node's event loop, a stream of
+    login attempts would stall ingest and every other officer's page. The check (password and
+    TOTP) runs in a worker thread instead."""
+    add(tmp_path, "anna", "reader")
+    threads: list[int] = []
+    verify = OfficerStore.verify_password
+
+    def spy(self: OfficerStore, name: str, password: str) -> Any:
+        threads.append(threading.get_ident())
+        return verify(self, name, password)
+
+    monkeypatch.setattr(OfficerStore, "verify_password", spy)
+    async with console_client(tmp_path, Clock()) as client:
+        assert 401 == (await login(client, "anna", "wrong password, twelve+")).status
+        assert 303 == (await login(client, "anna")).status
+    assert 2 == len(threads)
+    assert threading.get_ident() not in threads
