@@ -68,9 +68,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(wait)
         return response
+    # Counted as a failure before the check, which awaits a worker thread: otherwise a burst
+    # of concurrent attempts would all pass retry_after before any failure was counted.
+    console.limiter.failed(keys)
     officer = await _verified(console, name, password, code) if name and password else None
     if officer is None:
-        console.limiter.failed(keys)
         record_access(request, "login-failed", officer=name[:64] or "-")
         return _refuse(request, WRONG, 401, nxt)
     missing = _totp_missing(officer, console.totp_required())
@@ -84,6 +86,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             nxt,
         )
     console.limiter.clear(keys[0])
+    console.limiter.forgive(keys[1])
     old = request.get(SESSION)
     if old is not None:
         console.sessions.drop(old.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from node.console.auth_limits import LoginLimiter
 from node.console.auth_pages import _next_path
 from node.console.events import EVENTS
 from node.console.officers import OfficerStore
@@ -124,3 +126,45 @@ async def test_password_checks_run_off_the_event_loop(
         assert 303 == (await login(client, "anna")).status
     assert 2 == len(threads)
     assert threading.get_ident() not in threads
+
+
+async def test_a_burst_of_concurrent_logins_gets_no_more_tries_than_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten wrong passwords sent at once (the check awaits a worker thread, so they overlap):
+    five are checked, the rest get 429 unchecked; the right password works once the window
+    passes."""
+    add(tmp_path, "anna", "reader")
+    checked: list[str] = []
+    verify = OfficerStore.verify_password
+
+    def spy(self: OfficerStore, name: str, password: str) -> Any:
+        checked.append(name)
+        return verify(self, name, password)
+
+    monkeypatch.setattr(OfficerStore, "verify_password", spy)
+    clock = Clock()
+    async with console_client(tmp_path, clock) as client:
+        token = await csrf_of(client)
+        form = {"csrf_token": token, "name": "anna", "password": "wrong password, twelve+"}
+        tries = [client.post("/login", data=form, allow_redirects=False) for _ in range(10)]
+        statuses = sorted(r.status for r in await asyncio.gather(*tries))
+        assert [401] * 5 + [429] * 5 == statuses
+        assert 5 == len(checked)
+        clock.advance(minutes=15)
+        assert 303 == (await login(client, "anna")).status
+
+
+def test_a_success_takes_back_the_try_counted_for_it() -> None:
+    """Counted before the check, a try that succeeds is forgiven: an officer who logs in
+    often does not use up the address's budget."""
+    clock = Clock()
+    limiter = LoginLimiter(2, timedelta(minutes=15), clock)
+    limiter.failed(["client:a"])
+    limiter.failed(["client:a"])
+    assert limiter.retry_after(["client:a"]) is not None
+    limiter.forgive("client:a")
+    assert limiter.retry_after(["client:a"]) is None
+    limiter.forgive("client:a")
+    limiter.forgive("client:a")  # nothing left to forgive: no error
+    assert limiter.retry_after(["client:a"]) is None
