@@ -88,10 +88,12 @@ class SessionStore:
         pool.move_to_end(sid)
         return session
 
-    def alive(self, sid: str) -> Session | None:
+    def alive(self, sid: str | None) -> Session | None:
         """The session with this id if it still exists and is not idle too long, *without*
         touching it: for a long-lived stream, which must end with its session but must not
         keep an unattended page logged in."""
+        if not sid:
+            return None
         session = self._officers.get(sid) or self._anonymous.get(sid)
         if session is None or self.clock() - session.last_seen > self.idle:
             return None

@@ -168,3 +168,21 @@ def test_a_success_takes_back_the_try_counted_for_it() -> None:
     limiter.forgive("client:a")
     limiter.forgive("client:a")  # nothing left to forgive: no error
     assert limiter.retry_after(["client:a"]) is None
+
+
+async def test_a_page_refreshing_itself_does_not_keep_the_session_alive(tmp_path: Path) -> None:
+    """The inbox's own refresh on a live arrival (X-Palermo-Live) is served while the session
+    lives but does not reset the idle timeout: 15 minutes after the officer's last own
+    request, the console is logged out however many reports arrived."""
+    add(tmp_path, "anna", "administrator")
+    clock = Clock()
+    live = {"X-Palermo-Live": "1"}
+    async with console_client(tmp_path, clock) as client:
+        await login(client, "anna")
+        clock.advance(minutes=10)
+        refreshed = await client.get("/admin/officers", headers=live, allow_redirects=False)
+        assert 200 == refreshed.status
+        clock.advance(minutes=5, seconds=1)
+        gone = await client.get("/admin/officers", headers=live, allow_redirects=False)
+        assert (303, "/login") == (gone.status, gone.headers["Location"])
+        assert 303 == (await client.get("/admin/officers", allow_redirects=False)).status
