@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Final
 
 import structlog
@@ -27,7 +27,7 @@ from schemas import Report
 
 from ..inbox import InboxEntry
 from .auth import require_role
-from .auth_state import CONSOLE, SESSION
+from .auth_state import CONSOLE, OFFICER, SESSION
 from .officers import has_role
 
 __all__ = ["CSP_REPORTS", "EVENTS", "Arrivals", "add_event_routes"]
@@ -36,6 +36,9 @@ _log = structlog.get_logger("palermo.console")
 HEARTBEAT_S: Final[float] = 15.0
 """A comment line this often: a proxy keeps the stream open, a dead client is noticed."""
 MAX_STREAMS: Final[int] = 200
+MAX_STREAMS_PER_OFFICER: Final[int] = 8
+"""A few tabs' worth: without it one officer (or a stolen session) could hold all
+``MAX_STREAMS`` and leave every other officer's inbox without live arrival."""
 MAX_CSP_REPORTS: Final[int] = 200
 MAX_CSP_BODY: Final[int] = 16 * 1024
 _CLOSE: Final = None
@@ -46,6 +49,7 @@ class Arrivals:
 
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.per_officer: Counter[str] = Counter()
 
     def stored(self, entry: InboxEntry, _report: Report) -> None:
         """``Node.on_stored``: tell every open page (called on the node's loop)."""
@@ -82,13 +86,22 @@ async def events(request: web.Request) -> web.StreamResponse:
     arrivals = request.app[EVENTS]
     if len(arrivals.queues) >= MAX_STREAMS:
         raise web.HTTPServiceUnavailable(text="503: too many open event streams; reload later")
+    officer = request[OFFICER]
+    who = officer.name if officer is not None else "-"
+    if arrivals.per_officer[who] >= MAX_STREAMS_PER_OFFICER:
+        raise web.HTTPTooManyRequests(
+            text=f"429: {who} has {MAX_STREAMS_PER_OFFICER} live inbox pages open already; "
+            "close some tabs and reload"
+        )
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
+    # Counted before the first await, so streams opened at once cannot all pass the checks.
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=100)
     arrivals.queues.add(queue)
+    arrivals.per_officer[who] += 1
     try:
+        await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
         while True:
             try:
@@ -105,6 +118,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass  # the page went away, or the server is stopping
     finally:
         arrivals.queues.discard(queue)
+        arrivals.per_officer[who] -= 1
+        if arrivals.per_officer[who] <= 0:
+            del arrivals.per_officer[who]
     return response
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node.console.auth_limits import LoginLimiter
 from node.console.auth_pages import _next_path
-from node.console.events import EVENTS
+from node.console.events import EVENTS, MAX_STREAMS_PER_OFFICER
 from node.console.officers import OfficerStore
 from tests.console._consoleapp import PASSWORD, Clock, add, console_client, csrf_of, login
 
@@ -186,3 +186,34 @@ async def test_a_page_refreshing_itself_does_not_keep_the_session_alive(tmp_path
         gone = await client.get("/admin/officers", headers=live, allow_redirects=False)
         assert (303, "/login") == (gone.status, gone.headers["Location"])
         assert 303 == (await client.get("/admin/officers", allow_redirects=False)).status
+
+
+async def test_one_officer_cannot_hold_every_live_stream(tmp_path: Path) -> None:
+    """Past a few tabs' worth of /events streams, one officer gets 429 (saying why); another
+    officer still gets a stream, and a closed stream frees its place."""
+    add(tmp_path, "anna", "reader")
+    add(tmp_path, "bert", "reader")
+    async with (
+        console_client(tmp_path, Clock()) as anna,
+        console_client(tmp_path, Clock()) as bert,
+    ):
+        await login(anna, "anna")
+        streams = [await anna.get("/events") for _ in range(MAX_STREAMS_PER_OFFICER)]
+        assert {200} == {s.status for s in streams}
+        refused = await anna.get("/events")
+        assert 429 == refused.status
+        assert "live inbox pages" in await refused.text()
+        await login(bert, "bert")
+        other = await bert.get("/events")
+        assert 200 == other.status
+        other.close()
+        streams.pop().close()
+        for _ in range(200):  # the server notices the closed stream at a write (an event)
+            anna.server.app[EVENTS].stored(SimpleNamespace(id="x", priority="routine"), None)
+            if anna.server.app[EVENTS].per_officer["anna"] < MAX_STREAMS_PER_OFFICER:
+                break
+            await asyncio.sleep(0.05)
+        again = await anna.get("/events")
+        assert 200 == again.status
+        for s in [*streams, again]:
+            s.close()
