@@ -217,3 +217,24 @@ async def test_one_officer_cannot_hold_every_live_stream(tmp_path: Path) -> None
         assert 200 == again.status
         for s in [*streams, again]:
             s.close()
+
+
+@pytest.mark.parametrize("role", ["release-authority", "administrator"])
+async def test_an_administrator_cannot_mint_a_release_authority_or_administrator(
+    tmp_path: Path, role: str
+) -> None:
+    """Decision 0026: administrators do not release. Adding an account with release (or
+    administrator) power and a password of their choosing would undo that, from any stolen
+    administrator session too: the page refuses with the host command that does it."""
+    add(tmp_path, "anna", "administrator")
+    async with console_client(tmp_path, Clock()) as client:
+        await login(client, "anna")
+        page = await client.get("/admin/officers")
+        assert f'value="{role}"' not in await page.text()
+        token = await csrf_of(client, "/admin/officers")
+        form = {"csrf_token": token, "name": "mallory", "role": ["officer", role],
+                "password": PASSWORD}  # fmt: skip
+        refused = await client.post("/admin/officers", data=form)
+        assert 403 == refused.status
+        assert f"palermo officer add mallory --role {role}" in await refused.text()
+    assert OfficerStore.in_state_dir(tmp_path).get("mallory") is None
