@@ -50,7 +50,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     officer: CurrentOfficer | None = None
     if session is not None and session.officer is not None:
         account = console.officers.get(session.officer)
-        if account is None or account.disabled:
+        if account is None or account.disabled or account.generation != session.generation:
+            # Disabled, or its password or second factor replaced since this login.
             console.sessions.drop(session.id)
             session = None
         else:

@@ -90,7 +90,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     old = request.get(SESSION)
     if old is not None:
         console.sessions.drop(old.id)
-    request[SESSION] = console.sessions.new(officer.name)
+    request[SESSION] = console.sessions.new(officer.name, officer.generation)
     request[OFFICER] = None  # this response is the redirect; the next request is logged in
     record_access(request, "login", officer=officer.name)
     raise web.HTTPSeeOther(nxt)

@@ -70,15 +70,21 @@ CSP_REPORTS: Final = web.AppKey("palermo_console_csp_reports", deque[dict[str, A
 
 def _still_allowed(request: web.Request) -> bool:
     """Whether the stream's officer may still see arrivals: the session was not logged out,
-    ended by disabling the account, or left idle past the timeout (the stream itself is not
-    activity), and the account still has the reader role. Checked before every write."""
+    ended by disabling the account or replacing its password or second factor, or left idle
+    past the timeout (the stream itself is not activity), and the account still has the
+    reader role. Checked before every write."""
     console = request.app[CONSOLE]
     opened = request[SESSION]
     session = console.sessions.alive(opened.id) if opened is not None else None
     if session is None or session.officer is None:
         return False
     account = console.officers.get(session.officer)
-    return account is not None and not account.disabled and has_role(account.roles, "reader")
+    return (
+        account is not None
+        and not account.disabled
+        and account.generation == session.generation
+        and has_role(account.roles, "reader")
+    )
 
 
 @require_role("reader")

@@ -238,3 +238,30 @@ async def test_an_administrator_cannot_mint_a_release_authority_or_administrator
         assert 403 == refused.status
         assert f"palermo officer add mallory --role {role}" in await refused.text()
     assert OfficerStore.in_state_dir(tmp_path).get("mallory") is None
+
+
+@pytest.mark.parametrize("reset", ["password", "totp"])
+async def test_a_new_password_or_second_factor_ends_the_sessions_logged_in_before(
+    tmp_path: Path, reset: str
+) -> None:
+    """``palermo officer password`` (or ``totp``) on the host, the answer to a stolen
+    password: the intruder's live session ends at its next request, and its live stream at
+    its next event, instead of lasting until it idles out. A login afterwards works."""
+    add(tmp_path, "anna", "administrator")
+    store = OfficerStore.in_state_dir(tmp_path)
+    async with console_client(tmp_path, Clock()) as intruder:
+        await login(intruder, "anna")
+        assert 200 == (await intruder.get("/admin/officers", allow_redirects=False)).status
+        stream = await intruder.get("/events")
+        assert b"retry: 2000\n\n" == await stream.content.readuntil(b"\n\n")
+        if reset == "password":
+            store.set_password("anna", "a brand new passphrase")
+        else:
+            store.enrol_totp("anna")
+        assert b"" == await _arrival_or_end(stream, intruder.server.app)
+        gone = await intruder.get("/admin/officers", allow_redirects=False)
+        assert (303, "/login") == (gone.status, gone.headers["Location"])
+    if reset == "password":
+        async with console_client(tmp_path, Clock()) as owner:
+            assert 303 == (await login(owner, "anna", "a brand new passphrase")).status
+            assert 200 == (await owner.get("/admin/officers", allow_redirects=False)).status
