@@ -48,16 +48,22 @@ pytest: $(STAMP) browser
 CHROMIUM_BINS := /usr/bin/chromium /usr/bin/chromedriver
 
 browser:
-	@for f in $(CHROMIUM_BINS); do [ -x $$f ] || missing=1; done; \
+	@missing=; for f in $(CHROMIUM_BINS); do [ -x $$f ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium and chromium-driver for the console's browser tests"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      chromium chromium-driver >/dev/null || exit 1; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	        chromium chromium-driver >/dev/null; } || { \
+	      echo "apt-get could not install chromium and chromium-driver (its message is above);" \
+	        "the console's browser tests need$$missing" >&2; exit 1; }; \
+	    for f in $(CHROMIUM_BINS); do [ -x $$f ] || { \
+	      echo "$$f is still missing after installing chromium and chromium-driver (Ubuntu's" \
+	        "packages of these names only install snap wrappers): run make test on Debian," \
+	        "or in a Debian container" >&2; exit 1; }; done; \
 	  else \
-	    echo "The console's browser tests need $(CHROMIUM_BINS): run" \
-	      "'sudo apt-get install chromium chromium-driver' (Debian/Ubuntu), then make test again." >&2; \
+	    echo "The console's browser tests need$$missing: run" \
+	      "'sudo apt-get install chromium chromium-driver' (Debian), then make test again." >&2; \
 	    exit 1; \
 	  fi; \
 	fi

@@ -23,11 +23,17 @@ __all__ = ["ACCESS_LOG_PAGE", "add_admin_routes"]
 
 ACCESS_LOG_PAGE: Final[int] = 500
 """Entries shown, newest first; ``palermo officer access-log`` prints them all."""
+WEB_ROLES: Final[tuple[Role, ...]] = ("reader", "officer")
+"""The roles an administrator may give on this page. Decision 0026 keeps administrators from
+releasing; were they able to add a release authority (or another administrator) here, they
+could give one to an account whose password they chose and release under it, and a stolen
+administrator session could do the same. Those roles are given on the node's host
+(``palermo officer add``)."""
 
 
 def _officers_context(request: web.Request) -> dict[str, object]:
     console = request.app[CONSOLE]
-    return {"officers": console.officers.all(), "roles": ROLES, "error": None, "created": None}
+    return {"officers": console.officers.all(), "roles": WEB_ROLES, "error": None, "created": None}
 
 
 @require_role("administrator")
@@ -45,8 +51,15 @@ async def add_officer(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     context = _officers_context(request)
     if len(roles) != len(set(wanted)):
-        context["error"] = f"roles must be some of {', '.join(ROLES)}"
+        context["error"] = f"roles must be some of {', '.join(WEB_ROLES)}"
         return render(request, "admin/officers.html", context, status=422)
+    host_only = [r for r in roles if r not in WEB_ROLES]
+    if host_only:
+        context["error"] = (
+            f"the {', '.join(host_only)} role is given on the node's host, not here: "
+            f"palermo officer add {name or '<name>'} --role {host_only[0]} -c <node.toml>"
+        )
+        return render(request, "admin/officers.html", context, status=403)
     try:
         officer = console.officers.add(name, roles, password, totp=form.get("totp") == "on")
     except InputError as exc:

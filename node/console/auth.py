@@ -33,17 +33,25 @@ __all__ = [
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOGIN_PATH: Final[str] = "/login"
+LIVE_HEADER: Final[str] = "X-Palermo-Live"
+"""Sent by ``static/console.js`` when the inbox refreshes itself on a live arrival: such a
+request is not the officer at work, so it does not reset the idle timeout (otherwise a busy
+inbox left open on an unattended desk would stay logged in for ever)."""
 
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     console = request.app[CONSOLE]
     incoming = request.cookies.get(console.cookie_name)
-    session = console.sessions.get(incoming)
+    if request.headers.get(LIVE_HEADER) == "1":
+        session = console.sessions.alive(incoming)
+    else:
+        session = console.sessions.get(incoming)
     officer: CurrentOfficer | None = None
     if session is not None and session.officer is not None:
         account = console.officers.get(session.officer)
-        if account is None or account.disabled:
+        if account is None or account.disabled or account.generation != session.generation:
+            # Disabled, or its password or second factor replaced since this login.
             console.sessions.drop(session.id)
             session = None
         else:

@@ -60,3 +60,13 @@ class LoginLimiter:
 
     def clear(self, key: str) -> None:
         self._seen.pop(key, None)
+
+    def forgive(self, key: str) -> None:
+        """Take back the latest failure counted for ``key``: an attempt is counted before it
+        is checked (so concurrent attempts cannot all pass the limit while the slow check
+        runs) and forgiven when it succeeds."""
+        times = self._seen.get(key)
+        if times:
+            times.pop()
+            if not times:
+                del self._seen[key]

@@ -10,25 +10,31 @@ Success replaces the session (a new id: no fixation) and is recorded in the acce
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Final
 
 from aiohttp import web
 
 from .accesslog import record_access
 from .auth import render
-from .auth_state import CONSOLE, OFFICER, SESSION, client_address
+from .auth_state import CONSOLE, OFFICER, SESSION, Console, client_address
 from .officers import Officer
 
 __all__ = ["add_auth_routes"]
 
 WRONG: Final[str] = "Wrong name, password or code."
 MAX_FIELD: Final[int] = 1100
+# A local path of URL characters only. Not merely "starts with one slash": browsers and yarl
+# drop tabs and newlines from a URL, so "/\t/evil.example" would become the Location
+# "//evil.example", another site; and a backslash reads as a slash to browsers.
+_LOCAL_PATH: Final = re.compile(r"/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,499}")
 
 
 def _next_path(value: object) -> str:
     """Where to go after login: a local path only (never another site: no open redirect)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value[:500]
+    if isinstance(value, str) and _LOCAL_PATH.fullmatch(value):
+        return value
     return "/"
 
 
@@ -62,16 +68,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    officer = console.officers.verify_password(name, password) if name and password else None
-    second_factor_wrong = (
-        officer is not None
-        and officer.totp_secret is not None
-        and not console.officers.verify_totp(officer, code, console.clock())
-    )
-    if second_factor_wrong:
-        officer = None
+    # Counted as a failure before the check, which awaits a worker thread: otherwise a burst
+    # of concurrent attempts would all pass retry_after before any failure was counted.
+    console.limiter.failed(keys)
+    officer = await _verified(console, name, password, code) if name and password else None
     if officer is None:
-        console.limiter.failed(keys)
         record_access(request, "login-failed", officer=name[:64] or "-")
         return _refuse(request, WRONG, 401, nxt)
     missing = _totp_missing(officer, console.totp_required())
@@ -85,13 +86,30 @@ async def login(request: web.Request) -> web.StreamResponse:
             nxt,
         )
     console.limiter.clear(keys[0])
+    console.limiter.forgive(keys[1])
     old = request.get(SESSION)
     if old is not None:
         console.sessions.drop(old.id)
-    request[SESSION] = console.sessions.new(officer.name)
+    request[SESSION] = console.sessions.new(officer.name, officer.generation)
     request[OFFICER] = None  # this response is the redirect; the next request is logged in
     record_access(request, "login", officer=officer.name)
     raise web.HTTPSeeOther(nxt)
+
+
+async def _verified(console: Console, name: str, password: str, code: str) -> Officer | None:
+    """The officer if the password (and second-factor code, when enrolled) are right, checked
+    in a worker thread: argon2id is slow on purpose, and on the event loop every login attempt
+    would stall the whole node (its ingest and every other officer's page) for its duration."""
+    now = console.clock()
+
+    def check() -> Officer | None:
+        officer = console.officers.verify_password(name, password)
+        if officer is None or officer.totp_secret is None:
+            return officer
+        return officer if console.officers.verify_totp(officer, code, now) else None
+
+    async with console.verify_slots:
+        return await asyncio.to_thread(check)
 
 
 def _totp_missing(officer: Officer, required: frozenset[str]) -> str | None:

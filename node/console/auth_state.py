@@ -6,6 +6,7 @@ One :class:`Console` per :func:`node.console.app.build_console_app`, stored unde
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,10 @@ class Console:
     trust_forwarded_for: bool = False
     # Read at each login: the federation policy can change while the node runs.
     totp_required: Callable[[], frozenset[Role]] = field(default=lambda: frozenset())
+    # Password checks running at once (node.console.auth_pages): each argon2id verification
+    # takes 64 MiB and a fifth of a second of CPU, so a burst of logins queues here instead of
+    # taking the node's memory.
+    verify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     @property
     def cookie_name(self) -> str:

@@ -56,6 +56,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # aiohttp caches the parsed form: the handler's own request.post() reads it again free.
         value = (await request.post()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if session is None or not sent or not hmac.compare_digest(sent, session.csrf):
+    # Compared as bytes: compare_digest raises TypeError (a 500) on a non-ASCII str, and the
+    # sender chooses what it sends.
+    if session is None or not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
         raise web.HTTPForbidden(text=REFUSAL)
     return await handler(request)

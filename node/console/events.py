@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Final
 
 import structlog
@@ -27,7 +27,8 @@ from schemas import Report
 
 from ..inbox import InboxEntry
 from .auth import require_role
-from .auth_state import CONSOLE
+from .auth_state import CONSOLE, OFFICER, SESSION
+from .officers import has_role
 
 __all__ = ["CSP_REPORTS", "EVENTS", "Arrivals", "add_event_routes"]
 
@@ -35,6 +36,9 @@ _log = structlog.get_logger("palermo.console")
 HEARTBEAT_S: Final[float] = 15.0
 """A comment line this often: a proxy keeps the stream open, a dead client is noticed."""
 MAX_STREAMS: Final[int] = 200
+MAX_STREAMS_PER_OFFICER: Final[int] = 8
+"""A few tabs' worth: without it one officer (or a stolen session) could hold all
+``MAX_STREAMS`` and leave every other officer's inbox without live arrival."""
 MAX_CSP_REPORTS: Final[int] = 200
 MAX_CSP_BODY: Final[int] = 16 * 1024
 _CLOSE: Final = None
@@ -45,6 +49,7 @@ class Arrivals:
 
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.per_officer: Counter[str] = Counter()
 
     def stored(self, entry: InboxEntry, _report: Report) -> None:
         """``Node.on_stored``: tell every open page (called on the node's loop)."""
@@ -63,32 +68,65 @@ EVENTS: Final = web.AppKey("palermo_console_events", Arrivals)
 CSP_REPORTS: Final = web.AppKey("palermo_console_csp_reports", deque[dict[str, Any]])
 
 
+def _still_allowed(request: web.Request) -> bool:
+    """Whether the stream's officer may still see arrivals: the session was not logged out,
+    ended by disabling the account or replacing its password or second factor, or left idle
+    past the timeout (the stream itself is not activity), and the account still has the
+    reader role. Checked before every write."""
+    console = request.app[CONSOLE]
+    opened = request[SESSION]
+    session = console.sessions.alive(opened.id) if opened is not None else None
+    if session is None or session.officer is None:
+        return False
+    account = console.officers.get(session.officer)
+    return (
+        account is not None
+        and not account.disabled
+        and account.generation == session.generation
+        and has_role(account.roles, "reader")
+    )
+
+
 @require_role("reader")
 async def events(request: web.Request) -> web.StreamResponse:
     arrivals = request.app[EVENTS]
     if len(arrivals.queues) >= MAX_STREAMS:
         raise web.HTTPServiceUnavailable(text="503: too many open event streams; reload later")
+    officer = request[OFFICER]
+    who = officer.name if officer is not None else "-"
+    if arrivals.per_officer[who] >= MAX_STREAMS_PER_OFFICER:
+        raise web.HTTPTooManyRequests(
+            text=f"429: {who} has {MAX_STREAMS_PER_OFFICER} live inbox pages open already; "
+            "close some tabs and reload"
+        )
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
+    # Counted before the first await, so streams opened at once cannot all pass the checks.
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=100)
     arrivals.queues.add(queue)
+    arrivals.per_officer[who] += 1
     try:
+        await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
             except TimeoutError:
+                event = {}
+            if event is _CLOSE or not _still_allowed(request):
+                break
+            if not event:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if event is _CLOSE:
-                break
             await response.write(f"event: arrival\ndata: {json.dumps(event)}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the page went away, or the server is stopping
     finally:
         arrivals.queues.discard(queue)
+        arrivals.per_officer[who] -= 1
+        if arrivals.per_officer[who] <= 0:
+            del arrivals.per_officer[who]
     return response
 
 

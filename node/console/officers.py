@@ -115,6 +115,9 @@ class Officer:
     totp_secret: str | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     last_totp_step: int = -1  # a code's time step is accepted once (no replay within 30 s)
+    # Raised by a new password or second factor: sessions logged in before it end (a reset
+    # after a compromise must also log the intruder out, not wait for the idle timeout).
+    generation: int = 0
 
     @property
     def effective(self) -> frozenset[Role]:
@@ -128,6 +131,7 @@ class Officer:
             "totp_secret": self.totp_secret,
             "created": self.created,
             "last_totp_step": self.last_totp_step,
+            "generation": self.generation,
         }
 
     @classmethod
@@ -141,6 +145,7 @@ class Officer:
             totp_secret=data.get("totp_secret"),
             created=str(data.get("created", "")),
             last_totp_step=int(data.get("last_totp_step", -1)),
+            generation=int(data.get("generation", 0)),
         )
 
 
@@ -233,13 +238,16 @@ class OfficerStore:
             officer = self._require(name)
             officer.totp_secret = base64.b32encode(secrets.token_bytes(20)).decode()
             officer.last_totp_step = -1
+            officer.generation += 1
         return officer
 
     def set_password(self, name: str, password: str) -> None:
         check_password(password)
         digest = _HASHER.hash(password)
         with self._writing():
-            self._require(name).password_hash = digest
+            officer = self._require(name)
+            officer.password_hash = digest
+            officer.generation += 1
 
     def _require(self, name: str) -> Officer:
         self.refresh()

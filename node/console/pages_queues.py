@@ -16,7 +16,7 @@ from aiohttp import web
 from schemas.errors import InputError, PalermoError
 
 from ..requests import DocumentVerdict, time_left
-from .accesslog import record_access
+from .accesslog import Action, record_access
 from .auth import console_node, render, require_role
 from .auth_state import CONSOLE
 from .views import fmt_ms
@@ -64,13 +64,17 @@ async def decide(request: web.Request) -> web.StreamResponse:
             "required: it goes to the requester with the decision"
         )
     if problem is None:
+        # The report the request is about, for the access log: "who released what" must be
+        # answerable by report id like every opening, not only through the request id.
+        asked = [r["report"] for r in node.inbox.release_requests() if r["id"] == request_id]
         try:
             release = await node.decide_release(request_id, decision == "grant", justification)
         except PalermoError as exc:
             problem = exc.reason
         else:
             detail = f"request {request_id}" + (f" release {release}" if release else "")
-            record_access(request, "grant" if decision == "grant" else "deny", detail=detail)
+            action: Action = "grant" if decision == "grant" else "deny"
+            record_access(request, action, report_id=asked[0] if asked else None, detail=detail)
             raise web.HTTPSeeOther("/releases")
     context = {"rows": _release_rows(request), "problem": problem}
     return render(request, "releases.html", context, status=409)

@@ -38,6 +38,7 @@ class Session:
     last_seen: datetime
     officer: str | None = None
     created: datetime = field(default_factory=utc_now)
+    generation: int = 0  # the account's credentials generation at login (node.console.officers)
 
 
 class SessionStore:
@@ -53,7 +54,7 @@ class SessionStore:
         self._anonymous: OrderedDict[str, Session] = OrderedDict()
         self._officers: OrderedDict[str, Session] = OrderedDict()
 
-    def new(self, officer: str | None = None) -> Session:
+    def new(self, officer: str | None = None, generation: int = 0) -> Session:
         now = self.clock()
         session = Session(
             id=secrets.token_urlsafe(32),
@@ -61,6 +62,7 @@ class SessionStore:
             last_seen=now,
             officer=officer,
             created=now,
+            generation=generation,
         )
         kept = self._pool(session)
         kept[session.id] = session
@@ -86,6 +88,17 @@ class SessionStore:
             return None
         session.last_seen = now
         pool.move_to_end(sid)
+        return session
+
+    def alive(self, sid: str | None) -> Session | None:
+        """The session with this id if it still exists and is not idle too long, *without*
+        touching it: for a long-lived stream, which must end with its session but must not
+        keep an unattended page logged in."""
+        if not sid:
+            return None
+        session = self._officers.get(sid) or self._anonymous.get(sid)
+        if session is None or self.clock() - session.last_seen > self.idle:
+            return None
         return session
 
     def drop(self, sid: str) -> None:

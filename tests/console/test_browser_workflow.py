@@ -146,8 +146,10 @@ def test_alert_arrives_live_compose_preview_publish_and_release(
         granted["state"],
         granted["reason"],
     )
-    assert ["authority"] == [
-        e["officer"] for e in _access(ita, "grant") if asked in e.get("detail", "")
+    assert [("authority", published)] == [
+        (e["officer"], e.get("report"))
+        for e in _access(ita, "grant")
+        if asked in e.get("detail", "")
     ]
     assert 1 == len(ita.node.inbox.releases(published))
 

@@ -14,9 +14,11 @@
 
   function refresh() {
     // POSTed with the officer's filters and the form's CSRF token: search terms stay out of
-    // URLs (the server's handler for the rows is the same role-checked one).
+    // URLs (the server's handler for the rows is the same role-checked one). X-Palermo-Live:
+    // a refresh the page made by itself does not count as activity for the idle timeout.
     return window.htmx.ajax("POST", "/inbox/rows", {
       source: form,
+      headers: { "X-Palermo-Live": "1" },
       values: Object.fromEntries(new FormData(form)),
       target: "#inbox-rows",
       swap: "innerHTML"
