@@ -58,6 +58,7 @@ class Source:
     withheld: frozenset[str]
     retracted: bool
     state_dir: Path | None
+    agency: str | None = None
 
 
 def _uuid7_time(report_id: str | None) -> datetime | None:
@@ -95,7 +96,8 @@ def load_source(source: str, config: Path | None, report_id: str | None) -> Sour
         )
     if config is None:
         raise InputError(f"{source} is not a file; for a report id give the node's --config")
-    state = NodeSettings.load(config).state_dir
+    settings = NodeSettings.load(config)
+    state = settings.state_dir
     with _open_inbox(config) as inbox:
         try:
             entry, received = inbox.show(source)
@@ -109,14 +111,18 @@ def load_source(source: str, config: Path | None, report_id: str | None) -> Sour
                 ) from None
             header = inbox.sent_header(source)
             retracted = inbox.sent_retracted(source) is not None
-            return Source(sent, source, header.created, frozenset(), retracted, state)
+            return Source(
+                sent, source, header.created, frozenset(), retracted, state, settings.agency
+            )
     if received is None:
         raise InputError(
             f"report {source} was purged ({entry.purge_reason or 'no reason recorded'}): there "
             "is no content left to export"
         )
     header = EnvelopeHeader.model_validate(entry.header)
-    return Source(received, source, header.created, frozenset(entry.withheld), False, state)
+    return Source(
+        received, source, header.created, frozenset(entry.withheld), False, state, settings.agency
+    )
 
 
 def check_exportable(src: Source, now: datetime) -> None:
@@ -154,6 +160,7 @@ def record(
         retracted=src.retracted,
         destination=str(output) if output else "stdout",
         now=datetime.now(UTC),
+        agency=src.agency,
     )
 
 

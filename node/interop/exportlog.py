@@ -3,6 +3,10 @@ report out of Palermo's enforcement, in which format, with which handling, and w
 out. One JSON line per export in ``exports.jsonl`` in the node's state directory, each line
 carrying the SHA-256 of the line before it, so a removed or edited line breaks the chain
 (:func:`verify`). The only module of ``node.interop`` that touches a file.
+
+An export by a named agency's node is also an ``export`` entry of that node's per-officer access
+log (:mod:`node.console.accesslog`, issue 17): administrators see exports beside openings,
+publishes and grants, in one chain.
 """
 
 from __future__ import annotations
@@ -56,12 +60,21 @@ def record_export(
     retracted: bool,
     destination: str,
     now: datetime,
+    agency: str | None = None,
 ) -> dict[str, Any]:
-    """Append one export to the log (created 0600) and return the entry; a ``ConfigError`` if
-    the log cannot be read or written (then the caller must not export)."""
+    """Append one export to the log (created 0600) and, when ``agency`` names the node, to its
+    access log; return the export entry. A ``ConfigError`` if a log cannot be read or written
+    (then the caller must not export)."""
     try:
-        return _append(path, officer, report_id, originator, fmt, handling, withheld, retracted,
-                       destination, now)  # fmt: skip
+        entry = _append(path, officer, report_id, originator, fmt, handling, withheld, retracted,
+                        destination, now)  # fmt: skip
+        if agency is not None:
+            from node.console.accesslog import AccessLog
+
+            AccessLog.in_state_dir(path.parent, agency).record(
+                officer, "export", report_id=report_id, detail=f"{fmt} to {destination}"
+            )
+        return entry
     except OSError as exc:
         raise ConfigError(
             f"cannot record the export in {path} ({exc.strerror or exc}): nothing was exported; "

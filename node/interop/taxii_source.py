@@ -194,6 +194,7 @@ class InboxSource:
                 retracted=revoked,
                 destination=f"TAXII client {client}",
                 now=now,
+                agency=self.agency,
             )
 
 

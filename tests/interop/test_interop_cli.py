@@ -115,6 +115,15 @@ def test_received_report_exports_what_the_node_opened_and_is_recorded(
         (e["officer"], e["format"]) for e in mine
     ]
     assert received.handling.codes() == mine[0]["codes"]
+    # Issue 17: the node's per-officer access log shows the same two exports, in its chain.
+    from node.console.accesslog import AccessLog
+
+    access = AccessLog.in_state_dir(log.parent, NodeSettings.load(config).agency)
+    assert access.verify().ok
+    exports = [e for e in access.entries() if e.get("action") == "export"]
+    assert [("lt.garcia", received_id), (mine[1]["officer"], received_id)] == [
+        (e["officer"], e["report"]) for e in exports
+    ]
 
 
 def test_retracted_own_report_exports_revoked(
