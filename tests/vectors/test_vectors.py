@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -21,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from node.reports import open_report
 from policies import FederationRules, suite_refusal
-from protocol.envelope import Opened, _format, open_envelope, verify_envelope
+from protocol import crypto
+from protocol.envelope import Opened, _format, _seal, open_envelope, verify_envelope
 from protocol.keys import EncryptionKey
 from protocol.transport import deliver_subject, publish_subject
 from schemas._types import from_epoch_ms
@@ -259,3 +262,59 @@ def test_defaults_are_per_schema_version() -> None:
     assert {"handling.action", "handling.h0"} <= set(v1.header_omits) & set(v11.header_omits)
     assert {"A1", "H0"} <= set(v1.codes)
     assert not {"A1", "A2", "A3"} & set(v11.codes)
+
+
+def _verify(public_hex: str, sig: bytes, signed: bytes) -> None:
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+    crypto.verify(key, sig, _seal.DOMAIN_SIGNATURE, signed)
+
+
+def _recanonicalised(top: dict[str, Any]) -> bytes:
+    """The envelope's fields in canonical form (sorted header keys and stanzas), in the format's
+    fixed field order."""
+    fixed = {**top, "hdr": _format._canon(top["hdr"])}
+    fixed["rcpt"] = sorted(top["rcpt"], key=lambda s: (s["agency"], s["kid"]))
+    order = ("v", "suite", "hdr", "rcpt", "body", "sections", "sig")
+    return msgpack.packb({k: fixed[k] for k in order}, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _rule_number(vector: generate.Vector) -> int:
+    assert vector.rule is not None
+    return int(vector.rule.removeprefix("MUST-"))
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in generate.build_all() if v.expect != "success" and _rule_number(v) >= 16],
+    ids=lambda v: v.name,
+)
+def test_failure_vector_breaks_no_other_rule(vector: generate.Vector) -> None:
+    """A vector past the shape checks (MUST-016 on) breaks its rule and nothing a later check
+    would catch: the signature verifies over the bytes (unless MUST-023 is the rule), the header
+    names the vector's signer (unless MUST-021), every stanza has its suite's length, and the
+    identity's own stanza is there (unless MUST-025): a decoder that lacks the rule's check
+    must not be saved by another one."""
+    rule = _rule_number(vector)
+    fields, data = generate.parse((HERE / f"{vector.name}.txt").read_text())
+    top = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    agency, kid, signer_raw = fields["signer"][0].split()
+    if rule != 23:
+        signed = data[:-70]
+        if rule == 16 and data != _recanonicalised(top):
+            # Two kinds of MUST-016 vector: re-signed over the non-canonical bytes (catches a
+            # decoder that verifies what it received but skips the canonical check), or signed
+            # in canonical form and then re-ordered (catches one that verifies its own
+            # re-encoding): either way the signature is genuine over one of the two.
+            try:
+                _verify(signer_raw, top["sig"], signed)
+            except crypto.AuthError:
+                signed = _recanonicalised(top)[:-70]
+        _verify(signer_raw, top["sig"], signed)
+    if rule != 21:
+        assert (agency, kid) == (top["hdr"]["originator"], top["hdr"]["kid"])
+    length = {1: crypto.HPKE_X25519_STANZA_LEN, 2: crypto.HPKE_HYBRID_STANZA_LEN}[top["suite"]]
+    stanzas = [*top["rcpt"], *(s for sec in top["sections"] for s in sec["rcpt"])]
+    assert all(len(s["enc"]) == length for s in stanzas)
+    ident_agency, ident_kid = fields["identity"][0].split()[:2]
+    if rule != 25:
+        assert (ident_agency, ident_kid) in {(s["agency"], s["kid"]) for s in top["rcpt"]}
