@@ -133,8 +133,13 @@ class _Receiving(_Requests):
             return "local_policy"  # the receipt's code
         # The suite rule (suite 2 for RED, say) is enforced here too, not only by the broker,
         # which the trust model does not fully trust: a suite-1 envelope a broker let through
-        # is refused before any key is used (docs/envelope-v1.md, MUST-032).
-        weak = suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
+        # is refused before any key is used (docs/envelope-v1.md, MUST-032). A retraction is
+        # exempt, as at the broker: a rule signed after the report must not stop its withdrawal.
+        weak = (
+            None
+            if header.kind is Kind.RETRACTION
+            else suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
+        )
         if weak is not None:
             _log.warning("delivery below the required suite", envelope=header.id,
                          reason=weak.message)  # fmt: skip

@@ -24,7 +24,7 @@ from policies import SUITE_BELOW_POLICY, Federation
 from protocol.envelope import SUITE_MLKEM768_X25519, SUITE_X25519, decode, seal
 from protocol.keys import EncryptionKey
 from protocol.transport import deliver_subject
-from schemas import EnvelopeHeader, Handling, Report, new_uuid7, partition
+from schemas import EnvelopeHeader, Handling, Kind, Priority, Report, new_uuid7, partition
 from tests.harness import example, read_all, setup_federation
 
 ME = "MLT-AFM"
@@ -103,3 +103,22 @@ async def test_red_below_the_required_suite_is_refused_by_the_node(node: Node) -
     assert ("stored", True, [("delivered", None)]) == await _deliver(node, strong)
     amber = _sealed(example("01"), SUITE_X25519)
     assert ("stored", True, [("delivered", None)]) == await _deliver(node, amber)
+    # A retraction is exempt (a rule signed after a report went out must not stop its
+    # withdrawal): the RED report's retraction under suite 1 purges it.
+    report_id = EnvelopeHeader.model_validate(decode(strong).hdr).id
+    outcome, _, _ = await _deliver(node, _retraction(report_id, red.handling))
+    assert "purged" == outcome
+    assert node.inbox.show(report_id)[0].purged_ms is not None
+
+
+def _retraction(report_id: str, handling: Handling) -> bytes:
+    signer = FED.agencies["ITA-GDF"].signing
+    report = example("01")
+    header = EnvelopeHeader(
+        id=new_uuid7(), originator="ITA-GDF", kid=signer.kid, created=datetime.now(UTC),
+        kind=Kind.RETRACTION, priority=Priority.URGENT, route=report.route,
+        category=report.category, handling=handling, schema_=report.schema_, recipients=[ME],
+        refs=[report_id],
+    )  # fmt: skip
+    body = msgpack.packb({"retracts": report_id, "reason": "withdrawn"}, use_bin_type=True)
+    return seal(header, body, signer, [HYBRID.public], suite=SUITE_X25519)
