@@ -229,7 +229,13 @@ class _Inspection:
         verified = outcome.unverified.verified
         header = verified.header
         # Below the suite the federation requires (suite 2 for RED, say): refused to everyone.
-        weak = suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
+        # Not a retraction: like any policy change, a suite rule signed after a report went out
+        # must not stop its withdrawal (it holds no more than the report's recipients had).
+        weak = (
+            None
+            if header.kind is Kind.RETRACTION
+            else suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
+        )
         if header.kind is Kind.RETRACTION:
             # Membership only: the policy change that motivated a withdrawal must not be able
             # to stop it (docs/broker.md, "Retractions").

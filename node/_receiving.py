@@ -12,7 +12,7 @@ import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from policies import decide_retraction, envelope_age
+from policies import SUITE_BELOW_POLICY, decide_retraction, envelope_age, suite_refusal
 from protocol.envelope import Verified, open_verified, verify_envelope
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, Kind
@@ -131,6 +131,23 @@ class _Receiving(_Requests):
             self.refused += 1
             self.metrics.refused.labels(reason="local-policy").inc()
             return "local_policy"  # the receipt's code
+        # The suite rule (suite 2 for RED, say) is enforced here too, not only by the broker,
+        # which the trust model does not fully trust: a suite-1 envelope a broker let through
+        # is refused before any key is used (docs/envelope-v1.md, MUST-032). A retraction is
+        # exempt, as at the broker: a rule signed after the report must not stop its withdrawal.
+        weak = (
+            None
+            if header.kind is Kind.RETRACTION
+            else suite_refusal(self.policy.rules, header.handling, verified.envelope.suite)
+        )
+        if weak is not None:
+            _log.warning("delivery below the required suite", envelope=header.id,
+                         reason=weak.message)  # fmt: skip
+            await self._receipt(header.originator, header.id, "refused", weak.message, weak.code)
+            await msg.term()
+            self.refused += 1
+            self.metrics.refused.labels(reason=SUITE_BELOW_POLICY).inc()
+            return SUITE_BELOW_POLICY
         try:
             opened = open_verified(
                 verified, self.identity.encryption, withhold=decision.withheld_sections

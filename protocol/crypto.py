@@ -59,6 +59,7 @@ __all__ = [
     "hpke_seal_x25519_many",
     "key_id",
     "low_order_x25519",
+    "mlkem768_modulus_ok",
     "random_bytes",
     "sign",
     "verify",
@@ -111,6 +112,23 @@ def low_order_x25519(public: bytes) -> bool:
     except RuntimeError:  # libsodium refuses an all-zero shared secret
         return True
     return False
+
+
+_MLKEM_Q: Final[int] = 3329
+_MLKEM768_T_LEN: Final[int] = 1152  # 3 x 256 coefficients of 12 bits, then the 32-byte seed rho
+
+
+def mlkem768_modulus_ok(public: bytes) -> bool:
+    """FIPS 203 section 7.2's encapsulation-key check: 1,184 bytes, and every 12-bit coefficient
+    of ``t`` below q = 3329 (ByteEncode12 of ByteDecode12 gives the same bytes).
+
+    Done here and not left to ``cryptography``: the floor version's checks are not documented,
+    and a key that fails it must be refused when its bundle arrives, not when a sender seals.
+    """
+    if len(public) != MLKEM768_PUBLIC_LEN:
+        return False
+    t = int.from_bytes(public[:_MLKEM768_T_LEN], "little")
+    return all((t >> (12 * i)) & 0xFFF < _MLKEM_Q for i in range(_MLKEM768_T_LEN * 8 // 12))
 
 
 class AuthError(Exception):

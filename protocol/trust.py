@@ -23,6 +23,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
+from protocol import crypto
 from protocol._trust_documents import (
     MAX_BUNDLE_KEYS,
     REVOCATION_LIST_VALIDITY,
@@ -154,6 +155,14 @@ class TrustStore:
                 f"key bundle seq {bundle.seq} for {bundle.agency} is not newer than {current.seq}"
             )
         for entry in bundle.keys:
+            if entry.mlkem768 is not None and not crypto.mlkem768_modulus_ok(
+                bytes.fromhex(entry.mlkem768)
+            ):
+                raise TrustError(
+                    f"key bundle for {bundle.agency}: encryption key {entry.kid} is not a valid "
+                    "ML-KEM-768 key: a coefficient is not below q = 3329 (FIPS 203 7.2); "
+                    "generate a new key (palermo keys rotate --pq)"
+                )
             try:
                 key = entry.key_for(bundle.agency)
             except ValueError as exc:  # an ML-KEM key cryptography refuses to load

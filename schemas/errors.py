@@ -220,7 +220,10 @@ class UnsupportedSuite(EnvelopeError):
     code = "unsupported_suite"
 
     def __init__(self, suite: object) -> None:
-        super().__init__(f"crypto suite {suite!r} is not supported; this build implements suite 1")
+        super().__init__(
+            f"crypto suite {suite!r} is not supported; this build implements suites 1 (X25519) "
+            "and 2 (hybrid ML-KEM-768 + X25519): ask the sender to seal with one of them"
+        )
         self.suite = suite
 
 

@@ -42,11 +42,12 @@ def fed() -> DevFederation:
     return DevFederation.build(T, federation=Federation.model_validate(data))
 
 
-def _judge(fed: DevFederation, tlp: str, suite: int) -> Outcome:
+def _judge(fed: DevFederation, tlp: str, suite: int, kind: str = "report") -> Outcome:
     ita = fed.agencies["ITA-GDF"]
+    refs = [new_uuid7()] if kind == "retraction" else []
     header = EnvelopeHeader(
-        id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid, created=T, kind="report",
-        route="central-med", category="routes",
+        id=new_uuid7(), originator="ITA-GDF", kid=ita.signing.kid, created=T, kind=kind,
+        route="central-med", category="routes", refs=refs,
         handling=Handling(tlp=tlp, rel_to=["MLT-AFM"]), recipients=["MLT-AFM"],
     )  # fmt: skip
     x25519 = fed.agencies["MLT-AFM"].encryption.private
@@ -73,3 +74,9 @@ def test_what_the_rule_does_not_cover_is_judged_as_usual(
     fed: DevFederation, tlp: str, suite: int
 ) -> None:
     assert ["MLT-AFM"] == _judge(fed, tlp, suite).allowed
+
+
+def test_a_retraction_is_not_stopped_by_the_suite_rule(fed: DevFederation) -> None:
+    """A RED report sealed with suite 1 before the rule was signed can still be withdrawn: the
+    retraction goes under suite 1 to the same partners, and no policy change stops it."""
+    assert ["MLT-AFM"] == _judge(fed, "RED", 1, kind="retraction").allowed

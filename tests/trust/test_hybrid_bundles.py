@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 
+from protocol import crypto
 from protocol.envelope import SUITE_MLKEM768_X25519, choose_suite
 from protocol.keys import EncryptionKey
 from protocol.trust import EncryptionKeyEntry, bundle_for, sign_document
@@ -114,3 +115,39 @@ def test_an_mlkem_key_cryptography_refuses_is_a_trust_error(
     monkeypatch.setattr("protocol._key_types.MLKEM768PublicKey", refusing)
     with pytest.raises(TrustError, match="not a valid ML-KEM-768 key"):
         trust.add_bundle(signed)
+
+
+def _out_of_range(key: EncryptionKey = ITA_PQ) -> tuple[str, bytes]:
+    """The hybrid key's ML-KEM part with its first coefficient set to 4095 (not below q), and
+    the kid that covers exactly those bytes: only the FIPS 203 check can refuse it."""
+    mlkem = key.public.mlkem_raw
+    assert mlkem is not None
+    bad = bytes([0xFF, mlkem[1] | 0x0F]) + mlkem[2:]
+    return crypto.key_id(bad + key.public.raw), bad
+
+
+def test_mlkem_key_failing_the_fips_203_modulus_check_is_refused() -> None:
+    """FIPS 203 7.2: an encapsulation key whose coefficients are not all below q is refused
+    when its bundle arrives, whatever ``cryptography`` would have done with it."""
+    kid, bad = _out_of_range()
+    assert not crypto.mlkem768_modulus_ok(bad)
+    assert crypto.mlkem768_modulus_ok(ITA_PQ.public.mlkem_raw or b"")
+    assert not crypto.mlkem768_modulus_ok(bytes(1183))
+    signed = signed_bundle(ITA, 1, _hybrid_entry(kid=kid, mlkem768=bad.hex()))
+    with pytest.raises(TrustError, match=r"not below q = 3329"):
+        store().add_bundle(signed)
+
+
+def test_the_modulus_check_does_not_rely_on_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even with a ``cryptography`` that would load any 1,184 bytes, the key is refused."""
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    def load_anything(data: bytes) -> mlkem.MLKEM768PublicKey:
+        raise AssertionError("the FIPS 203 check must come first")
+
+    kid, bad = _out_of_range()
+    signed = signed_bundle(ITA, 1, _hybrid_entry(kid=kid, mlkem768=bad.hex()))
+    accepting = type("Accepting", (), {"from_public_bytes": staticmethod(load_anything)})
+    monkeypatch.setattr("protocol._key_types.MLKEM768PublicKey", accepting)
+    with pytest.raises(TrustError, match=r"not below q = 3329"):
+        store().add_bundle(signed)

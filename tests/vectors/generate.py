@@ -317,7 +317,9 @@ def build_all() -> list[Vector]:
     body_at = one.index(env.body)
     hdr_v2 = b"\x87\xa1v\x02" + one[4:]
     other_suite = one.replace(b"\xa5suite\x01", b"\xa5suite\x07", 1)
-    bad_header = _resign(replace(env, hdr={**env.hdr, "originator": "ita-gdf"}))
+    # A value outside the schema in a field no later check reads (an unknown originator would
+    # also break MUST-021: the vector must break MUST-017 only).
+    bad_header = _resign(replace(env, hdr={**env.hdr, "priority": "extreme"}))
     # Regression (issue 7): the id pattern once accepted a trailing newline ('$' with re.match).
     id_newline = _resign(replace(env, hdr={**env.hdr, "id": env.hdr["id"] + "\n"}))
     # Decision 0011: a field at its default value is left out; writing it out is not canonical.
@@ -381,7 +383,7 @@ def build_all() -> list[Vector]:
                "validly signed header that writes out priority 'routine', its default value",
                default_written, "MLT-AFM", error="non_canonical", rule="MUST-018"),
         Vector("header-schema", "header failure",
-               "validly signed header whose originator is not an agency id", bad_header,
+               "validly signed header whose priority is not one the schema knows", bad_header,
                "MLT-AFM", error="header_invalid", rule="MUST-017"),
         Vector("header-id-trailing-newline", "header failure",
                "validly signed header whose id is a UUIDv7 followed by a newline", id_newline,
