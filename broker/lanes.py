@@ -29,7 +29,11 @@ CONSUMER: Final[str] = "palermo-broker"
 narrowed in place on the first start of a broker with lanes)."""
 URGENT_CONSUMER: Final[str] = "palermo-broker-urgent"
 ROUTINE_FILTER: Final[str] = lane_filter("plm.pub", ROUTINE)
-URGENT_FILTER: Final[str] = lane_filter("plm.pub", URGENT)
+# Any 7-token subject, not only ``....urgent``: PLM_PUB is a work queue, and a message no
+# consumer's filter matched would lie there for ever; a mis-shaped subject is instead taken with
+# the urgent lane and refused as a subject mismatch (dead letter, notice). PLM_PUB's subjects
+# are exactly these two shapes (broker/streams.py), so nothing else is stored at all.
+URGENT_FILTER: Final[str] = f"{ROUTINE_FILTER}.*"
 
 
 def _config(o: BrokerOptions, max_ack_pending: int) -> ConsumerConfig:

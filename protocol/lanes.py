@@ -134,6 +134,10 @@ class LaneScheduler:
         self.streak = 0
         self.deferred: Counter[str] = Counter()
         self._tasks: dict[str, asyncio.Task[list[Msg]]] = {}
+        # The last urgent fetch came back full: more urgent work is probably queued, so the
+        # fetch in flight is waited for before a routine turn is given instead.
+        self._urgent_more = False
+        self._asked: dict[str, int] = {}
 
     async def _fetch(self, lane: str, batch: int) -> list[Msg]:
         """One batch of ``lane`` (empty after a fetch timeout: the caller's idle work runs)."""
@@ -152,12 +156,19 @@ class LaneScheduler:
         for lane, task in list(self._tasks.items()):
             if task.done():
                 del self._tasks[lane]
-                self.ready[lane].extend(task.result())
+                got = task.result()
+                self.ready[lane].extend(got)
+                if lane == URGENT:
+                    self._urgent_more = len(got) >= self._asked[URGENT]
         room = self.shares.urgent_window - len(self.ready[URGENT])
         if URGENT not in self._tasks and room > 0:
-            self._tasks[URGENT] = asyncio.create_task(self._fetch(URGENT, min(self.batch, room)))
+            self._start(URGENT, min(self.batch, room))
         if ROUTINE not in self._tasks and not self.ready[ROUTINE]:
-            self._tasks[ROUTINE] = asyncio.create_task(self._fetch(ROUTINE, self.batch))
+            self._start(ROUTINE, self.batch)
+
+    def _start(self, lane: str, batch: int) -> None:
+        self._asked[lane] = batch
+        self._tasks[lane] = asyncio.create_task(self._fetch(lane, batch))
 
     def urgent_waiting(self) -> bool:
         """Whether urgent work is ready now (a node looks between two routine deliveries)."""
@@ -168,6 +179,9 @@ class LaneScheduler:
         """The next turn's lane and messages; None when both lanes stayed empty for a fetch
         timeout (the caller does its idle work then)."""
         self._collect()
+        if not self.ready[URGENT] and self._urgent_more and URGENT in self._tasks:
+            await asyncio.wait([self._tasks[URGENT]], timeout=self.fetch_timeout_s)
+            self._collect()
         if not (self.ready[URGENT] or self.ready[ROUTINE]):
             await asyncio.wait(
                 list(self._tasks.values()),
