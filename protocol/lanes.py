@@ -138,6 +138,9 @@ class LaneScheduler:
         # fetch in flight is waited for before a routine turn is given instead.
         self._urgent_more = False
         self._asked: dict[str, int] = {}
+        # Urgent messages of the last turn, in the caller's hands until its next take(): they
+        # count against the window, so what a hop holds unacknowledged stays within it.
+        self._handed = 0
 
     async def _fetch(self, lane: str, batch: int) -> list[Msg]:
         """One batch of ``lane`` (empty after a fetch timeout: the caller's idle work runs)."""
@@ -160,7 +163,7 @@ class LaneScheduler:
                 self.ready[lane].extend(got)
                 if lane == URGENT:
                     self._urgent_more = len(got) >= self._asked[URGENT]
-        room = self.shares.urgent_window - len(self.ready[URGENT])
+        room = self.shares.urgent_window - len(self.ready[URGENT]) - self._handed
         if URGENT not in self._tasks and room > 0:
             self._start(URGENT, min(self.batch, room))
         if ROUTINE not in self._tasks and not self.ready[ROUTINE]:
@@ -178,6 +181,7 @@ class LaneScheduler:
     async def take(self) -> tuple[str, list[Msg]] | None:
         """The next turn's lane and messages; None when both lanes stayed empty for a fetch
         timeout (the caller does its idle work then)."""
+        self._handed = 0
         self._collect()
         if not self.ready[URGENT] and self._urgent_more and URGENT in self._tasks:
             await asyncio.wait([self._tasks[URGENT]], timeout=self.fetch_timeout_s)
@@ -194,7 +198,9 @@ class LaneScheduler:
         routine_waits = bool(self.ready[ROUTINE])
         if self.ready[URGENT] and (self.streak < self.shares.routine_share or not routine_waits):
             self.streak = self.streak + 1 if routine_waits else 0
-            return URGENT, self._fair_urgent()
+            taken = self._fair_urgent()
+            self._handed = len(taken)
+            return URGENT, taken
         self.streak = 0
         queue = self.ready[ROUTINE]
         return ROUTINE, [queue.popleft() for _ in range(min(len(queue), self.shares.routine_slice))]
