@@ -122,8 +122,12 @@ async def test_routine_flows_under_continuous_urgent_traffic_and_order_holds_per
                 sent[(origin, priority)] = [s.header.id for s in sealed]
                 await _send(nc, sealed)
     total = sum(len(ids) for ids in sent.values())
-    async with running_broker(url, fed):
+    async with running_broker(url, fed) as broker:
         await _routed(nc, total)
+    # ITA-GDF's 40 urgent envelopes were fetched ahead of GRC-HCG's: past its share of a batch
+    # (16), the rest waited for the next one while GRC-HCG's went; the metric counts them.
+    deferred = "palermo_broker_lane_deferred_total"
+    assert (broker.metrics.registry.get_sample_value(deferred, {"originator": "ITA-GDF"}) or 0) > 0
     # Small urgent turns (4, at most 2 per originator), one routine delivery after every two:
     # the 80 urgent deliveries wait throughout, and routine must still move.
     delivery = DeliveryOptions(
@@ -133,6 +137,8 @@ async def test_routine_flows_under_continuous_urgent_traffic_and_order_holds_per
     )  # fmt: skip
     async with _partner(url, fed, tmp_path, delivery) as mlt:
         await _stored(mlt, total)
+    sample = mlt.metrics.registry.get_sample_value
+    assert (sample("palermo_node_lane_deferred_total", {"originator": "ITA-GDF"}) or 0) > 0
     stored = [i for _, i in inbox_ids(tmp_path / PARTNER / "inbox.db")]
     urgent = {i for (_, p), ids in sent.items() if p is Priority.URGENT for i in ids}
     last_urgent = max(stored.index(i) for i in urgent)
