@@ -18,8 +18,12 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from broker.lanes import CONSUMER, URGENT_CONSUMER, broker_lanes
+from broker.metrics import BrokerMetrics
 from broker.service import BrokerOptions
+from broker.streams import StreamLimits, ensure_streams
 from node.reports import SealedReport
 from node.service import DeliveryOptions, Node
 from palermo.devfed import DevFederation
@@ -181,4 +185,39 @@ async def test_a_subject_in_another_lane_than_the_signed_priority_is_refused(
 
         await wait_for(refused, within=WITHIN)
         assert mlt.received == 0
+    await nc.close()
+
+
+async def test_upgrading_narrows_the_old_consumer_in_place_and_keeps_its_backlog(
+    nats_url: str,
+) -> None:
+    """A deployment from before the lanes: PLM_PUB on plm.pub.> and the broker's one consumer
+    filtered plm.pub.>, an envelope waiting. 'streams create' narrows the stream, the new broker
+    narrows the consumer and adds the urgent one: the waiting envelope is still there."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="PLM_PUB", subjects=["plm.pub.>"],
+                                     retention=RetentionPolicy.WORK_QUEUE))  # fmt: skip
+    old = ConsumerConfig(
+        durable_name=CONSUMER, filter_subject="plm.pub.>", ack_policy=AckPolicy.EXPLICIT
+    )
+    await js.add_consumer("PLM_PUB", old)
+    await js.publish("plm.pub.ITA-GDF.report.central-med.routes", b"waiting")
+    await ensure_streams(js, StreamLimits())
+    lanes = await broker_lanes(js, BrokerOptions(fetch_timeout_s=0.2), BrokerMetrics())
+    try:
+        routine = await js.consumer_info("PLM_PUB", CONSUMER)
+        urgent = await js.consumer_info("PLM_PUB", URGENT_CONSUMER)
+        assert routine.config.filter_subject == "plm.pub.*.*.*.*"
+        assert routine.num_pending == 1
+        assert urgent.config.filter_subject == "plm.pub.*.*.*.*.*"
+        await js.publish("plm.pub.ITA-GDF.report.central-med.routes.urgent", b"alert")
+        turn = await lanes.take()
+        assert turn is not None
+        assert [(m.subject, m.data) for m in turn[1]] == [
+            ("plm.pub.ITA-GDF.report.central-med.routes.urgent", b"alert")
+        ]
+    finally:
+        for msg in await lanes.close():
+            await msg.nak()
     await nc.close()
