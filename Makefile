@@ -95,7 +95,7 @@ soak: $(STAMP)
 
 test: lint imports typecheck pytest
 
-BENCHES := envelope policy broker
+BENCHES := envelope policy broker priority
 
 # Each benchmark measures its peer or raw floor in the same run; figures go to docs/benchmarks.md.
 bench: $(STAMP)

@@ -26,7 +26,8 @@ from policies import (
     suite_refusal,
 )
 from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
-from protocol.transport import publish_subject
+from protocol.lanes import LaneShares
+from protocol.transport import publish_subject, subject_originator
 from protocol.trust import TrustStore
 from schemas import EnvelopeHeader, Kind
 from schemas.errors import (
@@ -76,6 +77,8 @@ class BrokerOptions:
     checkpoint_every: int = 1000
     checkpoint_ms: int = 1000
     fetch_timeout_s: float = 0.5
+    # Urgent first, routine never starved, per-originator share of urgent (decision 0032).
+    lanes: LaneShares = field(default_factory=LaneShares)
     # Where every decision's "now" comes from; tests inject a clock (never a sleep).
     clock: Callable[[], datetime] = _utc_now
 
@@ -188,8 +191,7 @@ class _Inspection:
         """
         release = subject is not None
         subject = msg.subject if subject is None else subject
-        tokens = subject.split(".")
-        claimed = tokens[2] if len(tokens) == 6 else None
+        claimed = subject_originator(subject)
         outcome = Outcome(msg, None, claimed, subject=subject, release=release)
         try:
             item = inspect_envelope(

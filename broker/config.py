@@ -8,6 +8,7 @@ from typing import ClassVar, Final, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from protocol.lanes import LaneShares
 from protocol.marks import FEDERATION_KEY, REVOCATIONS_KEY, Mark
 from protocol.settings import NatsSettings
 
@@ -35,6 +36,29 @@ class BrokerSettings(NatsSettings):
     max_inflight: int = Field(default=1024, ge=1)
     max_deliver: int = Field(default=10, ge=1)
     ack_wait_s: float = Field(default=30.0, gt=0)
+    routine_share: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="After this many urgent batches in a row while routine envelopes wait, one "
+        "routine slice (routine never starves; decision 0032).",
+    )
+    routine_slice: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Routine envelopes per routine turn: an urgent envelope waits for at most "
+        "one slice in progress.",
+    )
+    urgent_per_originator: int = Field(
+        default=16, ge=1, le=4096, description="Urgent envelopes of one originator per batch."
+    )
+    urgent_window: int = Field(
+        default=1024,
+        ge=1,
+        le=100_000,
+        description="Urgent envelopes fetched ahead so that originators can be interleaved.",
+    )
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_ms: int = Field(default=1000, ge=10)
     http_host: str = "127.0.0.1"
@@ -69,6 +93,15 @@ class BrokerSettings(NatsSettings):
         if self.state_dir is None and self.dev and path is not None:
             self.state_dir = path.resolve().parent / DEV_STATE_DIR
         return self
+
+    def lane_shares(self) -> LaneShares:
+        """The lane settings above, for BrokerOptions.lanes."""
+        return LaneShares(
+            routine_share=self.routine_share,
+            routine_slice=self.routine_slice,
+            urgent_per_originator=self.urgent_per_originator,
+            urgent_window=self.urgent_window,
+        )
 
     def stream_limits(self) -> StreamLimits:
         """The streams this configuration needs (``palermo broker streams create``)."""

@@ -53,6 +53,16 @@ class BrokerMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.lane_deferred = Counter(
+            "palermo_broker_lane_deferred",
+            "Urgent envelopes held back for a later turn because their originator had used its "
+            "share of an urgent turn (lane fair share, decision 0032)",
+            ["originator"],
+            registry=r,
+        )
+        self.lane_turns = Counter(
+            "palermo_broker_lane_turns", "Batches taken per lane", ["lane"], registry=r
+        )
         self.revocation_list = RevocationListGauges(r)
 
     def watch_revocations(

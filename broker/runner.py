@@ -112,6 +112,7 @@ async def run_broker(
                 ack_wait_s=settings.ack_wait_s,
                 checkpoint_every=settings.checkpoint_every,
                 checkpoint_ms=settings.checkpoint_ms,
+                lanes=settings.lane_shares(),
             ),
             metrics,
         )

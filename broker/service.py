@@ -41,10 +41,10 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
+from protocol.lanes import LaneScheduler
 from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas import Kind
@@ -55,20 +55,18 @@ from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
 from ._letters import _audit_record, _dead_letter, _dedup_ident, _header_value
 from .audit import AuditChain
 from .embargo import (
-    HOLD_STREAM,
     PUB_SEQ_HEADER,
-    RELEASE_CONSUMER,
     SUBJECT_HEADER,
     cancel_hold,
     hold_publication,
     release_checks,
     void_publications,
 )
+from .lanes import CONSUMER, URGENT_CONSUMER, broker_lanes, release_subscription
 from .metrics import BrokerMetrics
 
-__all__ = ["Broker", "BrokerOptions", "Outcome", "PolicyView"]
+__all__ = ["CONSUMER", "URGENT_CONSUMER", "Broker", "BrokerOptions", "Outcome", "PolicyView"]
 
-CONSUMER: Final[str] = "palermo-broker"
 DELIVER_PREFIX: Final[str] = "plm.dlv."
 # Reason code of a dead letter for an envelope whose outcome could not be stored in max_deliver
 # attempts (a full delivery stream, a server that stayed unreachable).
@@ -404,27 +402,13 @@ class Broker(_Inspection):
         await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; then finish the batch in hand and write a checkpoint.
-
-        Two loops: envelopes published (PLM_PUB) and held envelopes the server released at
-        their ``not_before`` (PLM_HOLD, ``plm.due.>``).
-        """
-        o = self.options
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.EXPLICIT,
-            max_deliver=o.max_deliver,
-            ack_wait=o.ack_wait_s,
-            max_ack_pending=o.max_inflight * 4,
-        )
+        """Consume until :meth:`stop`, then finish the batch in hand and write a checkpoint. Two
+        loops: PLM_PUB's two lanes (broker/lanes.py) and releases from PLM_HOLD (plm.due.>)."""
         with map_nats_errors("subscribe to PLM_PUB and to releases from PLM_HOLD"):
-            sub = await self.js.pull_subscribe(
-                "plm.pub.>", durable=CONSUMER, stream="PLM_PUB", config=config
-            )
-            due = await self.js.pull_subscribe(
-                "plm.due.>", durable=RELEASE_CONSUMER, stream=HOLD_STREAM, config=config
-            )
+            lanes = await broker_lanes(self.js, self.options, self.metrics)
+            due = await release_subscription(self.js, self.options)
         _log.info("broker consuming", chain=self.chain.chain)
-        loops = [asyncio.create_task(self._consume(sub, False)),
+        loops = [asyncio.create_task(self._consume_lanes(lanes)),
                  asyncio.create_task(self._consume(due, True))]  # fmt: skip
         try:
             # If one loop fails, the other stops too before anything below is torn down.
@@ -433,10 +417,12 @@ class Broker(_Inspection):
             self._stopping.set()
             results = await asyncio.gather(*loops, return_exceptions=True)
             with contextlib.suppress(nats.errors.Error, TimeoutError):
+                for msg in await lanes.close():  # fetched, never handled: back at once
+                    await msg.nak()
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
-                await sub.unsubscribe()
-                await due.unsubscribe()
+                for sub in (*lanes.subs.values(), due):
+                    await sub.unsubscribe()
             self._inspector.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             self._stopped.set()
@@ -444,34 +430,47 @@ class Broker(_Inspection):
             if isinstance(result, BaseException):
                 raise result
 
+    async def _idle(self) -> None:
+        """Nothing to take for a fetch timeout: checkpoint the chain if it has new entries."""
+        if not self.chain.since_checkpoint:
+            return
+        try:
+            async with self._batch_lock:
+                await self._checkpoint(datetime.now(UTC))
+        except (nats.errors.Error, TimeoutError) as exc:
+            # A server died or a leader changes: the chain may have a gap; start a new one.
+            _log.warning("checkpoint failed; starting a new chain", error=repr(exc))
+            self.chain = self._new_chain()
+
+    async def _consume_lanes(self, lanes: LaneScheduler) -> None:
+        while not self._stopping.is_set():
+            turn = await lanes.take()
+            if turn is None:
+                await self._idle()
+                continue
+            self.metrics.lane_turns.labels(lane=turn[0]).inc()
+            await self._take(turn[1], False)
+
+    async def _take(self, msgs: Sequence[Msg], release: bool) -> None:
+        try:
+            await self.handle_batch(msgs, release=release)
+        except (nats.errors.Error, TimeoutError) as exc:
+            # Nothing of this batch was acked: it comes back after ack_wait.
+            _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
+            self.chain = self._new_chain()
+
     async def _consume(self, sub: JetStreamContext.PullSubscription, release: bool) -> None:
-        o = self.options
         while not self._stopping.is_set():
             try:
-                msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
+                msgs = await sub.fetch(self.options.batch, timeout=self.options.fetch_timeout_s)
             except (nats.errors.TimeoutError, TimeoutError):
-                if self.chain.since_checkpoint and not release:
-                    try:
-                        async with self._batch_lock:
-                            await self._checkpoint(datetime.now(UTC))
-                    except (nats.errors.Error, TimeoutError) as exc:
-                        # A server died or a stream leader is being elected: the chain
-                        # may now have a gap, so start a new one instead of exiting.
-                        _log.warning("checkpoint failed; starting a new chain", error=repr(exc))
-                        self.chain = self._new_chain()
                 continue
             except nats.errors.Error as exc:
-                # Server restarting, leader election, reconnect: wait and try again; the
-                # durable consumer keeps every unacknowledged envelope for us.
+                # Server restarting, leader election: the consumer keeps what is unacked.
                 _log.warning("fetch failed; retrying", error=repr(exc), release=release)
                 await asyncio.sleep(0.5)
                 continue
-            try:
-                await self.handle_batch(msgs, release=release)
-            except (nats.errors.Error, TimeoutError) as exc:
-                # Nothing of this batch was acked: it comes back after ack_wait.
-                _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
-                self.chain = self._new_chain()
+            await self._take(msgs, release)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,6 +1,7 @@
 """The JetStream streams Palermo runs on, created idempotently (DESIGN.md, "Subjects and streams").
 
-- PLM_PUB   plm.pub.>   work queue: originators publish; brokers take each envelope once
+- PLM_PUB   plm.pub.*.*.*.*[.*]  work queue: originators publish, routine and urgent lanes;
+            brokers take each envelope once (decision 0032)
 - PLM_DLV   plm.dlv.>   one copy per allowed recipient; partners' durable consumers
 - PLM_DEAD  plm.dead.>  refused envelopes with reason headers, for operators
 - PLM_AUDIT plm.audit.> hash-chained decisions; deletes and purges denied
@@ -36,6 +37,7 @@ from nats.js.api import (
 )
 
 from protocol.directory import BUCKET
+from protocol.lanes import ROUTINE, lane_filter
 from protocol.transport import map_nats_errors
 from schemas.errors import PalermoError, StreamsNotProvisioned
 
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 DAY: Final[float] = 86_400.0
+PUBLISH_ROUTINE: Final[str] = lane_filter("plm.pub", ROUTINE)
 CREATE_COMMAND: Final[str] = (
     "palermo broker streams create --config broker.toml --nats-config admin.toml"
 )
@@ -93,7 +96,9 @@ def stream_configs(limits: StreamLimits) -> list[StreamConfig]:
     return [
         StreamConfig(
             name="PLM_PUB",
-            subjects=["plm.pub.>"],
+            # The two lanes' shapes only (decision 0032): routine plm.pub.<o>.<k>.<r>.<c>, urgent
+            # the same and ".urgent"; anything else is refused at publish.
+            subjects=[PUBLISH_ROUTINE, f"{PUBLISH_ROUTINE}.*"],
             retention=RetentionPolicy.WORK_QUEUE,
             max_msg_size=limits.max_payload,
             max_bytes=limits.max_pub_bytes,

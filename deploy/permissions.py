@@ -35,18 +35,20 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from broker.embargo import HOLD_STREAM, RELEASE_CONSUMER
-from broker.service import CONSUMER
+from broker.lanes import CONSUMER, ROUTINE_FILTER, URGENT_CONSUMER, URGENT_FILTER
 from broker.streams import STREAMS
 
 __all__ = [
     "ADMIN_INBOX",
     "BROKER_CONSUMER",
     "BROKER_INBOX",
+    "BROKER_URGENT_CONSUMER",
     "DELIVERY_CONSUMER",
     "DIRECTORY_STREAM",
     "RELEASE_CONSUMER_NAME",
     "STATUS_CONSUMER",
     "STREAM_NAMES",
+    "URGENT_DELIVERY_CONSUMER",
     "admin_permissions",
     "agency_permissions",
     "broker_permissions",
@@ -59,13 +61,17 @@ DIRECTORY_STREAM: Final[str] = "KV_PLM_DIR"
 STREAM_NAMES: Final[tuple[str, ...]] = STREAMS
 """Palermo's streams (broker/streams.py)."""
 BROKER_CONSUMER: Final[str] = CONSUMER
-"""The broker replicas' shared durable pull consumer on PLM_PUB (broker/service.py)."""
+"""The broker replicas' shared durable pull consumer on PLM_PUB's routine lane (broker/lanes.py)."""
+BROKER_URGENT_CONSUMER: Final[str] = URGENT_CONSUMER
+"""The same on PLM_PUB's urgent lane."""
 RELEASE_CONSUMER_NAME: Final[str] = RELEASE_CONSUMER
 """Their durable pull consumer on PLM_HOLD's releases, ``plm.due.>`` (broker/embargo.py)."""
 BROKER_INBOX: Final[str] = "_INBOX_BROKER"
 ADMIN_INBOX: Final[str] = "_INBOX_ADMIN"
 DELIVERY_CONSUMER: Final[str] = "node-{agency}"
-"""The durable consumer a node reads its deliveries with (node/service.py ``Node.run``)."""
+"""The durable consumer a node reads its routine deliveries with (node/_lanes.py)."""
+URGENT_DELIVERY_CONSUMER: Final[str] = "node-{agency}-urgent"
+"""The one it reads its urgent deliveries with (node/_lanes.py)."""
 STATUS_CONSUMER: Final[str] = "status-{agency}"
 """The short-lived consumer ``Node.delivery_status`` reads receipts with."""
 
@@ -84,6 +90,7 @@ def agency_permissions(agency: str, domain: str | None = None) -> dict[str, Any]
     """
     api = "$JS.API"
     dlv = DELIVERY_CONSUMER.format(agency=agency)
+    urgent = URGENT_DELIVERY_CONSUMER.format(agency=agency)
     status = STATUS_CONSUMER.format(agency=agency)
     permissions: dict[str, Any] = {
         "publish": {
@@ -97,11 +104,18 @@ def agency_permissions(agency: str, domain: str | None = None) -> dict[str, Any]
                 f"$KV.PLM_DIR.subs.{agency}",
                 f"$KV.PLM_DIR.policy.agency.{agency}",
                 *_directory_reads(api),
-                # Deliveries: one durable consumer, its filter fixed to this agency.
-                f"{api}.CONSUMER.INFO.PLM_DLV.{dlv}",
-                f"{api}.CONSUMER.CREATE.PLM_DLV.{dlv}.plm.dlv.{agency}.>",
-                f"{api}.CONSUMER.MSG.NEXT.PLM_DLV.{dlv}",
-                f"$JS.ACK.PLM_DLV.{dlv}.>",
+                # Deliveries: one durable consumer per lane (decision 0032), each filter
+                # fixed to this agency's own deliveries.
+                *(
+                    grant
+                    for consumer in (dlv, urgent)
+                    for grant in (
+                        f"{api}.CONSUMER.INFO.PLM_DLV.{consumer}",
+                        f"{api}.CONSUMER.CREATE.PLM_DLV.{consumer}.plm.dlv.{agency}.>",
+                        f"{api}.CONSUMER.MSG.NEXT.PLM_DLV.{consumer}",
+                        f"$JS.ACK.PLM_DLV.{consumer}.>",
+                    )
+                ),
                 # Receipts for its own reports ('palermo status').
                 f"{api}.CONSUMER.CREATE.PLM_RCPT.{status}.plm.rcpt.{agency}.>",
                 f"{api}.CONSUMER.DELETE.PLM_RCPT.{status}",
@@ -176,12 +190,21 @@ def broker_permissions() -> dict[str, Any]:
                 # Start-up: every stream must exist with the expected configuration; the
                 # broker checks, the operator creates (broker.streams.ensure_streams).
                 *(f"{api}.STREAM.INFO.{name}" for name in STREAM_NAMES),
-                # Its one durable consumer on PLM_PUB, filter fixed in the subject: look it up,
-                # create it on first start, pull from it, acknowledge.
-                f"{api}.CONSUMER.INFO.PLM_PUB.{BROKER_CONSUMER}",
-                f"{api}.CONSUMER.CREATE.PLM_PUB.{BROKER_CONSUMER}.plm.pub.>",
-                f"{api}.CONSUMER.MSG.NEXT.PLM_PUB.{BROKER_CONSUMER}",
-                f"$JS.ACK.PLM_PUB.{BROKER_CONSUMER}.>",
+                # Its durable consumer per lane on PLM_PUB (decision 0032), each filter fixed
+                # in the subject: look it up, create or narrow it at start, pull, acknowledge.
+                *(
+                    grant
+                    for consumer, lane in (
+                        (BROKER_CONSUMER, ROUTINE_FILTER),
+                        (BROKER_URGENT_CONSUMER, URGENT_FILTER),
+                    )
+                    for grant in (
+                        f"{api}.CONSUMER.INFO.PLM_PUB.{consumer}",
+                        f"{api}.CONSUMER.CREATE.PLM_PUB.{consumer}.{lane}",
+                        f"{api}.CONSUMER.MSG.NEXT.PLM_PUB.{consumer}",
+                        f"$JS.ACK.PLM_PUB.{consumer}.>",
+                    )
+                ),
                 # Replay markers: read the marker a refused publish collided with, and delete
                 # the one marker a dead-lettered envelope wrote (not a purge: one message).
                 f"{api}.STREAM.MSG.GET.PLM_SEEN",

@@ -69,6 +69,8 @@ from typing import Any, Final
 
 import nkeys
 
+from broker.config import BrokerSettings
+from node.config import NodeSettings
 from node.ingest import write_token_file
 from palermo.devfed import DevFederation
 from palermo.natsserver import DEFAULT_MAX_PAYLOAD, render_config
@@ -163,6 +165,20 @@ def _nkey(path: Path) -> str:
     seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)
     write_private(path, seed + b"\n")
     return str(nkeys.from_seed(seed).public_key.decode())
+
+
+# How each service takes its work (decision 0032), written out at their defaults so that an
+# operator sees what to tune (docs/operations.md "Lanes and delivery settings").
+NODE_INTAKE: Final[tuple[str, ...]] = (
+    "ack_wait_s", "fetch_batch", "max_ack_pending", "routine_share", "urgent_per_originator",
+)  # fmt: skip
+BROKER_LANES: Final[tuple[str, ...]] = (
+    "routine_share", "routine_slice", "urgent_per_originator", "urgent_window",
+)  # fmt: skip
+
+
+def _defaults(settings: type[NodeSettings | BrokerSettings], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: settings.model_fields[k].default for k in keys}
 
 
 def _toml(path: Path, settings: Mapping[str, Any]) -> None:
@@ -349,6 +365,7 @@ def render(options: RenderOptions) -> dict[str, Any]:
                 "console_listen": f"127.0.0.1:{console_port}",
                 "console_tls_cert": str(console_cert.cert),
                 "console_tls_key": str(console_cert.key),
+                **_defaults(NodeSettings, NODE_INTAKE),
                 "dev": False,
             },
         )
@@ -376,6 +393,7 @@ def render(options: RenderOptions) -> dict[str, Any]:
             "state_dir": str(broker_state),
             "min_revocation_seq": dev.revocations["document"]["seq"],
             "min_federation_version": federation.version,
+            **_defaults(BrokerSettings, BROKER_LANES),
             "dev": False,
         },
     )

@@ -17,8 +17,11 @@ from pydantic_settings import SettingsConfigDict
 
 from policies import DEFAULT_SUPPRESSION_K
 from protocol.keys import EncryptionKey, HybridPrivateKey, SigningKey, load_private_key
+from protocol.lanes import LaneShares
 from protocol.settings import MAX_SOCKET, NatsSettings, is_loopback
 from schemas.errors import ConfigError
+
+from ._lanes import FETCH_BATCH, DeliveryOptions
 
 __all__ = [
     "DEFAULT_MAX_EMBARGO",
@@ -98,6 +101,37 @@ class NodeSettings(NatsSettings):
         description="Disclosure control: a statistical return's non-zero counts below k are "
         "suppressed (with their complements) before sealing; the federation's [rules] "
         "statistics_min_k applies instead when higher (decision 0024).",
+    )
+    # Taking deliveries (node/_lanes.py, docs/node.md "Taking deliveries").
+    ack_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a delivery in hand may stay unacknowledged before JetStream offers "
+        "it again; longer than the slowest store plus receipt.",
+    )
+    fetch_batch: int = Field(
+        default=FETCH_BATCH, ge=1, le=1024, description="Deliveries fetched per request."
+    )
+    max_ack_pending: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Deliveries handed to this node and not yet acknowledged, per lane; at "
+        "least fetch_batch.",
+    )
+    routine_share: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="After this many urgent turns in a row while routine deliveries wait, one "
+        "routine delivery (routine never starves; decision 0032).",
+    )
+    urgent_per_originator: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Urgent deliveries of one originator per urgent turn (fair share).",
     )
     http_host: str = Field(
         default="127.0.0.1", description="/healthz, /readyz and /metrics only (no ingest)."
@@ -222,6 +256,20 @@ class NodeSettings(NatsSettings):
         if mode not in (0o600, 0o660):
             raise ValueError("must be 0o600 (384) or 0o660 (432): others never reach ingest")
         return mode
+
+    def delivery_options(self) -> DeliveryOptions:
+        """How this node takes its deliveries (the settings above)."""
+        return DeliveryOptions(
+            ack_wait_s=self.ack_wait_s,
+            fetch_batch=self.fetch_batch,
+            max_ack_pending=max(self.max_ack_pending, self.fetch_batch),
+            lanes=LaneShares(
+                routine_share=self.routine_share,
+                routine_slice=1,
+                urgent_per_originator=self.urgent_per_originator,
+                urgent_window=self.fetch_batch,
+            ),
+        )
 
     @property
     def ingest_enabled(self) -> bool:

@@ -45,6 +45,13 @@ class NodeMetrics:
             ["direction"],
             registry=r,
         )
+        self.lane_deferred = Counter(
+            "palermo_node_lane_deferred",
+            "Urgent deliveries held back for a later turn because their originator had used "
+            "its share of an urgent turn (lane fair share, decision 0032)",
+            ["originator"],
+            registry=r,
+        )
         self.revocation_list = RevocationListGauges(r)
 
     def watch_revocations(

@@ -16,17 +16,18 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 import structlog
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.aio.msg import Msg
 
 from policies import DEFAULT_SUPPRESSION_K
 from protocol.directory import Directory
 from protocol.keys import EncryptionKey, PublicSigningKey
+from protocol.lanes import ROUTINE
 from protocol.settings import load_public_key_file, load_root_public
 from protocol.transport import connect, map_nats_errors
 from protocol.trust import (
@@ -42,16 +43,16 @@ from protocol.view import PolicyStore
 from schemas import Report
 from schemas.errors import InputError, PalermoError, ReportInvalid
 
+from ._lanes import FETCH_BATCH, DeliveryOptions, node_lanes
 from ._publishing import NodeIdentity
 from ._receiving import _Receiving
 from .config import DEFAULT_MAX_EMBARGO, DEFAULT_MAX_ENVELOPE_AGE, NodeSettings
 from .inbox import Inbox, InboxEntry, StorageKey
 from .metrics import NodeMetrics
 
-__all__ = ["Node", "NodeIdentity"]
+__all__ = ["FETCH_BATCH", "DeliveryOptions", "Node", "NodeIdentity"]
 
 _log = structlog.get_logger("palermo.node")
-FETCH_BATCH: Final[int] = 64
 
 
 def _utc_now() -> datetime:
@@ -74,6 +75,7 @@ class Node(_Receiving):
         max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
         statistics_k: int = DEFAULT_SUPPRESSION_K,
         clock: Callable[[], datetime] = _utc_now,
+        delivery: DeliveryOptions | None = None,
     ) -> None:
         self.nc = nc
         # The directory's context: it carries the JetStream domain of a node behind a leafnode.
@@ -97,6 +99,7 @@ class Node(_Receiving):
         self.statistics_k = statistics_k
         # Where embargo decisions read the time; tests inject one (never a sleep).
         self.clock = clock
+        self.delivery = delivery or DeliveryOptions()
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -114,6 +117,7 @@ class Node(_Receiving):
         max_envelope_age: timedelta = DEFAULT_MAX_ENVELOPE_AGE,
         max_embargo: timedelta = DEFAULT_MAX_EMBARGO,
         statistics_k: int = DEFAULT_SUPPRESSION_K,
+        delivery: DeliveryOptions | None = None,
     ) -> AsyncIterator[Node]:
         """Connect, load and follow the directory, open the inbox; close everything on exit.
 
@@ -140,7 +144,7 @@ class Node(_Receiving):
                     node = cls(nc, identity, root, inbox, directory, broker_keys=broker_keys,
                                max_envelope_age=max_envelope_age,
                                max_embargo=max_embargo,
-                               statistics_k=statistics_k)  # fmt: skip
+                               statistics_k=statistics_k, delivery=delivery)  # fmt: skip
                     directory.register_metrics(node.metrics.registry)
                     yield node
                 finally:
@@ -168,6 +172,7 @@ class Node(_Receiving):
             max_envelope_age=settings.max_envelope_age,
             max_embargo=settings.max_embargo,
             statistics_k=settings.statistics_k,
+            delivery=settings.delivery_options(),
         ) as node:
             yield node
 
@@ -226,51 +231,47 @@ class Node(_Receiving):
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def run(self, on_ready: Callable[[], object] | None = None) -> None:
-        """Consume this agency's deliveries until :meth:`stop`; ``on_ready`` is called once its
-        delivery consumer exists (``palermo node run`` logs its ready line then)."""
-        me = self.identity.agency
+        """Consume this agency's deliveries until :meth:`stop`, urgent ones first (node/_lanes.py);
+        ``on_ready`` is called once its delivery consumers exist (``palermo node run`` logs its
+        ready line then)."""
         with map_nats_errors("subscribe to deliveries"):
-            sub = await self.js.pull_subscribe(
-                f"plm.dlv.{me}.>",
-                durable=f"node-{me}",
-                stream="PLM_DLV",
-                # No attempt limit: what cannot be stored yet (a full disk, a receipt that
-                # cannot be sent) is retried until it can; what can never be stored is refused
-                # and terminated by handle(). A limit would silently drop an alert.
-                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
-            )
+            lanes = await node_lanes(self.js, self.identity.agency, self.delivery, self.metrics)
         if on_ready is not None:
             on_ready()
         try:
             while not self._stopping.is_set():
-                try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=0.5)
-                except (nats.errors.TimeoutError, TimeoutError):
+                turn = await lanes.take()
+                if turn is None:
                     self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
                     self.check_overdue()
                     continue
-                except nats.errors.Error as exc:
-                    _log.warning("fetch failed; retrying", error=repr(exc))
-                    await asyncio.sleep(0.5)
-                    continue
-                for msg in msgs:
-                    try:
-                        await self.handle(msg)
-                    except PalermoError as exc:
-                        _log.warning("delivery not stored; will retry", code=exc.code,
-                                     reason=exc.reason)  # fmt: skip
-                        with contextlib.suppress(nats.errors.Error):
-                            await msg.nak(delay=1)
-                    except Exception as exc:  # one delivery must not stop the node
-                        # A bug met on untrusted input: keep consuming the other deliveries and
-                        # leave this one in the stream for a fixed node to take (redelivered).
-                        _log.error("unexpected error handling a delivery; will retry",
-                                   subject=msg.subject, error=repr(exc))  # fmt: skip
-                        with contextlib.suppress(nats.errors.Error):
-                            await msg.nak(delay=5)
+                lane, msgs = turn
+                for i, msg in enumerate(msgs):
+                    await self._deliver(msg)
+                    if lane == ROUTINE and i + 1 < len(msgs) and lanes.urgent_waiting():
+                        lanes.put_back(ROUTINE, msgs[i + 1 :])  # urgent work came in: first
+                        break
         finally:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await sub.unsubscribe()
+                for msg in await lanes.close():  # fetched, never handled: back at once
+                    await msg.nak()
+                for sub in lanes.subs.values():
+                    await sub.unsubscribe()
+
+    async def _deliver(self, msg: Msg) -> None:
+        try:
+            await self.handle(msg)
+        except PalermoError as exc:
+            _log.warning("delivery not stored; will retry", code=exc.code, reason=exc.reason)
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak(delay=1)
+        except Exception as exc:  # one delivery must not stop the node
+            # A bug met on untrusted input: keep consuming the other deliveries and leave
+            # this one in the stream for a fixed node to take (redelivered).
+            _log.error("unexpected error handling a delivery; will retry",
+                       subject=msg.subject, error=repr(exc))  # fmt: skip
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak(delay=5)
 
     async def http_ingest(self, request: Any) -> Any:
         """POST /v1/reports: 202 {id, recipients, refused}; 422 with field errors; nothing is

@@ -15,7 +15,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from schemas import EnvelopeHeader
+from schemas import EnvelopeHeader, Priority
 from schemas.errors import TransportError
 
 __all__ = [
@@ -25,10 +25,13 @@ __all__ = [
     "deliver_subject",
     "map_nats_errors",
     "publish_subject",
+    "subject_originator",
 ]
 
 SUBJECT_PREFIX_PUB: Final[str] = "plm.pub"
 SUBJECT_PREFIX_DLV: Final[str] = "plm.dlv"
+LANE_URGENT: Final[str] = "urgent"
+"""The last token of every urgent-lane subject (protocol/lanes.py)."""
 
 
 class NatsUnavailable(TransportError):
@@ -45,14 +48,30 @@ class PublishRejected(TransportError):
         self.err_code = err_code
 
 
+def _lane(header: EnvelopeHeader) -> tuple[str, ...]:
+    # The signed priority picks the lane (protocol/lanes.py, decision 0032): a subject that
+    # claims another lane is a subject mismatch, refused like any other.
+    return (LANE_URGENT,) if header.priority is Priority.URGENT else ()
+
+
 def publish_subject(header: EnvelopeHeader) -> str:
-    """plm.pub.<originator>.<kind>.<route>.<category>"""
-    return ".".join((SUBJECT_PREFIX_PUB, *header.subject_tokens()))
+    """plm.pub.<originator>.<kind>.<route>.<category>, and ``.urgent`` for an urgent one."""
+    return ".".join((SUBJECT_PREFIX_PUB, *header.subject_tokens(), *_lane(header)))
 
 
 def deliver_subject(recipient: str, header: EnvelopeHeader) -> str:
-    """plm.dlv.<recipient>.<originator>.<kind>.<route>.<category>"""
-    return ".".join((SUBJECT_PREFIX_DLV, recipient, *header.subject_tokens()))
+    """plm.dlv.<recipient>.<originator>.<kind>.<route>.<category>[.urgent]"""
+    return ".".join((SUBJECT_PREFIX_DLV, recipient, *header.subject_tokens(), *_lane(header)))
+
+
+def subject_originator(subject: str, prefix_tokens: int = 2) -> str | None:
+    """The originator a lane subject names (after ``prefix_tokens`` tokens: 2 for plm.pub,
+    3 for plm.dlv.<recipient>), or None when it is not a lane subject at all."""
+    tokens = subject.split(".")
+    tail = tokens[prefix_tokens:]
+    if len(tail) == 4 or (len(tail) == 5 and tail[4] == LANE_URGENT):
+        return tail[0]
+    return None
 
 
 # JetStream's refusals of a publish because a stream or the server's storage is full:

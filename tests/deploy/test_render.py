@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from broker.config import BrokerSettings
 from deploy.permissions import agency_permissions
-from deploy.render import RenderOptions, render
+from deploy.render import BROKER_LANES, NODE_INTAKE, RenderOptions, render
 from node.config import NodeSettings
 from palermo.cli import app
 from palermo.devfed import EXAMPLES
@@ -72,6 +72,28 @@ def test_rendered_tomls_load_and_pass_the_security_check(rendered: tuple[Path, d
     assert "_INBOX_ITA-GDF" == node.nats_inbox_prefix
     assert ["tls://127.0.0.1:4300"] == leaf.nats_url
     assert "hub" == leaf.nats_js_domain
+
+
+def test_rendered_configs_write_out_the_lane_and_delivery_settings(
+    rendered: tuple[Path, dict],
+) -> None:
+    """Each node.toml and the broker.toml name how the service takes its work (decision 0032),
+    at the defaults, and they reach the options the node and the broker run with."""
+    _, manifest = rendered
+    broker_toml = Path(manifest["broker"]["config"])
+    node_toml = Path(manifest["agencies"]["ITA-GDF"]["node_config"])
+    for key in BROKER_LANES:
+        assert f"\n{key} = " in broker_toml.read_text(), key
+    for key in NODE_INTAKE:
+        assert f"\n{key} = " in node_toml.read_text(), key
+    lanes = BrokerSettings.load(broker_toml).lane_shares()
+    assert (4, 64, 16, 1024) == (lanes.routine_share, lanes.routine_slice,
+                                 lanes.urgent_per_originator, lanes.urgent_window)  # fmt: skip
+    delivery = NodeSettings.load(node_toml).delivery_options()
+    assert (30.0, 64, 1000) == (delivery.ack_wait_s, delivery.fetch_batch,
+                                delivery.max_ack_pending)  # fmt: skip
+    assert (4, 1, 16) == (delivery.lanes.routine_share, delivery.lanes.routine_slice,
+                          delivery.lanes.urgent_per_originator)  # fmt: skip
 
 
 def test_agency_may_publish_only_its_own_subjects() -> None:

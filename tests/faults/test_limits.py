@@ -14,7 +14,7 @@ import nats.aio.client
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
-from broker.service import CONSUMER, EXHAUSTED, BrokerOptions
+from broker.service import CONSUMER, EXHAUSTED, URGENT_CONSUMER, BrokerOptions
 from broker.streams import StreamLimits, ensure_streams
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
@@ -110,13 +110,13 @@ async def test_full_delivery_stream_keeps_envelopes_pending_until_there_is_room(
     async with running_broker(url, fed) as broker:
 
         async def refused_and_pending() -> bool:
-            try:
-                info = await js.consumer_info("PLM_PUB", CONSUMER)
+            try:  # both lanes (the example report is urgent: decision 0032)
+                infos = [await js.consumer_info("PLM_PUB", c) for c in (CONSUMER, URGENT_CONSUMER)]
             except nats.js.errors.NotFoundError:  # the broker has not subscribed yet
                 return False
             return (
                 await stream_count(nc, "PLM_DLV") == 3
-                and info.num_redelivered > 0
+                and sum(info.num_redelivered for info in infos) > 0
                 and await stream_count(nc, "PLM_PUB") == 5
             )
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from node.inbox import Inbox, StorageKey
 from palermo.devfed import DevFederation
@@ -38,7 +37,14 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
             [PALERMO, "node", "run", "--config", str(config)],
             stdout=out,
             stderr=out,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PALERMO_NODE_HTTP_PORT": str(free_port())},
+            # A 2 s ack_wait (the node setting) instead of 30 s, so the batch in hand at the kill
+            # comes back quickly.
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "PALERMO_NODE_HTTP_PORT": str(free_port()),
+                "PALERMO_NODE_ACK_WAIT_S": "2",
+            },
         )
 
 
@@ -72,18 +78,6 @@ async def test_node_sigkill_during_inbox_writes_keeps_the_inbox_whole(
             return await stream_count(nc, "PLM_DLV") >= N
 
         await wait_for(routed, within=120)
-    # The node's durable consumer, made here as Node.run makes it but with a 2 s ack_wait instead
-    # of 30 s, so the batch in hand at the kill comes back quickly (Node.run reuses it).
-    await nc.jetstream().add_consumer(
-        "PLM_DLV",
-        ConsumerConfig(
-            durable_name=f"node-{PARTNER}",
-            filter_subject=f"plm.dlv.{PARTNER}.>",
-            ack_policy=AckPolicy.EXPLICIT,
-            max_deliver=10,
-            ack_wait=2,
-        ),
-    )
     await nc.close()
     first = _start(config, tmp_path / "node1.log")
 

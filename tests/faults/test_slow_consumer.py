@@ -62,11 +62,13 @@ async def test_slow_consumer_holds_back_pressure_and_loses_nothing(
         in_hand: list[int] = []
 
         async def drained() -> bool:
+            # Both lanes' consumers (the example report is urgent; decision 0032).
             try:
-                info = await js.consumer_info("PLM_DLV", f"node-{PARTNER}")
+                infos = [await js.consumer_info("PLM_DLV", name)
+                         for name in (f"node-{PARTNER}", f"node-{PARTNER}-urgent")]  # fmt: skip
             except nats.js.errors.NotFoundError:
                 return False
-            in_hand.append(info.num_ack_pending)
+            in_hand.append(max(info.num_ack_pending for info in infos))
             return mlt.received >= N
 
         await wait_for(drained, within=180)

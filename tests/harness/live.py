@@ -21,7 +21,7 @@ import nats
 import nats.errors
 
 from broker.audit import ChainReport, verify_entries
-from broker.service import CONSUMER, Broker, BrokerOptions
+from broker.service import CONSUMER, URGENT_CONSUMER, Broker, BrokerOptions
 from node.inbox import InboxEntry
 from node.service import Node
 from palermo.devfed import DevFederation
@@ -200,12 +200,17 @@ class Live:
 
     # --- reading the streams -----------------------------------------------------------------
 
+    def _consumers(self) -> list[tuple[str, str]]:
+        """The broker's and every node's consumers, both lanes of each (decision 0032)."""
+        consumers = [("PLM_PUB", CONSUMER), ("PLM_PUB", URGENT_CONSUMER)]
+        for a in self.nodes:
+            consumers += [("PLM_DLV", f"node-{a}"), ("PLM_DLV", f"node-{a}-urgent")]
+        return consumers
+
     async def quiet(self) -> bool:
         """The broker and every node have taken and settled everything there is."""
         try:
-            consumers = [("PLM_PUB", CONSUMER)]
-            consumers += [("PLM_DLV", f"node-{a}") for a in self.nodes]
-            for stream, name in consumers:
+            for stream, name in self._consumers():
                 info = await self.js.consumer_info(stream, name)
                 if info.num_pending or info.num_ack_pending:
                     return False
@@ -216,8 +221,7 @@ class Live:
     async def diagnose(self, envelopes: set[str]) -> str:
         """For a failure message: consumers' state, and what the streams hold of ``envelopes``."""
         lines = []
-        consumers = [("PLM_PUB", CONSUMER)] + [("PLM_DLV", f"node-{a}") for a in self.nodes]
-        for stream, name in consumers:
+        for stream, name in self._consumers():
             try:
                 i = await self.js.consumer_info(stream, name)
                 lines.append(f"{name}: pending {i.num_pending}, ack pending {i.num_ack_pending}, "
