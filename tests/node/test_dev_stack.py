@@ -157,14 +157,15 @@ async def test_embargoed_publish_from_the_command_line(tmp_path: Path) -> None:
     """On dev up: 'palermo publish' of a report with not_before ahead says it is held,
     'palermo status' shows "embargoed until …", and MLT-AFM's node stores it at not_before."""
     state = tmp_path / "dev"
-    # Ahead by more than two 'palermo' process starts take on a busy machine.
-    until = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
-    data = json.loads(next(EXAMPLES.glob("01*.json")).read_text())
-    data["handling"]["not_before"] = until.isoformat()
-    report = tmp_path / "embargoed.json"
-    report.write_text(json.dumps(data))
     ita = str(_config(state, "ITA-GDF"))
     async with dev_up(state):
+        # Counted once the stack is up (its start-up, consoles and officers included, varies a
+        # lot on a busy machine), ahead by more than two 'palermo' process starts take.
+        until = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
+        data = json.loads(next(EXAMPLES.glob("01*.json")).read_text())
+        data["handling"]["not_before"] = until.isoformat()
+        report = tmp_path / "embargoed.json"
+        report.write_text(json.dumps(data))
         sent = await palermo("publish", str(report), "--config", ita, "--to", "MLT-AFM")
         assert 0 == sent.returncode, sent.stderr
         assert (
