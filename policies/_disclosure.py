@@ -2,7 +2,8 @@
 
 **What a consumer can infer.** Per indicator, the count cells of a return are sums over one
 hidden table of detections cross-classified by every dimension the indicator uses (the values
-of each dimension being those the cells name, a nationality band a value of ``nationality``):
+of each dimension being those the cells name, a nationality band a value of ``nationality``, and
+a UN/LOCODE inside the country of its first two letters):
 a cell with dimensions unset sums over all their values. A consumer who assumes exactly that
 (the strongest reading) knows every published cell is such a sum of non-negative unknowns, and
 nothing else. Fee cells are amounts, not counts, and are not part of any table.
@@ -44,11 +45,14 @@ alone pattern of withheld cells (so none is determined by the published figures)
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+
+import pycountry
 
 from schemas import Cell, Indicator, StatisticalReturn
 
@@ -73,11 +77,25 @@ CellId = tuple[Indicator, Key]
 
 
 def _key(dimensions: Key) -> Key:
-    """A cell's coordinates in its table: a nationality band is a value of ``nationality``."""
+    """A cell's coordinates in its table: a nationality band is a value of ``nationality``, and
+    a UN/LOCODE implies its country. Without that country, a consumer who reads ``GRMJT`` as in
+    Greece (anyone can) learns ``place_country=GRC`` = the sum of the Greek LOCODE cells, an
+    equation the moves would not know of, and can pin a withheld LOCODE or country."""
     values = dict(dimensions)
     if "nationality_band" in values:
         values["nationality"] = values.pop("nationality_band")
+    if "place_unlocode" in values and "place_country" not in values:
+        country = _country_of(values["place_unlocode"])
+        if country is not None:
+            values["place_country"] = country
     return tuple(sorted(values.items()))
+
+
+@functools.cache
+def _country_of(unlocode: str) -> str | None:
+    """The ISO alpha-3 country of a UN/LOCODE (its first two letters are the alpha-2 code)."""
+    country = pycountry.countries.get(alpha_2=unlocode[:2])
+    return None if country is None else str(country.alpha_3)
 
 
 def cell_id(cell: Cell) -> CellId:

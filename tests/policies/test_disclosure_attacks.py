@@ -1,0 +1,61 @@
+"""Adversarial constructions against small-cell suppression (review of issue 16): returns an
+attacker reads with public knowledge the hidden-table model must include. Every interval is
+computed by linear programming (tests/policies/_joint.py), structural zeros included."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policies import suppress
+from schemas import StatisticalReturn
+from tests.policies.test_disclosure_linked import assert_protected
+
+IND = "irregular-crossing-between-bcps"
+LOCODES = {"GRMJT": "GRC", "GRKGS": "GRC", "ITAUG": "ITA", "ITLMP": "ITA", "MTMLA": "MLT"}
+
+
+def _return(cells: list[tuple[dict[str, str], int]]) -> StatisticalReturn:
+    return StatisticalReturn.model_validate({
+        "reporting_agency": "ITA-GDF", "period": "2026-07",
+        "cells": [{"indicator": IND, "dimensions": d, "count": c} for d, c in cells],
+    })  # fmt: skip
+
+
+def _places(counts: dict[tuple[str, str], int], routes: list[str]) -> StatisticalReturn:
+    """Route totals broken down by country of detection, and separately by LOCODE alone (the
+    schema allows a LOCODE without its country): a consumer knows GRMJT lies in Greece."""
+    cells: list[tuple[dict[str, str], int]] = [({}, sum(counts.values()))]
+    for route in routes:
+        here = {p: n for (r, p), n in counts.items() if r == route}
+        cells.append(({"route": route}, sum(here.values())))
+        for country in sorted(set(LOCODES.values())):
+            total = sum(n for p, n in here.items() if LOCODES[p] == country)
+            cells.append(({"route": route, "place_country": country}, total))
+        cells += [({"route": route, "place_unlocode": p}, here[p]) for p in sorted(here)]
+    return _return(cells)
+
+
+def test_a_locode_breakdown_beside_a_country_one_pins_nothing() -> None:
+    """Before the fix, GRC = 15 published and GRMJT = 10 gave GRKGS = 5, hence ITAUG = 3 and
+    ITA = 3: both withheld, both exact."""
+    counts = {("central-med", p): n for p, n in
+              {"GRMJT": 10, "GRKGS": 5, "ITAUG": 3, "ITLMP": 0, "MTMLA": 6}.items()}  # fmt: skip
+    original = _places(counts, ["central-med"])
+    assert_protected([suppress(original, 5)], [original], 5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    routes=st.sampled_from([["central-med"], ["central-med", "eastern-med"]]),
+    values=st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 5, 8]), min_size=10, max_size=10),
+    k=st.integers(2, 6),
+)
+def test_country_and_locode_breakdowns_stay_k_wide(
+    routes: list[str], values: list[int], k: int
+) -> None:
+    points = list(itertools.product(routes, sorted(LOCODES)))
+    original = _places(dict(zip(points, values, strict=False)), routes)
+    assert_protected([suppress(original, k)], [original], k)
