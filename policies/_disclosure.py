@@ -55,9 +55,11 @@ from typing import Final
 import pycountry
 
 from schemas import Cell, Indicator, StatisticalReturn
+from schemas.errors import InputError
 
 __all__ = [
     "DEFAULT_SUPPRESSION_K",
+    "BreakdownLeavesSmallRest",
     "CellId",
     "Table",
     "cell_id",
@@ -101,6 +103,39 @@ def _country_of(unlocode: str) -> str | None:
 def cell_id(cell: Cell) -> CellId:
     """Which cell this is, whatever the return: the same id in two periods or versions."""
     return (cell.indicator, _key(cell.dimensions.key()))
+
+
+class BreakdownLeavesSmallRest(InputError):
+    """A breakdown whose cells add up to less than their total by fewer than k detections: the
+    difference is a small cell nobody suppressed (a consumer subtracts)."""
+
+    code = "breakdown_leaves_small_rest"
+
+    def __init__(self, rests: list[str], k: int) -> None:
+        listed = "; ".join(rests[:5]) + (f" (and {len(rests) - 5} more)" if len(rests) > 5 else "")
+        super().__init__(
+            f"{listed}: fewer than k={k} detections a consumer finds by subtraction. Give the "
+            "rest as a cell of its own (nationality_band other or unknown, sex or age_band "
+            "unknown, transport_mode or fraud other, ...) so it is suppressed, or leave the "
+            "breakdown out"
+        )
+        self.rests = rests
+
+
+def _small_rests(table: Table, values: Sequence[int | None], k: int) -> list[str]:
+    """Each total whose published breakdown falls short of it by 1 to k-1 (a partial breakdown,
+    such as the largest nationalities only): the rest is an implicit small cell."""
+    out = []
+    for parent, kids in table.equations:
+        counts = [v for c in (parent, *kids) if (v := values[c]) is not None]
+        if len(counts) == 1 + len(kids) and 0 < (rest := counts[0] - sum(counts[1:])) < k:
+            added = sorted({n for n, _ in table.keys[kids[0]]} - {n for n, _ in table.keys[parent]})
+            where = ", ".join(f"{n}={v}" for n, v in table.keys[parent]) or "(total)"
+            out.append(
+                f"{table.indicator.value} {where} broken down by {', '.join(added)} "
+                f"leaves {rest} unlisted"
+            )
+    return out
 
 
 def _compatible(a: Key, b: Key) -> bool:
@@ -397,6 +432,8 @@ def suppress(
         return ret.model_copy(update={"suppression_k": k})
     seeds = set(seed)
     cells = list(ret.cells)
+    if rests := [r for t in tables(ret) for r in _small_rests(t, _counts(ret, t), k)]:
+        raise BreakdownLeavesSmallRest(rests, k)
     for table in tables(ret):
         values = [ret.cells[p].count or 0 for p in table.index]
         if table.indicator in whole:
@@ -414,6 +451,7 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
     """What breaks disclosure control at ``k`` in a received return (empty: nothing)."""
     problems = []
     for table in tables(ret):
+        problems += _small_rests(table, _counts(ret, table), k)
         cells = [ret.cells[p] for p in table.index]
         for i, cell in enumerate(cells):
             if cell.count is not None and 0 < cell.count < k:
@@ -433,3 +471,7 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
                     "recovered from the published cells and totals"
                 )
     return problems
+
+
+def _counts(ret: StatisticalReturn, table: Table) -> list[int | None]:
+    return [ret.cells[p].count for p in table.index]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies import suppress
+from policies import check_disclosure, suppress
+from policies._disclosure import BreakdownLeavesSmallRest
 from schemas import StatisticalReturn
 from tests.policies.test_disclosure_linked import assert_protected
 
@@ -59,3 +61,16 @@ def test_country_and_locode_breakdowns_stay_k_wide(
     points = list(itertools.product(routes, sorted(LOCODES)))
     original = _places(dict(zip(points, values, strict=False)), routes)
     assert_protected([suppress(original, k)], [original], k)
+
+
+def test_a_partial_breakdown_leaving_a_small_rest_is_refused() -> None:
+    """Total 100, AFG 60, SYR 38: two detections of other nationalities, found by subtraction,
+    were published although no cell showed them."""
+    partial = [({}, 100), ({"nationality": "AFG"}, 60), ({"nationality": "SYR"}, 38)]
+    with pytest.raises(BreakdownLeavesSmallRest, match=r"leaves 2 unlisted.*nationality_band"):
+        suppress(_return(partial), 5)
+    assert ["irregular-crossing-between-bcps (total) broken down by nationality leaves 2 "
+            "unlisted"] == check_disclosure(_return(partial), 5)  # fmt: skip
+    complete = _return([*partial, ({"nationality_band": "other"}, 2)])
+    assert_protected([suppress(complete, 5)], [complete], 5)
+    assert [] == check_disclosure(_return([({}, 100), ({"nationality": "AFG"}, 95)]), 5)
