@@ -57,6 +57,8 @@ import pycountry
 from schemas import Cell, Indicator, StatisticalReturn
 from schemas.errors import InputError
 
+from ._disclosure_fees import fees_describing_few, without_fees_describing_few
+
 __all__ = [
     "DEFAULT_SUPPRESSION_K",
     "BreakdownLeavesSmallRest",
@@ -444,12 +446,16 @@ def suppress(
         for i in withheld:
             position = table.index[i]
             cells[position] = cells[position].model_copy(update={"count": None, "suppressed": True})
-    return ret.model_copy(update={"cells": cells, "suppression_k": k})
+    controlled = ret.model_copy(update={"cells": cells, "suppression_k": k})
+    return without_fees_describing_few(controlled)
 
 
 def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
     """What breaks disclosure control at ``k`` in a received return (empty: nothing)."""
-    problems = []
+    problems = [
+        f"cells.{p} (fee-per-person) describes crossings that are withheld or zero"
+        for p in fees_describing_few(ret)
+    ]
     for table in tables(ret):
         problems += _small_rests(table, _counts(ret, table), k)
         cells = [ret.cells[p] for p in table.index]

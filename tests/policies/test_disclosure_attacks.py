@@ -74,3 +74,33 @@ def test_a_partial_breakdown_leaving_a_small_rest_is_refused() -> None:
     complete = _return([*partial, ({"nationality_band": "other"}, 2)])
     assert_protected([suppress(complete, 5)], [complete], 5)
     assert [] == check_disclosure(_return([({}, 100), ({"nationality": "AFG"}, 95)]), 5)
+
+
+def _fee(dimensions: dict[str, str], amount: str, statistic: str) -> dict[str, object]:
+    return {"indicator": "fee-per-person", "dimensions": dimensions, "statistic": statistic,
+            "amount": {"amount": amount, "currency": "EUR"}}  # fmt: skip
+
+
+def test_a_fee_beside_withheld_crossings_is_left_out() -> None:
+    """Two Eritreans' median fee is nearly each one's fee: it goes with their count. A fee
+    over 40 Afghans stays, and so does a fee whose persons the return does not count."""
+    eri, afg = {"nationality": "ERI"}, {"nationality": "AFG"}
+    original = StatisticalReturn.model_validate({
+        "reporting_agency": "ITA-GDF", "period": "2026-07",
+        "cells": [
+            {"indicator": IND, "dimensions": {}, "count": 48},
+            {"indicator": IND, "dimensions": afg, "count": 40},
+            {"indicator": IND, "dimensions": eri, "count": 2},
+            {"indicator": IND, "dimensions": {"nationality": "SYR"}, "count": 6},
+            _fee(eri, "4000.00", "median"), _fee(eri, "3800.00", "max"),
+            _fee(afg, "2500.00", "median"), _fee({"route": "central-med"}, "3000.00", "min"),
+        ],
+    })  # fmt: skip
+    published = suppress(original, 5)
+    fees = [c.dimensions.key() for c in published.cells if c.amount is not None]
+    assert [(("nationality", "AFG"),), (("route", "central-med"),)] == fees
+    assert [] == check_disclosure(published, 5)
+    with_fee = published.model_copy(update={"cells": [*published.cells, original.cells[4]]})
+    assert ["cells.6 (fee-per-person) describes crossings that are withheld or zero"] == (
+        check_disclosure(with_fee, 5)
+    )
