@@ -45,19 +45,21 @@ alone pattern of withheld cells (so none is determined by the published figures)
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-import pycountry
-
 from schemas import Cell, Indicator, StatisticalReturn
-from schemas.errors import InputError
 
-from ._disclosure_fees import fees_describing_few, without_fees_describing_few
+from ._disclosure_implicit import (
+    BreakdownLeavesSmallRest,
+    country_of,
+    fees_describing_few,
+    small_rests,
+    without_fees_describing_few,
+)
 
 __all__ = [
     "DEFAULT_SUPPRESSION_K",
@@ -73,6 +75,10 @@ __all__ = [
 DEFAULT_SUPPRESSION_K: Final[int] = 5
 """Cells below this are withheld when neither the node nor the federation sets k."""
 _INF: Final[float] = float("inf")
+LINES_PER_GRID: Final[int] = 8
+"""Other rows (and columns) tried per cell and sub-table for a rectangle, cheapest first: a
+full search is quadratic in a grid's size (minutes for a 2,000-cell return). Fewer tried can
+only withhold more, never less safely; the receiver's check tries every withheld line."""
 
 Key = tuple[tuple[str, str], ...]
 """A cell's coordinates: its set dimensions as sorted (name, value) pairs."""
@@ -89,55 +95,15 @@ def _key(dimensions: Key) -> Key:
     if "nationality_band" in values:
         values["nationality"] = values.pop("nationality_band")
     if "place_unlocode" in values and "place_country" not in values:
-        country = _country_of(values["place_unlocode"])
+        country = country_of(values["place_unlocode"])
         if country is not None:
             values["place_country"] = country
     return tuple(sorted(values.items()))
 
 
-@functools.cache
-def _country_of(unlocode: str) -> str | None:
-    """The ISO alpha-3 country of a UN/LOCODE (its first two letters are the alpha-2 code)."""
-    country = pycountry.countries.get(alpha_2=unlocode[:2])
-    return None if country is None else str(country.alpha_3)
-
-
 def cell_id(cell: Cell) -> CellId:
     """Which cell this is, whatever the return: the same id in two periods or versions."""
     return (cell.indicator, _key(cell.dimensions.key()))
-
-
-class BreakdownLeavesSmallRest(InputError):
-    """A breakdown whose cells add up to less than their total by fewer than k detections: the
-    difference is a small cell nobody suppressed (a consumer subtracts)."""
-
-    code = "breakdown_leaves_small_rest"
-
-    def __init__(self, rests: list[str], k: int) -> None:
-        listed = "; ".join(rests[:5]) + (f" (and {len(rests) - 5} more)" if len(rests) > 5 else "")
-        super().__init__(
-            f"{listed}: fewer than k={k} detections a consumer finds by subtraction. Give the "
-            "rest as a cell of its own (nationality_band other or unknown, sex or age_band "
-            "unknown, transport_mode or fraud other, ...) so it is suppressed, or leave the "
-            "breakdown out"
-        )
-        self.rests = rests
-
-
-def _small_rests(table: Table, values: Sequence[int | None], k: int) -> list[str]:
-    """Each total whose published breakdown falls short of it by 1 to k-1 (a partial breakdown,
-    such as the largest nationalities only): the rest is an implicit small cell."""
-    out = []
-    for parent, kids in table.equations:
-        counts = [v for c in (parent, *kids) if (v := values[c]) is not None]
-        if len(counts) == 1 + len(kids) and 0 < (rest := counts[0] - sum(counts[1:])) < k:
-            added = sorted({n for n, _ in table.keys[kids[0]]} - {n for n, _ in table.keys[parent]})
-            where = ", ".join(f"{n}={v}" for n, v in table.keys[parent]) or "(total)"
-            out.append(
-                f"{table.indicator.value} {where} broken down by {', '.join(added)} "
-                f"leaves {rest} unlisted"
-            )
-    return out
 
 
 def _compatible(a: Key, b: Key) -> bool:
@@ -166,6 +132,10 @@ class Table:
     lookup: dict[Key, int] = field(init=False, repr=False)
     involved: dict[int, list[int]] = field(init=False, repr=False)
     """The equations (indices) each cell takes part in."""
+    kids: list[frozenset[int]] = field(init=False, repr=False)
+    level: list[frozenset[str]] = field(init=False, repr=False)
+    """Each cell's set dimensions."""
+    """Each equation's children, as a set."""
     closed: dict[tuple[Key, tuple[str, ...]], bool] = field(init=False, repr=False)
     _conflicting: dict[Key, frozenset[int]] = field(init=False, repr=False)
 
@@ -180,6 +150,8 @@ class Table:
             values[name].add(value)
         self.values_of = {name: sorted(v) for name, v in values.items()}
         self.lookup = {key: i for i, key in enumerate(self.keys)}
+        self.kids = [frozenset(kids) for _, kids in self.equations]
+        self.level = [frozenset(name for name, _ in key) for key in self.keys]
         self.involved = defaultdict(list)
         for e, (parent, kids) in enumerate(self.equations):
             for c in (parent, *kids):
@@ -263,25 +235,34 @@ def _moves(table: Table, cell: int, values: Sequence[int], single: bool) -> Iter
         candidates = set().union(*(table.with_item[x] for pair in moved for x in pair))
         on_a = tuple(x for x, _ in moved)
         on_b = tuple(y for _, y in moved)
-        neither = table.conflicting(on_a) & table.conflicting(on_b)
-        affected = frozenset(candidates - table.conflicting(shared) - neither)
+        off_a, off_b, off = (table.conflicting(x) for x in (on_a, on_b, shared))
+        # Over the few candidates, not the table (sets of every cell are slow at 2,000 cells).
+        affected = frozenset(
+            c for c in candidates if c not in off and not (c in off_a and c in off_b)
+        )
         yield _Pattern(affected, frozenset({cell, other}), values[cell] + values[other])
 
 
 def _balanced(table: Table, z: Mapping[int, int]) -> bool:
     """``z`` keeps every marginal equation and every level's sum (so it is made of moves)."""
-    for e in {e for c in z for e in table.involved.get(c, ())}:
-        parent, kids = table.equations[e]
-        if z.get(parent, 0) != sum(z.get(c, 0) for c in kids):
-            return False
     levels: dict[frozenset[str], int] = defaultdict(int)
     for c, s in z.items():
-        levels[frozenset(name for name, _ in table.keys[c])] += s
-    return not any(levels.values())
+        levels[table.level[c]] += s
+    if any(levels.values()):
+        return False
+    for e in {e for c in z for e in table.involved.get(c, ())}:
+        parent, kids = table.equations[e], table.kids[e]
+        # Over z's few cells, not the children: a grand total has thousands (2,000-cell returns).
+        if z.get(parent[0], 0) != sum(s for c, s in z.items() if c in kids):
+            return False
+    return True
 
 
-def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
-    """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table."""
+def _rectangles(
+    table: Table, cell: int, values: Sequence[int], withheld: Collection[int], only: bool
+) -> Iterator[dict[int, int]]:
+    """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table: with
+    ``only``, of ``withheld`` cells alone; else the cheapest lines (:data:`LINES_PER_GRID`)."""
     key = dict(table.keys[cell])
     for size in (1, 2):
         if size > len(key):
@@ -294,7 +275,7 @@ def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
                 dims = sorted({*free, *([extra] if extra else [])})
                 if len(dims) != 2 or not _closed(table, anchor, dims):
                     continue
-                yield from _grid_rectangles(table, cell, anchor, dims)
+                yield from _grid_rectangles(table, cell, anchor, dims, values, withheld, only)
 
 
 def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
@@ -315,7 +296,13 @@ def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
 
 
 def _grid_rectangles(
-    table: Table, cell: int, anchor: dict[str, str], dims: Sequence[str]
+    table: Table,
+    cell: int,
+    anchor: dict[str, str],
+    dims: Sequence[str],
+    counts: Sequence[int],
+    withheld: Collection[int],
+    only: bool,
 ) -> Iterator[dict[int, int]]:
     values = table.values_of
 
@@ -328,17 +315,37 @@ def _grid_rectangles(
 
     here = dict(table.keys[cell])
     row, col = here.get(dims[0]), here.get(dims[1])
-    for r2, c2 in itertools.product([None, *values[dims[0]]], [None, *values[dims[1]]]):
-        if r2 == row or c2 == col:
+    # A 2,000-cell grid has 2,000 rectangles per cell: the cheapest rows and columns only.
+    rows = _lines([None, *values[dims[0]]], row, lambda r: at(r, col), counts, withheld, only)
+    cols = _lines([None, *values[dims[1]]], col, lambda c: at(row, c), counts, withheld, only)
+    for (r2, b), (c2, a) in itertools.product(rows, cols):
+        d = at(r2, c2)
+        if d is None or (only and d not in withheld):
             continue
-        corners = [at(row, c2), at(r2, col), at(r2, c2)]
-        if any(c is None for c in corners):
-            continue
-        a, b, d = (c for c in corners if c is not None)
         for sa, sb, sd in itertools.product((1, -1), repeat=3):
             z = {cell: 1, a: sa, b: sb, d: sd}
             if _balanced(table, z):
                 yield z
+
+
+def _lines(
+    lines: list[str | None],
+    mine: str | None,
+    corner: Callable[[str | None], int | None],
+    counts: Sequence[int],
+    withheld: Collection[int],
+    only: bool,
+) -> list[tuple[str | None, int]]:
+    """The other rows (or columns) of a grid with their corner on the cell's column (row):
+    with ``only`` those whose corner is withheld, else the :data:`LINES_PER_GRID` cheapest."""
+    found = [
+        (line, c) for line in lines
+        if line != mine and (c := corner(line)) is not None and (c in withheld or not only)
+    ]  # fmt: skip
+    if only:
+        return found
+    found.sort(key=lambda lc: (lc[1] not in withheld, counts[lc[1]]))
+    return found[:LINES_PER_GRID]
 
 
 def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
@@ -347,7 +354,14 @@ def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
     return up + down
 
 
-def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Iterable[_Pattern]:
+def _patterns(
+    table: Table,
+    cell: int,
+    values: Sequence[int],
+    wide: bool,
+    withheld: Collection[int] = frozenset(),
+    only: bool = False,
+) -> Iterable[_Pattern]:
     """The protections of ``cell`` (see the module): alone, a move to a cell differing in one
     value, a rectangle; with ``wide``, only the moves to cells differing in more (costlier to
     find, so searched when the others are costly)."""
@@ -357,7 +371,7 @@ def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Ite
     compatible = frozenset(range(len(table.keys))) - table.conflicting(table.keys[cell])
     yield _Pattern(compatible, frozenset({cell}), _INF)
     yield from _moves(table, cell, values, single=True)
-    for z in _rectangles(table, cell):
+    for z in _rectangles(table, cell, values, withheld, only):
         yield _Pattern(frozenset(z), frozenset(z), _width(z, values))
 
 
@@ -371,7 +385,7 @@ def _cheapest(
     """The protection of ``cell`` at least k wide that withholds the fewest new cells, then the
     smallest new total."""
     best: tuple[Cost, _Pattern] | None = None
-    for pattern in _patterns(table, cell, values, wide):
+    for pattern in _patterns(table, cell, values, wide, withheld):
         if pattern.width < k:
             continue
         new = pattern.cells - withheld
@@ -434,7 +448,7 @@ def suppress(
         return ret.model_copy(update={"suppression_k": k})
     seeds = set(seed)
     cells = list(ret.cells)
-    if rests := [r for t in tables(ret) for r in _small_rests(t, _counts(ret, t), k)]:
+    if rests := [r for t in tables(ret) for r in small_rests(ret, t, k)]:
         raise BreakdownLeavesSmallRest(rests, k)
     for table in tables(ret):
         values = [ret.cells[p].count or 0 for p in table.index]
@@ -457,7 +471,7 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         for p in fees_describing_few(ret)
     ]
     for table in tables(ret):
-        problems += _small_rests(table, _counts(ret, table), k)
+        problems += small_rests(ret, table, k)
         cells = [ret.cells[p] for p in table.index]
         for i, cell in enumerate(cells):
             if cell.count is not None and 0 < cell.count < k:
@@ -469,7 +483,8 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         unknown = [0] * len(cells)  # widths cannot be checked: only that the pattern exists
         for i in sorted(withheld):
             patterns = itertools.chain(
-                _patterns(table, i, unknown, wide=False), _patterns(table, i, unknown, wide=True)
+                _patterns(table, i, unknown, False, withheld, only=True),
+                _patterns(table, i, unknown, True),
             )
             if not any(p.cells <= withheld for p in patterns):
                 problems.append(
@@ -477,7 +492,3 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
                     "recovered from the published cells and totals"
                 )
     return problems
-
-
-def _counts(ret: StatisticalReturn, table: Table) -> list[int | None]:
-    return [ret.cells[p].count for p in table.index]

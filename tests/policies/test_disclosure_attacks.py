@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies import check_disclosure, suppress
-from policies._disclosure import BreakdownLeavesSmallRest
+from policies._disclosure import LINES_PER_GRID
+from policies._disclosure_implicit import BreakdownLeavesSmallRest
 from schemas import StatisticalReturn
 from tests.policies.test_disclosure_linked import assert_protected
 
@@ -104,3 +105,19 @@ def test_a_fee_beside_withheld_crossings_is_left_out() -> None:
     assert ["cells.6 (fee-per-person) describes crossings that are withheld or zero"] == (
         check_disclosure(with_fee, 5)
     )
+
+
+def test_a_grid_wider_than_the_rectangle_search_stays_k_wide() -> None:
+    """Past LINES_PER_GRID rows the publisher tries only the cheapest rectangles (bounded time
+    on 2,000-cell returns): still every withheld cell is k wide, and the receiver accepts."""
+    nationalities = ["AFG", "BGD", "EGY", "ERI", "GIN", "IRQ", "MAR", "PAK", "SDN", "SYR", "TUN"]
+    ages = ["0-13", "18-24", "25-49"]
+    assert len(nationalities) > LINES_PER_GRID
+    grid = {(n, a): (3 * i + 7 * j) % 11 for i, n in enumerate(nationalities)
+            for j, a in enumerate(ages)}  # fmt: skip
+    cells = [({}, sum(grid.values()))]
+    cells += [({"nationality": n}, sum(grid[n, a] for a in ages)) for n in nationalities]
+    cells += [({"age_band": a}, sum(grid[n, a] for n in nationalities)) for a in ages]
+    cells += [({"nationality": n, "age_band": a}, v) for (n, a), v in grid.items()]
+    original = _return(cells)
+    assert_protected([suppress(original, 5)], [original], 5)
