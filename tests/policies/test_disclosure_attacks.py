@@ -121,3 +121,22 @@ def test_a_grid_wider_than_the_rectangle_search_stays_k_wide() -> None:
     cells += [({"nationality": n, "age_band": a}, v) for (n, a), v in grid.items()]
     original = _return(cells)
     assert_protected([suppress(original, 5)], [original], 5)
+
+
+def test_the_receiver_refuses_a_locode_cell_pinned_by_its_country() -> None:
+    """What the publisher withheld before the fix (ITA, MLT, GRKGS, ITAUG): GRC - GRMJT gives
+    GRKGS, then ITAUG. The receiver's check now sees it."""
+    withheld = {"ITA", "MLT", "GRKGS", "ITAUG"}
+    cells = [
+        {"indicator": IND, "dimensions": d, "count": None if set(d.values()) & withheld else n,
+         "suppressed": bool(set(d.values()) & withheld)}
+        for d, n in [({}, 24), ({"place_country": "GRC"}, 15), ({"place_country": "ITA"}, 3),
+                     ({"place_country": "MLT"}, 6), ({"place_unlocode": "GRMJT"}, 10),
+                     ({"place_unlocode": "GRKGS"}, 5), ({"place_unlocode": "ITAUG"}, 3),
+                     ({"place_unlocode": "MTMLA"}, 6)]
+    ]  # fmt: skip
+    published = StatisticalReturn.model_validate(
+        {"reporting_agency": "ITA-GDF", "period": "2026-07", "cells": cells, "suppression_k": 5}
+    )
+    problems = check_disclosure(published, 5)
+    assert any("cells.6" in p and "recovered" in p for p in problems), problems
