@@ -5,16 +5,17 @@ computed by linear programming (tests/policies/_joint.py), structural zeros incl
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies import check_disclosure, suppress
+from policies import check_disclosure, suppress, suppress_linked
 from policies._disclosure import LINES_PER_GRID
 from policies._disclosure_implicit import BreakdownLeavesSmallRest
 from schemas import StatisticalReturn
-from tests.policies.test_disclosure_linked import assert_protected
+from tests.policies.test_disclosure_linked import assert_protected, assert_union_protected
 
 IND = "irregular-crossing-between-bcps"
 LOCODES = {"GRMJT": "GRC", "GRKGS": "GRC", "ITAUG": "ITA", "ITLMP": "ITA", "MTMLA": "MLT"}
@@ -140,3 +141,35 @@ def test_the_receiver_refuses_a_locode_cell_pinned_by_its_country() -> None:
     )
     problems = check_disclosure(published, 5)
     assert any("cells.6" in p and "recovered" in p for p in problems), problems
+
+
+def _by(period: str, cells: list[tuple[dict[str, str], int]]) -> StatisticalReturn:
+    return _return(cells).model_copy(update={"period": period})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_version_with_other_dimensions_and_a_year_after_its_quarters(seed: int) -> None:
+    """v1 by nationality, v2 by nationality x sex (one hidden table); four quarters then their
+    year (the year the sum of the quarters' tables): every cell k wide over the union."""
+    rng = random.Random(seed)
+    nats, sexes = ["AFG", "SYR", "ERI"], ["male", "female"]
+    h = {(n, s): rng.choice([0, 1, 2, 3, 6, 9]) for n in nats for s in sexes}
+    v1 = _by(
+        "2026-07",
+        [
+            ({}, sum(h.values())),
+            *(({"nationality": n}, h[n, "male"] + h[n, "female"]) for n in nats),
+        ],
+    )
+    v2 = _by("2026-07", [({}, sum(h.values())),
+                         *(({"nationality": n, "sex": s}, h[n, s]) for n, s in h)])  # fmt: skip
+    p1 = suppress_linked(v1, [], 5)
+    assert_union_protected([p1, suppress_linked(v2, [p1], 5)], [v1, v2], 5, [[0], [0]])
+    quarters = [{n: rng.choice([0, 1, 2, 3, 6, 9]) for n in nats} for _ in range(4)]
+    originals, published = [], []
+    for q, counts in enumerate([*quarters, {n: sum(x[n] for x in quarters) for n in nats}]):
+        period = f"2026-Q{q + 1}" if q < 4 else "2026"
+        cells = [({}, sum(counts.values())), *(({"nationality": n}, counts[n]) for n in nats)]
+        originals.append(_by(period, cells))
+        published.append(suppress_linked(originals[-1], published, 5))
+    assert_union_protected(published, originals, 5, [[0], [1], [2], [3], [0, 1, 2, 3]])
