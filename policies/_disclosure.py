@@ -2,7 +2,8 @@
 
 **What a consumer can infer.** Per indicator, the count cells of a return are sums over one
 hidden table of detections cross-classified by every dimension the indicator uses (the values
-of each dimension being those the cells name, a nationality band a value of ``nationality``):
+of each dimension being those the cells name, a nationality band a value of ``nationality``, and
+a UN/LOCODE inside the country of its first two letters):
 a cell with dimensions unset sums over all their values. A consumer who assumes exactly that
 (the strongest reading) knows every published cell is such a sum of non-negative unknowns, and
 nothing else. Fee cells are amounts, not counts, and are not part of any table.
@@ -46,14 +47,23 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from schemas import Cell, Indicator, StatisticalReturn
 
+from ._disclosure_implicit import (
+    BreakdownLeavesSmallRest,
+    country_of,
+    fees_describing_few,
+    small_rests,
+    without_fees_describing_few,
+)
+
 __all__ = [
     "DEFAULT_SUPPRESSION_K",
+    "BreakdownLeavesSmallRest",
     "CellId",
     "Table",
     "cell_id",
@@ -65,6 +75,10 @@ __all__ = [
 DEFAULT_SUPPRESSION_K: Final[int] = 5
 """Cells below this are withheld when neither the node nor the federation sets k."""
 _INF: Final[float] = float("inf")
+LINES_PER_GRID: Final[int] = 8
+"""Other rows (and columns) tried per cell and sub-table for a rectangle, cheapest first: a
+full search is quadratic in a grid's size (minutes for a 2,000-cell return). Fewer tried can
+only withhold more, never less safely; the receiver's check tries every withheld line."""
 
 Key = tuple[tuple[str, str], ...]
 """A cell's coordinates: its set dimensions as sorted (name, value) pairs."""
@@ -73,10 +87,17 @@ CellId = tuple[Indicator, Key]
 
 
 def _key(dimensions: Key) -> Key:
-    """A cell's coordinates in its table: a nationality band is a value of ``nationality``."""
+    """A cell's coordinates in its table: a nationality band is a value of ``nationality``, and
+    a UN/LOCODE implies its country. Without that country, a consumer who reads ``GRMJT`` as in
+    Greece (anyone can) learns ``place_country=GRC`` = the sum of the Greek LOCODE cells, an
+    equation the moves would not know of, and can pin a withheld LOCODE or country."""
     values = dict(dimensions)
     if "nationality_band" in values:
         values["nationality"] = values.pop("nationality_band")
+    if "place_unlocode" in values and "place_country" not in values:
+        country = country_of(values["place_unlocode"])
+        if country is not None:
+            values["place_country"] = country
     return tuple(sorted(values.items()))
 
 
@@ -111,6 +132,10 @@ class Table:
     lookup: dict[Key, int] = field(init=False, repr=False)
     involved: dict[int, list[int]] = field(init=False, repr=False)
     """The equations (indices) each cell takes part in."""
+    kids: list[frozenset[int]] = field(init=False, repr=False)
+    level: list[frozenset[str]] = field(init=False, repr=False)
+    """Each cell's set dimensions."""
+    """Each equation's children, as a set."""
     closed: dict[tuple[Key, tuple[str, ...]], bool] = field(init=False, repr=False)
     _conflicting: dict[Key, frozenset[int]] = field(init=False, repr=False)
 
@@ -125,6 +150,8 @@ class Table:
             values[name].add(value)
         self.values_of = {name: sorted(v) for name, v in values.items()}
         self.lookup = {key: i for i, key in enumerate(self.keys)}
+        self.kids = [frozenset(kids) for _, kids in self.equations]
+        self.level = [frozenset(name for name, _ in key) for key in self.keys]
         self.involved = defaultdict(list)
         for e, (parent, kids) in enumerate(self.equations):
             for c in (parent, *kids):
@@ -208,25 +235,34 @@ def _moves(table: Table, cell: int, values: Sequence[int], single: bool) -> Iter
         candidates = set().union(*(table.with_item[x] for pair in moved for x in pair))
         on_a = tuple(x for x, _ in moved)
         on_b = tuple(y for _, y in moved)
-        neither = table.conflicting(on_a) & table.conflicting(on_b)
-        affected = frozenset(candidates - table.conflicting(shared) - neither)
+        off_a, off_b, off = (table.conflicting(x) for x in (on_a, on_b, shared))
+        # Over the few candidates, not the table (sets of every cell are slow at 2,000 cells).
+        affected = frozenset(
+            c for c in candidates if c not in off and not (c in off_a and c in off_b)
+        )
         yield _Pattern(affected, frozenset({cell, other}), values[cell] + values[other])
 
 
 def _balanced(table: Table, z: Mapping[int, int]) -> bool:
     """``z`` keeps every marginal equation and every level's sum (so it is made of moves)."""
-    for e in {e for c in z for e in table.involved.get(c, ())}:
-        parent, kids = table.equations[e]
-        if z.get(parent, 0) != sum(z.get(c, 0) for c in kids):
-            return False
     levels: dict[frozenset[str], int] = defaultdict(int)
     for c, s in z.items():
-        levels[frozenset(name for name, _ in table.keys[c])] += s
-    return not any(levels.values())
+        levels[table.level[c]] += s
+    if any(levels.values()):
+        return False
+    for e in {e for c in z for e in table.involved.get(c, ())}:
+        parent, kids = table.equations[e], table.kids[e]
+        # Over z's few cells, not the children: a grand total has thousands (2,000-cell returns).
+        if z.get(parent[0], 0) != sum(s for c, s in z.items() if c in kids):
+            return False
+    return True
 
 
-def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
-    """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table."""
+def _rectangles(
+    table: Table, cell: int, values: Sequence[int], withheld: Collection[int], only: bool
+) -> Iterator[dict[int, int]]:
+    """Balanced rectangles through ``cell`` in every closed two-dimensional sub-table: with
+    ``only``, of ``withheld`` cells alone; else the cheapest lines (:data:`LINES_PER_GRID`)."""
     key = dict(table.keys[cell])
     for size in (1, 2):
         if size > len(key):
@@ -239,7 +275,7 @@ def _rectangles(table: Table, cell: int) -> Iterator[dict[int, int]]:
                 dims = sorted({*free, *([extra] if extra else [])})
                 if len(dims) != 2 or not _closed(table, anchor, dims):
                     continue
-                yield from _grid_rectangles(table, cell, anchor, dims)
+                yield from _grid_rectangles(table, cell, anchor, dims, values, withheld, only)
 
 
 def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
@@ -260,7 +296,13 @@ def _closed(table: Table, anchor: dict[str, str], dims: Sequence[str]) -> bool:
 
 
 def _grid_rectangles(
-    table: Table, cell: int, anchor: dict[str, str], dims: Sequence[str]
+    table: Table,
+    cell: int,
+    anchor: dict[str, str],
+    dims: Sequence[str],
+    counts: Sequence[int],
+    withheld: Collection[int],
+    only: bool,
 ) -> Iterator[dict[int, int]]:
     values = table.values_of
 
@@ -273,17 +315,37 @@ def _grid_rectangles(
 
     here = dict(table.keys[cell])
     row, col = here.get(dims[0]), here.get(dims[1])
-    for r2, c2 in itertools.product([None, *values[dims[0]]], [None, *values[dims[1]]]):
-        if r2 == row or c2 == col:
+    # A 2,000-cell grid has 2,000 rectangles per cell: the cheapest rows and columns only.
+    rows = _lines([None, *values[dims[0]]], row, lambda r: at(r, col), counts, withheld, only)
+    cols = _lines([None, *values[dims[1]]], col, lambda c: at(row, c), counts, withheld, only)
+    for (r2, b), (c2, a) in itertools.product(rows, cols):
+        d = at(r2, c2)
+        if d is None or (only and d not in withheld):
             continue
-        corners = [at(row, c2), at(r2, col), at(r2, c2)]
-        if any(c is None for c in corners):
-            continue
-        a, b, d = (c for c in corners if c is not None)
         for sa, sb, sd in itertools.product((1, -1), repeat=3):
             z = {cell: 1, a: sa, b: sb, d: sd}
             if _balanced(table, z):
                 yield z
+
+
+def _lines(
+    lines: list[str | None],
+    mine: str | None,
+    corner: Callable[[str | None], int | None],
+    counts: Sequence[int],
+    withheld: Collection[int],
+    only: bool,
+) -> list[tuple[str | None, int]]:
+    """The other rows (or columns) of a grid with their corner on the cell's column (row):
+    with ``only`` those whose corner is withheld, else the :data:`LINES_PER_GRID` cheapest."""
+    found = [
+        (line, c) for line in lines
+        if line != mine and (c := corner(line)) is not None and (c in withheld or not only)
+    ]  # fmt: skip
+    if only:
+        return found
+    found.sort(key=lambda lc: (lc[1] not in withheld, counts[lc[1]]))
+    return found[:LINES_PER_GRID]
 
 
 def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
@@ -292,7 +354,14 @@ def _width(z: Mapping[int, int], values: Sequence[int]) -> float:
     return up + down
 
 
-def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Iterable[_Pattern]:
+def _patterns(
+    table: Table,
+    cell: int,
+    values: Sequence[int],
+    wide: bool,
+    withheld: Collection[int] = frozenset(),
+    only: bool = False,
+) -> Iterable[_Pattern]:
     """The protections of ``cell`` (see the module): alone, a move to a cell differing in one
     value, a rectangle; with ``wide``, only the moves to cells differing in more (costlier to
     find, so searched when the others are costly)."""
@@ -302,7 +371,7 @@ def _patterns(table: Table, cell: int, values: Sequence[int], wide: bool) -> Ite
     compatible = frozenset(range(len(table.keys))) - table.conflicting(table.keys[cell])
     yield _Pattern(compatible, frozenset({cell}), _INF)
     yield from _moves(table, cell, values, single=True)
-    for z in _rectangles(table, cell):
+    for z in _rectangles(table, cell, values, withheld, only):
         yield _Pattern(frozenset(z), frozenset(z), _width(z, values))
 
 
@@ -316,7 +385,7 @@ def _cheapest(
     """The protection of ``cell`` at least k wide that withholds the fewest new cells, then the
     smallest new total."""
     best: tuple[Cost, _Pattern] | None = None
-    for pattern in _patterns(table, cell, values, wide):
+    for pattern in _patterns(table, cell, values, wide, withheld):
         if pattern.width < k:
             continue
         new = pattern.cells - withheld
@@ -379,6 +448,8 @@ def suppress(
         return ret.model_copy(update={"suppression_k": k})
     seeds = set(seed)
     cells = list(ret.cells)
+    if rests := [r for t in tables(ret) for r in small_rests(ret, t, k)]:
+        raise BreakdownLeavesSmallRest(rests, k)
     for table in tables(ret):
         values = [ret.cells[p].count or 0 for p in table.index]
         if table.indicator in whole:
@@ -389,13 +460,18 @@ def suppress(
         for i in withheld:
             position = table.index[i]
             cells[position] = cells[position].model_copy(update={"count": None, "suppressed": True})
-    return ret.model_copy(update={"cells": cells, "suppression_k": k})
+    controlled = ret.model_copy(update={"cells": cells, "suppression_k": k})
+    return without_fees_describing_few(controlled)
 
 
 def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
     """What breaks disclosure control at ``k`` in a received return (empty: nothing)."""
-    problems = []
+    problems = [
+        f"cells.{p} (fee-per-person) describes crossings that are withheld or zero"
+        for p in fees_describing_few(ret)
+    ]
     for table in tables(ret):
+        problems += small_rests(ret, table, k)
         cells = [ret.cells[p] for p in table.index]
         for i, cell in enumerate(cells):
             if cell.count is not None and 0 < cell.count < k:
@@ -407,7 +483,8 @@ def check_disclosure(ret: StatisticalReturn, k: int) -> list[str]:
         unknown = [0] * len(cells)  # widths cannot be checked: only that the pattern exists
         for i in sorted(withheld):
             patterns = itertools.chain(
-                _patterns(table, i, unknown, wide=False), _patterns(table, i, unknown, wide=True)
+                _patterns(table, i, unknown, False, withheld, only=True),
+                _patterns(table, i, unknown, True),
             )
             if not any(p.cells <= withheld for p in patterns):
                 problems.append(

@@ -8,6 +8,9 @@ nationality). Written here from the cell keys alone, not from the module under t
 Several returns can share hidden tables (``slots``): two versions of a period with the same
 underlying figures share one, a quarter is the sum of its three months' tables, a version with
 changed figures has its own.
+
+A UN/LOCODE names a place in the country of its first two letters (public knowledge): where the
+cells use both places, a hidden point whose LOCODE lies outside its country is a structural zero.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import pycountry
 from scipy.optimize import linprog
 
 from schemas import Cell, Indicator, StatisticalReturn
@@ -60,6 +64,9 @@ def _indicator(
     names = sorted(values)
     joint = list(itertools.product(*(sorted(values[name]) for name in names)))
     n = len(joint) * (1 + max(s for ss in slots for s in ss))
+    bounds = [(0.0, 0.0 if _impossible(names, point) else None) for point in joint] * (
+        n // len(joint)
+    )
     rows = {}
     for r, p, key in cells:
         wanted = dict(key)
@@ -80,13 +87,22 @@ def _indicator(
     for r, p, _ in cells:
         if not returns[r].cells[p].suppressed:
             continue
-        bounds = []
+        found = []
         for sign in (1, -1):
             res = linprog(
                 sign * rows[(r, p)], A_eq=np.array(a_eq).reshape(-1, n), b_eq=b_eq,
-                bounds=(0, None),
+                bounds=bounds,
             )  # fmt: skip
             assert res.status in (0, 3), res.message  # 3: unbounded
-            bounds.append(sign * res.fun if res.status == 0 else np.inf)
-        out[(r, p)] = (bounds[0], bounds[1])
+            found.append(sign * res.fun if res.status == 0 else np.inf)
+        out[(r, p)] = (found[0], found[1])
     return out
+
+
+def _impossible(names: Sequence[str], point: Sequence[str]) -> bool:
+    """A LOCODE outside the point's country of detection."""
+    at = dict(zip(names, point, strict=True))
+    if "place_country" not in at or "place_unlocode" not in at:
+        return False
+    country = pycountry.countries.get(alpha_2=at["place_unlocode"][:2])
+    return country is None or country.alpha_3 != at["place_country"]
