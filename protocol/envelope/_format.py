@@ -210,7 +210,9 @@ def check_prefix(data: bytes, max_size: int) -> None:
         raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
 
 
-_HDR_SCALARS: Final = (str, int, type(None))  # bool is an int; floats, bytes, ext are not allowed
+# What msgpack decodes a header's leaves to (exact types: the decoder builds no subclasses);
+# bool is listed as itself, floats, bytes and extension values are not allowed.
+_HDR_SCALARS: Final[frozenset[type]] = frozenset({str, int, bool, type(None)})
 
 
 def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
@@ -219,11 +221,12 @@ def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
     Also refuses anything the header can never hold: non-string keys, floats, byte strings and
     msgpack extension values (including the built-in timestamp type, which ``ext_hook`` never
     sees). The walk stops at the first map or list too deep, so a hostile nest costs nothing.
+    Types are compared exactly (one set look-up per leaf), which is what msgpack produces.
     """
     if level >= MAX_DEPTH:
         return False, True
     ordered = True
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         keys = list(obj)
         if not all(type(k) is str for k in keys):
             raise MalformedEnvelope("hdr map keys must be strings")
@@ -232,14 +235,17 @@ def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
     else:
         children = obj
     for child in children:
-        if isinstance(child, dict | list):
+        kind = type(child)
+        if kind in _HDR_SCALARS:
+            continue
+        if kind is dict or kind is list:
             shallow, child_ordered = _shape_ok(child, level + 1)
             if not shallow:
                 return False, ordered
             ordered = ordered and child_ordered
-        elif not isinstance(child, _HDR_SCALARS):
+        else:
             raise MalformedEnvelope(
-                f"hdr holds a {type(child).__name__}; only maps, arrays, strings, integers, "
+                f"hdr holds a {kind.__name__}; only maps, arrays, strings, integers, "
                 "booleans and nil are allowed"
             )
     return True, ordered
