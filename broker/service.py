@@ -45,12 +45,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
-from protocol.transport import (
-    SUBJECT_PREFIX_DLV,
-    PublishRejected,
-    deliver_subject,
-    map_nats_errors,
-)
+from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas import Kind
 from schemas.errors import EnvelopeError, Replayed
@@ -185,15 +180,16 @@ class Broker(_Inspection):
                 out.append(hold_publication(header, data, outcome.subject, seq))
             elif header.kind is Kind.RETRACTION and not outcome.release:
                 out += void_publications(header)
-            # deliver_subject(r, header) for each r, with the header's tokens read once.
-            tail = deliver_subject("", header)[len(SUBJECT_PREFIX_DLV) + 1 :]
+            # deliver_subject(r, header) for each r, with the header's tokens read once: the
+            # subject of a placeholder recipient, split where the recipient goes.
+            before, _, after = deliver_subject("\x00", header).partition("\x00")
             for recipient, record in outcome.decisions.items():
                 if record["decision"] == "allow":
                     if outcome.held:
                         continue
                     out.append(
                         (
-                            f"{SUBJECT_PREFIX_DLV}.{recipient}{tail}",
+                            f"{before}{recipient}{after}",
                             data,
                             {"Nats-Msg-Id": f"{header.id}.{recipient}"},
                         )
