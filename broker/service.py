@@ -178,13 +178,16 @@ class Broker(_Inspection):
                 out.append(hold_publication(header, data, outcome.subject, seq))
             elif header.kind is Kind.RETRACTION and not outcome.release:
                 out += void_publications(header)
+            # deliver_subject(r, header) for each r, with the header's tokens read once: the
+            # subject of a placeholder recipient, split where the recipient goes.
+            before, _, after = deliver_subject("\x00", header).partition("\x00")
             for recipient, record in outcome.decisions.items():
                 if record["decision"] == "allow":
                     if outcome.held:
                         continue
                     out.append(
                         (
-                            deliver_subject(recipient, header),
+                            f"{before}{recipient}{after}",
                             data,
                             {"Nats-Msg-Id": f"{header.id}.{recipient}"},
                         )

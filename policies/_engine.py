@@ -17,14 +17,7 @@ from schemas import ALL_MEMBERS, EnvelopeHeader, Kind, SectionKind, Tlp
 from schemas._types import COUNTRY_PREFIX
 from schemas.errors import PolicyError
 
-from ._agency_policy import (
-    AgencyPolicy,
-    DenyRule,
-    MaxTlpRule,
-    NoPersonalDataRule,
-    RedOnlyToRule,
-    compile_policy,
-)
+from ._agency_policy import AgencyPolicy
 from ._catalogue import TLP_RANK, AuditFlag, ReasonCode
 from ._decision import Decision, Obligation, Reason, obligations_for
 from ._federation import Agreement, Federation, split_targets
@@ -32,13 +25,13 @@ from ._index import FederationIndex, MemberInfo, index_of
 from ._messages import (
     no_basis,
     no_data_protection,
-    policy_rule,
     reason,
     unknown_deny_to,
     unknown_rel_to,
     when,
 )
 from ._sections import withheld_sections
+from ._standing import StandingPlan, apply, plan
 
 __all__ = ["allowed_recipients", "decide", "decide_all", "may_forward"]
 
@@ -57,6 +50,7 @@ class _Facts:
 
     __slots__ = (
         "_obligations",
+        "_standing",
         "class_rank",
         "deny_agencies",
         "deny_countries",
@@ -87,6 +81,16 @@ class _Facts:
         self.class_rank = handling.classification.rank
         self.tlp_rank = TLP_RANK[handling.tlp]
         self._obligations: tuple[Obligation, ...] | None = None
+        self._standing: StandingPlan | None = None
+
+    def standing(self, policy: AgencyPolicy, index: FederationIndex) -> StandingPlan:
+        """The originator's standing policy planned for this header (once per policy)."""
+        known = self._standing
+        if known is None or known.policy is not policy or known.index is not index:
+            known = self._standing = plan(
+                self.header, policy, index, bool(self.personal), self.tlp_rank, self.class_rank
+            )
+        return known
 
     @property
     def obligations(self) -> tuple[Obligation, ...]:
@@ -345,7 +349,7 @@ def _evaluate(
             add(no_data_protection(facts.personal, origin.id, recipient, usable))
     no_personal_policy = False
     if policy is not None:
-        no_personal_policy = _standing_policy(header, facts, member, index, policy, reasons)
+        no_personal_policy = apply(facts.standing(policy, index), member, reasons)
     if reasons:
         return Decision(recipient, False, tuple(reasons))
     sections = withheld_sections(
@@ -443,55 +447,6 @@ def _releasability(tlp: Tlp, facts: _Facts, member: MemberInfo, reasons: list[Re
 def _alternatives(member: MemberInfo) -> str:
     """The groups through which rel_to could reach ``member``, for a denial message."""
     return "".join(f" or use group:{g}" for g in sorted(member.groups))
-
-
-def _standing_policy(
-    header: EnvelopeHeader,
-    facts: _Facts,
-    member: MemberInfo,
-    index: FederationIndex,
-    policy: AgencyPolicy,
-    reasons: list[Reason],
-) -> bool:
-    """The originator's own rules (restrict only). Returns whether no-personal-data applies."""
-    if policy.agency != header.originator:
-        reasons.append(
-            reason(
-                ReasonCode.POLICY_WRONG_AGENCY, owner=policy.agency, originator=header.originator
-            )
-        )
-        return False
-    compiled = compile_policy(policy)
-    unknown = sorted(compiled.groups_named - index.group_ids)
-    if unknown:
-        reasons.append(
-            reason(
-                ReasonCode.POLICY_UNKNOWN_GROUP,
-                owner=policy.agency,
-                version=policy.version,
-                groups=", ".join(f"group:{g}" for g in unknown),
-                federation=index.id,
-            )
-        )
-    is_red = header.handling.tlp is Tlp.RED
-    no_personal = False
-    for rule, agencies, groups in compiled.rules:
-        hit = member.id in agencies or not groups.isdisjoint(member.groups)
-        if isinstance(rule, DenyRule):
-            denied, code = hit, ReasonCode.POLICY_DENY
-        elif isinstance(rule, NoPersonalDataRule):
-            no_personal = no_personal or hit
-            denied, code = hit and bool(facts.personal), ReasonCode.POLICY_NO_PERSONAL_DATA
-        elif isinstance(rule, RedOnlyToRule):
-            denied, code = is_red and not hit, ReasonCode.POLICY_RED_ONLY_TO
-        elif isinstance(rule, MaxTlpRule):
-            denied, code = hit and facts.tlp_rank > TLP_RANK[rule.tlp], ReasonCode.POLICY_MAX_TLP
-        else:
-            denied = hit and facts.class_rank > rule.classification.rank
-            code = ReasonCode.POLICY_MAX_CLASSIFICATION
-        if denied:
-            reasons.append(policy_rule(code, policy, rule, member, agencies, groups))
-    return no_personal
 
 
 def _deny(recipient: str, code: ReasonCode, **params: object) -> Decision:

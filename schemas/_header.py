@@ -135,7 +135,9 @@ class EnvelopeHeader(BaseModel):
         DEFAULT components: one canonical form, and ≈ 130 fewer bytes in a typical envelope.
         Decoding fills the defaults back in (docs/decisions/0011).
         """
-        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude_defaults=True, exclude={"handling"}
+        )
         # The handling block is dumped as its own class, so a field is left out at *its*
         # version's default: an iir/1.1 block without an action code has nothing to write,
         # not a "null" measured against iir/1's A1. (The canonical encoding sorts keys.)

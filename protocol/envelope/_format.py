@@ -25,6 +25,7 @@ from schemas.errors import (
 
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_BYTES",
+    "HDR_OFFSET",
     "MAX_HEADER_BYTES",
     "MAX_HEADER_OBJECTS",
     "MAX_OBJECTS",
@@ -78,9 +79,14 @@ MAX_OBJECTS: Final[int] = 20_480
 """msgpack objects in the whole envelope: the header's 4,096, plus 256 stanzas (7 objects each)
 in the body's list and in each of 8 sections, plus the fixed fields (20,294 at most)."""
 _PREFIX: Final[bytes] = b"\x87\xa1v"  # fixmap(7), fixstr "v": the version comes first
+HDR_OFFSET: Final[int] = len(b"\x87\xa1v\x01\xa5suite\x01\xa3hdr")
+"""Where the header's encoding starts in an envelope :func:`decode` accepted (canonical: the
+version and the suite are one-byte integers, the keys fixstr)."""
 _TOP_KEYS: Final[tuple[str, ...]] = ("v", "suite", "hdr", "rcpt", "body", "sections", "sig")
 _STANZA_KEYS: Final[frozenset[str]] = frozenset({"agency", "kid", "enc"})
 _SECTION_KEYS: Final[frozenset[str]] = frozenset({"id", "rcpt", "body"})
+_STANZA_ORDER: Final[tuple[str, ...]] = ("agency", "enc", "kid")  # canonical: sorted
+_SECTION_ORDER: Final[tuple[str, ...]] = ("body", "id", "rcpt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +210,9 @@ def check_prefix(data: bytes, max_size: int) -> None:
         raise MalformedEnvelope("a v1 envelope is a map of exactly 7 fields")
 
 
-_HDR_SCALARS: Final = (str, int, type(None))  # bool is an int; floats, bytes, ext are not allowed
+# What msgpack decodes a header's leaves to (exact types: the decoder builds no subclasses);
+# bool is listed as itself, floats, bytes and extension values are not allowed.
+_HDR_SCALARS: Final[frozenset[type]] = frozenset({str, int, bool, type(None)})
 
 
 def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
@@ -213,11 +221,12 @@ def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
     Also refuses anything the header can never hold: non-string keys, floats, byte strings and
     msgpack extension values (including the built-in timestamp type, which ``ext_hook`` never
     sees). The walk stops at the first map or list too deep, so a hostile nest costs nothing.
+    Types are compared exactly (one set look-up per leaf), which is what msgpack produces.
     """
     if level >= MAX_DEPTH:
         return False, True
     ordered = True
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         keys = list(obj)
         if not all(type(k) is str for k in keys):
             raise MalformedEnvelope("hdr map keys must be strings")
@@ -226,14 +235,17 @@ def _shape_ok(obj: Any, level: int = 0) -> tuple[bool, bool]:
     else:
         children = obj
     for child in children:
-        if isinstance(child, dict | list):
+        kind = type(child)
+        if kind in _HDR_SCALARS:
+            continue
+        if kind is dict or kind is list:
             shallow, child_ordered = _shape_ok(child, level + 1)
             if not shallow:
                 return False, ordered
             ordered = ordered and child_ordered
-        elif not isinstance(child, _HDR_SCALARS):
+        else:
             raise MalformedEnvelope(
-                f"hdr holds a {type(child).__name__}; only maps, arrays, strings, integers, "
+                f"hdr holds a {kind.__name__}; only maps, arrays, strings, integers, "
                 "booleans and nil are allowed"
             )
     return True, ordered
@@ -251,35 +263,41 @@ def _str(value: Any, what: str, max_len: int = 64) -> str:
     return value
 
 
-def _stanzas(value: Any, suite: int, what: str) -> tuple[Stanza, ...]:
+def _stanzas(value: Any, suite: int, what: str) -> tuple[tuple[Stanza, ...], bool]:
+    """The stanzas, and whether every stanza map had its keys in canonical order."""
     if not isinstance(value, list):
         raise MalformedEnvelope(f"{what} must be an array of stanzas")
     if len(value) > MAX_STANZAS:
         raise MalformedEnvelope(f"{what} has {len(value)} stanzas; at most {MAX_STANZAS}")
     out = []
+    keys = []
+    in_order = True
+    enc_len = STANZA_ENC_LEN[suite]
     for i, item in enumerate(value):
-        if not isinstance(item, dict) or set(item) != _STANZA_KEYS:
-            raise MalformedEnvelope(f"{what}[{i}] must be a map of agency, kid and enc")
-        enc = _bytes(item["enc"], f"{what}[{i}].enc")
+        # The common case in one tuple comparison: the keys, and in their canonical order.
+        if type(item) is not dict or tuple(item) != _STANZA_ORDER:
+            if not isinstance(item, dict) or set(item) != _STANZA_KEYS:
+                raise MalformedEnvelope(f"{what}[{i}] must be a map of agency, kid and enc")
+            in_order = False  # refused as non-canonical where the re-encoding would be
+        agency, enc, kid = item["agency"], item["enc"], item["kid"]
+        if type(enc) is not bytes:
+            _bytes(enc, f"{what}[{i}].enc")
         # Exact length before any key is used (age does the same for its stanzas).
-        if len(enc) != STANZA_ENC_LEN[suite]:
+        if len(enc) != enc_len:
             raise MalformedEnvelope(
-                f"{what}[{i}].enc is {len(enc)} bytes; suite {suite} stanzas are "
-                f"{STANZA_ENC_LEN[suite]}"
+                f"{what}[{i}].enc is {len(enc)} bytes; suite {suite} stanzas are {enc_len}"
             )
-        out.append(
-            Stanza(
-                _str(item["agency"], f"{what}[{i}].agency"),
-                _str(item["kid"], f"{what}[{i}].kid"),
-                enc,
-            )
-        )
-    keys = [(s.agency, s.kid) for s in out]
+        if type(agency) is not str or not 0 < len(agency) <= 64:
+            _str(agency, f"{what}[{i}].agency")
+        if type(kid) is not str or not 0 < len(kid) <= 64:
+            _str(kid, f"{what}[{i}].kid")
+        out.append(Stanza(agency, kid, enc))
+        keys.append((agency, kid))
     # One canonical order (sorted, no duplicates): a reordered list is a different byte string
     # for the same content, which replay caches and audit hashes must never see.
     if keys != sorted(set(keys)):
         raise NonCanonicalEncoding(f"{what} must be sorted by (agency, kid) without duplicates")
-    return tuple(out)
+    return tuple(out), in_order
 
 
 _MAP_HEADS: Final[frozenset[int]] = frozenset({*range(0x80, 0x90), 0xDE, 0xDF})
@@ -346,7 +364,13 @@ def _prescan(data: bytes) -> None:
     one byte), so a genuine envelope costs a few microseconds; a field whose bytes exceed what
     is left of the budget (a header over 4 KiB, a large section) is walked and counted exactly.
     The header is also bounded by its encoded size.
+
+    An envelope of at most MAX_HEADER_OBJECTS bytes passes without a walk: every object takes
+    at least one byte, so neither its header nor its total can exceed either budget, and a
+    64 KiB header does not fit in it (a typical 5-recipient report is ~3 KiB: 3.4 us saved).
     """
+    if len(data) <= MAX_HEADER_OBJECTS:
+        return
     unpacker = _unpacker(data)
     budget = MAX_OBJECTS - 1  # the top-level map
     objects = "msgpack object count"
@@ -440,26 +464,33 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Envelope:
     if not isinstance(sections_raw, list) or len(sections_raw) > MAX_SECTIONS:
         raise MalformedEnvelope(f"sections must be an array of at most {MAX_SECTIONS}")
     sections = []
+    in_order = True
     for i, item in enumerate(sections_raw):
         if not isinstance(item, dict) or set(item) != _SECTION_KEYS:
             raise MalformedEnvelope(f"sections[{i}] must be a map of id, rcpt and body")
+        in_order = in_order and tuple(item) == _SECTION_ORDER
         sbody = _bytes(item["body"], f"sections[{i}].body")
         if len(sbody) < AEAD_TAG_LEN:
             raise MalformedEnvelope(f"sections[{i}].body is shorter than an AEAD tag")
         sid = _str(item["id"], f"sections[{i}].id", 48)
-        sections.append(Section(sid, _stanzas(item["rcpt"], suite, f"sections[{i}].rcpt"), sbody))
+        srcpt, stanzas_in_order = _stanzas(item["rcpt"], suite, f"sections[{i}].rcpt")
+        in_order = in_order and stanzas_in_order
+        sections.append(Section(sid, srcpt, sbody))
+    rcpt, stanzas_in_order = _stanzas(obj["rcpt"], suite, "rcpt")
     env = Envelope(
         v=VERSION,
         suite=suite,
         hdr=hdr,
-        rcpt=_stanzas(obj["rcpt"], suite, "rcpt"),
+        rcpt=rcpt,
         body=body,
         sections=tuple(sections),
         sig=sig,
     )
-    # With the header's key order checked above, encoding the decoded values as they are must
-    # give back the input byte for byte (shortest forms, bin for bytes, no duplicate keys).
-    if encode(env, hdr_sorted=True) != data:
+    # With every map's key order checked above (the top level, the header, the sections and
+    # the stanzas), encoding the decoded object as it is must give back the input byte for byte
+    # (shortest forms, bin for bytes, no duplicate keys). That is what :func:`encode` would
+    # write for ``env``, without building its maps again.
+    if not (in_order and stanzas_in_order) or msgpack.packb(obj, use_bin_type=True) != data:
         raise NonCanonicalEncoding(
             "envelope is not in canonical msgpack form (sorted keys, minimal lengths, "
             "bin for bytes); re-encode it with a conforming encoder"

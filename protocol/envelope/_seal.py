@@ -39,6 +39,7 @@ from .. import crypto
 from ..keys import EncryptionKey, PublicEncryptionKey, PublicSigningKey, SigningKey
 from ._format import (
     DEFAULT_MAX_ENVELOPE_BYTES,
+    HDR_OFFSET,
     SUITE_MLKEM768_X25519,
     SUITE_X25519,
     VERSION,
@@ -212,8 +213,12 @@ def seal(
     return data
 
 
-def _parse_header(env: Envelope) -> tuple[EnvelopeHeader, bytes]:
-    """The validated header and its canonical encoding (what the header hash covers)."""
+def _parse_header(env: Envelope, data: bytes) -> tuple[EnvelopeHeader, bytes]:
+    """The validated header and its canonical encoding (what the header hash covers).
+
+    ``data`` is the envelope ``env`` was decoded from: its header bytes are compared as they
+    are, not encoded again (msgpack is self-delimiting, so a complete encoding found at the
+    header's offset is the whole header)."""
     try:
         header = EnvelopeHeader.model_validate(env.hdr)
     except ValidationError as exc:
@@ -227,7 +232,7 @@ def _parse_header(env: Envelope) -> tuple[EnvelopeHeader, bytes]:
         ) from exc
     # Compare encodings, not Python values: 0 == False and 1 == 1.0 in Python, never on the wire.
     packed = canonical_packb(header.to_wire())
-    if packed != msgpack.packb(env.hdr, use_bin_type=True):
+    if not data.startswith(packed, HDR_OFFSET):
         raise NonCanonicalEncoding(
             "header values are not in canonical form (sorted lists, times in ms, and fields "
             "at their default value left out)"
@@ -278,7 +283,7 @@ def inspect_envelope(
 ) -> Unverified:
     """Format, header, consistency, clock skew and the signer's key; not the signature."""
     env = decode(data, max_size)
-    header, packed_header = _parse_header(env)
+    header, packed_header = _parse_header(env, data)
     _check_consistency(header, env)
     skew = int((header.created - now).total_seconds() * 1000)
     if skew > max_clock_skew_ms:

@@ -34,7 +34,7 @@ from schemas.errors import (
     UnsupportedSuite,
     UnsupportedVersion,
 )
-from tests.envelope._factories import FEW, FUZZ, READERS, assemble, raw, sealed
+from tests.envelope._factories import FEW, FUZZ, READERS, assemble, raw, sealed, stanza_obj
 
 DATA = sealed(READERS, b"report" * 20, sections={"personal-data": (b"persons", READERS[:1])})
 ENV = decode(DATA)
@@ -577,6 +577,18 @@ def test_unsorted_stanza_map_keys() -> None:
         {"kid": STANZA.kid, "enc": STANZA.enc, "agency": STANZA.agency}, use_bin_type=True
     )
     _non_canonical(assemble(ENV, rcpt=b"\x91" + stanza))
+
+
+def test_unsorted_section_map_keys() -> None:
+    """A section map, or a stanza map inside it, with keys out of order is non-canonical (the
+    decoder checks each map's key order and then re-encodes the decoded object as it is)."""
+    sec = ENV.sections[0]
+    stanzas = [stanza_obj(s) for s in sec.rcpt]
+    reordered = {"rcpt": stanzas, "id": sec.id, "body": sec.body}
+    _non_canonical(assemble(ENV, sections=b"\x91" + msgpack.packb(reordered, use_bin_type=True)))
+    backwards = [{"kid": s["kid"], "enc": s["enc"], "agency": s["agency"]} for s in stanzas]
+    inner = {"body": sec.body, "id": sec.id, "rcpt": backwards}
+    _non_canonical(assemble(ENV, sections=b"\x91" + msgpack.packb(inner, use_bin_type=True)))
 
 
 def _int_in_header(encoded: bytes) -> bytes:

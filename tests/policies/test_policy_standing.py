@@ -140,6 +140,22 @@ def test_policy_copy_with_new_rules_is_recompiled() -> None:
     assert decide(header(tlp="GREEN"), "MLT-AFM", FED, copied, NOW).allowed
 
 
+def test_standing_plan_follows_the_policy_and_federation_for_one_header() -> None:
+    """The same header object decided under another policy, or another federation, is judged
+    by that one: the per-header plan of the standing policy is never reused across them."""
+    head = header(tlp="GREEN")
+    deny = policy("ITA-GDF", {"rule": "deny", "targets": ["MLT-AFM"]})
+    assert ["policy-deny"] == codes(decide(head, "MLT-AFM", FED, deny, NOW))
+    assert ["allowed"] == codes(decide(head, "MLT-AFM", FED, policy("ITA-GDF"), NOW))
+    assert ["policy-deny"] == codes(decide(head, "MLT-AFM", FED, deny, NOW))
+    unknown = policy("ITA-GDF", {"rule": "deny", "targets": ["group:nowhere"]})
+    assert ["policy-unknown-group"] == codes(decide(head, "MLT-AFM", FED, unknown, NOW))
+    assert ["policy-wrong-agency"] == codes(decide(head, "MLT-AFM", FED, policy("AUS-ABF"), NOW))
+    # A rule that cannot bite this header (RED-only for a GREEN report) is left out of the plan.
+    red_only = policy("ITA-GDF", {"rule": "red-only-to", "targets": ["AUS-ABF"]})
+    assert ["allowed"] == codes(decide(head, "MLT-AFM", FED, red_only, NOW))
+
+
 @pytest.mark.parametrize(
     ("handling", "expected"),
     [
