@@ -36,7 +36,8 @@ async def stream_messages(nc: Client, stream: str) -> list[Any]:
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         try:
             out.append(await js.get_msg(stream, seq))
-        except nats.js.errors.NotFoundError:
+        except (nats.js.errors.NotFoundError, nats.js.errors.BadRequestError):
+            # Deleted (a work queue's acked message, a purge): nothing to list at that sequence.
             continue
     return out
 
