@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ class LaneScheduler:
         *,
         fetch_timeout_s: float = 0.5,
         on_deferred: Callable[[str, int], object] = lambda _o, _n: None,
+        stuck_after_s: float | None = None,
     ) -> None:
         self.subs = subs
         self.batch = batch
@@ -138,12 +140,21 @@ class LaneScheduler:
         # fetch in flight is waited for before a routine turn is given instead.
         self._urgent_more = False
         self._asked: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+        # A fetch returns within its timeout (plus the fetch's own retry pause); one running
+        # far longer is stuck and is replaced.
+        self._stuck_after_s = stuck_after_s or max(10.0, 20 * fetch_timeout_s)
         # Urgent messages of the last turn, in the caller's hands until its next take(): they
         # count against the window, so what a hop holds unacknowledged stays within it.
         self._handed = 0
 
     async def _fetch(self, lane: str, batch: int) -> list[Msg]:
-        """One batch of ``lane`` (empty after a fetch timeout: the caller's idle work runs)."""
+        """One batch of ``lane`` (empty after a fetch timeout: the caller's idle work runs).
+
+        Never raises (but for cancellation): a fetch that fails in any way is logged and
+        retried, because a lane whose fetch loop died would leave its deliveries in the stream
+        while the other lane carries on, which nobody would notice until a report is missed.
+        """
         try:
             return await self.subs[lane].fetch(batch, timeout=self.fetch_timeout_s)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -152,11 +163,22 @@ class LaneScheduler:
             # Server restarting, leader election, reconnect: the durable consumer keeps every
             # unacknowledged message; wait and fetch again.
             _log.warning("fetch failed; retrying", lane=lane, error=repr(exc))
-            await asyncio.sleep(0.5)
-            return []
+        except Exception as exc:  # a client library bug must not stop a lane for good
+            _log.error("fetch raised unexpectedly; retrying", lane=lane, error=repr(exc))
+        await asyncio.sleep(0.5)
+        return []
 
     def _collect(self) -> None:
+        now = time.monotonic()
         for lane, task in list(self._tasks.items()):
+            if not task.done() and now - self._started[lane] > self._stuck_after_s:
+                # A fetch far past its own timeout: the client lost track of its pull request.
+                # Replace it (what it was handed comes back after ack_wait, never lost).
+                _log.error("fetch overdue; starting a new one", lane=lane,
+                           running_s=round(now - self._started[lane], 1))  # fmt: skip
+                task.cancel()
+                del self._tasks[lane]
+                continue
             if task.done():
                 del self._tasks[lane]
                 got = task.result()
@@ -171,6 +193,7 @@ class LaneScheduler:
 
     def _start(self, lane: str, batch: int) -> None:
         self._asked[lane] = batch
+        self._started[lane] = time.monotonic()
         self._tasks[lane] = asyncio.create_task(self._fetch(lane, batch))
 
     def urgent_waiting(self) -> bool:

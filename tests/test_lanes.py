@@ -7,6 +7,7 @@ consumers, broker and nodes) is in tests/broker/test_lanes_live.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -184,3 +185,40 @@ def test_subject_originator_and_filters() -> None:
     assert subject_originator("plm.pub.ITA-GDF.report") is None
     assert lane_filter("plm.dlv.MLT-AFM", ROUTINE) == "plm.dlv.MLT-AFM.*.*.*.*"
     assert lane_filter("plm.dlv.MLT-AFM", URGENT) == "plm.dlv.MLT-AFM.*.*.*.*.urgent"
+
+
+class FlakySub(FakeSub):
+    """A subscription whose first fetch fails as a client-library bug would (not a NATS
+    error), or never returns at all (a pull request the client lost track of)."""
+
+    def __init__(self, msgs: list[FakeMsg], first: str) -> None:
+        super().__init__(msgs)
+        self.first = first
+
+    async def fetch(self, batch: int, timeout: float) -> list[FakeMsg]:
+        if self.fetches == 0:
+            self.fetches += 1
+            if self.first == "raise":
+                raise KeyError("a bug inside the client")
+            await asyncio.Event().wait()  # hangs until cancelled
+        return await super().fetch(batch, timeout)
+
+
+@pytest.mark.parametrize("first", ["raise", "hang"])
+async def test_a_lane_whose_fetch_fails_or_hangs_keeps_delivering(first: str) -> None:
+    """Seen once in the stateful federation test: a routine delivery stayed pending in its
+    consumer while the node idled. A fetch that raises anything, or never returns, must not
+    stop its lane: the error is logged and the fetch started again."""
+    routine = FlakySub(_msgs("ITA-GDF", 3), first)
+    lanes = LaneScheduler({ROUTINE: routine, URGENT: FakeSub([])}, 8, LaneShares(),
+                          lambda s: subject_originator(s) or "?", fetch_timeout_s=0.01,
+                          stuck_after_s=0.2)  # fmt: skip
+    got: list[int] = []
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(got) < 3 and asyncio.get_running_loop().time() < deadline:
+        turn = await lanes.take()
+        if turn is not None:
+            got += [m.n for m in turn[1]]  # type: ignore[attr-defined]
+    await lanes.close()
+    assert [0, 1, 2] == got
+    assert routine.fetches >= 2
