@@ -242,8 +242,7 @@ class Node(_Receiving):
             while not self._stopping.is_set():
                 turn = await lanes.take()
                 if turn is None:
-                    self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
-                    self.check_overdue()
+                    self._idle_work()
                     continue
                 lane, msgs = turn
                 for i, msg in enumerate(msgs):
@@ -257,6 +256,15 @@ class Node(_Receiving):
                     await msg.nak()
                 for sub in lanes.subs.values():
                     await sub.unsubscribe()
+
+    def _idle_work(self) -> None:
+        """Purge expired reports and flag overdue requests; a failure is logged and tried again
+        at the next idle moment, never allowed to stop the node taking its deliveries."""
+        try:
+            self.metrics.purged.inc(len(self.inbox.purge_expired(datetime.now(UTC))))
+            self.check_overdue()
+        except Exception as exc:
+            _log.error("idle work failed; will try again", error=repr(exc))
 
     async def _deliver(self, msg: Msg) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,6 +383,35 @@ async def test_an_unexpected_error_on_one_delivery_does_not_stop_the_node(
     await wait_for(stored, within=30)
     assert 1 == len(failures)
     assert failures[0].startswith("plm.dlv.MLT-AFM.ITA-GDF.")
+
+
+async def test_failing_idle_work_does_not_stop_the_node(running: Federation) -> None:
+    """The deadline check the node runs when idle once raised (two threads met in one SQLite
+    transaction) and took the node's delivery loop down with it: now it is logged and tried
+    again, and deliveries keep being stored."""
+    mlt = running.nodes["MLT-AFM"]
+    real_check = mlt.check_overdue
+    failures: list[int] = []
+
+    def failing_once() -> list[dict[str, object]]:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("cannot start a transaction within a transaction")
+        return real_check()
+
+    mlt.check_overdue = failing_once  # type: ignore[method-assign]
+
+    async def failed() -> bool:
+        return bool(failures)
+
+    await wait_for(failed, within=30)  # the node went idle and its check raised
+    sealed = await running.nodes["ITA-GDF"].publish(_example("01"))
+    assert "MLT-AFM" in sealed.recipients
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(sealed.header.id)
+
+    await wait_for(stored, within=30)
 
 
 async def test_deliveries_are_retried_without_an_attempt_limit(running: Federation) -> None:

@@ -560,14 +560,24 @@ class FederationMachine(RuleBasedStateMachine):
             note("cold request refused by the broker")
             return
         late = datetime.now(UTC) + timedelta(days=8)  # past every art. 5(1) default
-        try:
-            for agency in (asker, asked):
-                nodes[agency].clock = lambda: late
-            owed = [r["id"] for r in nodes[asker].check_overdue() if r["direction"] == "sent"]
-            owes = [r["id"] for r in nodes[asked].check_overdue() if r["direction"] == "received"]
-        finally:
-            for agency in (asker, asked):
-                nodes[agency].clock = lambda: datetime.now(UTC)
+
+        async def overdue() -> tuple[list[str], list[str]]:
+            # On the nodes' own event loop, with no await in between: a node and its inbox are
+            # not thread-safe, and the running node checks deadlines itself when idle (from
+            # this test's thread the two met inside one SQLite transaction).
+            try:
+                for agency in (asker, asked):
+                    nodes[agency].clock = lambda: late
+                owed = [r["id"] for r in nodes[asker].check_overdue() if r["direction"] == "sent"]
+                owes = [
+                    r["id"] for r in nodes[asked].check_overdue() if r["direction"] == "received"
+                ]
+            finally:
+                for agency in (asker, asked):
+                    nodes[agency].clock = lambda: datetime.now(UTC)
+            return owed, owes
+
+        owed, owes = self.call(overdue())
         assert header.id in owed, owed
         assert header.id in owes, owes
         note("cold request overdue on both sides")
