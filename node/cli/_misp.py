@@ -6,7 +6,6 @@ distribution and sharing group follow the rule in ``node.interop.misp.distributi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +19,7 @@ from ._stix import (
     OfficerOpt,
     OutputOpt,
     WithholdOpt,
-    check_exportable,
-    load_source,
-    record,
-    write,
+    export_report,
     write_drafts,
 )
 
@@ -50,21 +46,8 @@ def misp_export(
     """
     from node.interop import export_event
 
-    src = load_source(source, config, report_id)
-    now = datetime.now(UTC)
-    check_exportable(src, now)
-    withheld = set(src.withheld) | set(withhold or [])
-    event = export_event(
-        src.report,
-        report_id=src.report_id,
-        created=src.created,
-        modified=max(now, src.created),
-        withhold=withheld,
-        retracted=src.retracted,
-    )
-    # Recorded first: an export the log could not record does not happen.
-    record(src, "misp", officer, withheld, output)
-    write(event.to_json(indent=2), output)
+    export_report(source, config, report_id, withhold, officer, output, "misp",
+                  lambda *a, **kw: export_event(*a, **kw).to_json(indent=2))  # fmt: skip
 
 
 @misp_app.command("import")

@@ -9,6 +9,7 @@ which handling allows which export.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +165,36 @@ def record(
     )
 
 
+def export_report(
+    source: str,
+    config: Path | None,
+    report_id: str | None,
+    withhold: list[str] | None,
+    officer: str | None,
+    output: Path | None,
+    fmt: str,
+    render: Callable[..., str],
+) -> None:
+    """What every export command does: load the report, refuse what may not leave, record the
+    export, then write what ``render(report, report_id=, created=, modified=, withhold=,
+    retracted=)`` made of it."""
+    src = load_source(source, config, report_id)
+    now = datetime.now(UTC)
+    check_exportable(src, now)
+    withheld = set(src.withheld) | set(withhold or [])
+    text = render(
+        src.report,
+        report_id=src.report_id,
+        created=src.created,
+        modified=max(now, src.created),
+        withhold=withheld,
+        retracted=src.retracted,
+    )
+    # Recorded first: an export the log could not record does not happen.
+    record(src, fmt, officer, withheld, output)
+    write(text, output)
+
+
 def write(text: str, output: Path | None) -> None:
     if output is None:
         out_console.file.write(text + "\n")
@@ -191,21 +222,8 @@ def stix_export(
     """
     from node.interop import export_bundle
 
-    src = load_source(source, config, report_id)
-    now = datetime.now(UTC)
-    check_exportable(src, now)
-    withheld = set(src.withheld) | set(withhold or [])
-    bundle = export_bundle(
-        src.report,
-        report_id=src.report_id,
-        created=src.created,
-        modified=max(now, src.created),
-        withhold=withheld,
-        retracted=src.retracted,
-    )
-    # Recorded first: an export the log could not record does not happen.
-    record(src, "stix-2.1", officer, withheld, output)
-    write(bundle.serialize(pretty=True), output)
+    export_report(source, config, report_id, withhold, officer, output, "stix-2.1",
+                  lambda *a, **kw: export_bundle(*a, **kw).serialize(pretty=True))  # fmt: skip
 
 
 @stix_app.command("import")
