@@ -246,11 +246,22 @@ class _Provisioner:
                         await self.js.update_stream(expected)
                 return
             except PalermoError as exc:
+                # A replicated stream on a loaded cluster may take longer to create than the
+                # request waits: if it is there now, as configured, it was only slow.
+                if await self._arrived_late(expected):
+                    return
                 # Under a deployment's permissions nats-server drops the request ("Permissions
                 # Violation"), which the client sees as a timeout: stop trying the others.
                 self.create = False
                 problem = f"{problem} (and this NATS user could not fix it: {exc.reason})"
         self.problems[name] = problem
+
+    async def _arrived_late(self, expected: StreamConfig) -> bool:
+        try:
+            actual = await _info(self.js, str(expected.name))
+        except PalermoError:
+            return False
+        return actual is not None and not _differences(expected, actual)
 
     def raise_if_any(self) -> None:
         if not self.problems:

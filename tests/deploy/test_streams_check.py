@@ -53,3 +53,35 @@ async def test_a_missing_stream_is_named_with_the_command_to_run(nats_url: str) 
     assert "palermo broker streams create --config broker.toml --nats-config admin.toml" == (
         raised.value.command
     )
+
+
+async def test_a_stream_created_after_the_request_gave_up_counts_as_created(
+    nats_url: str,
+) -> None:
+    """A replicated stream on a loaded cluster can be created after the request timed out: the
+    check looks again, finds it as configured, and carries on with the other streams, instead of
+    reporting it missing (and the rest uncreated) as if the user had no right to create it."""
+    nc = await nats.connect(nats_url)
+    try:
+        real = nc.jetstream()
+
+        class SlowReply(type(real)):  # type: ignore[misc]
+            """Creates the stream, then loses the reply the first time, as a slow server does."""
+
+            late = 0
+
+            async def add_stream(self, config=None, **params):  # type: ignore[no-untyped-def]
+                info = await super().add_stream(config, **params)
+                if not SlowReply.late:
+                    SlowReply.late += 1
+                    raise nats.errors.TimeoutError
+                return info
+
+        await ensure_streams(SlowReply(nc), StreamLimits())
+        names = sorted(str(info.config.name) for info in await real.streams_info())
+    finally:
+        await nc.close()
+    assert 1 == SlowReply.late
+    assert ["PLM_AUDIT", "PLM_DEAD", "PLM_DLV", "PLM_HOLD", "PLM_PUB", "PLM_RCPT", "PLM_SEEN"] == (
+        names
+    )
