@@ -123,6 +123,19 @@ class Receipts:
                 await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
 
 
+class Copies:
+    """When the broker published each urgent alert's copy for a partner (a plain subscription
+    on the copies' subjects sees them as they are stored in PLM_DLV): (envelope, recipient) →
+    time. Splits an alert's latency into the broker's hop and the node's."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], float] = {}
+
+    async def on_msg(self, msg: Any) -> None:
+        envelope, _, recipient = (msg.headers or {}).get("Nats-Msg-Id", "").partition(".")
+        self.seen.setdefault((envelope, recipient), time.perf_counter())
+
+
 async def _publish_all(js: Any, items: list[tuple[EnvelopeHeader, bytes]]) -> None:
     pending = []
     for header, data in items:
@@ -156,18 +169,61 @@ def _latencies(receipts: Receipts, sent: dict[str, float]) -> list[float]:
     return [(receipts.arrived[(i, p)] - t) * 1000 for i, t in sent.items() for p in PARTNERS]
 
 
+def _hops(receipts: Receipts, copies: Copies, sent: dict[str, float],
+          phases: list[tuple[float, float, float]]) -> dict[str, Any]:  # fmt: skip
+    """Where the urgent alerts' time under bulk went: publish → the broker's copy published
+    (the broker's hop, with nats-server's two stores), copy → receipt (the node's hop), each
+    p50/p99; and the slowest 1% of copies one by one, with whether the bulk import was still
+    being published when the alert was (then it queued behind it in PLM_PUB's ingest)."""
+    broker, node, rows = [], [], []
+    for i, t in sent.items():
+        for p in PARTNERS:
+            copied, stored = copies.seen.get((i, p)), receipts.arrived[(i, p)]
+            if copied is None:
+                continue
+            broker.append((copied - t) * 1000)
+            node.append((stored - copied) * 1000)
+            publishing = any(start <= t < published for start, published, _ in phases)
+            rows.append(((stored - t) * 1000, (copied - t) * 1000, (stored - copied) * 1000,
+                         publishing))  # fmt: skip
+    rows.sort(reverse=True)
+    slowest = rows[: max(1, len(rows) // 100)]
+    if not broker:
+        return {}
+    return {
+        "urgent_broker_hop_ms_p50": round(_pct(broker, 50), 1),
+        "urgent_broker_hop_ms_p99": round(_pct(broker, 99), 1),
+        "urgent_node_hop_ms_p50": round(_pct(node, 50), 1),
+        "urgent_node_hop_ms_p99": round(_pct(node, 99), 1),
+        "urgent_sent_while_bulk_published": sum(r[3] for r in rows),
+        "urgent_slowest_1pct": [
+            {
+                "total_ms": round(a, 1),
+                "broker_ms": round(b, 1),
+                "node_ms": round(c, 1),
+                "while_bulk_published": d,
+            }
+            for a, b, c, d in slowest
+        ],
+    }
+
+
 async def _drain(js: Any, receipts: Receipts, bulk: list[tuple[EnvelopeHeader, bytes]],
                  alerts: Iterator[tuple[EnvelopeHeader, bytes]] | None,
-                 sent: dict[str, float], pace_s: float) -> float:  # fmt: skip
-    """One bulk import (and urgent alerts meanwhile); its envelopes/s to both partners."""
+                 sent: dict[str, float], pace_s: float,
+                 phases: list[tuple[float, float, float]]) -> float:  # fmt: skip
+    """One bulk import (and urgent alerts meanwhile); its envelopes/s to both partners.
+    ``phases`` gets (start, bulk published, bulk stored)."""
     stop = asyncio.Event()
     start = time.perf_counter()
     urgent = None
     if alerts is not None:
         urgent = asyncio.create_task(_urgent(js, receipts, alerts, sent, stop, pace_s))
     await _publish_all(js, bulk)
+    published = time.perf_counter()
     await receipts.until([h.id for h, _ in bulk])
     elapsed = time.perf_counter() - start
+    phases.append((start, published, start + elapsed))
     stop.set()
     if urgent is not None:
         await urgent
@@ -200,6 +256,9 @@ async def run(n: int, urgent_n: int, idle_n: int, pace_s: float) -> dict[str, An
         receipts = Receipts()
         await nc.subscribe(f"plm.rcpt.{BULK_FROM}.>", cb=receipts.on_msg)
         await nc.subscribe(f"plm.rcpt.{URGENT_FROM}.>", cb=receipts.on_msg)
+        copies = Copies()
+        for partner in PARTNERS:
+            await nc.subscribe(f"plm.dlv.{partner}.{URGENT_FROM}.>", cb=copies.on_msg)
         await nc.flush()
         # Sealed before anything is timed: sealing is the publisher's cost, not the path's.
         alerts_needed = idle_n + 8 + urgent_n * 2
@@ -226,12 +285,13 @@ async def run(n: int, urgent_n: int, idle_n: int, pace_s: float) -> dict[str, An
                 await js.publish(publish_subject(header), data, headers={"Nats-Msg-Id": header.id})
                 await receipts.until([header.id])
             idle_lat = _latencies(receipts, idle)
-            no_urgent_tp = await _drain(js, receipts, bulks[0], None, {}, 0)
+            no_urgent_tp = await _drain(js, receipts, bulks[0], None, {}, 0, [])
             if pace_s <= 0:
                 # About urgent_n alerts over one drain: a light load next to the bulk import, so
                 # that the throughput measures the lanes, not the extra work of the alerts.
                 pace_s = max(0.025, n / no_urgent_tp / (urgent_n * 1.1))
             under: dict[str, float] = {}
+            phases: list[tuple[float, float, float]] = []
             rates = []
             rounds = 0
             while len(under) < urgent_n:
@@ -240,9 +300,10 @@ async def run(n: int, urgent_n: int, idle_n: int, pace_s: float) -> dict[str, An
                     if rounds == 0
                     else _seal(fed, BULK_FROM, RECIPIENTS, Priority.ROUTINE, n)
                 )
-                rates.append(await _drain(js, receipts, bulk, pool, under, pace_s))
+                rates.append(await _drain(js, receipts, bulk, pool, under, pace_s, phases))
                 rounds += 1
             bulk_lat = _latencies(receipts, under)
+            hops = _hops(receipts, copies, under, phases)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -276,6 +337,7 @@ async def run(n: int, urgent_n: int, idle_n: int, pace_s: float) -> dict[str, An
         "bulk_envelopes_per_s": round(bulk_tp, 1),
         "bulk_envelopes_per_s_all_rounds": [round(r, 1) for r in rates],
         "bulk_envelopes_per_s_no_urgent": round(no_urgent_tp, 1),
+        **hops,
         "target_urgent_p99_ms": round(2 * i99 + 20, 1),
         "urgent_target_met": u99 <= 2 * i99 + 20,
         "bulk_target_met": bulk_tp >= 0.9 * no_urgent_tp,

@@ -26,7 +26,7 @@ from policies import (
     suite_refusal,
 )
 from protocol.envelope import Unverified, Verified, check_signature, inspect_envelope
-from protocol.lanes import LaneShares
+from protocol.lanes import ROUTINE, LaneShares
 from protocol.transport import publish_subject, subject_originator
 from protocol.trust import TrustStore
 from schemas import EnvelopeHeader, Kind
@@ -178,8 +178,10 @@ class _Inspection:
     policy: PolicyView
     options: BrokerOptions
     metrics: BrokerMetrics
-    _inspector: ThreadPoolExecutor
-    _pool: ThreadPoolExecutor
+    # Per lane: the thread that assesses a batch, and the threads that check its signatures
+    # (an urgent batch never queues behind a routine one in a thread pool).
+    _inspectors: dict[str, ThreadPoolExecutor]
+    _verifiers: dict[str, ThreadPoolExecutor]
 
     # --- pure checks -------------------------------------------------------------------------
 
@@ -271,20 +273,32 @@ class _Inspection:
         return None
 
     async def assess(
-        self, msgs: Sequence[Msg], now: datetime, subjects: Sequence[str | None] | None = None
+        self,
+        msgs: Sequence[Msg],
+        now: datetime,
+        subjects: Sequence[str | None] | None = None,
+        lane: str = ROUTINE,
     ) -> list[Outcome]:
         """Inspect, verify signatures and decide for a batch, off the event loop.
 
-        The whole assessment runs on the broker's inspection thread, so that the loop keeps
-        acking, publishing, following the directory and answering health checks while a batch
-        is parsed (even a batch of hostile messages, each bounded by the decoder's pre-scan).
+        The whole assessment runs on the broker's inspection thread for ``lane``, so that the
+        loop keeps acking, publishing, following the directory and answering health checks
+        while a batch is parsed (even a batch of hostile messages, each bounded by the
+        decoder's pre-scan).
         """
         loop = asyncio.get_running_loop()
         subjects = subjects if subjects is not None else [None] * len(msgs)
-        return await loop.run_in_executor(self._inspector, self._assess, msgs, now, subjects)
+        verifiers = self._verifiers[lane]
+        return await loop.run_in_executor(
+            self._inspectors[lane], self._assess, msgs, now, subjects, verifiers
+        )
 
     def _assess(
-        self, msgs: Sequence[Msg], now: datetime, subjects: Sequence[str | None]
+        self,
+        msgs: Sequence[Msg],
+        now: datetime,
+        subjects: Sequence[str | None],
+        verifiers: ThreadPoolExecutor,
     ) -> list[Outcome]:
         """Runs on the inspection thread. Signatures are checked on two more threads while this
         one computes the decisions: Ed25519 verification releases the GIL. A decision taken for
@@ -293,7 +307,7 @@ class _Inspection:
         pending = [o for o in outcomes if o.unverified is not None]
         half = (len(pending) + 1) // 2
         chunks = [pending[:half], pending[half:]]
-        checks = [self._pool.submit(_check_all, c) for c in chunks if c]
+        checks = [verifiers.submit(_check_all, c) for c in chunks if c]
         for o in pending:
             self.decide(o, now)
         for check in checks:

@@ -3,8 +3,11 @@ per lane, filtered by the lane's subjects, and the scheduler that takes urgent w
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -21,6 +24,7 @@ __all__ = [
     "URGENT_CONSUMER",
     "URGENT_FILTER",
     "broker_lanes",
+    "consume_lanes",
     "release_subscription",
 ]
 
@@ -66,6 +70,38 @@ async def broker_lanes(
         fetch_timeout_s=o.fetch_timeout_s,
         on_deferred=deferred,
     )
+
+
+async def consume_lanes(
+    lanes: LaneScheduler,
+    take: Callable[[Sequence[Msg], bool, str], Coroutine[Any, Any, None]],
+    idle: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    metrics: BrokerMetrics,
+) -> None:
+    """The broker's loop over PLM_PUB's lanes until ``stopping``. Urgent turns are handled as they
+    come, also while a routine turn is still in hand (its publications and acknowledgements are
+    awaited): an urgent envelope waits for no routine one at the broker. At most one turn of each
+    lane is in hand, so each lane's envelopes are stored in the order they were fetched
+    (decision 0036). ``take(msgs, release, lane)`` handles a turn; ``idle()`` runs when there
+    was nothing to take."""
+    routine: asyncio.Task[None] | None = None
+    try:
+        while not stopping.is_set():
+            turn = await lanes.take(busy=routine)
+            if turn is None:
+                if routine is None or routine.done():
+                    await idle()
+                continue
+            lane, msgs = turn
+            metrics.lane_turns.labels(lane=lane).inc()
+            if lane == URGENT:
+                await take(msgs, False, URGENT)
+            else:
+                routine = asyncio.create_task(take(msgs, False, ROUTINE))
+    finally:
+        if routine is not None:
+            await routine
 
 
 async def release_subscription(

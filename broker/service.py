@@ -44,7 +44,7 @@ from nats.js import JetStreamContext
 
 from protocol.jspublish import WRONG_LAST_SEQUENCE, PipelinedPublisher
 from protocol.keys import SigningKey
-from protocol.lanes import LaneScheduler
+from protocol.lanes import ROUTINE, URGENT
 from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas import Kind
@@ -62,7 +62,7 @@ from .embargo import (
     release_checks,
     void_publications,
 )
-from .lanes import CONSUMER, URGENT_CONSUMER, broker_lanes, release_subscription
+from .lanes import CONSUMER, URGENT_CONSUMER, broker_lanes, consume_lanes, release_subscription
 from .metrics import BrokerMetrics
 
 __all__ = ["CONSUMER", "URGENT_CONSUMER", "Broker", "BrokerOptions", "Outcome", "PolicyView"]
@@ -108,15 +108,23 @@ class Broker(_Inspection):
         self.metrics = metrics or BrokerMetrics()
         self.chain = self._new_chain()
         self._last_checkpoint = time.monotonic()
-        # One thread assesses each batch (parsing, trust look-ups, decisions) off the event loop;
-        # two more check its signatures meanwhile: Ed25519 verification releases the GIL.
-        self._inspector = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plm-inspect")
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="plm-verify")
+        # One thread per lane assesses each batch (parsing, trust look-ups, decisions) off the
+        # event loop; more check its signatures meanwhile: Ed25519 verification releases the
+        # GIL. An urgent batch has threads of its own, so it never queues behind a routine one.
+        self._inspectors = {
+            lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plm-inspect-{lane}")
+            for lane in (ROUTINE, URGENT)
+        }
+        self._verifiers = {
+            ROUTINE: ThreadPoolExecutor(max_workers=2, thread_name_prefix="plm-verify"),
+            URGENT: ThreadPoolExecutor(max_workers=1, thread_name_prefix="plm-verify-urgent"),
+        }
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
-        # Intake and releases run as two loops; one batch at a time keeps the audit chain's
-        # entries in the order they were appended.
-        self._batch_lock = asyncio.Lock()
+        # A routine batch, an urgent batch and a batch of releases may be in hand at once
+        # (decision 0036); the audit chain takes one entry at a time, each stored before the
+        # next is appended, so its entries are in the order they were appended.
+        self._chain_lock = asyncio.Lock()
         self.processed = 0
 
     def _new_chain(self) -> AuditChain:
@@ -251,26 +259,27 @@ class Broker(_Inspection):
                 if "error" in record:
                     record["refusal"] = record["error"]  # what its dead letter would have said
                 record["error"] = error
-        _, encoded = self.chain.append_encoded({"type": "decisions", "records": records}, now)
-        [result] = await self.publisher.settle(
-            [await self.publisher.publish(f"plm.audit.{self.chain.chain}", encoded)]
-        )
-        if isinstance(result, BaseException):
-            # The chain may now have a gap: start a new one rather than fork it.
-            _log.warning("audit entry failed; will retry", error=repr(result))
-            self.chain = self._new_chain()
-            return False
-        return True
+        async with self._chain_lock:
+            entry = {"type": "decisions", "records": records}
+            _, encoded = self.chain.append_encoded(entry, now)
+            [result] = await self.publisher.settle(
+                [await self.publisher.publish(f"plm.audit.{self.chain.chain}", encoded)]
+            )
+            if isinstance(result, BaseException):
+                # The chain may now have a gap: start a new one rather than fork it.
+                _log.warning("audit entry failed; will retry", error=repr(result))
+                self.chain = self._new_chain()
+                return False
+            return True
 
-    async def handle_batch(self, msgs: Sequence[Msg], *, release: bool = False) -> None:
-        """One batch from PLM_PUB, or (``release``) of envelopes PLM_HOLD released."""
-        async with self._batch_lock:
-            await self._handle_batch(msgs, release)
-
-    async def _handle_batch(self, msgs: Sequence[Msg], release: bool) -> None:
+    async def handle_batch(
+        self, msgs: Sequence[Msg], *, release: bool = False, lane: str = ROUTINE
+    ) -> None:
+        """One batch of ``lane`` from PLM_PUB, or (``release``) of envelopes PLM_HOLD
+        released."""
         now = self.options.clock()
         subjects = [(m.headers or {}).get(SUBJECT_HEADER, "") for m in msgs] if release else None
-        outcomes = await self.assess(msgs, now, subjects)
+        outcomes = await self.assess(msgs, now, subjects, lane)
         # Phase 1: replay markers, which must be known before anything is decided for good.
         if release:
             failed = await release_checks(self.js, outcomes)
@@ -400,9 +409,18 @@ class Broker(_Inspection):
                     self.metrics.denied.labels(reason=reason["code"]).inc()
 
     async def _checkpoint(self, now: datetime) -> None:
-        entry = self.chain.checkpoint(now)
-        self._last_checkpoint = time.monotonic()
-        await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
+        async with self._chain_lock:
+            if not self.chain.since_checkpoint:
+                return  # another batch's checkpoint came first
+            entry = self.chain.checkpoint(now)
+            self._last_checkpoint = time.monotonic()
+            await self.js.publish(f"plm.audit.{self.chain.chain}", canonical_json(entry))
+
+    async def _restart_chain(self) -> None:
+        """After an entry or checkpoint that may not have been stored: a new chain, rather than
+        a fork of one that may have a gap."""
+        async with self._chain_lock:
+            self.chain = self._new_chain()
 
     async def run(self) -> None:
         """Consume until :meth:`stop`, then finish the batch in hand and write a checkpoint. Two
@@ -411,7 +429,8 @@ class Broker(_Inspection):
             lanes = await broker_lanes(self.js, self.options, self.metrics)
             due = await release_subscription(self.js, self.options)
         _log.info("broker consuming", chain=self.chain.chain)
-        loops = [asyncio.create_task(self._consume_lanes(lanes)),
+        lanes_loop = consume_lanes(lanes, self._take, self._idle, self._stopping, self.metrics)
+        loops = [asyncio.create_task(lanes_loop),
                  asyncio.create_task(self._consume(due, True))]  # fmt: skip
         try:
             # If one loop fails, the other stops too before anything below is torn down.
@@ -426,8 +445,8 @@ class Broker(_Inspection):
                     await self._checkpoint(datetime.now(UTC))
                 for sub in (*lanes.subs.values(), due):
                     await sub.unsubscribe()
-            self._inspector.shutdown(wait=True)
-            self._pool.shutdown(wait=True)
+            for executor in (*self._inspectors.values(), *self._verifiers.values()):
+                executor.shutdown(wait=True)
             self._stopped.set()
         for result in results:  # what stopped a loop, once everything is closed
             if isinstance(result, BaseException):
@@ -438,29 +457,19 @@ class Broker(_Inspection):
         if not self.chain.since_checkpoint:
             return
         try:
-            async with self._batch_lock:
-                await self._checkpoint(datetime.now(UTC))
+            await self._checkpoint(datetime.now(UTC))
         except (nats.errors.Error, TimeoutError) as exc:
             # A server died or a leader changes: the chain may have a gap; start a new one.
             _log.warning("checkpoint failed; starting a new chain", error=repr(exc))
-            self.chain = self._new_chain()
+            await self._restart_chain()
 
-    async def _consume_lanes(self, lanes: LaneScheduler) -> None:
-        while not self._stopping.is_set():
-            turn = await lanes.take()
-            if turn is None:
-                await self._idle()
-                continue
-            self.metrics.lane_turns.labels(lane=turn[0]).inc()
-            await self._take(turn[1], False)
-
-    async def _take(self, msgs: Sequence[Msg], release: bool) -> None:
+    async def _take(self, msgs: Sequence[Msg], release: bool, lane: str) -> None:
         try:
-            await self.handle_batch(msgs, release=release)
+            await self.handle_batch(msgs, release=release, lane=lane)
         except (nats.errors.Error, TimeoutError) as exc:
             # Nothing of this batch was acked: it comes back after ack_wait.
             _log.warning("batch failed; its envelopes will be redelivered", error=repr(exc))
-            self.chain = self._new_chain()
+            await self._restart_chain()
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, release: bool) -> None:
         while not self._stopping.is_set():
@@ -473,7 +482,7 @@ class Broker(_Inspection):
                 _log.warning("fetch failed; retrying", error=repr(exc), release=release)
                 await asyncio.sleep(0.5)
                 continue
-            await self._take(msgs, release)
+            await self._take(msgs, release, ROUTINE)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -34,7 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import nats.errors
 import nats.js.errors
@@ -201,26 +201,35 @@ class LaneScheduler:
         self._collect()
         return bool(self.ready[URGENT])
 
-    async def take(self) -> tuple[str, list[Msg]] | None:
-        """The next turn's lane and messages; None when both lanes stayed empty for a fetch
-        timeout (the caller does its idle work then)."""
+    async def take(self, busy: asyncio.Future[None] | None = None) -> tuple[str, list[Msg]] | None:
+        """The next turn's lane and messages; None when nothing could be handed out for a fetch
+        timeout (the caller does its idle work then).
+
+        ``busy``: the routine turn the caller still has in hand (the broker handles urgent
+        turns beside it): until it is done only urgent work is handed out, and the wait for
+        work ends when it is done.
+        """
         self._handed = 0
         self._collect()
         if not self.ready[URGENT] and self._urgent_more and URGENT in self._tasks:
             await asyncio.wait([self._tasks[URGENT]], timeout=self.fetch_timeout_s)
             self._collect()
-        if not (self.ready[URGENT] or self.ready[ROUTINE]):
+
+        def routine_waits() -> bool:
+            return bool(self.ready[ROUTINE]) and (busy is None or busy.done())
+
+        if not (self.ready[URGENT] or routine_waits()):
+            waits: list[asyncio.Future[Any]] = list(self._tasks.values())
+            if busy is not None and not busy.done():
+                waits.append(busy)
             await asyncio.wait(
-                list(self._tasks.values()),
-                timeout=self.fetch_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
+                waits, timeout=self.fetch_timeout_s, return_when=asyncio.FIRST_COMPLETED
             )
             self._collect()
-            if not (self.ready[URGENT] or self.ready[ROUTINE]):
+            if not (self.ready[URGENT] or routine_waits()):
                 return None
-        routine_waits = bool(self.ready[ROUTINE])
-        if self.ready[URGENT] and (self.streak < self.shares.routine_share or not routine_waits):
-            self.streak = self.streak + 1 if routine_waits else 0
+        if self.ready[URGENT] and (self.streak < self.shares.routine_share or not routine_waits()):
+            self.streak = self.streak + 1 if routine_waits() else 0
             taken = self._fair_urgent()
             self._handed = len(taken)
             return URGENT, taken

@@ -133,6 +133,46 @@ async def test_order_per_originator_is_kept_within_the_urgent_lane() -> None:
         assert len(mine) == len([m for m in mixed if who in m.subject])
 
 
+def _numbers(turn: tuple[str, list[Any]] | None) -> tuple[str, list[int]] | None:
+    return None if turn is None else (turn[0], [m.n for m in turn[1]])
+
+
+async def test_while_a_routine_turn_is_in_hand_only_urgent_work_is_handed_out() -> None:
+    """The broker handles an urgent turn beside the routine turn it has in hand (decision
+    0036): while ``busy`` runs, routine work waits and urgent work is handed out; once ``busy``
+    is done, routine comes next, in order."""
+    lanes, _ = _scheduler(_msgs("ITA-GDF", 6), [], routine_slice=2)
+    assert (ROUTINE, [0, 1]) == _numbers(await lanes.take())
+    busy: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for _ in range(3):  # routine work is ready, but a routine turn is in hand
+        assert await lanes.take(busy=busy) is None
+    lanes.subs[URGENT].queue.extend(_msgs("MLT-AFM", 2, urgent=True))  # type: ignore[attr-defined]
+    assert (URGENT, [0, 1]) == _numbers(await lanes.take(busy=busy))
+    busy.set_result(None)
+    assert (ROUTINE, [2, 3]) == _numbers(await lanes.take(busy=busy))
+    await lanes.close()
+
+
+async def test_the_wait_for_work_ends_when_the_routine_turn_in_hand_is_done() -> None:
+    """A broker whose routine turn finishes while both fetches are long-polling takes the next
+    routine turn then, not when a fetch comes back (here: never)."""
+    never = asyncio.get_running_loop().create_future()
+
+    class Polling:
+        async def fetch(self, batch: int, timeout: float) -> list[FakeMsg]:
+            return await never  # type: ignore[no-any-return]
+
+    lanes = LaneScheduler({ROUTINE: Polling(), URGENT: Polling()}, 8, LaneShares(routine_slice=1),
+                          lambda s: "?", fetch_timeout_s=60)  # type: ignore[dict-item]  # fmt: skip
+    lanes.ready[ROUTINE].extend(_msgs("ITA-GDF", 2))  # type: ignore[arg-type]
+    busy: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.05, busy.set_result, None)
+    turn = await asyncio.wait_for(lanes.take(busy=busy), 30)  # not the fetch timeout (60 s)
+    assert (ROUTINE, [0]) == _numbers(turn)
+    never.cancel()
+    await lanes.close()
+
+
 async def test_put_back_and_close_return_what_was_not_handled() -> None:
     lanes, _ = _scheduler(_msgs("ITA-GDF", 5), [], batch=8, routine_slice=3)
     turn = await lanes.take()

@@ -12,6 +12,7 @@ node in this process. No timing: what is checked is the order things were stored
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ import nats
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from broker._inspection import Outcome
+from broker.audit import verify_entries
 from broker.lanes import CONSUMER, URGENT_CONSUMER, broker_lanes
 from broker.metrics import BrokerMetrics
 from broker.service import BrokerOptions
@@ -51,11 +54,11 @@ def _sealed(origin: Node, priority: Priority, n: int) -> list[SealedReport]:
     return seal_many(origin, report, [PARTNER], n)
 
 
-async def _routed(nc: Client, total: int) -> None:
+async def _routed(nc: Client, total: int, within: float = WITHIN) -> None:
     async def done() -> bool:
         return await stream_count(nc, "PLM_DLV") >= total
 
-    await wait_for(done, within=WITHIN)
+    await wait_for(done, within=within)
 
 
 async def _send(nc: Client, sealed: Sequence[SealedReport]) -> None:
@@ -111,6 +114,46 @@ async def test_an_urgent_alert_overtakes_the_queued_routine_backlog(
     assert stored.index(alert1.header.id) < 8, stored.index(alert1.header.id)
     assert stored.index(alert2.header.id) < 8, stored.index(alert2.header.id)
     await nc.close()
+
+
+async def test_an_urgent_envelope_is_routed_while_a_routine_batch_is_in_hand(
+    federated_url: str, fed: DevFederation, tmp_path: Path
+) -> None:
+    """The broker handles an urgent turn beside the routine turn it still has in hand (decision
+    0036): a routine batch held before its replay markers are stored does not hold up an urgent
+    alert published meanwhile; once let go, every envelope is routed once, each audit entry
+    before its copies, and the audit chain verifies."""
+    url = federated_url
+    nc = await nats.connect(url)
+    async with connect_node(url, fed, "ITA-GDF", tmp_path) as ita:
+        backlog, [alert] = _sealed(ita, Priority.ROUTINE, 8), _sealed(ita, Priority.URGENT, 1)
+    entered, let_go = asyncio.Event(), asyncio.Event()
+    async with running_broker(url, fed, BrokerOptions(batch=8, fetch_timeout_s=0.2)) as broker:
+        mark_seen = broker._mark_seen
+
+        async def held(outcomes: Sequence[Outcome]) -> set[int]:
+            if any(o.header and o.header.priority is Priority.ROUTINE for o in outcomes):
+                entered.set()
+                await let_go.wait()  # a slow store, as under a bulk import
+            return await mark_seen(outcomes)
+
+        broker._mark_seen = held  # type: ignore[method-assign]
+        try:
+            await _send(nc, backlog)
+            await asyncio.wait_for(entered.wait(), WITHIN)
+            await _send(nc, [alert])
+            await _routed(nc, 1, within=30)
+            first = [m.headers["Nats-Msg-Id"] for m in await read_all(nc, "PLM_DLV")]
+        finally:
+            let_go.set()
+        await _routed(nc, len(backlog) + 1)
+    copies = [m.headers["Nats-Msg-Id"] for m in await read_all(nc, "PLM_DLV")]
+    entries = [json.loads(m.data) for m in await read_all(nc, "PLM_AUDIT")]
+    await nc.close()
+    assert [f"{alert.header.id}.{PARTNER}"] == first
+    assert sorted(f"{s.header.id}.{PARTNER}" for s in [*backlog, alert]) == sorted(copies)
+    reports = verify_entries(entries, {fed.broker_key.kid: fed.broker_key.public.key})
+    assert [(True, 2)] == [(r.ok, r.entries - r.checkpoints) for r in reports]
 
 
 async def test_routine_flows_under_continuous_urgent_traffic_and_order_holds_per_lane(
