@@ -453,9 +453,8 @@ class Broker(_Inspection):
                 raise result
 
     async def _idle(self) -> None:
-        """Nothing to take for a fetch timeout: checkpoint the chain if it has new entries."""
-        if not self.chain.since_checkpoint:
-            return
+        """Nothing to take for a fetch timeout: checkpoint the chain if it has new entries
+        (:meth:`_checkpoint` looks, under the chain's lock)."""
         try:
             await self._checkpoint(datetime.now(UTC))
         except (nats.errors.Error, TimeoutError) as exc:
