@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -50,13 +51,13 @@ def _config(o: BrokerOptions, max_ack_pending: int) -> ConsumerConfig:
 
 
 async def broker_lanes(
-    js: JetStreamContext, o: BrokerOptions, metrics: BrokerMetrics
+    nc: Client, js: JetStreamContext, o: BrokerOptions, metrics: BrokerMetrics
 ) -> LaneScheduler:
     """Both consumers (the routine one first: PLM_PUB is a work queue, whose consumers may not
     overlap, and one created before the lanes filtered ``plm.pub.>``) and their scheduler."""
     inflight = o.max_inflight * 4
-    routine = await bind_lane(js, "PLM_PUB", CONSUMER, ROUTINE_FILTER, _config(o, inflight))
-    urgent = await bind_lane(js, "PLM_PUB", URGENT_CONSUMER, URGENT_FILTER,
+    routine = await bind_lane(nc, js, "PLM_PUB", CONSUMER, ROUTINE_FILTER, _config(o, inflight))
+    urgent = await bind_lane(nc, js, "PLM_PUB", URGENT_CONSUMER, URGENT_FILTER,
                              _config(o, max(inflight, o.lanes.urgent_window)))  # fmt: skip
 
     def deferred(originator: str, n: int) -> None:

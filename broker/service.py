@@ -426,7 +426,7 @@ class Broker(_Inspection):
         """Consume until :meth:`stop`, then finish the batch in hand and write a checkpoint. Two
         loops: PLM_PUB's two lanes (broker/lanes.py) and releases from PLM_HOLD (plm.due.>)."""
         with map_nats_errors("subscribe to PLM_PUB and to releases from PLM_HOLD"):
-            lanes = await broker_lanes(self.js, self.options, self.metrics)
+            lanes = await broker_lanes(self.nc, self.js, self.options, self.metrics)
             due = await release_subscription(self.js, self.options)
         _log.info("broker consuming", chain=self.chain.chain)
         lanes_loop = consume_lanes(lanes, self._take, self._idle, self._stopping, self.metrics)
@@ -443,8 +443,9 @@ class Broker(_Inspection):
                     await msg.nak()
                 if self.chain.since_checkpoint and not self.nc.is_closed:
                     await self._checkpoint(datetime.now(UTC))
-                for sub in (*lanes.subs.values(), due):
-                    await sub.unsubscribe()
+                for lane in lanes.subs.values():
+                    await lane.unsubscribe()
+                await due.unsubscribe()
             for executor in (*self._inspectors.values(), *self._verifiers.values()):
                 executor.shutdown(wait=True)
             self._stopped.set()

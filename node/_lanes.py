@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -57,13 +58,13 @@ def _config(o: DeliveryOptions) -> ConsumerConfig:
 
 
 async def node_lanes(
-    js: JetStreamContext, agency: str, o: DeliveryOptions, metrics: NodeMetrics
+    nc: Client, js: JetStreamContext, agency: str, o: DeliveryOptions, metrics: NodeMetrics
 ) -> LaneScheduler:
     """This agency's two delivery consumers and their scheduler (urgent first)."""
     prefix = f"plm.dlv.{agency}"
-    routine = await bind_lane(js, "PLM_DLV", DELIVERY_CONSUMER.format(agency=agency),
+    routine = await bind_lane(nc, js, "PLM_DLV", DELIVERY_CONSUMER.format(agency=agency),
                               lane_filter(prefix, ROUTINE), _config(o))  # fmt: skip
-    urgent = await bind_lane(js, "PLM_DLV", URGENT_DELIVERY_CONSUMER.format(agency=agency),
+    urgent = await bind_lane(nc, js, "PLM_DLV", URGENT_DELIVERY_CONSUMER.format(agency=agency),
                              lane_filter(prefix, URGENT), _config(o))  # fmt: skip
 
     def deferred(originator: str, n: int) -> None:

@@ -235,7 +235,9 @@ class Node(_Receiving):
         ``on_ready`` is called once its delivery consumers exist (``palermo node run`` logs its
         ready line then)."""
         with map_nats_errors("subscribe to deliveries"):
-            lanes = await node_lanes(self.js, self.identity.agency, self.delivery, self.metrics)
+            lanes = await node_lanes(
+                self.nc, self.js, self.identity.agency, self.delivery, self.metrics
+            )
         if on_ready is not None:
             on_ready()
         try:

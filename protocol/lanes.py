@@ -39,12 +39,14 @@ from typing import Any, Final
 import nats.errors
 import nats.js.errors
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from schemas import Priority
 
+from .pull import LeanPull
 from .transport import LANE_URGENT, map_nats_errors
 
 __all__ = [
@@ -84,11 +86,17 @@ class LaneShares:
 
 
 async def bind_lane(
-    js: JetStreamContext, stream: str, durable: str, subject: str, config: ConsumerConfig
-) -> JetStreamContext.PullSubscription:
+    nc: Client,
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    subject: str,
+    config: ConsumerConfig,
+) -> LeanPull:
     """The durable pull consumer ``durable`` on ``stream`` with filter ``subject``, created or,
     when it exists with another filter or settings (a deployment from before the lanes, or
-    changed settings), updated in place: its acknowledgement state is kept."""
+    changed settings), updated in place: its acknowledgement state is kept. Fetched through
+    :class:`protocol.pull.LeanPull`."""
     config.durable_name = config.name = durable
     config.filter_subject = subject
     with map_nats_errors(f"set up the consumer {durable} on {stream}"):
@@ -104,7 +112,7 @@ async def bind_lane(
             stale = True
         if stale:
             await js.add_consumer(stream, config=config)
-        return await js.pull_subscribe_bind(durable=durable, stream=stream)
+        return await LeanPull(nc, stream, durable).start()
 
 
 class LaneScheduler:
@@ -117,7 +125,7 @@ class LaneScheduler:
 
     def __init__(
         self,
-        subs: dict[str, JetStreamContext.PullSubscription],
+        subs: dict[str, LeanPull],
         batch: int,
         shares: LaneShares,
         originator: Callable[[str], str],
@@ -156,7 +164,7 @@ class LaneScheduler:
         while the other lane carries on, which nobody would notice until a report is missed.
         """
         try:
-            return await self.subs[lane].fetch(batch, timeout=self.fetch_timeout_s)
+            return await self.subs[lane].fetch(batch, self.fetch_timeout_s)
         except (nats.errors.TimeoutError, TimeoutError):
             return []
         except nats.errors.Error as exc:

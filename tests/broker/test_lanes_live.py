@@ -247,7 +247,7 @@ async def test_upgrading_narrows_the_old_consumer_in_place_and_keeps_its_backlog
     await js.add_consumer("PLM_PUB", old)
     await js.publish("plm.pub.ITA-GDF.report.central-med.routes", b"waiting")
     await ensure_streams(js, StreamLimits())
-    lanes = await broker_lanes(js, BrokerOptions(fetch_timeout_s=0.2), BrokerMetrics())
+    lanes = await broker_lanes(nc, js, BrokerOptions(fetch_timeout_s=0.2), BrokerMetrics())
     try:
         routine = await js.consumer_info("PLM_PUB", CONSUMER)
         urgent = await js.consumer_info("PLM_PUB", URGENT_CONSUMER)
