@@ -112,7 +112,9 @@ async def bind_lane(
             stale = True
         if stale:
             await js.add_consumer(stream, config=config)
-        return await LeanPull(nc, stream, durable).start()
+        # The context's API prefix (a JetStream domain behind a leafnode); nats-py keeps it in
+        # a private attribute and has no accessor for it.
+        return await LeanPull(nc, stream, durable, js._prefix).start()
 
 
 class LaneScheduler:
@@ -170,7 +172,7 @@ class LaneScheduler:
         except nats.errors.Error as exc:
             # Server restarting, leader election, reconnect: the durable consumer keeps every
             # unacknowledged message; wait and fetch again.
-            _log.warning("fetch failed; retrying", lane=lane, error=repr(exc))
+            _log.warning("fetch failed; retrying", lane=lane, error=str(exc) or repr(exc))
         except Exception as exc:  # a client library bug must not stop a lane for good
             _log.error("fetch raised unexpectedly; retrying", lane=lane, error=repr(exc))
         await asyncio.sleep(0.5)

@@ -59,9 +59,11 @@ class LeanPull:
     consumer deleted, a leadership change) raises ``nats.js.errors.APIError``.
     """
 
-    def __init__(self, nc: Client, stream: str, durable: str) -> None:
+    def __init__(self, nc: Client, stream: str, durable: str, api_prefix: str = "$JS.API") -> None:
         self._nc = nc
-        self._api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        # ``api_prefix``: ``$JS.<domain>.API`` for a node reaching its hub's JetStream domain
+        # through a leafnode, as its JetStreamContext does.
+        self._api = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._prefix = nc.new_inbox()
         self._sub: Subscription | None = None
         self._current: _Request | None = None
@@ -95,7 +97,8 @@ class LeanPull:
         if status not in (_NO_MESSAGES, _TIMEOUT):
             description = msg.headers.get("Description", "") if msg.headers else ""
             request.error = nats.js.errors.APIError(
-                code=int(status) if status.isdigit() else None, description=description
+                code=int(status) if status.isdigit() else None,
+                description=f"pull request on {self._api}: {status} {description}".strip(),
             )
         if not request.done.done():
             request.done.set_result(None)

@@ -136,3 +136,20 @@ async def test_one_fetch_at_a_time(js: tuple[Client, JetStreamContext]) -> None:
     with pytest.raises(nats.errors.TimeoutError):
         await waiting
     await pull.unsubscribe()
+
+
+async def test_a_jetstream_domain_is_reached_through_its_prefix(
+    js: tuple[Client, JetStreamContext],
+) -> None:
+    """A node behind a leafnode reaches its hub's JetStream as ``$JS.<domain>.API``; a prefix
+    nobody answers on ends the fetch with an error that names the subject, not a silent wait."""
+    nc, stream = js
+    await _publish(stream, 1)
+    wrong = await LeanPull(nc, "S", "c", "$JS.elsewhere.API").start()
+    with pytest.raises(nats.js.errors.APIError, match=r"\$JS\.elsewhere\.API\.CONSUMER") as raised:
+        await wrong.fetch(1, 2.0)
+    assert 503 == raised.value.code  # no responders
+    right = await LeanPull(nc, "S", "c", stream._prefix).start()
+    assert [b"0"] == [m.data for m in await right.fetch(1, 2.0)]
+    await wrong.unsubscribe()
+    await right.unsubscribe()
