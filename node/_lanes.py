@@ -46,6 +46,9 @@ class DeliveryOptions:
     fetch_batch: int = FETCH_BATCH
     max_ack_pending: int = 1000
     """Deliveries handed out and not yet acknowledged, per lane (JetStream's default)."""
+    early_recheck_s: float = 300.0
+    """The longest an embargoed delivery that came early by this node's clock is put back
+    before it is looked at again (and warned about again): node/_receiving.py, early_wait."""
     lanes: LaneShares = field(default_factory=_node_shares)
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import msgpack
+import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -30,13 +31,15 @@ from schemas.errors import (
 )
 
 from ._asking import message_body
+from ._lanes import DeliveryOptions
 from ._requests import _Requests
 from .reports import open_report
 
 _log = structlog.get_logger("palermo.node")
 # How far this node's clock may run behind the server that released an embargoed envelope at
-# its not_before (broker/embargo.py): within it the delivery is judged as of not_before, not
-# refused as still embargoed. Further ahead is a broker releasing early: refused.
+# its not_before (broker/embargo.py): within it the delivery is judged as of not_before and
+# stored. Further ahead by this node's clock (its clock further behind, or a broker releasing
+# early) it is kept unread and put back until not_before (early_wait), never refused for that.
 RELEASE_SKEW: Final[timedelta] = timedelta(minutes=2)
 
 
@@ -48,8 +51,29 @@ def judged_at(handling: Handling, now: datetime) -> datetime:
     return now
 
 
+def early_wait(handling: Handling, now: datetime, most: timedelta) -> timedelta | None:
+    """How long to put back a delivery that came more than RELEASE_SKEW before its not_before
+    by this node's clock: until not_before, but at most ``most`` at a time, so that a clock set
+    wildly wrong is looked at (and warned about) again every few minutes instead of leaving the
+    delivery parked for days in silence. None: it is due (or not embargoed)."""
+    not_before = handling.not_before
+    if not_before is None or not_before <= now + RELEASE_SKEW:
+        return None
+    return min(not_before - now, most)
+
+
+def _stored_at(msg: Msg) -> datetime | None:
+    """When the server stored the delivery in PLM_DLV (by the server's clock), if it says."""
+    try:
+        return msg.metadata.timestamp
+    except (nats.errors.Error, AttributeError, ValueError, IndexError, TypeError):
+        return None  # not a JetStream delivery (or an unparsable ack subject)
+
+
 class _Receiving(_Requests):
     """Deliveries, retractions and release requests received."""
+
+    delivery: DeliveryOptions
 
     # --- receiving --------------------------------------------------------------------------------
 
@@ -113,6 +137,13 @@ class _Receiving(_Requests):
             # Signed by the originator but misrouted (another subject, not a recipient), too
             # old, or a kind no node takes: the originator hears why.
             return await self._refuse(msg, exc, header)
+        wait = (
+            None  # a retraction is not embargoed (Node.retract clears not_before), as before
+            if header.kind is Kind.RETRACTION
+            else early_wait(header.handling, now, timedelta(seconds=self.delivery.early_recheck_s))
+        )
+        if wait is not None:
+            return await self._early(msg, header, now, wait)
         if header.kind is Kind.RETRACTION:
             # Membership only (our own, and the originator's key checked above): the policy
             # change that motivated a withdrawal must not stop it (docs/broker.md).
@@ -191,6 +222,40 @@ class _Receiving(_Requests):
         self.received += 1
         self.metrics.stored.inc()
         return "stored"
+
+    async def _early(self, msg: Msg, header: EnvelopeHeader, now: datetime, wait: timedelta) -> str:
+        """An embargoed delivery that came before its not_before by this node's clock: nothing
+        decided, decrypted, stored or receipted (the embargo has not passed here), and no refusal
+        either (it is not wrong, only early): put back to come again after ``wait``. The
+        consumers never give up on a delivery (max_deliver -1, node/_lanes.py).
+
+        Why it is early is told apart by the time the server stored it in PLM_DLV: at or after
+        not_before, the server released it on time and this node's clock is behind; before (or
+        if the server does not say), a broker released it early. Either is logged as a warning
+        and counted (palermo_node_early_total{cause}) at every look."""
+        not_before = header.handling.not_before
+        assert not_before is not None  # early_wait returned a wait
+        stored = _stored_at(msg)
+        details = {"envelope": header.id, "originator": header.originator,
+                   "not_before": not_before.isoformat(), "node_clock": now.isoformat(),
+                   "server_stored": stored.isoformat() if stored else None,
+                   "retry_in_s": round(wait.total_seconds(), 1)}  # fmt: skip
+        if stored is not None and stored >= not_before:
+            cause = "clock_behind"
+            _log.warning("embargoed delivery before its not_before by this node's clock, but "
+                         "the NATS server stored it after not_before: this node's clock is "
+                         "behind (by at least behind_s); check NTP on this node. Held unread "
+                         "until not_before by this node's clock", cause=cause,
+                         behind_s=int((stored - now).total_seconds()), **details)  # fmt: skip
+        else:
+            cause = "released_early"
+            _log.warning("embargoed delivery released before its not_before (the NATS server "
+                         "stored it before then): a broker released it early, or it was "
+                         "written to PLM_DLV directly. Held unread until not_before by this "
+                         "node's clock", cause=cause, **details)  # fmt: skip
+        await msg.nak(delay=wait.total_seconds())
+        self.metrics.early.labels(cause=cause).inc()
+        return "early"
 
     def _still_held(self, envelope_id: str) -> bool:
         """Whether a report is stored and not purged (a purged one is not 'delivered' again)."""

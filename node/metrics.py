@@ -52,6 +52,15 @@ class NodeMetrics:
             ["originator"],
             registry=r,
         )
+        self.early = Counter(
+            "palermo_node_early",
+            "Looks at an embargoed delivery that came before its not_before by this node's "
+            "clock and was put back until then: cause clock_behind (the server stored it after "
+            "not_before: this node's clock is behind, check NTP) or released_early (a broker "
+            "released it early)",
+            ["cause"],
+            registry=r,
+        )
         self.revocation_list = RevocationListGauges(r)
 
     def watch_revocations(

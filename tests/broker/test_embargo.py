@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from nats.aio.client import Client
 
 from broker.deadletters import DeadLetter, republish
 from broker.service import EXHAUSTED, Broker, BrokerOptions
+from node.reports import seal_report
 from node.service import Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
@@ -302,26 +303,73 @@ async def test_embargo_beyond_the_cap_is_refused(live: Stack) -> None:
     assert [] == await read_all(live.nc, "PLM_HOLD", "plm.hold.>")
 
 
-async def test_a_copy_released_early_is_refused_by_the_recipient(live: Stack) -> None:
+def _early(node: Node, cause: str) -> float:
+    value = node.metrics.registry.get_sample_value("palermo_node_early_total", {"cause": cause})
+    return value or 0.0
+
+
+async def test_a_copy_released_early_is_held_by_the_recipient_until_not_before(
+    live: Stack,
+) -> None:
     """A delivery that reaches MLT-AFM an hour before its not_before (a broker releasing early)
-    is refused by MLT-AFM's own node, which tells ITA-GDF why: the embargo holds at the third
-    enforcement point too."""
+    is neither stored nor refused by MLT-AFM's node: the embargo holds at the third enforcement
+    point, the early release is counted (released_early) and looked at again every
+    early_recheck_s, and the report is stored, and receipted, at not_before by the node's clock."""
     ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
-    header, data = envelope(
-        live.fed, recipients=["MLT-AFM"], not_before=datetime.now(UTC) + timedelta(hours=1)
-    )
+    mlt.delivery = replace(mlt.delivery, early_recheck_s=0.5)
+    not_before = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    sealed = seal_report(_embargoed(not_before), ita.identity.signing, ["MLT-AFM"], ita.trust,
+                         ita.policy, datetime.now(UTC))  # fmt: skip
     await live.nc.jetstream().publish(
-        deliver_subject("MLT-AFM", header), data, headers={"Nats-Msg-Id": f"{header.id}.MLT-AFM"}
+        deliver_subject("MLT-AFM", sealed.header),
+        sealed.data,
+        headers={"Nats-Msg-Id": f"{sealed.header.id}.MLT-AFM"},
     )
 
-    async def refused() -> bool:
-        row = (await ita.delivery_status(header.id)).get("MLT-AFM", {})
-        return row.get("status") == "refused"
+    async def looked_at_again() -> bool:
+        return _early(mlt, "released_early") >= 2
 
-    await wait_for(refused, within=20)
-    row = (await ita.delivery_status(header.id))["MLT-AFM"]
-    assert "embargoed until" in row["reasons"][0]["message"]
-    assert not mlt.inbox.seen(header.id)
+    await wait_for(looked_at_again, within=20)
+    assert not mlt.inbox.seen(sealed.header.id)
+    assert "MLT-AFM" not in await ita.delivery_status(sealed.header.id)  # no refusal, no receipt
+    assert 0.0 == _early(mlt, "clock_behind")
+    mlt.clock = lambda: not_before
+
+    async def delivered() -> bool:
+        row = (await ita.delivery_status(sealed.header.id)).get("MLT-AFM", {})
+        return row.get("status") == "delivered"
+
+    await wait_for(delivered, within=20)
+    assert mlt.inbox.seen(sealed.header.id)
+
+
+async def test_a_release_reaching_a_node_whose_clock_is_behind_is_stored_when_due_there(
+    live: Stack,
+) -> None:
+    """The broker releases at not_before; MLT-AFM's clock is 3 minutes behind (beyond
+    RELEASE_SKEW): the release is kept (clock_behind counted: check NTP), neither stored nor
+    refused, and stored once the node's clock reaches not_before."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    mlt.delivery = replace(mlt.delivery, early_recheck_s=0.5)
+    mlt.clock = lambda: datetime.now(UTC) - timedelta(minutes=3)
+    until = _until()
+    sealed = await ita.publish(_embargoed(until), to=["MLT-AFM"])
+
+    async def early_here() -> bool:
+        return _early(mlt, "clock_behind") >= 2
+
+    await wait_for(early_here, within=30)
+    assert not mlt.inbox.seen(sealed.header.id)
+    assert "MLT-AFM" not in await ita.delivery_status(sealed.header.id)  # no refusal, no receipt
+    assert 0.0 == _early(mlt, "released_early")
+    mlt.clock = lambda: datetime.now(UTC)  # NTP fixed
+
+    async def delivered() -> bool:
+        row = (await ita.delivery_status(sealed.header.id)).get("MLT-AFM", {})
+        return row.get("status") == "delivered"
+
+    await wait_for(delivered, within=20)
+    assert mlt.inbox.seen(sealed.header.id)
 
 
 async def test_a_release_given_up_can_be_republished(live: Stack) -> None:
