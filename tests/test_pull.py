@@ -88,7 +88,8 @@ async def test_a_late_end_of_a_request_given_up_on_ends_nothing(
     )
     asyncio.get_running_loop().call_later(0.4, lambda: asyncio.ensure_future(_publish(stream, 2)))
     msgs = await pull.fetch(10, 5.0)
-    assert msgs and b"0" == msgs[0].data
+    assert msgs
+    assert b"0" == msgs[0].data
     await pull.unsubscribe()
 
 
