@@ -22,6 +22,7 @@ This module imports nothing else of ours, so any layer can raise from it.
     │   ├── UnknownSigner             no signing key known for (originator, kid)
     │   ├── KeyNotValid               signing key expired, not yet valid, or revoked
     │   ├── Replayed                  this envelope id was already accepted
+    │   ├── RetractedByOriginator     its originator retracted it (never delivered)
     │   ├── ClockSkew                 created too far in the future for the allowed skew
     │   ├── EnvelopeTooOld            created before the broker's replay window
     │   ├── EmbargoTooFar             embargoed further ahead than the federation's cap
@@ -78,6 +79,7 @@ __all__ = [
     "PolicyError",
     "Replayed",
     "ReportInvalid",
+    "RetractedByOriginator",
     "Revoked",
     "Rollback",
     "SectionWithheld",
@@ -265,6 +267,24 @@ class Replayed(EnvelopeError):
     def __init__(self, envelope_id: str) -> None:
         super().__init__(f"envelope {envelope_id} was already accepted; a replay is refused")
         self.envelope_id = envelope_id
+
+
+class RetractedByOriginator(EnvelopeError):
+    """Its originator retracted it (the broker holds the retraction's void marker): it is never
+    delivered, whatever brings it back (a republish from PLM_DEAD included)."""
+
+    code = "retracted"
+
+    def __init__(self, envelope_id: str, originator: str, retraction: str) -> None:
+        super().__init__(
+            f"envelope {envelope_id} was retracted by its originator {originator} "
+            f"(retraction {retraction or 'unknown'}); it is never delivered, not even "
+            "republished from PLM_DEAD: the originator publishes a new report if it still "
+            "wants one sent"
+        )
+        self.envelope_id = envelope_id
+        self.originator = originator
+        self.retraction = retraction
 
 
 class ClockSkew(EnvelopeError):
