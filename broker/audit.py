@@ -41,7 +41,7 @@ __all__ = [
 
 DOMAIN_ENTRY: Final[bytes] = b"palermo/v1/audit-entry\x00"
 DOMAIN_CHECKPOINT: Final[bytes] = b"palermo/v1/audit-checkpoint\x00"
-# The error code of an envelope given up after max_deliver attempts (broker.service.EXHAUSTED).
+# The error code of an envelope given up after max_deliver attempts (broker.deadletters.EXHAUSTED).
 GIVEN_UP_CODE: Final[str] = "redelivery_exhausted"
 # The audit flag of a decision that relied on the originator's override of the
 # non-refoulement guard.

@@ -45,6 +45,7 @@ __all__ = [
     "hold_publication",
     "hold_subject",
     "release_checks",
+    "retraction_of",
     "schedule_time",
     "void_publications",
     "void_subject",
@@ -119,13 +120,25 @@ def void_publications(header: EnvelopeHeader) -> list[tuple[str, bytes, dict[str
     ]
 
 
+async def retraction_of(js: JetStreamContext, originator: str, envelope_id: str) -> str | None:
+    """The id of the retraction with which the originator withdrew this envelope (what its void
+    marker holds), or None if the broker has accepted no retraction of it.
+
+    Every accepted retraction writes the marker, held or not (:func:`void_publications`): it is
+    also what keeps a retracted envelope from being delivered when it comes back from PLM_DEAD
+    (broker/deadletters.py)."""
+    if not _TOKEN.match(envelope_id):
+        return None  # no marker is ever written for such an id
+    try:
+        marker = await js.get_last_msg(HOLD_STREAM, void_subject(originator, envelope_id))
+    except nats.js.errors.NotFoundError:
+        return None
+    return (marker.data or b"").decode("ascii", "backslashreplace")
+
+
 async def voided(js: JetStreamContext, originator: str, envelope_id: str) -> bool:
     """Whether the originator retracted this envelope while it was held."""
-    try:
-        await js.get_last_msg(HOLD_STREAM, void_subject(originator, envelope_id))
-    except nats.js.errors.NotFoundError:
-        return False
-    return True
+    return await retraction_of(js, originator, envelope_id) is not None
 
 
 async def release_checks(js: JetStreamContext, outcomes: Sequence[Outcome]) -> set[int]:

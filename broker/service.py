@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import nats.errors
-import nats.js.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -48,14 +47,14 @@ from protocol.lanes import ROUTINE, URGENT
 from protocol.transport import PublishRejected, deliver_subject, map_nats_errors
 from protocol.trust import BROKER_NOTICE_DOMAIN, TrustStore, canonical_json
 from schemas import Kind
-from schemas.errors import EnvelopeError, Replayed
+from schemas.errors import EnvelopeError
 
 from ._atomic import AtomicPublisher, Publication
 from ._inspection import BrokerOptions, Outcome, PolicyView, _Inspection
 from ._letters import _audit_record, _dead_letter, _dedup_ident, _header_value
 from .audit import AuditChain
+from .deadletters import EXHAUSTED, mark_given_up, reclaim_marker
 from .embargo import (
-    PUB_SEQ_HEADER,
     SUBJECT_HEADER,
     cancel_hold,
     hold_publication,
@@ -65,12 +64,17 @@ from .embargo import (
 from .lanes import CONSUMER, URGENT_CONSUMER, broker_lanes, consume_lanes, release_subscription
 from .metrics import BrokerMetrics
 
-__all__ = ["CONSUMER", "URGENT_CONSUMER", "Broker", "BrokerOptions", "Outcome", "PolicyView"]
+__all__ = [
+    "CONSUMER",
+    "EXHAUSTED",
+    "URGENT_CONSUMER",
+    "Broker",
+    "BrokerOptions",
+    "Outcome",
+    "PolicyView",
+]
 
 DELIVER_PREFIX: Final[str] = "plm.dlv."
-# Reason code of a dead letter for an envelope whose outcome could not be stored in max_deliver
-# attempts (a full delivery stream, a server that stayed unreachable).
-EXHAUSTED: Final[str] = "redelivery_exhausted"
 _log = structlog.get_logger("palermo.broker")
 
 
@@ -158,11 +162,13 @@ class Broker(_Inspection):
                 continue
             previous = await self.js.get_last_msg("PLM_SEEN", f"plm.seen.{o.envelope_id}")
             # Our own earlier attempt at this very stream message (a redelivery after a crash)
-            # is not a replay; anything else is.
+            # is not a replay. A marker of an envelope given up is taken over (a republish),
+            # unless its originator retracted it since; anything else is a replay.
             if previous.data != str(o.msg.metadata.sequence.stream).encode():
-                o.error = Replayed(str(o.envelope_id))
-                o.decisions.clear()
-                o.allowed.clear()
+                o.error = await reclaim_marker(self.js, o, previous)
+                if o.error is not None:
+                    o.decisions.clear()
+                    o.allowed.clear()
         return failed
 
     def _publications(
@@ -361,33 +367,10 @@ class Broker(_Inspection):
             return
         _log.error("envelope dead-lettered after its last attempt", envelope=o.envelope_id,
                    reason=reason)  # fmt: skip
-        await self._release_marker(o)
+        await mark_given_up(self.js, o)
         self.metrics.dead_lettered.inc()
         self.metrics.denied.labels(reason=EXHAUSTED).inc()
         await o.msg.ack()
-
-    async def _release_marker(self, o: Outcome) -> None:
-        """Forget the replay marker this very message wrote, so that republishing the envelope
-        from PLM_DEAD ('palermo dead republish') is not refused as a replay of itself. A marker
-        another message wrote is kept: that one is a real replay."""
-        # A release wrote no marker: the one it was accepted with is its own.
-        seq = o.msg.metadata.sequence.stream
-        own = (o.msg.headers or {}).get(PUB_SEQ_HEADER) if o.release else str(seq)
-        if o.envelope_id is None or own is None:
-            return
-        subject = f"plm.seen.{o.envelope_id}"
-        try:
-            marker = await self.js.get_last_msg("PLM_SEEN", subject)
-            if marker.data == own.encode():
-                # Exactly the marker read, never one written after it. A message delete, not a
-                # purge: the broker's NATS user has no STREAM.PURGE (decision 0015).
-                await self.js.delete_msg("PLM_SEEN", marker.seq or 0)
-        except nats.js.errors.NotFoundError:
-            return  # the marker was never written (that may be what failed)
-        except (nats.errors.Error, TimeoutError) as exc:
-            _log.warning("replay marker kept: republishing this envelope will be refused as a "
-                         "replay until the marker expires", envelope=o.envelope_id,
-                         error=repr(exc))  # fmt: skip
 
     def _count(self, o: Outcome) -> None:
         self.processed += 1

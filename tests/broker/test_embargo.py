@@ -27,7 +27,7 @@ from protocol.directory import Directory
 from protocol.transport import deliver_subject, publish_subject
 from protocol.trust import ROOT, RevocationEntry, RevocationList, sign_document
 from schemas import Report
-from schemas.errors import EmbargoTooFar
+from schemas.errors import EmbargoTooFar, RetractedByOriginator
 from tests.harness import (
     broker_on,
     envelope,
@@ -404,3 +404,84 @@ async def test_a_release_given_up_can_be_republished(live: Stack) -> None:
         return mlt.inbox.seen(sealed.header.id)
 
     await wait_for(stored, within=30)
+
+
+async def _given_up(live: Stack, *, embargoed: bool) -> tuple[str, DeadLetter]:
+    """A report of ITA-GDF's for MLT-AFM dead-lettered after its last attempt (PLM_DLV full),
+    at its release from PLM_HOLD (``embargoed``) or at intake; PLM_DLV has room again after."""
+    ita = live.nodes["ITA-GDF"]
+    js = live.nc.jetstream()
+    await live.stop_broker()
+    await live.start_broker(BrokerOptions(fetch_timeout_s=0.2, max_deliver=2, nak_delay_s=0.1))
+    dlv = (await js.stream_info("PLM_DLV")).config
+    await js.publish("plm.dlv.GRC-HCG.filler", b"x")  # PLM_DLV holds exactly this one, full
+    dlv.max_msgs = 1
+    await js.update_stream(dlv)
+    report = _embargoed(_until()) if embargoed else example("01")
+    sealed = await ita.publish(report, to=["MLT-AFM"])
+
+    async def given_up() -> bool:
+        return bool(await read_all(live.nc, "PLM_DEAD", f"plm.dead.ITA-GDF.{EXHAUSTED}"))
+
+    await wait_for(given_up, within=40)
+    [letter] = [DeadLetter.of(m) for m in await stream_messages(live.nc, "PLM_DEAD")
+                if m.headers.get("Palermo-Reason-Code") == EXHAUSTED]  # fmt: skip
+    dlv.max_msgs = -1
+    await js.update_stream(dlv)
+    return sealed.header.id, letter
+
+
+@pytest.mark.parametrize("embargoed", [True, False], ids=["released", "at-intake"])
+async def test_a_retracted_envelope_is_never_delivered_from_the_dead_letters(
+    live: Stack, embargoed: bool
+) -> None:
+    """Given up (redelivery_exhausted), then retracted by ITA-GDF (its void marker written):
+    'palermo dead republish' refuses it (RetractedByOriginator), and the same bytes published
+    again any other way are dead-lettered by the broker as retracted, never copied to MLT-AFM."""
+    ita, mlt = live.nodes["ITA-GDF"], live.nodes["MLT-AFM"]
+    ident, letter = await _given_up(live, embargoed=embargoed)
+    await ita.retract(ident, "wrong vessel identified")
+
+    async def voided() -> bool:
+        return bool(await read_all(live.nc, "PLM_HOLD", f"plm.void.ITA-GDF.{ident}"))
+
+    await wait_for(voided, within=30)
+    js = live.nc.jetstream()
+    with pytest.raises(RetractedByOriginator, match="retracted by its originator ITA-GDF"):
+        await republish(js, letter)
+    # What an operator might do instead ('nats pub'): the broker itself refuses it.
+    await js.publish(letter.subject, letter.data, headers={"Nats-Msg-Id": "by-hand"})
+
+    async def refused() -> bool:
+        return bool(await read_all(live.nc, "PLM_DEAD", "plm.dead.ITA-GDF.retracted"))
+
+    await wait_for(refused, within=30)
+    # A barrier: a report published after it has been handled (one batch, in order).
+    await _released_after(live, _until())
+    assert [] == await _copies(live, ident)
+    assert not mlt.inbox.seen(ident)
+    [refusal] = [DeadLetter.of(m) for m in await stream_messages(live.nc, "PLM_DEAD")
+                 if m.headers.get("Palermo-Reason-Code") == "retracted"]  # fmt: skip
+    assert (ident, False) == (refusal.envelope_id, refusal.republishable)
+    records = await _audit_records(live.nc, ident)
+    assert "retracted" == records[-1]["error"]["code"]
+
+
+async def test_a_given_up_envelope_not_retracted_is_republished_once(live: Stack) -> None:
+    """Not retracted: republished, delivered exactly once; the same bytes again are a replay."""
+    mlt = live.nodes["MLT-AFM"]
+    ident, letter = await _given_up(live, embargoed=False)
+    js = live.nc.jetstream()
+    assert await republish(js, letter)
+
+    async def stored() -> bool:
+        return mlt.inbox.seen(ident)
+
+    await wait_for(stored, within=30)
+    await js.publish(letter.subject, letter.data, headers={"Nats-Msg-Id": "again"})
+
+    async def refused() -> bool:
+        return bool(await read_all(live.nc, "PLM_DEAD", "plm.dead.ITA-GDF.replayed"))
+
+    await wait_for(refused, within=30)
+    assert 1 == len(await _copies(live, ident))
