@@ -317,11 +317,13 @@ def dead_republish(
     """Publish stranded envelopes again, unchanged, once the cause (a full stream) is fixed.
 
     The broker verifies and decides each one again; copies a partner already stored are not
-    stored twice. Refused envelopes (policy, signature, ...) cannot be republished.
+    stored twice. Refused envelopes (policy, signature, ...) cannot be republished, nor can
+    envelopes their originator has retracted since (named SEQs are refused; --all-exhausted
+    leaves them out and says so).
 
     Example: palermo dead republish --all-exhausted --nats-config admin.toml
     """
-    from broker.deadletters import refuse_unrepublishable, republish
+    from broker.deadletters import refuse_retracted, refuse_unrepublishable, republish, retraction
     from protocol.transport import map_nats_errors
 
     if bool(seqs) == all_exhausted:
@@ -336,7 +338,16 @@ def dead_republish(
                 raise InputError(f"no dead letter with sequence {missing}; see 'palermo dead list'")
             chosen = [by_seq[s] for s in seqs or []] or [d for d in letters if d.republishable]
             refuse_unrepublishable(chosen)  # all or nothing: before anything is published
-            out = []
+            out: list[dict[str, Any]] = []
+            with map_nats_errors("read the void markers in PLM_HOLD"):
+                if seqs:
+                    await refuse_retracted(js, chosen)
+                else:  # every exhausted letter but those retracted since, which are listed
+                    for d in list(chosen):
+                        if (why := await retraction(js, d)) is not None:
+                            chosen.remove(d)
+                            row = {"seq": d.seq, "envelope_id": d.envelope_id}
+                            out.append(row | {"republished": False, "retracted": why.reason})
             for d in chosen:
                 with map_nats_errors(f"republish dead letter {d.seq}"):
                     fresh = await republish(js, d)
@@ -351,4 +362,6 @@ def dead_republish(
         out_console.print("nothing to republish")
     for row in rows:
         state = "republished" if row["republished"] else "already republished (duplicate)"
+        if "retracted" in row:
+            state = f"not republished: {row['retracted']}"
         out_console.print(f"{row['seq']:>8}  {row['envelope_id'] or '?':<36}  {state}")

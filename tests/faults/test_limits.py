@@ -36,6 +36,7 @@ from tests.harness import (
 )
 
 PARTNER = "MLT-AFM"
+FED_ORIGINATOR = "ITA-GDF"  # tests.harness.envelope's default originator
 Sealed = tuple[EnvelopeHeader, bytes]
 
 
@@ -203,6 +204,40 @@ async def test_stranded_envelopes_are_delivered_once_the_operator_republishes_th
     await nc.close()
     assert sorted(data for _, data in items) == sorted(m.data for m in delivered)
     assert 5 == len(dead), "a republished envelope was refused (as a replay of itself?)"
+
+
+async def test_a_stranded_envelope_retracted_since_is_not_republished(
+    nats_server: NatsServer,
+) -> None:
+    """One of the stranded envelopes is retracted meanwhile (the void marker the broker writes
+    for every retraction it accepts): 'palermo dead republish SEQ' refuses it, exit code 2 with
+    code retracted, and publishes nothing; --all-exhausted republishes the other four only."""
+    url = nats_server.client_url
+    async with _stranded(url) as (nc, dlv, items):
+        dlv.max_msgs = -1
+        await nc.jetstream().update_stream(dlv)
+        [first, *_] = await stream_messages(nc, "PLM_DEAD")
+        ident = next(h.id for h, data in items if data == first.data)
+        await nc.jetstream().publish(f"plm.void.{FED_ORIGINATOR}.{ident}", b"retraction-1")
+        done = await palermo("dead", "republish", str(first.seq), "--nats", url, "--json")
+        assert 2 == done.returncode, done.stdout + done.stderr
+        error = json.loads(done.stdout or done.stderr)["error"]
+        assert "retracted" == error["code"]
+        assert f"{ident} was retracted by its originator {FED_ORIGINATOR}" in error["reason"]
+        assert 3 == await stream_count(nc, "PLM_DLV")
+        done = await palermo("dead", "republish", "--all-exhausted", "--nats", url, "--json")
+        assert 0 == done.returncode, done.stderr + done.stdout
+        rows = {row["seq"]: row for row in json.loads(done.stdout)}
+        assert [True] * 4 == [r["republished"] for s, r in rows.items() if s != first.seq]
+        assert not rows[first.seq]["republished"]
+        assert "retraction-1" in rows[first.seq]["retracted"]
+
+        async def delivered() -> bool:
+            return 7 == await stream_count(nc, "PLM_DLV")
+
+        await wait_for(delivered, within=30)
+    assert first.data not in {m.data for m in await stream_messages(nc, "PLM_DLV")}
+    await nc.close()
 
 
 async def test_a_refused_envelope_cannot_be_republished(nats_server: NatsServer) -> None:
