@@ -12,9 +12,10 @@ request's list. Nothing is per message but that append.
 One fetch at a time per consumer. Each request has its own reply subject (``<inbox>.<n>``),
 which the server's end of it names (a ``404 No Messages`` or ``408 Request Timeout`` status), so
 a late end of a request given up on never ends the next one; the batch being full ends it too.
-A message that arrives while no request is open (one given up on after a reconnect or a slow
-server still delivers) is kept and handed out first by the next fetch: it is older than anything
-a later request brings, so the stream's order is kept, and it is never left to its ack wait.
+A request is given up only after a reconnect (or a server that never ends it). A message that
+arrives while no request is open (one given up on still delivers) is kept and handed out first
+by the next fetch: it is older than anything a later request brings, so the stream's order is
+kept, and it is never left to its ack wait.
 """
 
 from __future__ import annotations
@@ -26,18 +27,26 @@ from typing import Final
 
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 __all__ = ["LeanPull"]
 
+_log = structlog.get_logger("palermo.pull")
+
 _NO_MESSAGES: Final[str] = "404"
 _TIMEOUT: Final[str] = "408"
 _HEARTBEAT: Final[str] = "100"
 _GRACE_S: Final[float] = 1.0
-"""How long past its ``expires`` a request is waited for before it is given up (the server's
-408 should have come by then; a reconnect loses it)."""
+_GIVE_UP_S: Final[float] = 30.0
+"""A request is waited for until the server ends it (its 408 comes at ``expires``, whatever
+this process's load), and given up only when the connection was re-established since it was
+sent (the server forgets a request whose reply subject lost its interest) or, as a last resort,
+this long after ``expires``. Giving up on a request still under way on a merely busy
+connection would let its messages arrive beside the next request's, more than the batch in
+hand at once."""
 
 
 class _Request:
@@ -103,6 +112,23 @@ class LeanPull:
         if not request.done.done():
             request.done.set_result(None)
 
+    async def _wait(self, request: _Request, expires_s: float, reconnects: int) -> None:
+        """Until the request ends; given up (what it brought is returned, what comes later is a
+        stray) only after a reconnect, or ``_GIVE_UP_S`` past its expiry."""
+        waited = 0.0
+        step = expires_s + _GRACE_S
+        while not request.done.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(request.done), step)
+            waited += step
+            step = _GRACE_S
+            if self._nc.stats["reconnects"] != reconnects or self._nc.is_closed:
+                return
+            if waited > expires_s + _GIVE_UP_S:
+                _log.warning("pull request given up: the server never ended it",
+                             subject=self._api, waited_s=round(waited, 1))  # fmt: skip
+                return
+
     async def fetch(self, batch: int, expires_s: float) -> list[Msg]:
         """Up to ``batch`` messages: those available now, else the first to arrive within
         ``expires_s``."""
@@ -120,10 +146,9 @@ class LeanPull:
         self._current = request
         try:
             payload = {"batch": batch, "expires": int(expires_s * 1e9), "no_wait": True}
+            reconnects = self._nc.stats["reconnects"]
             await self._nc.publish(self._api, json.dumps(payload).encode(), reply=request.reply)
-            # Given up after the grace: what it brought is returned, what comes later is a stray.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(request.done), expires_s + _GRACE_S)
+            await self._wait(request, expires_s, reconnects)
         finally:
             self._current = None
         if request.msgs:

@@ -14,6 +14,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
@@ -154,3 +155,43 @@ async def test_a_jetstream_domain_is_reached_through_its_prefix(
     assert [b"0"] == [m.data for m in await right.fetch(1, 2.0)]
     await wrong.unsubscribe()
     await right.unsubscribe()
+
+
+async def test_a_request_the_server_ends_late_is_not_given_up_on_a_live_connection(
+    js: tuple[Client, JetStreamContext],
+) -> None:
+    """A busy server (or this process's loop) answers well after ``expires``: the fetch waits for
+    it rather than give up and let its messages arrive beside the next request's (more in hand
+    than the batch; seen on a loaded CI machine). Played by a responder on the real server that
+    answers the pull request 2.5 s late with one message and the end of the request."""
+    nc, _ = js
+
+    async def slow_api(msg: Msg) -> None:
+        await asyncio.sleep(2.5)
+        await nc.publish(msg.reply, b"late")
+        await nc.publish(msg.reply, b"", headers={"Status": "404", "Description": "No Messages"})
+
+    await nc.subscribe("$JS.slow.API.CONSUMER.MSG.NEXT.S.c", cb=slow_api)
+    pull = await LeanPull(nc, "S", "c", "$JS.slow.API").start()
+    msgs = await pull.fetch(5, 0.3)
+    assert [b"late"] == [m.data for m in msgs]
+    assert not pull._strays
+    await pull.unsubscribe()
+
+
+async def test_a_request_lost_with_a_server_restart_is_given_up(
+    nats_server: NatsServer, js: tuple[Client, JetStreamContext]
+) -> None:
+    """The server restarts while a fetch waits: the request died with it, so after its expiry
+    and the grace the fetch ends (no message, a timeout), not after the last-resort wait."""
+    nc, _ = js
+    pull = await LeanPull(nc, "S", "c").start()
+    waiting = asyncio.ensure_future(pull.fetch(1, 1.0))
+    await asyncio.sleep(0.2)
+    await nats_server.kill()
+    await nats_server.start()
+    started = time.monotonic()
+    with pytest.raises(nats.errors.TimeoutError):
+        await waiting
+    assert time.monotonic() - started < 15  # the last resort would be 30 s past expiry
+    await pull.unsubscribe()
