@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +37,15 @@ from node.service import DeliveryOptions, Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
 from protocol.transport import deliver_subject
-from tests.harness import connect_node, example, read_all, setup_federation
+from tests.harness import (
+    connect_node,
+    example,
+    read_all,
+    running_broker,
+    running_nodes,
+    setup_federation,
+    wait_for,
+)
 
 ME = "MLT-AFM"
 FED = DevFederation.build(datetime.now(UTC) - timedelta(days=1))
@@ -186,6 +195,40 @@ async def test_a_copy_created_ahead_with_a_broken_signature_is_refused_not_parke
     with pytest.raises(TimeoutError):
         await sub.fetch(1, timeout=RECHECK_S * 4)
     await sub.unsubscribe()
+
+
+async def test_via_the_broker_a_node_20_minutes_behind_stores_the_report_once_its_clock_is_right(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """End to end: ITA-GDF publishes a report, the broker (its clock right) delivers it, and
+    MLT-AFM's running node, its clock 20 minutes behind, keeps it: looked at again and again,
+    neither stored nor refused (ITA-GDF hears nothing yet); once NTP has fixed the clock it is
+    stored and ITA-GDF gets MLT-AFM's 'delivered' receipt."""
+    await setup_federation(nats_server.client_url, FED)
+    async with (
+        running_nodes(nats_server.client_url, FED, ("ITA-GDF", ME), tmp_path) as nodes,
+        running_broker(nats_server.client_url, FED),
+    ):
+        ita, mlt = nodes["ITA-GDF"], nodes[ME]
+        mlt.delivery = replace(mlt.delivery, early_recheck_s=RECHECK_S)
+        mlt.clock = lambda: datetime.now(UTC) - timedelta(minutes=20)
+        sealed = await ita.publish(example("01"), to=[ME])
+
+        async def kept() -> bool:
+            return _early(mlt) >= 2
+
+        await wait_for(kept, within=30)
+        assert not mlt.inbox.seen(sealed.header.id)
+        assert ME not in await ita.delivery_status(sealed.header.id)  # no refusal, no receipt
+        assert 0.0 == _refused(mlt, "clock_skew")
+        mlt.clock = lambda: datetime.now(UTC)  # NTP fixed
+
+        async def delivered() -> bool:
+            row = (await ita.delivery_status(sealed.header.id)).get(ME, {})
+            return row.get("status") == "delivered"
+
+        await wait_for(delivered, within=20)
+        assert (1, 0) == (mlt.received, mlt.refused)
 
 
 T = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
