@@ -47,8 +47,9 @@ class DeliveryOptions:
     max_ack_pending: int = 1000
     """Deliveries handed out and not yet acknowledged, per lane (JetStream's default)."""
     early_recheck_s: float = 300.0
-    """The longest an embargoed delivery that came early by this node's clock is put back
-    before it is looked at again (and warned about again): node/_receiving.py, early_wait."""
+    """The longest a delivery that came early by this node's clock (an embargoed one before its
+    not_before, or one created more than 5 minutes ahead) is put back before it is looked at
+    again (and warned about again): node/_receiving.py, early_wait and created_wait."""
     lanes: LaneShares = field(default_factory=_node_shares)
 
 

@@ -14,7 +14,7 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from policies import SUITE_BELOW_POLICY, decide_retraction, envelope_age, suite_refusal
-from protocol.envelope import Verified, open_verified, verify_envelope
+from protocol.envelope import DEFAULT_MAX_CLOCK_SKEW_MS, Verified, open_verified, verify_envelope
 from protocol.transport import deliver_subject
 from schemas import EnvelopeHeader, Handling, Kind
 from schemas.errors import (
@@ -41,6 +41,12 @@ _log = structlog.get_logger("palermo.node")
 # stored. Further ahead by this node's clock (its clock further behind, or a broker releasing
 # early) it is kept unread and put back until not_before (early_wait), never refused for that.
 RELEASE_SKEW: Final[timedelta] = timedelta(minutes=2)
+# How far ahead of the broker's clock an envelope's created may be (protocol/envelope): the
+# broker refuses one further ahead, so a copy in PLM_DLV further ahead than this by this node's
+# clock means this node's clock is behind (or the broker's ahead), never the originator's fault.
+# It is kept unread and put back until created minus this (created_wait), never refused for it,
+# unless it is further ahead than max_envelope_age (no copy stays in PLM_DLV that long).
+CLOCK_SKEW: Final[timedelta] = timedelta(milliseconds=DEFAULT_MAX_CLOCK_SKEW_MS)
 
 
 def judged_at(handling: Handling, now: datetime) -> datetime:
@@ -60,6 +66,15 @@ def early_wait(handling: Handling, now: datetime, most: timedelta) -> timedelta 
     if not_before is None or not_before <= now + RELEASE_SKEW:
         return None
     return min(not_before - now, most)
+
+
+def created_wait(created: datetime, now: datetime, most: timedelta) -> timedelta | None:
+    """How long to put back a delivery created more than CLOCK_SKEW ahead of this node's clock:
+    until it is within CLOCK_SKEW, at most ``most`` at a time (as early_wait). None: not ahead."""
+    due = created - CLOCK_SKEW
+    if due <= now:
+        return None
+    return min(due - now, most)
 
 
 def _stored_at(msg: Msg) -> datetime | None:
@@ -117,7 +132,11 @@ class _Receiving(_Requests):
         """
         now = self.clock()
         try:
-            verified: Verified = verify_envelope(msg.data, self.trust, now=now)
+            # Created up to max_envelope_age ahead passes here, but only to be put back after
+            # the signature and the checks below (created_wait); further ahead is ClockSkew, a
+            # broken or hostile envelope, refused before its signature is checked, as before.
+            verified: Verified = verify_envelope(msg.data, self.trust, now=now,
+                                                 max_clock_skew_ms=self._ahead_ms())  # fmt: skip
         except EnvelopeError as exc:
             # Forged, altered or unreadable: its originator is not known to be genuine, so
             # nobody is sent a receipt; never retried, logged for the operator.
@@ -137,10 +156,14 @@ class _Receiving(_Requests):
             # Signed by the originator but misrouted (another subject, not a recipient), too
             # old, or a kind no node takes: the originator hears why.
             return await self._refuse(msg, exc, header)
+        most = timedelta(seconds=self.delivery.early_recheck_s)
+        # Any kind (a retraction too): the broker took it by its clock, this node is behind.
+        if (ahead := created_wait(header.created, now, most)) is not None:
+            return await self._created_ahead(msg, header, now, ahead)
         wait = (
             None  # a retraction is not embargoed (Node.retract clears not_before), as before
             if header.kind is Kind.RETRACTION
-            else early_wait(header.handling, now, timedelta(seconds=self.delivery.early_recheck_s))
+            else early_wait(header.handling, now, most)
         )
         if wait is not None:
             return await self._early(msg, header, now, wait)
@@ -255,6 +278,59 @@ class _Receiving(_Requests):
                          "node's clock", cause=cause, **details)  # fmt: skip
         await msg.nak(delay=wait.total_seconds())
         self.metrics.early.labels(cause=cause).inc()
+        return "early"
+
+    def _ahead_ms(self) -> int:
+        """The furthest ahead of this node's clock a delivery's created may be and still be put
+        back rather than refused (``clock_skew``): max_envelope_age, beyond which no genuine copy
+        can still be in PLM_DLV when this node's clock reaches it (and never less than the
+        envelope's own tolerance)."""
+        return max(int(self.max_envelope_age.total_seconds() * 1000), DEFAULT_MAX_CLOCK_SKEW_MS)
+
+    async def _created_ahead(
+        self, msg: Msg, header: EnvelopeHeader, now: datetime, wait: timedelta
+    ) -> str:
+        """A delivery created more than CLOCK_SKEW ahead of this node's clock: its signature
+        verified and the broker took it, which it does only within CLOCK_SKEW of its own clock.
+        Nothing decided, decrypted, stored or receipted, no refusal (the originator did nothing
+        wrong): put back to come again after ``wait``, until this node's clock is within
+        CLOCK_SKEW of created; the consumers never give up on a delivery (node/_lanes.py).
+
+        Whose clock is wrong is told apart by the time the NATS server stored it in PLM_DLV: at
+        or after created minus CLOCK_SKEW, this node's clock is behind the server's (by at least
+        behind_s); before (or if the server does not say), the originator's and the broker's
+        clocks are ahead of the server's, or it was written to PLM_DLV directly. Either is
+        logged as a warning and counted (palermo_node_early_total{cause="created_ahead"}) at
+        every look."""
+        due = header.created - CLOCK_SKEW
+        stored = _stored_at(msg)
+        details = {
+            "envelope": header.id,
+            "originator": header.originator,
+            "cause": "created_ahead",
+            "created": header.created.isoformat(),
+            "node_clock": now.isoformat(),
+            "ahead_s": int((header.created - now).total_seconds()),
+            "server_stored": stored.isoformat() if stored else None,
+            "retry_in_s": round(wait.total_seconds(), 1),
+        }
+        if stored is not None and stored >= due:
+            _log.warning("delivery created more than 5 minutes ahead of this node's clock, but "
+                         "the NATS server stored it after created minus 5 minutes by its clock "
+                         "(the broker takes nothing created further ahead of its own): this "
+                         "node's clock is behind (by at least behind_s); check NTP on this node "
+                         "(timedatectl, chronyc tracking). Held unread, not refused, until "
+                         "created minus 5 minutes by this node's clock",
+                         behind_s=int((stored - now).total_seconds()), **details)  # fmt: skip
+        else:
+            _log.warning("delivery created more than 5 minutes ahead of this node's clock, and "
+                         "the NATS server stored it before created minus 5 minutes by its own "
+                         "clock: the originator's and the broker's clocks are ahead (check NTP "
+                         "on the broker; tell the originator), or it was written to PLM_DLV "
+                         "directly. Held unread, not refused, until created minus 5 minutes by "
+                         "this node's clock", **details)  # fmt: skip
+        await msg.nak(delay=wait.total_seconds())
+        self.metrics.early.labels(cause="created_ahead").inc()
         return "early"
 
     def _still_held(self, envelope_id: str) -> bool:

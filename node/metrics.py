@@ -54,10 +54,12 @@ class NodeMetrics:
         )
         self.early = Counter(
             "palermo_node_early",
-            "Looks at an embargoed delivery that came before its not_before by this node's "
-            "clock and was put back until then: cause clock_behind (the server stored it after "
-            "not_before: this node's clock is behind, check NTP) or released_early (a broker "
-            "released it early)",
+            "Looks at a delivery that came early by this node's clock and was put back, not "
+            "refused: an embargoed one before its not_before, cause clock_behind (the server "
+            "stored it after not_before: this node's clock is behind, check NTP) or "
+            "released_early (a broker released it early); or one created more than 5 minutes "
+            "ahead of this node's clock, cause created_ahead (the broker took it by its clock: "
+            "this node's clock is behind, or the broker's ahead; check NTP, see the log)",
             ["cause"],
             registry=r,
         )
