@@ -186,6 +186,11 @@ def test_operations_walkthrough(operator: Operator) -> None:
     assert "GRC-HCG" in shown
     nodes = operator.start("nodes")
     assert 3 == len(nodes)
+    # As an operator would: the nodes up (each has read the directory) before the first report.
+    # Publishing at once was seen to read the 3-server hub's directory without its federation
+    # policy once, on a loaded machine, seconds after it was written ("no verified federation
+    # policy is in force").
+    _until(lambda: all('"node ready"' in operator.log(n) for n in nodes), 60, "the nodes ready")
 
     published = operator.run("first-report")
     assert "GRC-HCG" in published
