@@ -50,10 +50,12 @@ from tests.harness.services import (
     write_broker_config,
 )
 from tests.harness.streams import (
+    first_delivery,
     http_get,
     inbox_ids,
     publish,
     read_all,
+    receipts_about,
     stream_count,
     stream_messages,
     wait_for,
@@ -73,6 +75,7 @@ __all__ = [
     "connect_node",
     "envelope",
     "example",
+    "first_delivery",
     "flip",
     "follow_directory",
     "free_ports",
@@ -83,6 +86,7 @@ __all__ = [
     "publish",
     "publish_document",
     "read_all",
+    "receipts_about",
     "render_on_free_ports",
     "resign",
     "run_once",

@@ -4,6 +4,7 @@ inboxes, waiting on a condition with a deadline (never a fixed sleep)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import urllib.error
 import urllib.request
@@ -13,9 +14,11 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from protocol.transport import publish_subject
+from protocol.transport import deliver_subject, publish_subject
 from schemas import EnvelopeHeader
 
 
@@ -61,6 +64,27 @@ async def read_all(nc: Client, stream: str, subject: str = ">") -> list[Any]:
     finally:
         await sub.unsubscribe()
     return out
+
+
+async def first_delivery(
+    js: JetStreamContext, agency: str, header: EnvelopeHeader, data: bytes
+) -> tuple[JetStreamContext.PullSubscription, Msg]:
+    """``data`` written into PLM_DLV as ``header``'s copy for ``agency`` (as the broker would),
+    and its first delivery through a consumer of its own (the test hands it to a node)."""
+    subject = deliver_subject(agency, header)
+    await js.publish(subject, data, headers={"Nats-Msg-Id": header.id})
+    sub = await js.pull_subscribe(subject, durable=f"t-{header.id}", stream="PLM_DLV")
+    [msg] = await sub.fetch(1, timeout=10)
+    return sub, msg
+
+
+async def receipts_about(
+    nc: Client, agency: str, header: EnvelopeHeader
+) -> list[tuple[str, str | None]]:
+    """(status, code) of every receipt ``agency`` sent about ``header``'s envelope."""
+    subject = f"plm.rcpt.{header.originator}.receipt.{agency}"
+    documents = [json.loads(m.data)["document"] for m in await read_all(nc, "PLM_RCPT", subject)]
+    return [(d["status"], d.get("code")) for d in documents if d["envelope"] == header.id]
 
 
 def inbox_ids(db: Path) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ broker writes them, or as a broker releasing early could) and taken by ``Node.ha
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +25,13 @@ from node.reports import SealedReport, seal_report
 from node.service import DeliveryOptions, Node
 from palermo.devfed import DevFederation
 from palermo.natsserver import NatsServer
-from protocol.transport import deliver_subject
-from tests.harness import connect_node, example, read_all, setup_federation
+from tests.harness import (
+    connect_node,
+    example,
+    first_delivery,
+    receipts_about,
+    setup_federation,
+)
 
 ME = "MLT-AFM"
 FED = DevFederation.build(datetime.now(UTC) - timedelta(days=1))  # valid when sealed 2 h ago
@@ -59,20 +63,11 @@ async def _delivered(
     node: Node, sealed: SealedReport
 ) -> tuple[JetStreamContext.PullSubscription, Msg]:
     """``sealed`` written into PLM_DLV for MLT-AFM, and its first delivery."""
-    subject = deliver_subject(ME, sealed.header)
-    await node.js.publish(subject, sealed.data, headers={"Nats-Msg-Id": sealed.header.id})
-    sub = await node.js.pull_subscribe(subject, durable=f"t-{sealed.header.id}", stream="PLM_DLV")
-    [msg] = await sub.fetch(1, timeout=10)
-    return sub, msg
+    return await first_delivery(node.js, ME, sealed.header, sealed.data)
 
 
 async def _receipts(node: Node, sealed: SealedReport) -> list[tuple[str, str | None]]:
-    """(status, code) of every receipt MLT-AFM sent about ``sealed``."""
-    subject = f"plm.rcpt.{sealed.header.originator}.receipt.{ME}"
-    documents = [
-        json.loads(m.data)["document"] for m in await read_all(node.nc, "PLM_RCPT", subject)
-    ]
-    return [(d["status"], d.get("code")) for d in documents if d["envelope"] == sealed.header.id]
+    return await receipts_about(node.nc, ME, sealed.header)
 
 
 def _early(node: Node, cause: str) -> float:
